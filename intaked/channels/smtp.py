@@ -1,0 +1,169 @@
+"""SMTP and LMTP intake (RFC 5321, RFC 2033) on the daemon's event loop, with aiosmtpd.
+
+The channel only captures: at end of DATA it hands the exact bytes and the envelope to the
+capture writer and answers 250 once they are committed; if the store cannot take them it answers
+451 so the sending MTA retries. Recipients that are not ours get 550 5.1.1 at RCPT time, mail
+over ``smtp_intake.max_message_bytes`` gets 552, and nothing is ever relayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from typing import Any, Final
+
+import structlog
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from intaked.config import SmtpIntakeSettings
+from intaked.intake.capture import CaptureUnavailable, CaptureWriter, RawItem
+
+log = structlog.get_logger(__name__)
+
+# Reply lines (RFC 5321 codes with RFC 3463 enhanced status codes).
+REPLY_RCPT_OK: Final = "250 2.1.5 Recipient ok"
+REPLY_QUEUED: Final = "250 2.0.0 Ok: stored as item {item_id}"
+REPLY_LMTP_DELIVERED: Final = "250 2.1.5 <{recipient}> Ok: stored as item {item_id}"
+REPLY_NO_SUCH_RECIPIENT: Final = "550 5.1.1 <{recipient}>: recipient address rejected: not a helpdesk address"
+REPLY_STORE_UNAVAILABLE: Final = "451 4.3.0 Temporary failure storing the message; try again later"
+REPLY_SHUTTING_DOWN: Final = "421 4.3.2 Service shutting down; try again later"
+
+#: RFC 5321 limits lines to 998 octets, but real clients send longer ones; a helpdesk must not
+#: refuse a report over its formatting, so the line limit is generous (the size limit still holds).
+LINE_LENGTH_LIMIT: Final = 1 << 20
+
+
+class _IntakeSMTP(SMTP):  # type: ignore[misc]
+    line_length_limit = LINE_LENGTH_LIMIT
+
+
+class _IntakeLMTP(LMTP):  # type: ignore[misc]
+    line_length_limit = LINE_LENGTH_LIMIT
+
+
+def recipient_accepted(address: str, accepted: Iterable[str]) -> bool:
+    """Is ``address`` one of ours? ``accepted`` holds addresses and ``@domain`` entries.
+
+    An empty ``accepted`` list accepts every recipient (the built-in default, for trying intaked
+    out); a deployment lists its helpdesk addresses.
+    """
+    accepted = list(accepted)
+    if not accepted:
+        return True
+    address = address.strip().lower()
+    domain = "@" + address.rpartition("@")[2]
+    return address in accepted or domain in accepted
+
+
+class IntakeHandler:
+    """aiosmtpd handler: decides the RCPT and DATA replies."""
+
+    def __init__(self, settings: SmtpIntakeSettings, writer: CaptureWriter) -> None:
+        self._settings = settings
+        self._writer = writer
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if not recipient_accepted(address, self._settings.recipients):
+            log.info("recipient_rejected", recipient=address, peer=str(session.peer))
+            return REPLY_NO_SUCH_RECIPIENT.format(recipient=address)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return REPLY_RCPT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        item = RawItem(
+            channel=self._settings.protocol,
+            raw=bytes(raw),
+            envelope_from=envelope.mail_from or None,
+            envelope_to=list(envelope.rcpt_tos),
+            peer=str(session.peer[0]) if session.peer else None,
+        )
+        self.in_flight += 1
+        self.idle.clear()
+        try:
+            item_id = await self._writer.submit(item)
+        except CaptureUnavailable as exc:
+            log.warning("message_deferred", peer=item.peer, size=len(raw), error=str(exc))
+            return self._per_recipient(envelope, REPLY_STORE_UNAVAILABLE, None)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self.idle.set()
+        log.info("message_stored", inbound_item=item_id, size=len(raw), envelope_from=item.envelope_from)
+        return self._per_recipient(envelope, None, item_id)
+
+    def _per_recipient(self, envelope: Envelope, failure: str | None, item_id: int | None) -> str:
+        """SMTP answers once; LMTP answers once per accepted recipient (RFC 2033 4.2)."""
+        if self._settings.protocol == "smtp":
+            return failure or REPLY_QUEUED.format(item_id=item_id)
+        lines = [
+            failure or REPLY_LMTP_DELIVERED.format(recipient=rcpt, item_id=item_id)
+            for rcpt in envelope.rcpt_tos
+        ]
+        return "\r\n".join(lines)
+
+
+class SmtpIntakeServer:
+    """The listening socket and its sessions; stops accepting first, then lets DATA finish."""
+
+    def __init__(self, settings: SmtpIntakeSettings, writer: CaptureWriter) -> None:
+        self._settings = settings
+        self.handler = IntakeHandler(settings, writer)
+        self._server: asyncio.Server | None = None
+        self._sessions: set[SMTP] = set()
+
+    def _make_protocol(self) -> SMTP:
+        cls = _IntakeLMTP if self._settings.protocol == "lmtp" else _IntakeSMTP
+        kwargs: dict[str, Any] = {
+            "data_size_limit": self._settings.max_message_bytes,
+            "enable_SMTPUTF8": True,
+            "decode_data": False,
+            "timeout": self._settings.timeout_seconds,
+            "ident": "intaked",
+            "loop": asyncio.get_running_loop(),
+        }
+        if self._settings.hostname:
+            kwargs["hostname"] = self._settings.hostname
+        protocol = cls(self.handler, **kwargs)
+        self._sessions.add(protocol)
+        original_lost = protocol.connection_lost
+
+        def connection_lost(error: Exception | None) -> None:
+            self._sessions.discard(protocol)
+            original_lost(error)
+
+        protocol.connection_lost = connection_lost
+        return protocol
+
+    async def start(self) -> tuple[str, int]:
+        host, port = self._settings.host_port
+        self._server = await asyncio.get_running_loop().create_server(
+            self._make_protocol, host=host, port=port, reuse_address=True
+        )
+        bound = self._server.sockets[0].getsockname()
+        log.info("smtp_intake_listening", protocol=self._settings.protocol, host=bound[0], port=bound[1])
+        return str(bound[0]), int(bound[1])
+
+    async def stop(self, grace_seconds: float = 30.0) -> None:
+        """Stop accepting connections, let messages being committed finish, then hang up."""
+        if self._server is None:
+            return
+        self._server.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.handler.idle.wait(), grace_seconds)
+        for session in list(self._sessions):
+            transport = session.transport
+            if transport is not None and not transport.is_closing():
+                with contextlib.suppress(Exception):
+                    transport.write((REPLY_SHUTTING_DOWN + "\r\n").encode("ascii"))
+                transport.close()
+        await self._server.wait_closed()
+        self._server = None

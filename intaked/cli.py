@@ -1,0 +1,183 @@
+"""The ``intaked`` command: the daemon and the operator's tools.
+
+Exit codes: 0 success; 1 a looked-up thing does not exist; 2 wrong usage; 69 the store is
+unreachable or on the wrong schema; 78 the configuration is invalid (sysexits EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from intaked import __version__
+from intaked.config import ConfigError, Settings, effective_database_url, load_settings, masked_dump
+from intaked.logs import configure_logging
+from intaked.store.engine import make_engine
+from intaked.store.migrate import SchemaError, current_revision, head_revision, upgrade
+
+EXIT_NOT_FOUND = 1
+EXIT_UNAVAILABLE = 69
+EXIT_CONFIG = 78
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="intaked", description="IT helpdesk intake daemon")
+    parser.add_argument("--version", action="version", version=f"intaked {__version__}")
+    config_parent = argparse.ArgumentParser(add_help=False)
+    config_parent.add_argument("--config", metavar="PATH", help="TOML config file")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", parents=[config_parent], help="run the daemon in the foreground")
+    sub.add_parser("check-config", parents=[config_parent], help="validate and print the settings")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", parents=[config_parent], help="apply pending migrations")
+    db.add_parser("current", parents=[config_parent], help="print the schema revision")
+
+    tickets = sub.add_parser("tickets", help="read-only views of tickets").add_subparsers(
+        dest="tickets_command", required=True
+    )
+    list_cmd = tickets.add_parser("list", parents=[config_parent], help="the newest tickets")
+    list_cmd.add_argument("--json", action="store_true", help="JSON output")
+    list_cmd.add_argument("--limit", type=int, default=50)
+    list_cmd.add_argument("--status", choices=["new", "open", "pending", "resolved", "closed"])
+    show_cmd = tickets.add_parser("show", parents=[config_parent], help="one ticket in full")
+    show_cmd.add_argument("number")
+    show_cmd.add_argument("--json", action="store_true", help="JSON output")
+    return parser
+
+
+def _engine(settings: Settings) -> Engine:
+    db = settings.database
+    return make_engine(
+        effective_database_url(settings), busy_timeout_ms=db.sqlite_busy_timeout_ms, pool_size=2
+    )
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _cmd_check_config(settings: Settings, source: str) -> int:
+    print(f"# configuration from {source}: valid")
+    _print_json(masked_dump(settings))
+    if not settings.smtp_intake.recipients and settings.smtp_intake.enabled:
+        print("# note: smtp_intake.recipients is empty: every recipient is accepted", file=sys.stderr)
+    return 0
+
+
+def _cmd_db(settings: Settings, command: str) -> int:
+    engine = _engine(settings)
+    try:
+        if command == "upgrade":
+            before, after = upgrade(engine)
+            print(f"schema upgraded: {before or '(empty)'} -> {after}" if before != after
+                  else f"schema already current: {after}")
+        else:
+            current = current_revision(engine)
+            head = head_revision()
+            print(f"{current or '(empty)'}" + ("" if current == head else f" (this intaked needs {head})"))
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _cmd_tickets(settings: Settings, args: argparse.Namespace) -> int:
+    from intaked.store.queries import list_tickets, ticket_detail
+
+    engine = _engine(settings)
+    try:
+        if current_revision(engine) is None:
+            print("the database has no tickets yet (schema not created: run `intaked db upgrade`)",
+                  file=sys.stderr)
+            if args.tickets_command == "list":
+                if args.json:
+                    _print_json([])
+                return 0
+            return EXIT_NOT_FOUND
+        if args.tickets_command == "list":
+            rows = list_tickets(engine, limit=args.limit, status=args.status)
+            if args.json:
+                _print_json(rows)
+            else:
+                _print_ticket_table(rows)
+            return 0
+        detail = ticket_detail(engine, args.number)
+        if detail is None:
+            print(f"no ticket {args.number}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        if args.json:
+            _print_json(detail)
+        else:
+            _print_ticket_detail(detail)
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _print_ticket_table(rows: Sequence[dict[str, Any]]) -> None:
+    print(f"{'NUMBER':<18} {'STATUS':<9} {'PRI':<4} {'CREATED (UTC)':<20} {'REQUESTER':<32} SUBJECT")
+    for row in rows:
+        requester = row["requester_email"] or row["requester_phone"] or ""
+        print(
+            f"{row['number']:<18} {row['status']:<9} {row['priority'] or '-':<4} "
+            f"{row['created_at'][:19]:<20} {requester:<32} {row['subject'] or '(no subject)'}"
+        )
+
+
+def _print_ticket_detail(ticket: dict[str, Any]) -> None:
+    for key in ("number", "status", "priority", "channel", "subject", "requester_name",
+                "requester_email", "requester_phone", "created_at", "updated_at"):
+        print(f"{key + ':':<17} {ticket[key] if ticket[key] is not None else '-'}")
+    for message in ticket["messages"]:
+        print(f"\n--- message {message['id']} ({message['direction']}, {message['channel']}) "
+              f"from {message['sender'] or '-'} at {message['created_at']}")
+        print(f"Subject: {message['subject']}")
+        if message["header_message_id"]:
+            print(f"Message-ID: <{message['header_message_id']}>")
+        for attachment in message["attachments"]:
+            print(f"Attachment: {attachment['filename']} ({attachment['content_type']}, "
+                  f"{attachment['size']} bytes)")
+        for problem in message["parse_problems"]:
+            print(f"Problem: {problem}")
+        print()
+        print(message["body_text"])
+    print("\n--- events")
+    for event in ticket["events"]:
+        print(f"{event['at']}  {event['actor']:<10} {event['kind']:<16} {event['detail'] or event['after'] or ''}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings, path = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"intaked: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.logging.level, settings.logging.format)
+    try:
+        if args.command == "check-config":
+            return _cmd_check_config(settings, str(path) if path else "built-in defaults")
+        if args.command == "run":
+            from intaked.daemon import run_daemon
+
+            return asyncio.run(run_daemon(settings))
+        if args.command == "db":
+            return _cmd_db(settings, args.db_command)
+        if args.command == "tickets":
+            return _cmd_tickets(settings, args)
+    except SchemaError as exc:
+        print(f"intaked: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except SQLAlchemyError as exc:
+        print(f"intaked: the ticket store is unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover

@@ -1,0 +1,281 @@
+"""intaked's configuration: one validated schema, one TOML file, secrets from the environment.
+
+Where the file comes from, first found wins: ``--config PATH``, ``$INTAKED_CONFIG``,
+``/etc/intaked/intaked.toml``, else the built-in defaults (an embedded SQLite database and an SMTP
+listener on 127.0.0.1:2525). Unknown keys are errors; every error names the key and the reason.
+
+Secrets (the keys in :data:`SECRET_KEYS`) may instead come from systemd credentials
+(``$CREDENTIALS_DIRECTORY/<key>``, e.g. ``outbound_mail.password``) or from the environment
+(``INTAKED_<SECTION>__<KEY>``, e.g. ``INTAKED_OUTBOUND_MAIL__PASSWORD``); the environment beats a
+credential, which beats the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_CONFIG_PATH = Path("/etc/intaked/intaked.toml")
+ENV_CONFIG_PATH = "INTAKED_CONFIG"
+
+#: Keys whose values may come from a credential file or an environment variable.
+SECRET_KEYS: tuple[str, ...] = ("database.url", "outbound_mail.password")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the key and the reason."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _split_listen(value: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` for IPv6) into its parts, raising ValueError on anything else."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f'expected "host:port", got {value!r}')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_text)
+    if not 0 <= port < 65536:
+        raise ValueError(f"port {port} is out of range 0-65535 (0 picks a free port)")
+    return host, port
+
+
+class DatabaseSettings(_Section):
+    """``[database]``: where the ticket store lives."""
+
+    url: str = Field(default="", description="SQLAlchemy URL; empty means the embedded SQLite file")
+    auto_migrate: bool = True
+    sqlite_busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 5000
+    pool_size: Annotated[int, Field(ge=1, le=100)] = 5
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {exc}") from None
+        backend = url.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+        return value
+
+
+class SmtpIntakeSettings(_Section):
+    """``[smtp_intake]``: the SMTP/LMTP listener that receives mail for the helpdesk."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:2525"
+    protocol: Literal["smtp", "lmtp"] = "smtp"
+    recipients: list[str] = Field(default_factory=list)
+    max_message_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
+    hostname: str = ""
+    timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        _split_listen(value)
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _check_recipients(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if "@" not in entry or any(c.isspace() for c in entry):
+                raise ValueError(f"{entry!r} is not an address or @domain")
+        return [entry.strip().lower() for entry in value]
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return _split_listen(self.listen)
+
+
+class OutboundMailSettings(_Section):
+    """``[outbound_mail]``: the relay used for acknowledgements and notices."""
+
+    host: str = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 25
+    starttls: bool = False
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    from_address: str = "helpdesk@localhost"
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("from_address")
+    @classmethod
+    def _check_from(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+
+class TicketSettings(_Section):
+    """``[tickets]``: how tickets are numbered."""
+
+    number_prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{0,15}$")] = "IT"
+    timezone: str = "Asia/Taipei"
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class IntakeSettings(_Section):
+    """``[intake]``: how captured raw messages become tickets."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    claim_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
+    retry_base_seconds: Annotated[float, Field(gt=0)] = 5.0
+
+
+class LoggingSettings(_Section):
+    """``[logging]``: structlog output."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(_Section):
+    """The whole configuration, one section per table of the TOML file."""
+
+    database: DatabaseSettings = DatabaseSettings()
+    smtp_intake: SmtpIntakeSettings = SmtpIntakeSettings()
+    outbound_mail: OutboundMailSettings = OutboundMailSettings()
+    tickets: TicketSettings = TicketSettings()
+    intake: IntakeSettings = IntakeSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+def default_state_dir() -> Path:
+    """Where the embedded database lives when ``database.url`` is empty."""
+    if state := os.environ.get("STATE_DIRECTORY"):  # systemd StateDirectory=
+        return Path(state.split(":")[0])
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "intaked"
+
+
+def effective_database_url(settings: Settings) -> str:
+    """The database URL to connect to: the configured one, or the embedded SQLite file."""
+    if settings.database.url:
+        return settings.database.url
+    return f"sqlite:///{default_state_dir() / 'intaked.db'}"
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """The config file to read, or None for built-in defaults."""
+    if explicit:
+        return Path(explicit)
+    if env := os.environ.get(ENV_CONFIG_PATH):
+        return Path(env)
+    if DEFAULT_CONFIG_PATH.exists():
+        return DEFAULT_CONFIG_PATH
+    return None
+
+
+def _secret_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    cred_dir = environ.get("CREDENTIALS_DIRECTORY")
+    for key in SECRET_KEYS:
+        if cred_dir:
+            path = Path(cred_dir) / key
+            if path.is_file():
+                found[key] = path.read_text(encoding="utf-8").rstrip("\r\n")
+        section, _, name = key.partition(".")
+        env_name = f"INTAKED_{section.upper()}__{name.upper()}"
+        if env_name in environ:
+            found[key] = environ[env_name]
+    return found
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + item)
+    return "".join(parts) or "(top level)"
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = _format_loc(err["loc"])
+        if err["type"] == "extra_forbidden":
+            reason = "unknown key"
+        else:
+            reason = err["msg"].removeprefix("Value error, ")
+            if err["type"] not in ("value_error",) and "input" in err:
+                reason += f" (got {err['input']!r})"
+        lines.append(f"{source}: {key}: {reason}")
+    return "\n".join(lines)
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any], *, source: str = "config", environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Validate a parsed config mapping (plus secret overrides) into :class:`Settings`."""
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for key, value in _secret_overrides(os.environ if environ is None else environ).items():
+        section, _, name = key.partition(".")
+        target = merged.setdefault(section, {})
+        if isinstance(target, dict):
+            target[name] = value
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> tuple[Settings, Path | None]:
+    """Find, read and validate the configuration; returns the settings and the file used."""
+    found = find_config_path(path)
+    if found is None:
+        return settings_from_mapping({}, source="defaults", environ=environ), None
+    try:
+        text = found.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{found}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{found}: cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{found}: not valid TOML: {exc}") from None
+    return settings_from_mapping(data, source=str(found), environ=environ), found
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, with secrets and URL passwords masked."""
+    data = settings.model_dump(mode="json")
+    if data["outbound_mail"]["password"]:
+        data["outbound_mail"]["password"] = "********"
+    url = settings.database.url
+    data["database"]["url"] = make_url(url).render_as_string(hide_password=True) if url else ""
+    data["database"]["effective_url"] = make_url(effective_database_url(settings)).render_as_string(
+        hide_password=True
+    )
+    return data

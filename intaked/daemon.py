@@ -1,0 +1,128 @@
+"""The long-running daemon: one asyncio loop, blocking database work on a small thread pool.
+
+Start-up: connect, bring the schema up to date (or refuse with a clear message), release claims a
+crashed run of this host left, start the intake processor, then open the listeners. Shutdown on
+the first SIGTERM/SIGINT: stop accepting, let messages being committed finish, turn everything
+already captured into tickets, exit 0. A second signal exits at once (nothing committed is lost:
+the ledger resumes on the next start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy import Engine
+
+from intaked.channels.smtp import SmtpIntakeServer
+from intaked.config import Settings, effective_database_url
+from intaked.intake.capture import CaptureWriter
+from intaked.intake.processor import IntakeProcessor
+from intaked.store.engine import make_engine
+from intaked.store.migrate import ensure_schema
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_FORCED = 130
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the store cannot be reached or is on a wrong schema
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode("utf-8"))
+    except OSError as exc:
+        log.warning("sd_notify_failed", error=str(exc))
+
+
+@dataclass
+class Daemon:
+    """The daemon's parts, started and stopped in order."""
+
+    settings: Settings
+    engine: Engine | None = None
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="intaked-db")
+    )
+    capture: CaptureWriter | None = None
+    processor: IntakeProcessor | None = None
+    smtp: SmtpIntakeServer | None = None
+    smtp_address: tuple[str, int] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        url = effective_database_url(self.settings)
+        db = self.settings.database
+        self.engine = make_engine(url, busy_timeout_ms=db.sqlite_busy_timeout_ms, pool_size=db.pool_size)
+        revision = await loop.run_in_executor(
+            self.executor, lambda: ensure_schema(self.engine, auto_migrate=db.auto_migrate)  # type: ignore[arg-type]
+        )
+        log.info("store_ready", database=self.engine.url.render_as_string(hide_password=True),
+                 schema=revision)
+        self.processor = IntakeProcessor(self.engine, self.executor, self.settings)
+        await self.processor.recover()
+        self.processor.start()
+        self.capture = CaptureWriter(self.engine, self.executor, on_committed=self.processor.wake)
+        self.capture.start()
+        if self.settings.smtp_intake.enabled:
+            self.smtp = SmtpIntakeServer(self.settings.smtp_intake, self.capture)
+            self.smtp_address = await self.smtp.start()
+
+    async def stop(self) -> None:
+        log.info("stopping")
+        if self.smtp is not None:
+            await self.smtp.stop()
+        if self.capture is not None:
+            await self.capture.close()
+        if self.processor is not None:
+            await self.processor.stop()
+        self.executor.shutdown(wait=True)
+        if self.engine is not None:
+            self.engine.dispose()
+        log.info("stopped")
+
+
+async def run_daemon(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.info("signal_received", signal=signal.Signals(signum).name, action="draining")
+            stop_requested.set()
+        else:
+            log.warning("signal_received", signal=signal.Signals(signum).name, action="exiting now")
+            os._exit(EXIT_FORCED)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    daemon = Daemon(settings)
+    try:
+        await daemon.start()
+    except Exception as exc:
+        log.error("startup_failed", error=str(exc), error_type=type(exc).__name__)
+        await daemon.stop()
+        return EXIT_UNAVAILABLE
+    sd_notify("READY=1\nSTATUS=accepting mail")
+    log.info("started", pid=os.getpid())
+    await stop_requested.wait()
+    sd_notify("STOPPING=1")
+    await daemon.stop()
+    return EXIT_OK

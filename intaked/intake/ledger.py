@@ -1,0 +1,184 @@
+"""The intake ledger: claiming captured items, fencing, retries and quarantine (sync, DB thread).
+
+A worker claims a batch (state ``processing``, ``attempts + 1``, a fresh claim token in
+``claimed_by``) in its own short transaction, so a message that crashes the process is counted
+and, after ``intake.max_attempts`` tries, quarantined for a person instead of looping forever.
+The transaction that creates the ticket also marks the item done *only if the claim token still
+matches* (a fencing token): a second worker that recovered the item meanwhile loses nothing and
+doubles nothing. Stale claims (a worker that died) return to ``received`` at start-up and after
+``intake.claim_timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import socket
+import uuid
+import zlib
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+
+from intaked.store.models import InboundItem
+from intaked.store.types import utcnow
+
+_items = InboundItem.__table__
+
+
+def node_name() -> str:
+    """This host's name, the prefix of every claim token it issues."""
+    return socket.gethostname()
+
+
+def new_claim_token() -> str:
+    return f"{node_name()}:{uuid.uuid4().hex[:16]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedItem:
+    """A ledger item claimed for processing, with its raw bytes decompressed."""
+
+    id: int
+    channel: str
+    raw: bytes
+    raw_sha256: str
+    envelope_from: str | None
+    envelope_to: list[str]
+    received_at: dt.datetime
+    attempts: int
+    token: str
+
+
+def decompress_raw(data: bytes, encoding: str) -> bytes:
+    if encoding == "zlib":
+        return zlib.decompress(data)
+    if encoding == "identity":
+        return data
+    raise ValueError(f"unknown raw_encoding {encoding!r}")
+
+
+def claim_batch(engine: Engine, limit: int, now: dt.datetime | None = None) -> list[ClaimedItem]:
+    """Claim up to ``limit`` items that are due, oldest first, and commit the claim."""
+    now = now or utcnow()
+    token = new_claim_token()
+    query = (
+        select(_items)
+        .where(
+            _items.c.state == "received",
+            or_(_items.c.next_attempt_at.is_(None), _items.c.next_attempt_at <= now),
+        )
+        .order_by(_items.c.id)
+        .limit(limit)
+    )
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = conn.execute(query).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        conn.execute(
+            update(_items)
+            .where(_items.c.id.in_(ids))
+            .values(
+                state="processing", attempts=_items.c.attempts + 1, claimed_by=token, claimed_at=now
+            )
+        )
+    return [
+        ClaimedItem(
+            id=row.id,
+            channel=row.channel,
+            raw=decompress_raw(row.raw, row.raw_encoding),
+            raw_sha256=row.raw_sha256,
+            envelope_from=row.envelope_from,
+            envelope_to=json.loads(row.envelope_to) if row.envelope_to else [],
+            received_at=row.received_at,
+            attempts=row.attempts + 1,
+            token=token,
+        )
+        for row in rows
+    ]
+
+
+def finish_item(
+    conn: Connection, item: ClaimedItem, *, state: str, ticket_id: int | None, now: dt.datetime
+) -> bool:
+    """Mark ``item`` done/duplicate in the caller's transaction; False if its claim was lost."""
+    result = conn.execute(
+        update(_items)
+        .where(
+            _items.c.id == item.id,
+            _items.c.state == "processing",
+            _items.c.claimed_by == item.token,
+        )
+        .values(state=state, ticket_id=ticket_id, processed_at=now, last_error=None)
+    )
+    return result.rowcount == 1
+
+
+def record_failure(
+    engine: Engine,
+    item: ClaimedItem,
+    error: str,
+    *,
+    max_attempts: int,
+    retry_base_seconds: float,
+    now: dt.datetime | None = None,
+) -> str:
+    """Put a failed item back for a later retry (with backoff), or quarantine it; returns the state."""
+    now = now or utcnow()
+    quarantine = item.attempts >= max_attempts
+    delay = retry_base_seconds * (2 ** (item.attempts - 1)) * random.uniform(0.8, 1.2)
+    state = "quarantined" if quarantine else "received"
+    with engine.begin() as conn:
+        conn.execute(
+            update(_items)
+            .where(_items.c.id == item.id, _items.c.claimed_by == item.token)
+            .values(
+                state=state,
+                last_error=error[:4000],
+                next_attempt_at=None if quarantine else now + dt.timedelta(seconds=delay),
+                claimed_by=None,
+                claimed_at=None,
+            )
+        )
+    return state
+
+
+def recover_stale_claims(
+    engine: Engine,
+    *,
+    max_attempts: int,
+    timeout_seconds: float,
+    this_node_restarted: bool = False,
+    now: dt.datetime | None = None,
+) -> int:
+    """Return abandoned claims to ``received`` (or quarantine them); returns how many were touched.
+
+    A claim is abandoned when older than ``timeout_seconds`` or, at start-up
+    (``this_node_restarted``), when it was issued by this host: that worker is gone.
+    """
+    now = now or utcnow()
+    stale = _items.c.claimed_at < now - dt.timedelta(seconds=timeout_seconds)
+    if this_node_restarted:
+        stale = or_(stale, _items.c.claimed_by.like(f"{node_name()}:%"))
+    base = and_(_items.c.state == "processing", stale)
+    with engine.begin() as conn:
+        quarantined = conn.execute(
+            update(_items)
+            .where(base, _items.c.attempts >= max_attempts)
+            .values(
+                state="quarantined",
+                last_error="claimed too many times without finishing (did the worker crash on it?)",
+                claimed_by=None,
+                claimed_at=None,
+            )
+        ).rowcount
+        requeued = conn.execute(
+            update(_items)
+            .where(base)
+            .values(state="received", next_attempt_at=None, claimed_by=None, claimed_at=None)
+        ).rowcount
+    return int(quarantined) + int(requeued)

@@ -1,0 +1,186 @@
+"""The intake processor: the loop that turns captured items into tickets.
+
+It wakes when a channel commits something (and every few seconds, for items left by other daemons
+or due for a retry), claims a batch, parses it on a worker thread (parsing is pure and never
+raises) and stores the whole batch in one transaction. If that transaction fails, each item is
+tried on its own, so one bad item cannot hold back the others; a failing item is retried with
+backoff and finally quarantined (``intaked`` never deletes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+
+import structlog
+from sqlalchemy import Engine
+
+from intaked.config import Settings
+from intaked.intake.ingest import ClaimLost, IngestOutcome, ingest_mail
+from intaked.intake.ledger import ClaimedItem, claim_batch, record_failure, recover_stale_claims
+from intaked.parsing import ParsedMessage, parse_message
+from intaked.store.types import utcnow
+
+log = structlog.get_logger(__name__)
+
+ParsedItem = tuple[ClaimedItem, ParsedMessage | None, str | None]
+
+
+def parse_items(items: Sequence[ClaimedItem]) -> list[ParsedItem]:
+    """Parse each item; a parser bug costs the fields, never the item."""
+    out: list[ParsedItem] = []
+    for item in items:
+        try:
+            out.append((item, parse_message(item.raw), None))
+        except Exception as exc:  # parse_message promises not to raise; never trust it with mail
+            out.append((item, None, f"parser failed: {type(exc).__name__}: {exc}"))
+    return out
+
+
+def store_batch(engine: Engine, batch: Sequence[ParsedItem], settings: Settings) -> list[IngestOutcome]:
+    """Store a parsed batch in one transaction."""
+    now = utcnow()
+    with engine.begin() as conn:
+        return [ingest_mail(conn, item, parsed, failure, settings, now) for item, parsed, failure in batch]
+
+
+def store_one(engine: Engine, entry: ParsedItem, settings: Settings) -> IngestOutcome:
+    item, parsed, failure = entry
+    with engine.begin() as conn:
+        return ingest_mail(conn, item, parsed, failure, settings, utcnow())
+
+
+def process_once(engine: Engine, settings: Settings) -> list[IngestOutcome]:
+    """Claim, parse and store one batch (blocking); returns what was stored."""
+    claimed = claim_batch(engine, settings.intake.batch_size)
+    if not claimed:
+        return []
+    parsed = parse_items(claimed)
+    try:
+        outcomes = store_batch(engine, parsed, settings)
+    except Exception as exc:
+        log.warning("batch_failed_retrying_singly", items=len(parsed), error=str(exc))
+    else:
+        _log_outcomes(outcomes, parsed)
+        return outcomes
+    outcomes = []
+    for entry in parsed:
+        item = entry[0]
+        try:
+            outcome = store_one(engine, entry, settings)
+        except ClaimLost:
+            log.info("claim_lost", inbound_item=item.id)
+            continue
+        except Exception as exc:
+            state = record_failure(
+                engine,
+                item,
+                f"{type(exc).__name__}: {exc}",
+                max_attempts=settings.intake.max_attempts,
+                retry_base_seconds=settings.intake.retry_base_seconds,
+            )
+            log.error("ingest_failed", inbound_item=item.id, attempts=item.attempts, state=state,
+                      error=str(exc))
+            continue
+        outcomes.append(outcome)
+        _log_outcomes([outcome], [entry])
+    return outcomes
+
+
+def _log_outcomes(outcomes: Sequence[IngestOutcome], parsed: Sequence[ParsedItem]) -> None:
+    for outcome, (item, message, _) in zip(outcomes, parsed, strict=False):
+        log.info(
+            "ticket_created" if outcome.state == "done" else "duplicate_ignored",
+            ticket=outcome.ticket_number,
+            message_id=outcome.message_id,
+            inbound_item=item.id,
+            problems=len(message.problems) if message else None,
+        )
+
+
+class IntakeProcessor:
+    """Runs :func:`process_once` on a database thread whenever there may be work."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        executor: Executor,
+        settings: Settings,
+        *,
+        idle_poll_seconds: float = 5.0,
+        on_stored: Callable[[Sequence[IngestOutcome]], None] = lambda _: None,
+    ) -> None:
+        self._engine = engine
+        self._executor = executor
+        self._settings = settings
+        self._idle_poll_seconds = idle_poll_seconds
+        self._on_stored = on_stored
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def recover(self) -> int:
+        """Release the claims a previous run of this host left behind (start-up)."""
+        loop = asyncio.get_running_loop()
+        count = await loop.run_in_executor(
+            self._executor,
+            lambda: recover_stale_claims(
+                self._engine,
+                max_attempts=self._settings.intake.max_attempts,
+                timeout_seconds=self._settings.intake.claim_timeout_seconds,
+                this_node_restarted=True,
+            ),
+        )
+        if count:
+            log.warning("recovered_stale_claims", items=count)
+        return count
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="intake-processor")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        since_recovery = 0.0
+        while True:
+            try:
+                outcomes = await loop.run_in_executor(
+                    self._executor, process_once, self._engine, self._settings
+                )
+            except Exception as exc:  # the store is down: keep the daemon up, try again soon
+                log.error("intake_pass_failed", error=str(exc))
+                outcomes = []
+                if self._stopping:
+                    return
+                await asyncio.sleep(1.0)
+            if outcomes:
+                self._on_stored(outcomes)
+                continue
+            if self._stopping:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._idle_poll_seconds)
+            except TimeoutError:
+                since_recovery += self._idle_poll_seconds
+                if since_recovery >= self._settings.intake.claim_timeout_seconds / 2:
+                    since_recovery = 0.0
+                    await loop.run_in_executor(
+                        self._executor,
+                        lambda: recover_stale_claims(
+                            self._engine,
+                            max_attempts=self._settings.intake.max_attempts,
+                            timeout_seconds=self._settings.intake.claim_timeout_seconds,
+                        ),
+                    )
+
+    async def stop(self) -> None:
+        """Finish the items already captured, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None

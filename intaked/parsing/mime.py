@@ -1,0 +1,157 @@
+"""The entry point: raw RFC 5322 bytes to a :class:`~intaked.parsing.model.ParsedMessage`.
+
+The message is split with the standard library's ``email`` package under ``policy=compat32`` (RFC 5322 /
+RFC 2045-2049 structure; it does not raise while reading and keeps raw 8-bit header bytes); every field is
+then decoded by this package (see :mod:`.headers`, :mod:`.charsets`, :mod:`.body`). Each field is read
+under its own guard: a failure loses that field, records a short English problem, and never loses the
+message. :func:`parse_message` is pure and never raises.
+"""
+
+from __future__ import annotations
+
+import email
+from collections.abc import Callable
+from email.message import Message
+from email.policy import compat32
+from typing import TypeVar
+
+from .body import BodyResult, extract_body
+from .charsets import codec_for
+from .headers import (decode_unstructured, parse_addresses, parse_date, parse_msg_ids, raw_value,
+                      raw_values, to_bytes, unfold)
+from .model import Address, ParsedMessage
+from .noise import auto_submitted, noise_indicators
+from .params import content_type
+
+_T = TypeVar("_T")
+_MAX_DEFECTS = 10
+
+
+def _guard(problems: list[str], what: str, fn: Callable[[], _T], default: _T) -> _T:
+    try:
+        return fn()
+    except RecursionError:
+        problems.append(f"{what}: too deeply nested, skipped")
+        return default
+    except Exception as exc:  # noqa: BLE001 - a failure loses the field, never the message
+        problems.append(f"{what}: unreadable ({type(exc).__name__})")
+        return default
+
+
+def _charset_hint(msg: Message) -> str | None:
+    """The first non-ASCII, non-UTF-8 charset declared by a part: the likely charset of raw 8-bit headers."""
+    for count, part in enumerate(msg.walk()):
+        if count > 200:
+            break
+        charset = content_type(raw_value(part, "content-type")).params.get("charset")
+        codec = codec_for(charset)
+        if codec and codec not in ("ascii", "utf_8"):
+            return charset
+    return None
+
+
+def _sender(msg: Message, hint: str | None, problems: list[str]) -> Address | None:
+    for name in ("from", "sender", "reply-to", "return-path"):
+        addresses = parse_addresses(raw_values(msg, name), hint, problems, name)
+        usable = [a for a in addresses if a.address or a.name]
+        if usable:
+            return usable[0]
+    return None
+
+
+def _defects(msg: Message, problems: list[str]) -> None:
+    names: list[str] = []
+    for count, part in enumerate(msg.walk()):
+        if count > 500:
+            break
+        names += [type(d).__name__ for d in getattr(part, "defects", [])]
+    for name in list(dict.fromkeys(names))[:_MAX_DEFECTS]:
+        problems.append(f"mime: {name}")
+
+
+def _clean(text: str) -> str:
+    """No NUL and no lone surrogates in stored text (PostgreSQL and UTF-8 encoders reject both)."""
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _sanitize(result: ParsedMessage) -> None:
+    def addr(a: Address) -> Address:
+        return Address(name=_clean(a.name), address=_clean(a.address))
+
+    result.subject = _clean(result.subject)
+    result.body_text = _clean(result.body_text)
+    if result.body_html is not None:
+        result.body_html = _clean(result.body_html)
+    result.sender = addr(result.sender) if result.sender else None
+    result.to = [addr(a) for a in result.to]
+    result.cc = [addr(a) for a in result.cc]
+    result.reply_to = [addr(a) for a in result.reply_to]
+    result.message_id = _clean(result.message_id) if result.message_id else None
+    result.in_reply_to = _clean(result.in_reply_to) if result.in_reply_to else None
+    result.references = [_clean(r) for r in result.references]
+    result.authentication_results = [_clean(r) for r in result.authentication_results]
+    result.noise = [_clean(n) for n in result.noise]
+    result.attachments = [a if a.filename == _clean(a.filename) else
+                          type(a)(filename=_clean(a.filename), content_type=a.content_type, content=a.content,
+                                  content_id=a.content_id, inline=a.inline)
+                          for a in result.attachments]
+
+
+def _parse(raw: bytes, result: ParsedMessage) -> None:
+    problems = result.problems
+    if not raw.strip():
+        problems.append("empty input")
+        return
+    msg = email.message_from_bytes(raw, policy=compat32)
+    if not msg.keys():
+        problems.append("no header fields found, whole input read as body")
+    _guard(problems, "mime", lambda: _defects(msg, problems), None)
+    hint = _guard(problems, "charset hint", lambda: _charset_hint(msg), None)
+
+    result.subject = _guard(problems, "subject",
+                            lambda: decode_unstructured(raw_value(msg, "subject"), hint, problems, "subject"), "")
+    result.sender = _guard(problems, "sender", lambda: _sender(msg, hint, problems), None)
+    result.to = _guard(problems, "to", lambda: parse_addresses(raw_values(msg, "to"), hint, problems, "to"), [])
+    result.cc = _guard(problems, "cc", lambda: parse_addresses(raw_values(msg, "cc"), hint, problems, "cc"), [])
+    result.reply_to = _guard(problems, "reply-to", lambda: parse_addresses(
+        raw_values(msg, "reply-to"), hint, problems, "reply-to"), [])
+    result.date = _guard(problems, "date", lambda: parse_date(raw_value(msg, "date"), problems), None)
+    message_ids: list[str] = _guard(problems, "message-id", lambda: parse_msg_ids(raw_value(msg, "message-id")), [])
+    result.message_id = message_ids[0] if message_ids else None
+    replied: list[str] = _guard(problems, "in-reply-to", lambda: parse_msg_ids(raw_value(msg, "in-reply-to")), [])
+    result.in_reply_to = replied[0] if replied else None
+    result.references = _guard(problems, "references", lambda: [
+        i for v in raw_values(msg, "references") for i in parse_msg_ids(v)], [])
+    result.authentication_results = _guard(problems, "authentication-results", lambda: [
+        " ".join(to_bytes(unfold(v)).decode("utf-8", "replace").split())
+        for v in raw_values(msg, "authentication-results")], [])
+    result.auto_submitted = _guard(problems, "auto-submitted", lambda: auto_submitted(msg), None)
+    result.noise = _guard(problems, "noise", lambda: noise_indicators(msg, result.sender), [])
+
+    body = _guard(problems, "body", lambda: extract_body(msg, problems, hint), BodyResult())
+    result.body_text = body.body_text
+    result.body_html = body.body_html
+    result.attachments = body.attachments
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse one raw message. Pure; never raises: problems are listed in ``ParsedMessage.problems``."""
+    result = ParsedMessage()
+    try:
+        if not isinstance(raw, bytes):
+            result.problems.append(f"input is {type(raw).__name__}, not bytes")
+            raw = bytes(raw) if isinstance(raw, (bytearray, memoryview)) else str(raw).encode(
+                "utf-8", "surrogateescape")
+        _parse(raw, result)
+    except Exception as exc:  # noqa: BLE001 - last resort: the message survives with what we have
+        result.problems.append(f"parser: unexpected {type(exc).__name__}")
+    try:
+        _sanitize(result)
+    except Exception as exc:  # noqa: BLE001
+        result.problems.append(f"parser: could not sanitize ({type(exc).__name__})")
+    return result

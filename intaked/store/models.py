@@ -1,0 +1,196 @@
+"""The ticket store's tables: a public contract, documented in docs/schema.md.
+
+Other tools (an agent UI, reports) read and write these tables, so they change only through
+Alembic migrations (``intaked/store/migrations``), never by editing this file alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Final
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from intaked.store.types import UTCDateTime, utcnow
+
+TICKET_STATUSES: Final = ("new", "open", "pending", "resolved", "closed")
+PRIORITIES: Final = ("P1", "P2", "P3", "P4")
+ITEM_STATES: Final = ("received", "processing", "done", "duplicate", "quarantined")
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Ticket(Base):
+    """One incident or request, whatever channel it came by."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
+        CheckConstraint(f"priority IS NULL OR {_in('priority', PRIORITIES)}", name="priority"),
+        Index(None, "status"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    priority: Mapped[str | None] = mapped_column(String(2))
+    channel: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    requester_name: Mapped[str | None] = mapped_column(Text)
+    requester_email: Mapped[str | None] = mapped_column(String(320))
+    requester_phone: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
+    events: Mapped[list[TicketEvent]] = relationship(order_by="TicketEvent.id")
+
+
+class InboundItem(Base):
+    """The intake ledger: one row per raw item a channel captured, before and after parsing.
+
+    ``state`` goes received → processing → done | duplicate | quarantined. The raw bytes are kept
+    (zlib-compressed) so every message can be audited and parsed again.
+    """
+
+    __tablename__ = "inbound_items"
+    __table_args__ = (
+        CheckConstraint(_in("state", ITEM_STATES), name="state"),
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "raw_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    envelope_from: Mapped[str | None] = mapped_column(Text)
+    envelope_to: Mapped[str | None] = mapped_column(Text)
+    peer: Mapped[str | None] = mapped_column(String(128))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw_encoding: Mapped[str] = mapped_column(String(16), default="zlib")
+    raw_size: Mapped[int] = mapped_column(Integer)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Message(Base):
+    """One message on a ticket, inbound or outbound."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_in("direction", ("in", "out")), name="direction"),
+        Index(None, "ticket_id"),
+        Index(None, "header_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(3))
+    channel: Mapped[str] = mapped_column(String(16))
+    sender: Mapped[str | None] = mapped_column(Text)
+    recipients: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    header_message_id: Mapped[str | None] = mapped_column(Text)
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    header_references: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    dedupe_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    inbound_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_items.id", ondelete="SET NULL")
+    )
+    parse_problems: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id")
+
+
+class Blob(Base):
+    """Content-addressed bytes (attachments), stored once per SHA-256."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    encoding: Mapped[str] = mapped_column(String(16), default="zlib")
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Attachment(Base):
+    """A file attached to a message; the bytes live in ``blobs`` under ``sha256``."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index(None, "message_id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage: Mapped[str] = mapped_column(String(16), default="blobs")
+    content_id: Mapped[str | None] = mapped_column(Text)
+    inline: Mapped[bool] = mapped_column(default=False)
+
+
+class TicketEvent(Base):
+    """Append-only audit trail: every change to a ticket, who or what made it, before and after."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index(None, "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(64))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class TicketCounter(Base):
+    """The last ticket number handed out per prefix and month (e.g. ``IT-202611`` → 42)."""
+
+    __tablename__ = "ticket_counters"
+
+    period: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_value: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,68 @@
+"""Read-only views of the store for operators (``intaked tickets ...``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from intaked.store.engine import read_only
+from intaked.store.models import Attachment, InboundItem, Message, Ticket, TicketEvent
+
+_tickets = Ticket.__table__
+_messages = Message.__table__
+_attachments = Attachment.__table__
+_events = TicketEvent.__table__
+_items = InboundItem.__table__
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def list_tickets(engine: Engine, *, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+    """The newest tickets first."""
+    query = select(_tickets).order_by(_tickets.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(_tickets.c.status == status)
+    with read_only(engine).connect() as conn:
+        return [{k: _iso(v) for k, v in row._mapping.items()} for row in conn.execute(query)]
+
+
+def ticket_detail(engine: Engine, number: str) -> dict[str, Any] | None:
+    """One ticket with its messages, attachments (metadata) and events, or None."""
+    with read_only(engine).connect() as conn:
+        ticket = conn.execute(select(_tickets).where(_tickets.c.number == number)).first()
+        if ticket is None:
+            return None
+        out: dict[str, Any] = {k: _iso(v) for k, v in ticket._mapping.items()}
+        messages = conn.execute(
+            select(_messages).where(_messages.c.ticket_id == ticket.id).order_by(_messages.c.id)
+        ).all()
+        out["messages"] = []
+        for message in messages:
+            data = {k: _iso(v) for k, v in message._mapping.items() if k != "body_html"}
+            data["parse_problems"] = json.loads(message.parse_problems) if message.parse_problems else []
+            data["attachments"] = [
+                {k: _iso(v) for k, v in row._mapping.items()}
+                for row in conn.execute(
+                    select(_attachments).where(_attachments.c.message_id == message.id)
+                    .order_by(_attachments.c.id)
+                )
+            ]
+            out["messages"].append(data)
+        out["events"] = [
+            {k: _iso(v) for k, v in row._mapping.items()}
+            for row in conn.execute(
+                select(_events).where(_events.c.ticket_id == ticket.id).order_by(_events.c.id)
+            )
+        ]
+        return out
+
+
+def intake_counts(engine: Engine) -> dict[str, int]:
+    """How many ledger items are in each state."""
+    with read_only(engine).connect() as conn:
+        rows = conn.execute(select(_items.c.state, func.count()).group_by(_items.c.state)).all()
+    return {state: int(count) for state, count in rows}

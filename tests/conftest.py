@@ -1,0 +1,40 @@
+"""Fixtures shared by the whole suite: the databases every store test runs against."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import pg_schema, pg_unavailable_reason
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: SQLite always, PostgreSQL when the server is reachable."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'intaked.db'}"
+        return
+    reason = pg_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with pg_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'intaked.db'}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    reason = pg_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with pg_schema() as url:
+        yield url

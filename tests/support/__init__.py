@@ -1,0 +1,1 @@
+"""Helpers shared by the test suite: databases, an in-process daemon, waiting."""

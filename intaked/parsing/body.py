@@ -3,8 +3,9 @@
 Follows RFC 2045/2046 (multipart structure, ``text/plain`` as the default type, ``message/rfc822`` as the
 default inside ``multipart/digest``), RFC 2183 (Content-Disposition) and RFC 2392 (Content-ID). The body
 is the message's own inline ``text/plain`` parts (in ``multipart/alternative`` the plain one is preferred),
-else its HTML converted to text, else the body of an Outlook TNEF payload, else the body of a forwarded
-message. Attached messages (``message/rfc822``) stay single ``.eml`` attachments: their parts are never
+else its HTML converted to text, else the body of an Outlook TNEF payload, else the
+delivery report (``message/delivery-status``, RFC 3464), else the body of a forwarded message.
+Attached messages (``message/rfc822``) stay single ``.eml`` attachments: their parts are never
 mixed into the outer message's attachments.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import email
 import io
 import mimetypes
+import re
 from dataclasses import dataclass, field
 from email.generator import BytesGenerator
 from email.message import Message
@@ -29,6 +31,7 @@ from .transfer import decoded_payload
 
 MAX_DEPTH = 30
 MAX_PARTS = 2000
+_LEADING_BLANK_LINES = re.compile(r"^(?:[ \t\u3000\xa0]*\n)+")
 _TNEF_TYPES = {"application/ms-tnef", "application/vnd.ms-tnef"}
 
 
@@ -64,12 +67,16 @@ class _Walker:
         self.tnef_text: list[str] = []
         self.tnef_html: list[str] = []
         self.forwards: list[Message] = []
+        self.reports: list[str] = []
         self.attachments: list[ParsedAttachment] = []
 
     def add(self, name: str | None, ctype: str, data: bytes, cid: str | None, inline: bool) -> None:
         filename = safe_filename(name, ctype, len(self.attachments) + 1)
-        self.attachments.append(ParsedAttachment(filename=filename, content_type=ctype, content=data,
-                                                 content_id=cid, inline=inline))
+        self.attachments.append(
+            ParsedAttachment(
+                filename=filename, content_type=ctype, content=data, content_id=cid, inline=inline
+            )
+        )
 
     def walk(self, part: Message, level: int, default_type: str) -> None:
         self.parts += 1
@@ -98,17 +105,22 @@ class _Walker:
         ids = parse_msg_ids(raw_value(part, "content-id"))
         return ids[0] if ids else None
 
-    def message_part(self, part: Message, ctype: HeaderParams, disp: HeaderParams,
-                     inner: list[Message]) -> None:
+    def message_part(
+        self, part: Message, ctype: HeaderParams, disp: HeaderParams, inner: list[Message]
+    ) -> None:
         name = declared_name(disp, ctype, self.hint, self.problems)
         try:
             data = b"\n".join(serialize(m) for m in inner)
-        except Exception as exc:  # noqa: BLE001 - the generator chokes on some broken trees
+        except Exception as exc:  # the generator chokes on some broken trees
             self.problems.append(f"mime: could not re-serialize attached message ({type(exc).__name__})")
             data = b""
         if ctype.value == "message/rfc822" and inner:
             self.forwarded(inner[0], name, data, self._cid(part))
             return
+        if ctype.value == "message/delivery-status":
+            self.reports.append(
+                normalize_newlines(decode_text(data, None, self.problems, "report", self.hint))
+            )
         self.add(name, ctype.value, data, self._cid(part), False)
 
     def forwarded(self, inner: Message, name: str | None, data: bytes, cid: str | None) -> None:
@@ -167,9 +179,11 @@ class _Walker:
             text = "\n".join(self.tnef_text)
         if not text.strip() and self.tnef_html:
             text = html_to_text("\n".join(self.tnef_html), self.problems)
+        if not text.strip() and self.reports:
+            text = "\n".join(self.reports)
         if not text.strip() and self.forwards and self.depth < 5:
             text = extract_body(self.forwards[0], self.problems, self.hint, self.depth + 1).body_text
-        out.body_text = normalize_newlines(text).lstrip("\n").rstrip()
+        out.body_text = _LEADING_BLANK_LINES.sub("", normalize_newlines(text)).rstrip()
         return out
 
 

@@ -86,17 +86,49 @@ _ALIASES: dict[str, str] = {
 }
 
 # Declarations too weak to trust over valid UTF-8.
-_WEAK = {"", "us-ascii", "ascii", "ansi_x3.4-1968", "iso-8859-1", "iso8859-1", "latin1", "latin-1",
-         "windows-1252", "cp1252"}
+_WEAK = {
+    "",
+    "us-ascii",
+    "ascii",
+    "ansi_x3.4-1968",
+    "iso-8859-1",
+    "iso8859-1",
+    "latin1",
+    "latin-1",
+    "windows-1252",
+    "cp1252",
+}
 # Declarations that promise 7-bit text: 8-bit bytes under them mean "undeclared".
 _SEVEN_BIT = {"", "us-ascii", "ascii", "ansi_x3.4-1968"}
 # Codecs that codecs.lookup knows but that do not decode text from mail.
-_NOT_TEXT = {"undefined", "idna", "punycode", "unicode_escape", "raw_unicode_escape", "mbcs", "oem",
-             "palmos", "base64_codec", "hex_codec", "quopri_codec", "uu_codec", "zlib_codec", "bz2_codec",
-             "rot_13"}
+_NOT_TEXT = {
+    "undefined",
+    "idna",
+    "punycode",
+    "unicode_escape",
+    "raw_unicode_escape",
+    "mbcs",
+    "oem",
+    "palmos",
+    "base64_codec",
+    "hex_codec",
+    "quopri_codec",
+    "uu_codec",
+    "zlib_codec",
+    "bz2_codec",
+    "rot_13",
+}
 
-DETECT_CANDIDATES: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030", "cp932", "euc_jp", "cp949",
-                                      "cp1252", "latin_1")
+DETECT_CANDIDATES: tuple[str, ...] = (
+    "cp950",
+    "big5hkscs",
+    "gb18030",
+    "cp932",
+    "euc_jp",
+    "cp949",
+    "cp1252",
+    "latin_1",
+)
 _DETECT_SAMPLE = 65536
 _LABEL_CLEAN = re.compile(r"[^a-z0-9_.:+-]")
 
@@ -160,14 +192,14 @@ def decode_iso2022jp_nec(data: bytes) -> str | None:
     while i < n:
         b = data[i]
         if b == 0x1B:
-            seq = data[i + 1:i + 3]
+            seq = data[i + 1 : i + 3]
             if seq in (b"(B", b"(J"):
                 mode, i = "ascii", i + 3
             elif seq in (b"$@", b"$B"):
                 mode, i = "jis", i + 3
             elif seq == b"(I":
                 mode, i = "kana", i + 3
-            elif data[i + 1:i + 4] == b"$(Q" or data[i + 1:i + 4] == b"$(O":
+            elif data[i + 1 : i + 4] == b"$(Q" or data[i + 1 : i + 4] == b"$(O":
                 mode, i = "jis", i + 4
             else:
                 return None
@@ -207,41 +239,63 @@ def decode_iso2022jp_nec(data: bytes) -> str | None:
         return None
 
 
-def _common(ch: str, codec: str) -> bool:
-    """Whether a non-ASCII character is a common one for text really written in ``codec``."""
+def _weight(ch: str, codec: str) -> float:
+    """How typical a non-ASCII character is of text really written in ``codec`` (1 common .. 0 unlikely)."""
     o = ord(ch)
+    if 0xE000 <= o <= 0xF8FF or o < 0xA0:
+        return 0.0
     try:
         if codec in ("cp950", "big5hkscs"):
             b = ch.encode("cp950")
-            return len(b) == 2 and (0xA440 <= (b[0] << 8 | b[1]) <= 0xC67E or 0xA140 <= (b[0] << 8 | b[1]) <= 0xA3BF)
+            code = b[0] << 8 | b[1] if len(b) == 2 else 0
+            if 0xA440 <= code <= 0xC67E or 0xA140 <= code <= 0xA3BF:
+                return 1.0
+            return 0.5 if 0xC940 <= code <= 0xF9FE else 0.0
         if codec == "gb18030":
-            b = ch.encode("gb2312")
-            return len(b) == 2 and (0xB0 <= b[0] <= 0xD7 or 0xA1 <= b[0] <= 0xA3)
+            if 0x4E00 <= o <= 0x9FFF or 0x3000 <= o <= 0x303F or 0xFF01 <= o <= 0xFF5E:
+                try:
+                    b = ch.encode("gb2312")
+                except UnicodeError:
+                    return 0.3 if 0x4E00 <= o <= 0x9FFF else 0.0
+                return 1.0 if 0xB0 <= b[0] <= 0xD7 or 0xA1 <= b[0] <= 0xA3 else 0.5
+            return 0.0
         if codec in ("cp932", "euc_jp"):
             if 0x3040 <= o <= 0x30FF or 0x3000 <= o <= 0x303F or 0xFF01 <= o <= 0xFF5E:
-                return True
+                return 1.0
             b = ch.encode("euc_jp")
-            return len(b) == 2 and 0xB0 <= b[0] <= 0xCF
+            if len(b) == 2 and 0xB0 <= b[0] <= 0xCF:
+                return 1.0
+            return 0.5 if len(b) == 2 and 0xD0 <= b[0] <= 0xF4 else 0.0
         if codec == "cp949":
             if 0x3000 <= o <= 0x303F:
-                return True
+                return 1.0
             b = ch.encode("euc_kr")
-            return len(b) == 2 and 0xB0 <= b[0] <= 0xC8
-        if codec in ("cp1252", "latin_1"):
-            return 0xC0 <= o <= 0xFF or ch in "€‘’“”–—…•«»°£©®§´·"
+            return 1.0 if len(b) == 2 and 0xB0 <= b[0] <= 0xC8 else 0.0
     except UnicodeError:
-        return False
-    return False
+        return 0.0
+    return 0.0
 
 
 def _score(text: str, codec: str) -> float:
-    chars = [c for c in text if ord(c) > 0x7F]
-    if not chars:
-        return 1.0
-    if len(chars) > 4000:
-        chars = chars[:4000]
-    good = sum(1 for c in chars if _common(c, codec))
-    return good / len(chars)
+    """Share of typical characters among the non-ASCII ones (1.0 when there are none)."""
+    total = 0
+    good = 0.0
+    latin = codec in ("cp1252", "latin_1")
+    for i, ch in enumerate(text):
+        if ord(ch) < 0x80:
+            continue
+        total += 1
+        if latin:
+            # Latin text puts accented letters next to ASCII letters; CJK bytes read as Latin-1 do not.
+            before = text[i - 1] if i else " "
+            after = text[i + 1] if i + 1 < len(text) else " "
+            near_ascii = (before.isascii() and before.isalpha()) or (after.isascii() and after.isalpha())
+            good += 1.0 if near_ascii and (ch.isalpha() or ch in "€‘’“”–—…•°") else 0.0
+        else:
+            good += _weight(ch, codec)
+        if total >= 4000:
+            break
+    return good / total if total else 1.0
 
 
 def detect(data: bytes, hint: str | None = None) -> tuple[str, str] | None:
@@ -284,7 +338,7 @@ def detect(data: bytes, hint: str | None = None) -> tuple[str, str] | None:
 def _normalizer_guess(sample: bytes, candidates: list[str]) -> str | None:
     try:
         match = from_bytes(sample, cp_isolation=candidates).best()
-    except Exception:  # noqa: BLE001 - a detector failure only loses the guess
+    except Exception:  # a detector failure only loses the guess
         return None
     if match is None:
         return None
@@ -294,8 +348,13 @@ def _normalizer_guess(sample: bytes, candidates: list[str]) -> str | None:
     return enc if enc in candidates else None
 
 
-def decode_text(data: bytes, declared: str | None, problems: list[str] | None = None,
-                what: str = "text", hint: str | None = None) -> str:
+def decode_text(
+    data: bytes,
+    declared: str | None,
+    problems: list[str] | None = None,
+    what: str = "text",
+    hint: str | None = None,
+) -> str:
     """Decode ``data`` labelled ``declared`` (may be None) to text; never raises.
 
     Falls back, in order: declared charset (strict, with the corrections above) -> UTF-8 -> detection ->
@@ -336,7 +395,8 @@ def decode_text(data: bytes, declared: str | None, problems: list[str] | None = 
         return data.decode("utf_8", "replace")
 
 
-def decode_header_bytes(data: bytes, hint: str | None = None, problems: list[str] | None = None,
-                        what: str = "header") -> str:
+def decode_header_bytes(
+    data: bytes, hint: str | None = None, problems: list[str] | None = None, what: str = "header"
+) -> str:
     """Decode raw 8-bit header bytes (RFC 6532): UTF-8, else the message's body charset, else detection."""
     return decode_text(data, None, problems, what, hint=hint)

@@ -19,8 +19,17 @@ from .params import HeaderParams, extended_param
 MAX_NAME_BYTES = 200
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f<>:\"|?*\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_RESERVED = {"con", "prn", "aux", "nul", "clock$", "conin$", "conout$",
-             *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+_RESERVED = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    "clock$",
+    "conin$",
+    "conout$",
+    *(f"com{i}" for i in range(10)),
+    *(f"lpt{i}" for i in range(10)),
+}
 _KNOWN_EXT = {
     "text/plain": ".txt",
     "text/html": ".html",
@@ -43,8 +52,9 @@ _KNOWN_EXT = {
 }
 
 
-def declared_name(disposition: HeaderParams, ctype: HeaderParams, hint: str | None,
-                  problems: list[str]) -> str | None:
+def declared_name(
+    disposition: HeaderParams, ctype: HeaderParams, hint: str | None, problems: list[str]
+) -> str | None:
     """The sender's file name for a part, decoded, or None when it declares none."""
     for params, key in ((disposition.params, "filename"), (ctype.params, "name")):
         value = extended_param(params, key, hint, problems)

@@ -22,7 +22,7 @@ from .charsets import clean_label, decode_header_bytes, decode_text
 from .model import Address
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*)\?=")
-_FOLD = re.compile(r"[ \t]*\r?\n[ \t]*|[ \t]*\r[ \t]*")
+_FOLD = re.compile(r"(?:[ \t]*(?:\r\n|\n|\r)[ \t]*)+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\udc80-\udcff]")
 
@@ -54,7 +54,7 @@ def has_8bit(text: str) -> bool:
 
 
 def unfold(value: str) -> str:
-    """Unfold a header value: each line break with its surrounding blanks becomes one space."""
+    """Unfold a header value: line breaks with their surrounding blanks become one space."""
     return _FOLD.sub(" ", value)
 
 
@@ -77,8 +77,9 @@ def _b_decode(text: str) -> bytes:
     return base64.b64decode(clean)
 
 
-def decode_words(value: str, hint: str | None = None, problems: list[str] | None = None,
-                 what: str = "header") -> str:
+def decode_words(
+    value: str, hint: str | None = None, problems: list[str] | None = None, what: str = "header"
+) -> str:
     """Decode RFC 2047 encoded-words and raw 8-bit bytes in one (unfolded) header value."""
     tokens: list[tuple[str, str, bytes]] = []  # (kind, text-or-charset, bytes); kind "t" or "w"
     pos = 0
@@ -89,7 +90,7 @@ def decode_words(value: str, hint: str | None = None, problems: list[str] | None
         except (binascii.Error, ValueError, UnicodeError):
             continue  # leave the malformed word as literal text
         if match.start() > pos:
-            tokens.append(("t", value[pos:match.start()], b""))
+            tokens.append(("t", value[pos : match.start()], b""))
         tokens.append(("w", clean_label(charset), data))
         pos = match.end()
     if pos < len(value):
@@ -97,8 +98,13 @@ def decode_words(value: str, hint: str | None = None, problems: list[str] | None
     # Whitespace between two encoded-words is not displayed (RFC 2047 section 6.2).
     kept: list[tuple[str, str, bytes]] = []
     for i, tok in enumerate(tokens):
-        if (tok[0] == "t" and not tok[1].strip() and 0 < i < len(tokens) - 1
-                and tokens[i - 1][0] == "w" and tokens[i + 1][0] == "w"):
+        if (
+            tok[0] == "t"
+            and not tok[1].strip()
+            and 0 < i < len(tokens) - 1
+            and tokens[i - 1][0] == "w"
+            and tokens[i + 1][0] == "w"
+        ):
             continue
         kept.append(tok)
     out: list[str] = []
@@ -119,8 +125,9 @@ def decode_words(value: str, hint: str | None = None, problems: list[str] | None
     return "".join(out)
 
 
-def decode_unstructured(value: str | None, hint: str | None = None, problems: list[str] | None = None,
-                        what: str = "header") -> str:
+def decode_unstructured(
+    value: str | None, hint: str | None = None, problems: list[str] | None = None, what: str = "header"
+) -> str:
     """Decode an unstructured field such as Subject: unfold, decode, drop control characters, strip."""
     if not value:
         return ""
@@ -137,8 +144,9 @@ def _clean_address(addr: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def parse_addresses(values: list[str], hint: str | None = None, problems: list[str] | None = None,
-                    what: str = "address") -> list[Address]:
+def parse_addresses(
+    values: list[str], hint: str | None = None, problems: list[str] | None = None, what: str = "address"
+) -> list[Address]:
     """Parse address-list fields; display names are decoded only after the list is split."""
     result: list[Address] = []
     for value in values:
@@ -196,16 +204,16 @@ def parse_date(value: str | None, problems: list[str]) -> dt.datetime | None:
         text = to_bytes(text).decode("utf-8", "replace")
     try:
         parsed = email.utils.parsedate_to_datetime(text)
-    except Exception:  # noqa: BLE001 - ValueError, TypeError, OverflowError, IndexError in the wild
+    except Exception:  # ValueError, TypeError, OverflowError, IndexError in the wild
         parsed = None
     if parsed is None:
         problems.append("date: unreadable Date header")
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
     try:
         parsed.utcoffset()
-        parsed.astimezone(dt.timezone.utc)
+        parsed.astimezone(dt.UTC)
     except (OverflowError, ValueError):
         problems.append("date: out of range")
         return None

@@ -19,8 +19,32 @@ MAX_HTML_CHARS = 2_000_000
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*>", re.IGNORECASE)
 _BLANK_LINES = re.compile(r"\n{3,}")
 _TRAILING = re.compile(r"[ \t\u3000]+\n")
-_BLOCK_TAGS = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote",
-               "pre", "hr", "ul", "ol", "dl", "dt", "dd", "section", "article", "header", "footer"}
+_BLOCK_TAGS = {
+    "p",
+    "div",
+    "br",
+    "tr",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "blockquote",
+    "pre",
+    "hr",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "section",
+    "article",
+    "header",
+    "footer",
+}
 _HIDDEN_TAGS = {"style", "script", "head", "title", "template", "noscript", "xml"}
 
 
@@ -54,7 +78,7 @@ def _fallback(html: str) -> str:
     try:
         stripper.feed(html)
         stripper.close()
-    except Exception:  # noqa: BLE001 - html.parser is lenient, but never lose the body
+    except Exception:  # html.parser is lenient, but never lose the body
         return re.sub(r"<[^>]*>", " ", html)
     return "".join(stripper.out)
 
@@ -79,7 +103,7 @@ def html_to_text(html: str, problems: list[str]) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             text = inscriptis.get_text(html)
-    except Exception as exc:  # noqa: BLE001 - lxml/inscriptis failures on hostile HTML
+    except Exception as exc:  # lxml/inscriptis failures on hostile HTML
         problems.append(f"html: converter failed ({type(exc).__name__}), used a simple tag stripper")
         text = _fallback(html)
     return tidy(text)

@@ -10,6 +10,7 @@ message. :func:`parse_message` is pure and never raises.
 from __future__ import annotations
 
 import email
+import re
 from collections.abc import Callable
 from email.message import Message
 from email.policy import compat32
@@ -17,14 +18,40 @@ from typing import TypeVar
 
 from .body import BodyResult, extract_body
 from .charsets import codec_for
-from .headers import (decode_unstructured, parse_addresses, parse_date, parse_msg_ids, raw_value,
-                      raw_values, to_bytes, unfold)
+from .headers import (
+    decode_unstructured,
+    parse_addresses,
+    parse_date,
+    parse_msg_ids,
+    raw_value,
+    raw_values,
+    to_bytes,
+    unfold,
+)
 from .model import Address, ParsedMessage
 from .noise import auto_submitted, noise_indicators
 from .params import content_type
 
 _T = TypeVar("_T")
 _MAX_DEFECTS = 10
+_MAX_HEADER_BYTES = 512 * 1024
+_HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+_KNOWN_FIELDS = {
+    b"from",
+    b"to",
+    b"cc",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"received",
+    b"mime-version",
+    b"content-type",
+    b"return-path",
+    b"reply-to",
+    b"sender",
+    b"delivered-to",
+}
+_BLANK_LINE = re.compile(rb"\r?\n[ \t]*\r?\n")
 
 
 def _guard(problems: list[str], what: str, fn: Callable[[], _T], default: _T) -> _T:
@@ -33,9 +60,61 @@ def _guard(problems: list[str], what: str, fn: Callable[[], _T], default: _T) ->
     except RecursionError:
         problems.append(f"{what}: too deeply nested, skipped")
         return default
-    except Exception as exc:  # noqa: BLE001 - a failure loses the field, never the message
+    except Exception as exc:  # a failure loses the field, never the message
         problems.append(f"{what}: unreadable ({type(exc).__name__})")
         return default
+
+
+def repair_header_block(raw: bytes) -> tuple[bytes, str | None]:
+    """Drop garbage lines from the header block (RFC 5322 section 2.2) so the fields after them survive.
+
+    ``email`` ends the header block at the first line that is not a field or a continuation, which turns
+    every later field (Subject, From ...) into body text. Lines such as ``quite Delivered-To: x``, a first
+    line indented by mistake, or the obsolete ``Subject  : x`` form (RFC 5322 section 4.5) are repaired
+    here, but only when the block really contains known header fields.
+    """
+    match = _BLANK_LINE.search(raw, 0, _MAX_HEADER_BYTES)
+    if match is None:
+        return raw, None
+    head, rest = raw[: match.start()], raw[match.start() :]
+    lines = head.split(b"\n")
+    kept: list[bytes] = []
+    dropped = 0
+    known = False
+    changed = False
+    for index, line in enumerate(lines):
+        if index == 0 and re.match(rb"From [^\s:]", line):
+            kept.append(line)
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if kept:
+                kept.append(line)
+                continue
+            line = line.lstrip(b" \t")
+            changed = True
+        field = _HEADER_LINE.match(line)
+        if field is None:
+            following = lines[index + 1] if index + 1 < len(lines) else b""
+            next_ok = _HEADER_LINE.match(following) is not None or (
+                following[:1] in (b" ", b"\t") and bool(kept)
+            )
+            if line.startswith(b"--") or not next_ok:
+                kept += lines[index:]  # the body really starts here (e.g. no blank line after the header)
+                break
+            dropped += 1
+            continue
+        known = known or field.group(1).lower() in _KNOWN_FIELDS
+        normalized = field.group(1) + b":" + line[field.end() :]
+        changed = changed or normalized != line
+        kept.append(normalized)
+    if not known or (not dropped and not changed):
+        return raw, None
+    problem = (
+        f"header: {dropped} malformed line(s) dropped"
+        if dropped
+        else "header: malformed field names repaired"
+    )
+    return b"\n".join(kept) + rest, problem
 
 
 def _charset_hint(msg: Message) -> str | None:
@@ -96,10 +175,18 @@ def _sanitize(result: ParsedMessage) -> None:
     result.references = [_clean(r) for r in result.references]
     result.authentication_results = [_clean(r) for r in result.authentication_results]
     result.noise = [_clean(n) for n in result.noise]
-    result.attachments = [a if a.filename == _clean(a.filename) else
-                          type(a)(filename=_clean(a.filename), content_type=a.content_type, content=a.content,
-                                  content_id=a.content_id, inline=a.inline)
-                          for a in result.attachments]
+    result.attachments = [
+        a
+        if a.filename == _clean(a.filename)
+        else type(a)(
+            filename=_clean(a.filename),
+            content_type=a.content_type,
+            content=a.content,
+            content_id=a.content_id,
+            inline=a.inline,
+        )
+        for a in result.attachments
+    ]
 
 
 def _parse(raw: bytes, result: ParsedMessage) -> None:
@@ -107,29 +194,59 @@ def _parse(raw: bytes, result: ParsedMessage) -> None:
     if not raw.strip():
         problems.append("empty input")
         return
-    msg = email.message_from_bytes(raw, policy=compat32)
+    unrepaired: tuple[bytes, str | None] = (raw, None)
+    repaired, repair_problem = _guard(problems, "header repair", lambda: repair_header_block(raw), unrepaired)
+    if repair_problem:
+        problems.append(repair_problem)
+    msg = email.message_from_bytes(repaired, policy=compat32)
     if not msg.keys():
         problems.append("no header fields found, whole input read as body")
     _guard(problems, "mime", lambda: _defects(msg, problems), None)
     hint = _guard(problems, "charset hint", lambda: _charset_hint(msg), None)
 
-    result.subject = _guard(problems, "subject",
-                            lambda: decode_unstructured(raw_value(msg, "subject"), hint, problems, "subject"), "")
+    result.subject = _guard(
+        problems,
+        "subject",
+        lambda: decode_unstructured(raw_value(msg, "subject"), hint, problems, "subject"),
+        "",
+    )
     result.sender = _guard(problems, "sender", lambda: _sender(msg, hint, problems), None)
-    result.to = _guard(problems, "to", lambda: parse_addresses(raw_values(msg, "to"), hint, problems, "to"), [])
-    result.cc = _guard(problems, "cc", lambda: parse_addresses(raw_values(msg, "cc"), hint, problems, "cc"), [])
-    result.reply_to = _guard(problems, "reply-to", lambda: parse_addresses(
-        raw_values(msg, "reply-to"), hint, problems, "reply-to"), [])
+    result.to = _guard(
+        problems, "to", lambda: parse_addresses(raw_values(msg, "to"), hint, problems, "to"), []
+    )
+    result.cc = _guard(
+        problems, "cc", lambda: parse_addresses(raw_values(msg, "cc"), hint, problems, "cc"), []
+    )
+    result.reply_to = _guard(
+        problems,
+        "reply-to",
+        lambda: parse_addresses(raw_values(msg, "reply-to"), hint, problems, "reply-to"),
+        [],
+    )
     result.date = _guard(problems, "date", lambda: parse_date(raw_value(msg, "date"), problems), None)
-    message_ids: list[str] = _guard(problems, "message-id", lambda: parse_msg_ids(raw_value(msg, "message-id")), [])
+    message_ids: list[str] = _guard(
+        problems, "message-id", lambda: parse_msg_ids(raw_value(msg, "message-id")), []
+    )
     result.message_id = message_ids[0] if message_ids else None
-    replied: list[str] = _guard(problems, "in-reply-to", lambda: parse_msg_ids(raw_value(msg, "in-reply-to")), [])
+    replied: list[str] = _guard(
+        problems, "in-reply-to", lambda: parse_msg_ids(raw_value(msg, "in-reply-to")), []
+    )
     result.in_reply_to = replied[0] if replied else None
-    result.references = _guard(problems, "references", lambda: [
-        i for v in raw_values(msg, "references") for i in parse_msg_ids(v)], [])
-    result.authentication_results = _guard(problems, "authentication-results", lambda: [
-        " ".join(to_bytes(unfold(v)).decode("utf-8", "replace").split())
-        for v in raw_values(msg, "authentication-results")], [])
+    result.references = _guard(
+        problems,
+        "references",
+        lambda: [i for v in raw_values(msg, "references") for i in parse_msg_ids(v)],
+        [],
+    )
+    result.authentication_results = _guard(
+        problems,
+        "authentication-results",
+        lambda: [
+            " ".join(to_bytes(unfold(v)).decode("utf-8", "replace").split())
+            for v in raw_values(msg, "authentication-results")
+        ],
+        [],
+    )
     result.auto_submitted = _guard(problems, "auto-submitted", lambda: auto_submitted(msg), None)
     result.noise = _guard(problems, "noise", lambda: noise_indicators(msg, result.sender), [])
 
@@ -145,13 +262,16 @@ def parse_message(raw: bytes) -> ParsedMessage:
     try:
         if not isinstance(raw, bytes):
             result.problems.append(f"input is {type(raw).__name__}, not bytes")
-            raw = bytes(raw) if isinstance(raw, (bytearray, memoryview)) else str(raw).encode(
-                "utf-8", "surrogateescape")
+            raw = (
+                bytes(raw)
+                if isinstance(raw, (bytearray, memoryview))
+                else str(raw).encode("utf-8", "surrogateescape")
+            )
         _parse(raw, result)
-    except Exception as exc:  # noqa: BLE001 - last resort: the message survives with what we have
+    except Exception as exc:  # last resort: the message survives with what we have
         result.problems.append(f"parser: unexpected {type(exc).__name__}")
     try:
         _sanitize(result)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         result.problems.append(f"parser: could not sanitize ({type(exc).__name__})")
     return result

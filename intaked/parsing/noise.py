@@ -40,7 +40,9 @@ def _own_parts(msg: Message) -> Iterator[Message]:
         part = stack.pop()
         seen += 1
         yield part
-        if part.is_multipart() and content_type(raw_value(part, "content-type")).value.startswith("multipart/"):
+        if part.is_multipart() and content_type(raw_value(part, "content-type")).value.startswith(
+            "multipart/"
+        ):
             payload = part.get_payload()
             if isinstance(payload, list):
                 stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
@@ -51,7 +53,10 @@ def _is_dsn(msg: Message) -> bool:
         ctype = content_type(raw_value(part, "content-type"))
         if ctype.value == "message/delivery-status":
             return True
-        if ctype.value == "multipart/report" and ctype.params.get("report-type", "").lower() == "delivery-status":
+        if (
+            ctype.value == "multipart/report"
+            and ctype.params.get("report-type", "").lower() == "delivery-status"
+        ):
             return True
     return False
 
@@ -81,8 +86,8 @@ def noise_indicators(msg: Message, sender: Address | None) -> list[str]:
         found.append("list-unsubscribe")
     if _is_dsn(msg):
         found.append("dsn")
-    if sender is not None and "@" in sender.address:
-        local = sender.address.rpartition("@")[0].lower()
+    if sender is not None and sender.address:
+        local = sender.address.rpartition("@")[0].lower() or sender.address.lower()
         if local in ("mailer-daemon", "postmaster"):
             found.append(f"sender:{local}")
     for value in raw_values(msg, "return-path"):

@@ -94,15 +94,18 @@ def _percent_decode(text: str) -> bytes:
     return urllib.parse.unquote_to_bytes(to_bytes(text))
 
 
-def extended_param(params: dict[str, str], name: str, hint: str | None = None,
-                   problems: list[str] | None = None) -> str | None:
+def extended_param(
+    params: dict[str, str], name: str, hint: str | None = None, problems: list[str] | None = None
+) -> str | None:
     """The decoded value of parameter ``name``: RFC 2231 first, then plain (with RFC 2047 / raw 8-bit)."""
     if f"{name}*" in params:
         ext_value = params[f"{name}*"]
         ext_charset, sep1, rest = ext_value.partition("'")
         _lang, sep2, encoded_text = rest.partition("'")
         if sep1 and sep2:
-            return decode_text(_percent_decode(encoded_text), ext_charset or None, problems, "file name", hint)
+            return decode_text(
+                _percent_decode(encoded_text), ext_charset or None, problems, "file name", hint
+            )
         return decode_text(_percent_decode(ext_value), None, problems, "file name", hint)
     segments: list[tuple[int, bool, str]] = []
     pattern = re.compile(re.escape(name) + r"\*(\d+)(\*?)$")

@@ -50,7 +50,7 @@ def _name(att: object, problems: list[str]) -> str:
         try:
             attr = getattr(att, getter)
             value = attr() if callable(attr) else attr
-        except Exception:  # noqa: BLE001 - tnefparse decodes names as UTF-8 and may fail
+        except Exception:  # tnefparse decodes names as UTF-8 and may fail
             continue
         text = _text(value, problems).strip()
         if text:
@@ -65,14 +65,14 @@ def parse_tnef(data: bytes, problems: list[str]) -> TnefContent:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             parsed = tnefparse.TNEF(data, do_checksum=False)
-    except Exception as exc:  # noqa: BLE001 - tnefparse raises anything on bad input
+    except Exception as exc:  # tnefparse raises anything on bad input
         raise TnefError(f"{type(exc).__name__}: {exc}") from exc
     content = TnefContent()
     for att in getattr(parsed, "attachments", []) or []:
         payload: object = getattr(att, "data", b"")
-        content.attachments.append(TnefAttachment(
-            name=_name(att, problems),
-            data=payload if isinstance(payload, bytes) else b""))
+        content.attachments.append(
+            TnefAttachment(name=_name(att, problems), data=payload if isinstance(payload, bytes) else b"")
+        )
     body: object = getattr(parsed, "body", None)
     html: object = getattr(parsed, "htmlbody", None)
     if body:

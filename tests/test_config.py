@@ -1,0 +1,158 @@
+"""Configuration: defaults, the example file, secrets, and errors that name the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from intaked.cli import EXIT_CONFIG, main
+from intaked.config import (
+    ConfigError,
+    Settings,
+    effective_database_url,
+    load_settings,
+    masked_dump,
+    settings_from_mapping,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "config" / "intaked.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "intaked.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_no_file_means_embedded_sqlite_and_smtp_on_2525(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("INTAKED_CONFIG", raising=False)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr("intaked.config.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+    settings, path = load_settings(None, environ={})
+    assert path is None
+    assert settings.smtp_intake.host_port == ("127.0.0.1", 2525)
+    assert settings.smtp_intake.protocol == "smtp"
+    assert effective_database_url(settings) == f"sqlite:///{tmp_path / 'state' / 'intaked' / 'intaked.db'}"
+
+
+def test_systemd_state_directory_holds_the_embedded_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/intaked")
+    assert effective_database_url(Settings()) == "sqlite:////var/lib/intaked/intaked.db"
+
+
+def test_env_names_the_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(tmp_path, '[tickets]\nnumber_prefix = "HD"\n')
+    monkeypatch.setenv("INTAKED_CONFIG", str(path))
+    settings, used = load_settings(None, environ={})
+    assert used == path and settings.tickets.number_prefix == "HD"
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= _keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out.add(prefix + key)
+    return out
+
+
+def test_example_file_documents_every_key_with_its_default() -> None:
+    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    assert _flatten(data) == _keys(Settings), "every key is in the example, and nothing else"
+    settings, _ = load_settings(EXAMPLE, environ={})
+    assert settings == Settings(), "the example shows the defaults"
+    text = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(text):
+        if line and not line.startswith(("#", "[")) and "=" in line:
+            assert text[i - 1].startswith("#"), f"key on line {i + 1} has no comment: {line}"
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ('[smtp_intake]\nlisten = "localhost"\n', 'smtp_intake.listen: expected "host:port", got \'localhost\''),
+        ('[smtp_intake]\nlisten = "127.0.0.1:99999"\n', "smtp_intake.listen: port 99999 is out of range"),
+        ('[smtp_intake]\nprotocol = "pop3"\n', "smtp_intake.protocol: Input should be 'smtp' or 'lmtp'"),
+        ('[smtp_intake]\nrecipients = ["not an address"]\n', "smtp_intake.recipients: 'not an address' is not"),
+        ("[smtp_intake]\nmax_message_bytes = 10\n", "smtp_intake.max_message_bytes: Input should be greater"),
+        ('[smtp_intake]\nlistne = "127.0.0.1:25"\n', "smtp_intake.listne: unknown key"),
+        ('[smpt_intake]\nlisten = "127.0.0.1:25"\n', "smpt_intake: unknown key"),
+        ('[database]\nurl = "mysql://x@y/z"\n', "database.url: unsupported database 'mysql'"),
+        ('[database]\nurl = "::nonsense::"\n', "database.url: not a database URL"),
+        ('[tickets]\nnumber_prefix = "IT-"\n', "tickets.number_prefix: String should match pattern"),
+        ('[tickets]\ntimezone = "Asia/Taipie"\n', "tickets.timezone: unknown time zone 'Asia/Taipie'"),
+        ('[outbound_mail]\nport = "twenty-five"\n', "outbound_mail.port: Input should be a valid integer"),
+        ('[outbound_mail]\nfrom_address = "helpdesk"\n', "outbound_mail.from_address: 'helpdesk' is not an e-mail"),
+        ("[logging]\nlevel = 3\n", "logging.level: Input should be"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_reason(tmp_path: Path, toml: str, expected: str) -> None:
+    path = write(tmp_path, toml)
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    assert f"{path}: {expected}" in str(error.value)
+
+
+def test_invalid_toml_says_where(tmp_path: Path) -> None:
+    path = write(tmp_path, "[smtp_intake\nlisten = 1\n")
+    with pytest.raises(ConfigError, match=r"not valid TOML: .*line 1"):
+        load_settings(path, environ={})
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_secrets_from_environment_and_credentials(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "outbound_mail.password").write_text("from-credential\n")
+    (creds / "database.url").write_text("postgresql+psycopg://intaked:s3cret@db.example.com/helpdesk\n")
+    settings = settings_from_mapping(
+        {"outbound_mail": {"password": "from-file"}}, environ={"CREDENTIALS_DIRECTORY": str(creds)}
+    )
+    assert settings.outbound_mail.password.get_secret_value() == "from-credential"
+    assert settings.database.url == "postgresql+psycopg://intaked:s3cret@db.example.com/helpdesk"
+    settings = settings_from_mapping(
+        {}, environ={"CREDENTIALS_DIRECTORY": str(creds), "INTAKED_OUTBOUND_MAIL__PASSWORD": "from-env"}
+    )
+    assert settings.outbound_mail.password.get_secret_value() == "from-env"
+    dumped = masked_dump(settings)
+    assert dumped["outbound_mail"]["password"] == "********"
+    assert "s3cret" not in str(dumped) and "from-env" not in str(dumped)
+
+
+def test_check_config_prints_masked_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, '[outbound_mail]\npassword = "hunter2"\nusername = "svc"\n'
+                           '[smtp_intake]\nrecipients = ["helpdesk@example.com"]\n')
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out
+    assert '"password": "********"' in out and '"username": "svc"' in out
+    assert '"helpdesk@example.com"' in out
+
+
+def test_check_config_exits_78_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, '[smtp_intake]\nprotocol = "pop3"\nbogus = 1\n')
+    assert main(["check-config", "--config", str(path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "smtp_intake.protocol" in err and "smtp_intake.bogus: unknown key" in err

@@ -1,0 +1,126 @@
+"""The ticket store: migrations are the schema, numbers are unique under concurrency, times are UTC."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, select, text
+
+from intaked.cli import EXIT_UNAVAILABLE, main
+from intaked.store.engine import make_engine
+from intaked.store.migrate import SchemaError, current_revision, ensure_schema, head_revision, upgrade
+from intaked.store.models import Base, Ticket
+from intaked.store.numbering import next_ticket_number, ticket_period
+
+
+def test_migrations_build_exactly_the_models(db_url: str) -> None:
+    engine = make_engine(db_url)
+    assert upgrade(engine) == (None, head_revision())
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == [], "models.py and the migrations disagree: write a migration"
+    assert current_revision(engine) == head_revision()
+    assert upgrade(engine) == (head_revision(), head_revision()), "upgrading twice is harmless"
+    engine.dispose()
+
+
+def test_ticket_numbers_are_unique_and_gapless_under_concurrent_writers(db_url: str) -> None:
+    engine = make_engine(db_url, busy_timeout_ms=10_000)
+    upgrade(engine)
+    when = dt.datetime(2026, 11, 30, 17, 0, tzinfo=dt.UTC)  # already December in Taipei
+    numbers: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(20):
+            with engine.begin() as conn:
+                number = next_ticket_number(conn, "IT", when, "Asia/Taipei")
+            with lock:
+                numbers.append(number)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(numbers) == [f"IT-202612-{n:05d}" for n in range(1, 121)]
+    engine.dispose()
+
+
+def test_period_follows_the_configured_time_zone() -> None:
+    when = dt.datetime(2026, 11, 30, 16, 30, tzinfo=dt.UTC)
+    assert ticket_period("IT", when, "Asia/Taipei") == "IT-202612"
+    assert ticket_period("IT", when, "America/Chicago") == "IT-202611"
+
+
+def test_timestamps_are_stored_in_utc_and_read_back_aware(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    taipei = dt.timezone(dt.timedelta(hours=8))
+    created = dt.datetime(2026, 11, 20, 9, 15, 30, 123456, tzinfo=taipei)
+    tickets = Ticket.__table__
+    with engine.begin() as conn:
+        conn.execute(insert(tickets).values(number="IT-202611-00001", status="new", channel="email",
+                                            subject="x", created_at=created, updated_at=created))
+        row = conn.execute(select(tickets.c.created_at)).one()
+        stored = conn.execute(text("SELECT CAST(created_at AS TEXT) FROM tickets")).scalar_one()
+    assert row.created_at == created and row.created_at.utcoffset() == dt.timedelta(0)
+    assert str(stored).startswith("2026-11-20 01:15:30.123456")
+    with pytest.raises(Exception, match="naive datetime refused"), engine.begin() as conn:
+        conn.execute(insert(tickets).values(number="IT-202611-00002", status="new", channel="email",
+                                            subject="x", created_at=dt.datetime(2026, 1, 1),
+                                            updated_at=created))
+    engine.dispose()
+
+
+def test_check_constraints_refuse_unknown_status_and_priority(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    now = dt.datetime.now(dt.UTC)
+    for values in ({"status": "deleted"}, {"status": "new", "priority": "P5"}):
+        with pytest.raises(Exception, match="(?i)check"), engine.begin() as conn:
+            conn.execute(insert(Ticket.__table__).values(number="IT-1", channel="email", subject="",
+                                                         created_at=now, updated_at=now, **values))
+    engine.dispose()
+
+
+def test_daemon_refuses_an_old_schema_when_not_allowed_to_migrate(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    with pytest.raises(SchemaError, match=r"run `intaked db upgrade`"):
+        ensure_schema(engine, auto_migrate=False)
+    assert ensure_schema(engine, auto_migrate=True) == head_revision()
+    engine.dispose()
+
+
+def test_daemon_refuses_a_schema_from_a_newer_intaked(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(SchemaError, match="revision 9999, which this intaked does not know"):
+        ensure_schema(engine, auto_migrate=True)
+    engine.dispose()
+
+
+def test_db_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "x.db"
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{db}"\n')
+    assert main(["db", "current", "--config", str(config)]) == 0
+    assert f"(empty) (this intaked needs {head_revision()})" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    assert f"schema upgraded: (empty) -> {head_revision()}" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    assert "schema already current" in capsys.readouterr().out
+
+
+def test_unreachable_store_is_reported_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[database]\nurl = "postgresql+psycopg://nobody@127.0.0.1:1/none"\n')
+    assert main(["tickets", "list", "--config", str(config)]) == EXIT_UNAVAILABLE
+    assert "the ticket store is unavailable" in capsys.readouterr().err

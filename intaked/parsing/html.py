@@ -1,6 +1,7 @@
 """HTML body to plain text, for mail that has no text/plain alternative.
 
-Uses ``inscriptis`` (which follows the HTML rendering model: block elements start lines, ``<br>`` breaks,
+Uses ``inscriptis`` with its ``strict`` CSS profile (no padding around inline elements, no indentation;
+it follows the HTML rendering model: block elements start lines, ``<br>`` breaks,
 ``<style>``/``<script>``/``<head>`` hidden, entities decoded). Input over :data:`MAX_HTML_CHARS` is
 truncated first, and any failure of inscriptis/lxml (deep nesting, odd declarations, recursion) falls back
 to a small ``html.parser`` based stripper. Library warnings are silenced here so callers never see them.
@@ -13,6 +14,8 @@ import warnings
 from html.parser import HTMLParser
 
 import inscriptis
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.model.config import ParserConfig
 
 MAX_HTML_CHARS = 2_000_000
 
@@ -102,7 +105,7 @@ def html_to_text(html: str, problems: list[str]) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            text = inscriptis.get_text(html)
+            text = inscriptis.get_text(html, ParserConfig(css=CSS_PROFILES["strict"]))
     except Exception as exc:  # lxml/inscriptis failures on hostile HTML
         problems.append(f"html: converter failed ({type(exc).__name__}), used a simple tag stripper")
         text = _fallback(html)

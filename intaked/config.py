@@ -146,6 +146,8 @@ class IntakeSettings(_Section):
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
     claim_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
     retry_base_seconds: Annotated[float, Field(gt=0)] = 5.0
+    parse_workers: Annotated[int, Field(ge=0, le=32)] = 1
+    parse_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
 
 
 class LoggingSettings(_Section):

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from intaked.channels.smtp import SmtpIntakeServer
 from intaked.config import Settings, effective_database_url
 from intaked.intake.capture import CaptureWriter
+from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.store.engine import make_engine
 from intaked.store.migrate import ensure_schema
@@ -59,6 +60,7 @@ class Daemon:
     )
     capture: CaptureWriter | None = None
     processor: IntakeProcessor | None = None
+    parser: ParsePool | None = None
     smtp: SmtpIntakeServer | None = None
     smtp_address: tuple[str, int] | None = None
 
@@ -72,7 +74,9 @@ class Daemon:
         )
         log.info("store_ready", database=self.engine.url.render_as_string(hide_password=True),
                  schema=revision)
-        self.processor = IntakeProcessor(self.engine, self.executor, self.settings)
+        intake = self.settings.intake
+        self.parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
+        self.processor = IntakeProcessor(self.engine, self.executor, self.settings, parser=self.parser)
         await self.processor.recover()
         self.processor.start()
         self.capture = CaptureWriter(self.engine, self.executor, on_committed=self.processor.wake)
@@ -90,6 +94,8 @@ class Daemon:
         if self.processor is not None:
             await self.processor.stop()
         self.executor.shutdown(wait=True)
+        if self.parser is not None:
+            self.parser.close()
         if self.engine is not None:
             self.engine.dispose()
         log.info("stopped")

@@ -59,7 +59,7 @@ def test_failing_item_is_retried_then_quarantined_never_deleted(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk full (injected)")
 
-    monkeypatch.setattr(processor, "ingest_mail", broken)
+    monkeypatch.setattr(processor, "ingest_mail_batch", broken)
     for attempt in (1, 2):
         assert process_once(engine, settings) == []
         with engine.connect() as conn:
@@ -84,14 +84,14 @@ def test_one_bad_item_does_not_hold_back_its_batch(
 ) -> None:
     settings = make_settings(db_url)
     ids = insert_items(engine, [RawItem("smtp", mail(n)) for n in range(5)])
-    real = processor.ingest_mail
+    real = processor.ingest_mail_batch
 
-    def fails_on_third(conn: Any, item: Any, *args: Any) -> Any:
-        if item.id == ids[2]:
+    def fails_on_third(conn: Any, entries: Any, *args: Any) -> Any:
+        if any(item.id == ids[2] for item, _, _ in entries):
             raise ValueError("poison (injected)")
-        return real(conn, item, *args)
+        return real(conn, entries, *args)
 
-    monkeypatch.setattr(processor, "ingest_mail", fails_on_third)
+    monkeypatch.setattr(processor, "ingest_mail_batch", fails_on_third)
     outcomes = process_once(engine, settings)
     assert len(outcomes) == 4
     assert ticket_count(engine) == 4

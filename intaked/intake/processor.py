@@ -1,8 +1,8 @@
 """The intake processor: the loop that turns captured items into tickets.
 
 It wakes when a channel commits something (and every few seconds, for items left by other daemons
-or due for a retry), claims a batch, parses it on a worker thread (parsing is pure and never
-raises) and stores the whole batch in one transaction. If that transaction fails, each item is
+or due for a retry), claims a batch, parses it in the parse pool's worker processes (parsing is
+pure) and stores the whole batch in one transaction. If that transaction fails, each item is
 tried on its own, so one bad item cannot hold back the others; a failing item is retried with
 backoff and finally quarantined (``intaked`` never deletes it).
 """
@@ -17,46 +17,46 @@ import structlog
 from sqlalchemy import Engine
 
 from intaked.config import Settings
-from intaked.intake.ingest import ClaimLost, IngestOutcome, ingest_mail
+from intaked.intake.ingest import ClaimLost, IngestOutcome, ParsedItem, ingest_mail_batch
 from intaked.intake.ledger import ClaimedItem, claim_batch, record_failure, recover_stale_claims
-from intaked.parsing import ParsedMessage, parse_message
+from intaked.intake.parsepool import ParsePool, parse_in_process
+from intaked.parsing import ParsedMessage
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
 
-ParsedItem = tuple[ClaimedItem, ParsedMessage | None, str | None]
-
-
-def parse_items(items: Sequence[ClaimedItem]) -> list[ParsedItem]:
-    """Parse each item; a parser bug costs the fields, never the item."""
-    out: list[ParsedItem] = []
-    for item in items:
-        try:
-            out.append((item, parse_message(item.raw), None))
-        except Exception as exc:  # parse_message promises not to raise; never trust it with mail
-            out.append((item, None, f"parser failed: {type(exc).__name__}: {exc}"))
-    return out
+def parse_items(items: Sequence[ClaimedItem], parser: ParsePool | None = None) -> list[ParsedItem]:
+    """Parse each item; a parser failure costs the fields, never the item."""
+    raws = [item.raw for item in items]
+    results = parser.parse_many(raws) if parser else [parse_in_process(raw) for raw in raws]
+    return [
+        (item, result, None) if isinstance(result, ParsedMessage) else (item, None, result)
+        for item, result in zip(items, results, strict=True)
+    ]
 
 
 def store_batch(engine: Engine, batch: Sequence[ParsedItem], settings: Settings) -> list[IngestOutcome]:
     """Store a parsed batch in one transaction."""
-    now = utcnow()
     with engine.begin() as conn:
-        return [ingest_mail(conn, item, parsed, failure, settings, now) for item, parsed, failure in batch]
+        return ingest_mail_batch(conn, batch, settings, utcnow())
 
 
 def store_one(engine: Engine, entry: ParsedItem, settings: Settings) -> IngestOutcome:
-    item, parsed, failure = entry
     with engine.begin() as conn:
-        return ingest_mail(conn, item, parsed, failure, settings, utcnow())
+        return ingest_mail_batch(conn, [entry], settings, utcnow())[0]
 
 
-def process_once(engine: Engine, settings: Settings) -> list[IngestOutcome]:
+def process_once(engine: Engine, settings: Settings, parser: ParsePool | None = None) -> list[IngestOutcome]:
     """Claim, parse and store one batch (blocking); returns what was stored."""
     claimed = claim_batch(engine, settings.intake.batch_size)
     if not claimed:
         return []
-    parsed = parse_items(claimed)
+    try:
+        parsed = parse_items(claimed, parser)
+    except Exception as exc:  # never leave claimed items waiting for the claim timeout
+        for item in claimed:
+            _record_failure(engine, item, exc, settings)
+        return []
     try:
         outcomes = store_batch(engine, parsed, settings)
     except Exception as exc:
@@ -73,19 +73,22 @@ def process_once(engine: Engine, settings: Settings) -> list[IngestOutcome]:
             log.info("claim_lost", inbound_item=item.id)
             continue
         except Exception as exc:
-            state = record_failure(
-                engine,
-                item,
-                f"{type(exc).__name__}: {exc}",
-                max_attempts=settings.intake.max_attempts,
-                retry_base_seconds=settings.intake.retry_base_seconds,
-            )
-            log.error("ingest_failed", inbound_item=item.id, attempts=item.attempts, state=state,
-                      error=str(exc))
+            _record_failure(engine, item, exc, settings)
             continue
         outcomes.append(outcome)
         _log_outcomes([outcome], [entry])
     return outcomes
+
+
+def _record_failure(engine: Engine, item: ClaimedItem, exc: Exception, settings: Settings) -> None:
+    state = record_failure(
+        engine,
+        item,
+        f"{type(exc).__name__}: {exc}",
+        max_attempts=settings.intake.max_attempts,
+        retry_base_seconds=settings.intake.retry_base_seconds,
+    )
+    log.error("ingest_failed", inbound_item=item.id, attempts=item.attempts, state=state, error=str(exc))
 
 
 def _log_outcomes(outcomes: Sequence[IngestOutcome], parsed: Sequence[ParsedItem]) -> None:
@@ -108,12 +111,14 @@ class IntakeProcessor:
         executor: Executor,
         settings: Settings,
         *,
+        parser: ParsePool | None = None,
         idle_poll_seconds: float = 5.0,
         on_stored: Callable[[Sequence[IngestOutcome]], None] = lambda _: None,
     ) -> None:
         self._engine = engine
         self._executor = executor
         self._settings = settings
+        self._parser = parser
         self._idle_poll_seconds = idle_poll_seconds
         self._on_stored = on_stored
         self._wake = asyncio.Event()
@@ -148,7 +153,7 @@ class IntakeProcessor:
         while True:
             try:
                 outcomes = await loop.run_in_executor(
-                    self._executor, process_once, self._engine, self._settings
+                    self._executor, process_once, self._engine, self._settings, self._parser
                 )
             except Exception as exc:  # the store is down: keep the daemon up, try again soon
                 log.error("intake_pass_failed", error=str(exc))

@@ -130,6 +130,7 @@ DETECT_CANDIDATES: tuple[str, ...] = (
     "latin_1",
 )
 _DETECT_SAMPLE = 65536
+_MIN_SCORE = 0.25
 _LABEL_CLEAN = re.compile(r"[^a-z0-9_.:+-]")
 
 
@@ -230,7 +231,7 @@ def decode_iso2022jp_nec(data: bytes) -> str | None:
                 if s2 >= 0x7F:
                     s2 += 1
             else:
-                s2 = j2 + 0x7D
+                s2 = j2 + 0x7E
             out += bytes((s1, s2))
             i += 2
     try:
@@ -323,6 +324,8 @@ def detect(data: bytes, hint: str | None = None) -> tuple[str, str] | None:
     if not scored:
         return None
     scored.sort(reverse=True)
+    if scored[0][0] < _MIN_SCORE:
+        return None  # nothing reads as text: binary junk or an exotic charset
     best = scored[0]
     if best[0] < 0.6 and len(sample) >= 64:
         guess = _normalizer_guess(sample, [c for _, _, c in scored])

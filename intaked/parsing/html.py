@@ -20,8 +20,8 @@ from inscriptis.model.config import ParserConfig
 MAX_HTML_CHARS = 2_000_000
 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"<[^<>]*>")  # [^<>] keeps this linear on unclosed '<' runs
 _BLANK_LINES = re.compile(r"\n{3,}")
-_TRAILING = re.compile(r"[ \t\u3000]+\n")
 _BLOCK_TAGS = {
     "p",
     "div",
@@ -89,7 +89,7 @@ def _fallback(html: str) -> str:
 def tidy(text: str) -> str:
     """Normalise converted text: no NBSP, no trailing blanks, at most one empty line in a row."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
-    text = _TRAILING.sub("\n", text + "\n")
+    text = "\n".join(line.rstrip(" \t\u3000") for line in text.split("\n"))
     text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()
 
@@ -108,5 +108,19 @@ def html_to_text(html: str, problems: list[str]) -> str:
             text = inscriptis.get_text(html, ParserConfig(css=CSS_PROFILES["strict"]))
     except Exception as exc:  # lxml/inscriptis failures on hostile HTML
         problems.append(f"html: converter failed ({type(exc).__name__}), used a simple tag stripper")
-        text = _fallback(html)
-    return tidy(text)
+        return tidy(_fallback(html))
+    converted = len("".join(str(text).split()))
+    if converted < _visible_estimate(html) // 2:
+        # lxml silently stops at its nesting limit (256): the rest of the document would be lost.
+        # (Style sheets also make the estimate high; then the stripper finds no more text and is ignored.)
+        fallback = _fallback(html)
+        if len("".join(fallback.split())) > converted * 3 // 2 + 16:
+            problems.append("html: converter lost text (deep nesting?), used a simple tag stripper")
+            text = fallback
+    return tidy(str(text))
+
+
+def _visible_estimate(html: str) -> int:
+    """A cheap upper estimate of the number of visible non-blank characters (linear time)."""
+    text = _TAG.sub(" ", html)
+    return len("".join(text.split()))

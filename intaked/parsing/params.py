@@ -58,7 +58,8 @@ def _unquote(value: str) -> str:
         inner = value[1:]
         if inner.endswith('"'):
             inner = inner[:-1]
-        return re.sub(r"\\(.)", r"\1", inner)
+        # Only \\ and \" are unescaped: Windows mailers put bare backslashes in file names.
+        return inner.replace("\\\\", "\\").replace('\\"', '"')
     return value
 
 

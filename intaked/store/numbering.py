@@ -8,6 +8,8 @@ the row lock until commit and SQLite has a single writer.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
@@ -24,14 +26,28 @@ def ticket_period(prefix: str, when: dt.datetime, timezone: str) -> str:
     return f"{prefix}-{local:%Y%m}"
 
 
-def next_ticket_number(conn: Connection, prefix: str, when: dt.datetime, timezone: str) -> str:
-    """Allocate the next number of the period (inside the caller's transaction)."""
-    period = ticket_period(prefix, when, timezone)
+def _reserve(conn: Connection, period: str, count: int) -> int:
+    """Reserve ``count`` consecutive values of ``period``; returns the last one."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(_counters).values(period=period, last_value=1)
+    stmt = dialect_insert(_counters).values(period=period, last_value=count)
     stmt = stmt.on_conflict_do_update(
         index_elements=[_counters.c.period],
-        set_={"last_value": _counters.c.last_value + 1},
+        set_={"last_value": _counters.c.last_value + count},
     ).returning(_counters.c.last_value)
-    value = conn.execute(stmt).scalar_one()
-    return f"{period}-{value:05d}"
+    return int(conn.execute(stmt).scalar_one())
+
+
+def allocate_ticket_numbers(conn: Connection, periods: Sequence[str]) -> list[str]:
+    """One new number for each entry of ``periods``, in order (one upsert per distinct period)."""
+    counts = Counter(periods)
+    next_value = {period: _reserve(conn, period, count) - count + 1 for period, count in counts.items()}
+    numbers = []
+    for period in periods:
+        numbers.append(f"{period}-{next_value[period]:05d}")
+        next_value[period] += 1
+    return numbers
+
+
+def next_ticket_number(conn: Connection, prefix: str, when: dt.datetime, timezone: str) -> str:
+    """Allocate the next number of the period (inside the caller's transaction)."""
+    return allocate_ticket_numbers(conn, [ticket_period(prefix, when, timezone)])[0]

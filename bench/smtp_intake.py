@@ -1,0 +1,245 @@
+"""Benchmark: SMTP intake of mixed mail from concurrent senders, next to the bare pipeline.
+
+    .venv/bin/python bench/smtp_intake.py [--messages 5000] [--senders 20] [--db sqlite,postgresql]
+
+For each database it measures, in the same run:
+- the bare pipeline (the limit): ``email.message_from_bytes`` + one INSERT and commit per
+  message, no daemon, no SMTP;
+- intaked: a real ``intaked run`` process; N senders (threads, one SMTP session each) send the
+  messages; we time end of DATA → 250 per message, the 250 throughput, and the time until every
+  message is a ticket (parsing and ticket creation included).
+Messages: the real-world corpus in ../shared/mail-corpus (when present, files under 1 MiB) and
+generated Big5/UTF-8/HTML/attachment mail, each given a fresh Message-ID so none is a duplicate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import email
+import os
+import random
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from intaked.store.models import InboundItem  # noqa: E402
+from tests.support.databases import pg_schema, pg_unavailable_reason  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "mail-corpus"
+
+
+def generated(n: int) -> bytes:
+    kind = n % 4
+    mid = f"<gen-{n}-{uuid.uuid4().hex}@bench.example.com>"
+    if kind == 0:
+        subject = base64.b64encode(f"產線 MES 當機 碁恒裏 {n}".encode("cp950")).decode()
+        return (f"From: user{n}@example.com\r\nTo: helpdesk@example.com\r\nSubject: =?big5?B?{subject}?=\r\n"
+                f"Message-ID: {mid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=big5\r\n"
+                "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + ("您好，產線停工。\r\n" * 20).encode("cp950")
+    if kind == 1:
+        return (f"From: 王小明 <ming{n}@example.com>\r\nTo: helpdesk@example.com\r\nSubject: 印表機無法列印 {n}\r\n"
+                f"Message-ID: {mid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                + "印表機卡紙，請協助。\r\n" * 30).encode()
+    if kind == 2:
+        html = "<html><head><style>p{color:red}</style></head><body>" + "<p>ERP&nbsp;無法登入</p>" * 40
+        return (f"From: a{n}@example.com\r\nTo: helpdesk@example.com\r\nSubject: ERP {n}\r\nMessage-ID: {mid}\r\n"
+                "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html + "</body></html>\r\n"
+                ).encode()
+    payload = base64.encodebytes(os.urandom(20_000)).decode().replace("\n", "\r\n")
+    return (f"From: b{n}@example.com\r\nTo: helpdesk@example.com\r\nSubject: screenshot {n}\r\nMessage-ID: {mid}\r\n"
+            'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n請看附件\r\n--b\r\n"
+            'Content-Type: image/png; name="s.png"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+            + payload + "--b--\r\n").encode()
+
+
+def corpus_messages() -> list[bytes]:
+    if not CORPUS.is_dir():
+        return []
+    out = []
+    for path in sorted(CORPUS.rglob("*")):
+        if path.suffix.lower() in (".eml", ".raw", ".msg") and path.is_file() and path.stat().st_size < 1 << 20:
+            out.append(path.read_bytes())
+    return out
+
+
+def with_fresh_message_id(raw: bytes, n: int) -> bytes:
+    raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"message-id:")]
+    lines.insert(0, f"Message-ID: <bench-{n}-{uuid.uuid4().hex}@bench.example.com>".encode())
+    return b"\r\n".join(lines) + (sep or b"\r\n\r\n") + body
+
+
+def mixed_messages(count: int) -> list[bytes]:
+    corpus = corpus_messages()
+    out = []
+    for n in range(count):
+        if corpus and n % 3 == 0:
+            out.append(with_fresh_message_id(corpus[(n // 3) % len(corpus)], n))
+        else:
+            out.append(generated(n))
+    random.Random(7).shuffle(out)
+    return out
+
+
+def bare_pipeline(url: str, messages: list[bytes]) -> float:
+    """The limit: parse with the standard library and INSERT + commit each message; messages/s."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE bare (id INTEGER PRIMARY KEY, subject TEXT, raw BYTEA)"
+                          if engine.dialect.name == "postgresql" else
+                          "CREATE TABLE bare (id INTEGER PRIMARY KEY, subject TEXT, raw BLOB)"))
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            conn.exec_driver_sql("PRAGMA synchronous=FULL")
+    start = time.perf_counter()
+    with engine.connect() as conn:
+        for i, raw in enumerate(messages):
+            msg = email.message_from_bytes(raw)
+            conn.execute(text("INSERT INTO bare (id, subject, raw) VALUES (:i, :s, :r)"),
+                         {"i": i, "s": str(msg.get("subject", "")), "r": raw})
+            conn.commit()
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return len(messages) / elapsed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def send_all(port: int, messages: list[bytes], senders: int) -> tuple[list[float], float]:
+    """Send from ``senders`` sessions at once; returns per-message DATA→250 latencies and wall time."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    chunks = [messages[i::senders] for i in range(senders)]
+    errors: list[str] = []
+
+    def sender(chunk: list[bytes]) -> None:
+        local = []
+        with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+            client.ehlo()
+            for raw in chunk:
+                client.mail("bench@example.com")
+                client.rcpt("helpdesk@example.com")
+                client.putcmd("data")
+                if client.getreply()[0] != 354:
+                    errors.append("no 354")
+                    continue
+                payload = smtplib.quotedata(raw.decode("latin-1")).encode("latin-1")
+                if not payload.endswith(b"\r\n"):
+                    payload += b"\r\n"
+                client.send(payload + b".\r\n")
+                t0 = time.perf_counter()
+                code, reply = client.getreply()
+                local.append(time.perf_counter() - t0)
+                if code != 250:
+                    errors.append(f"{code} {reply!r}")
+        with lock:
+            latencies.extend(local)
+
+    threads = [threading.Thread(target=sender, args=(c,)) for c in chunks]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"{len(errors)} messages not accepted, e.g. {errors[:3]}")
+    return latencies, wall
+
+
+def intaked_run(url: str, messages: list[bytes], senders: int) -> dict[str, float]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "intaked.toml"
+        config.write_text(f'[database]\nurl = "{url}"\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
+                          '[logging]\nlevel = "warning"\nformat = "json"\n')
+        log = (Path(tmp) / "log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "intaked", "run", "--config", str(config)],
+                                stdout=log, stderr=log, cwd=REPO)
+        try:
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.05)
+            engine = create_engine(url)
+            start = time.perf_counter()
+            latencies, wall = send_all(port, messages, senders)
+            items = InboundItem.__table__
+            while True:
+                with engine.connect() as conn:
+                    pending = conn.execute(select(func.count()).select_from(items).where(
+                        items.c.state.in_(["received", "processing"]))).scalar_one()
+                if pending == 0:
+                    break
+                time.sleep(0.02)
+            all_done = time.perf_counter() - start
+            with engine.connect() as conn:
+                states = dict(conn.execute(select(items.c.state, func.count()).group_by(items.c.state)).all())
+            engine.dispose()
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            log.close()
+    if states.get("done") != len(messages):
+        raise SystemExit(f"expected {len(messages)} tickets, ledger says {states}")
+    latencies.sort()
+    return {
+        "accept_rate": len(messages) / wall,
+        "ticket_rate": len(messages) / all_done,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--senders", type=int, default=20)
+    parser.add_argument("--db", default="sqlite,postgresql")
+    args = parser.parse_args()
+    messages = mixed_messages(args.messages)
+    print(f"{args.messages} mixed messages ({sum(map(len, messages)) / len(messages) / 1024:.1f} KiB average), "
+          f"{args.senders} concurrent senders, {os.cpu_count()} CPUs")
+    print(f"{'database':<11} {'bare msg/s':>10} {'250s/s':>8} {'tickets/s':>9} {'% of bare':>9} "
+          f"{'p50 ms':>7} {'p99 ms':>7}")
+    for db in args.db.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            if db == "sqlite":
+                bare = bare_pipeline(f"sqlite:///{tmp}/bare.db", messages)
+                result = intaked_run(f"sqlite:///{tmp}/intaked.db", messages, args.senders)
+            else:
+                if reason := pg_unavailable_reason():
+                    print(f"postgresql: skipped: {reason}")
+                    continue
+                with pg_schema() as url:
+                    bare = bare_pipeline(url, messages)
+                with pg_schema() as url:
+                    result = intaked_run(url, messages, args.senders)
+        print(f"{db:<11} {bare:>10.0f} {result['accept_rate']:>8.0f} {result['ticket_rate']:>9.0f} "
+              f"{100 * result['ticket_rate'] / bare:>8.0f}% {result['p50_ms']:>7.1f} {result['p99_ms']:>7.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""A parser that misbehaves on marked messages, for fault injection in worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from intaked.intake.parsepool import ParseResult, parse_in_process
+
+
+def hostile_parse(raw: bytes) -> ParseResult:
+    """Hangs on ``HANG-ME``, kills its process on ``CRASH-ME``, raises on ``RAISE-ME``."""
+    if b"HANG-ME" in raw:
+        time.sleep(3600)
+    if b"CRASH-ME" in raw:
+        os._exit(3)
+    if b"RAISE-ME" in raw:
+        raise RuntimeError("injected parser bug")
+    return parse_in_process(raw)

@@ -5,6 +5,7 @@
 For each database it measures, in the same run:
 - the bare pipeline (the limit): ``email.message_from_bytes`` + one INSERT and commit per
   message, no daemon, no SMTP;
+- a no-op SMTP server (the second limit): aiosmtpd answering 250 at once, storing nothing;
 - intaked: a real ``intaked run`` process; N senders (threads, one SMTP session each) send the
   messages; we time end of DATA → 250 per message, the 250 throughput, and the time until every
   message is a ticket (parsing and ticket creation included).
@@ -167,6 +168,40 @@ def send_all(port: int, messages: list[bytes], senders: int) -> tuple[list[float
     return latencies, wall
 
 
+NOOP_SERVER = """
+import asyncio, sys
+from aiosmtpd.smtp import SMTP
+SMTP.line_length_limit = 1 << 20  # as intaked: real mail has long lines
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 2.0.0 Ok"
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Sink(), decode_data=False, enable_SMTPUTF8=True),
+                                      "127.0.0.1", int(sys.argv[1]))
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def noop_smtp(messages: list[bytes], senders: int) -> float:
+    """A second limit: aiosmtpd answering 250 at once, storing nothing; 250s/s."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(port)])
+    try:
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        _, wall = send_all(port, messages, senders)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return len(messages) / wall
+
+
 def intaked_run(url: str, messages: list[bytes], senders: int) -> dict[str, float]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,8 +257,10 @@ def main() -> None:
     messages = mixed_messages(args.messages)
     print(f"{args.messages} mixed messages ({sum(map(len, messages)) / len(messages) / 1024:.1f} KiB average), "
           f"{args.senders} concurrent senders, {os.cpu_count()} CPUs")
+    noop = noop_smtp(messages, args.senders)
+    print(f"limit 2: aiosmtpd answering 250 without storing anything: {noop:.0f} 250s/s")
     print(f"{'database':<11} {'bare msg/s':>10} {'250s/s':>8} {'tickets/s':>9} {'% of bare':>9} "
-          f"{'p50 ms':>7} {'p99 ms':>7}")
+          f"{'% of no-op':>10} {'p50 ms':>7} {'p99 ms':>7}")
     for db in args.db.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             if db == "sqlite":
@@ -238,7 +275,8 @@ def main() -> None:
                 with pg_schema() as url:
                     result = intaked_run(url, messages, args.senders)
         print(f"{db:<11} {bare:>10.0f} {result['accept_rate']:>8.0f} {result['ticket_rate']:>9.0f} "
-              f"{100 * result['ticket_rate'] / bare:>8.0f}% {result['p50_ms']:>7.1f} {result['p99_ms']:>7.1f}")
+              f"{100 * result['ticket_rate'] / bare:>8.0f}% {100 * result['accept_rate'] / noop:>9.0f}% "
+              f"{result['p50_ms']:>7.1f} {result['p99_ms']:>7.1f}")
 
 
 if __name__ == "__main__":

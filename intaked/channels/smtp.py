@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
-from typing import Any, Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, cast
 
 import structlog
 from aiosmtpd.lmtp import LMTP
@@ -35,11 +35,22 @@ REPLY_SHUTTING_DOWN: Final = "421 4.3.2 Service shutting down; try again later"
 LINE_LENGTH_LIMIT: Final = 1 << 20
 
 
-class _IntakeSMTP(SMTP):  # type: ignore[misc]
+class _TrackedSession:
+    """Mixin: tells the server when a session ends, so shutdown can hang up the idle ones."""
+
+    on_lost: Callable[[SMTP], None] | None = None
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.on_lost is not None:
+            self.on_lost(cast(SMTP, self))
+        super().connection_lost(error)  # type: ignore[misc]
+
+
+class _IntakeSMTP(_TrackedSession, SMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
 
-class _IntakeLMTP(LMTP):  # type: ignore[misc]
+class _IntakeLMTP(_TrackedSession, LMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
 
@@ -133,14 +144,8 @@ class SmtpIntakeServer:
         if self._settings.hostname:
             kwargs["hostname"] = self._settings.hostname
         protocol = cls(self.handler, **kwargs)
+        protocol.on_lost = self._sessions.discard
         self._sessions.add(protocol)
-        original_lost = protocol.connection_lost
-
-        def connection_lost(error: Exception | None) -> None:
-            self._sessions.discard(protocol)
-            original_lost(error)
-
-        protocol.connection_lost = connection_lost
         return protocol
 
     async def start(self) -> tuple[str, int]:
@@ -160,7 +165,7 @@ class SmtpIntakeServer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.handler.idle.wait(), grace_seconds)
         for session in list(self._sessions):
-            transport = session.transport
+            transport = cast(asyncio.WriteTransport | None, session.transport)
             if transport is not None and not transport.is_closing():
                 with contextlib.suppress(Exception):
                     transport.write((REPLY_SHUTTING_DOWN + "\r\n").encode("ascii"))

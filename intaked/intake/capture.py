@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy import Engine, insert
 
-from intaked.store.models import InboundItem
+from intaked.store.models import inbound_item_table
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
-_items = InboundItem.__table__
+_items = inbound_item_table
 
 
 class CaptureUnavailable(Exception):

@@ -25,19 +25,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from intaked.config import Settings
 from intaked.intake.ledger import ClaimedItem
 from intaked.parsing import ParsedMessage
-from intaked.store.models import Attachment, Blob, InboundItem, Message, Ticket, TicketEvent
+from intaked.store.models import attachment_table, blob_table, inbound_item_table, message_table, ticket_event_table, ticket_table
 from intaked.store.numbering import allocate_ticket_numbers, ticket_period
 
 ACTOR = "intaked"
 MAX_KEY_ID_LENGTH = 500
 LOOKUP_CHUNK = 500
 
-_tickets = Ticket.__table__
-_messages = Message.__table__
-_attachments = Attachment.__table__
-_blobs = Blob.__table__
-_events = TicketEvent.__table__
-_items = InboundItem.__table__
+_tickets = ticket_table
+_messages = message_table
+_attachments = attachment_table
+_blobs = blob_table
+_events = ticket_event_table
+_items = inbound_item_table
 
 _INSERT_TICKETS = insert(_tickets).returning(_tickets.c.id, sort_by_parameter_order=True)
 _INSERT_MESSAGES = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)

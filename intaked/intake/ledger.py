@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
-from intaked.store.models import InboundItem
+from intaked.store.models import inbound_item_table
 from intaked.store.types import utcnow
 
-_items = InboundItem.__table__
+_items = inbound_item_table
 
 
 def node_name() -> str:

@@ -7,7 +7,7 @@ Alembic migrations (``intaked/store/migrations``), never by editing this file al
 from __future__ import annotations
 
 import datetime as dt
-from typing import Final
+from typing import Final, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -194,3 +195,13 @@ class TicketCounter(Base):
 
     period: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_value: Mapped[int] = mapped_column(Integer)
+
+
+# The tables as Core ``Table`` objects, for the set-based statements of the hot paths.
+ticket_table = cast(Table, Ticket.__table__)
+inbound_item_table = cast(Table, InboundItem.__table__)
+message_table = cast(Table, Message.__table__)
+attachment_table = cast(Table, Attachment.__table__)
+blob_table = cast(Table, Blob.__table__)
+ticket_event_table = cast(Table, TicketEvent.__table__)
+ticket_counter_table = cast(Table, TicketCounter.__table__)

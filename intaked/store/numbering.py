@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
-from intaked.store.models import TicketCounter
+from intaked.store.models import ticket_counter_table
 
-_counters = TicketCounter.__table__
+_counters = ticket_counter_table
 
 
 def ticket_period(prefix: str, when: dt.datetime, timezone: str) -> str:
@@ -29,11 +29,14 @@ def ticket_period(prefix: str, when: dt.datetime, timezone: str) -> str:
 def _reserve(conn: Connection, period: str, count: int) -> int:
     """Reserve ``count`` consecutive values of ``period``; returns the last one."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(_counters).values(period=period, last_value=count)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[_counters.c.period],
-        set_={"last_value": _counters.c.last_value + count},
-    ).returning(_counters.c.last_value)
+    stmt = (
+        dialect_insert(_counters)
+        .values(period=period, last_value=count)
+        .on_conflict_do_update(
+            index_elements=[_counters.c.period], set_={"last_value": _counters.c.last_value + count}
+        )
+        .returning(_counters.c.last_value)
+    )
     return int(conn.execute(stmt).scalar_one())
 
 

@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from intaked.store.engine import read_only
-from intaked.store.models import Attachment, InboundItem, Message, Ticket, TicketEvent
+from intaked.store.models import attachment_table, inbound_item_table, message_table, ticket_event_table, ticket_table
 
-_tickets = Ticket.__table__
-_messages = Message.__table__
-_attachments = Attachment.__table__
-_events = TicketEvent.__table__
-_items = InboundItem.__table__
+_tickets = ticket_table
+_messages = message_table
+_attachments = attachment_table
+_events = ticket_event_table
+_items = inbound_item_table
 
 
 def _iso(value: Any) -> Any:

@@ -4,14 +4,14 @@ Uses ``inscriptis`` with its ``strict`` CSS profile (no padding around inline el
 it follows the HTML rendering model: block elements start lines, ``<br>`` breaks,
 ``<style>``/``<script>``/``<head>`` hidden, entities decoded). Input over :data:`MAX_HTML_CHARS` is
 truncated first, and any failure of inscriptis/lxml (deep nesting, odd declarations, recursion) falls back
-to a small ``html.parser`` based stripper. Library warnings are silenced here so callers never see them.
+to a small linear-time tag stripper. Library warnings are silenced here so callers never see them.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from html.parser import HTMLParser
+from html import unescape
 
 import inscriptis
 from inscriptis.css_profiles import CSS_PROFILES
@@ -51,39 +51,40 @@ _BLOCK_TAGS = {
 _HIDDEN_TAGS = {"style", "script", "head", "title", "template", "noscript", "xml"}
 
 
-class _Stripper(HTMLParser):
-    """A forgiving fallback: keeps text, turns block tags into line breaks, drops hidden content."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _HIDDEN_TAGS:
-            self.hidden += 1
-        elif tag in _BLOCK_TAGS:
-            self.out.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _HIDDEN_TAGS:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag in _BLOCK_TAGS:
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.out.append(re.sub(r"\s+", " ", data))
+_TAG_NAME = re.compile(r"/?\s*([a-zA-Z][a-zA-Z0-9:_-]*)")
+_SPACES = re.compile(r"[ \t\r\n\f]+")
 
 
 def _fallback(html: str) -> str:
-    stripper = _Stripper()
-    try:
-        stripper.feed(html)
-        stripper.close()
-    except Exception:  # html.parser is lenient, but never lose the body
-        return re.sub(r"<[^>]*>", " ", html)
-    return "".join(stripper.out)
+    """A forgiving, linear-time tag stripper (``html.parser`` is quadratic on unclosed comments)."""
+    out: list[str] = []
+    lower = html.lower()
+    i, n = 0, len(html)
+    while i < n:
+        lt = html.find("<", i)
+        if lt < 0:
+            out.append(_SPACES.sub(" ", html[i:]))
+            break
+        out.append(_SPACES.sub(" ", html[i:lt]))
+        if html.startswith("<!--", lt):
+            end = html.find("-->", lt + 4)
+            i = n if end < 0 else end + 3
+            continue
+        gt = html.find(">", lt + 1)
+        if gt < 0:
+            break  # an unclosed tag runs to the end
+        match = _TAG_NAME.match(html, lt + 1, gt)
+        name = match.group(1).lower() if match else ""
+        closing = match is not None and match.group(0).startswith("/")
+        if name in _HIDDEN_TAGS and not closing:
+            end = lower.find("</" + name, gt + 1)
+            close = lower.find(">", end) if end >= 0 else -1
+            i = n if close < 0 else close + 1
+            continue
+        if name in _BLOCK_TAGS:
+            out.append("\n")
+        i = gt + 1
+    return unescape("".join(out))
 
 
 def tidy(text: str) -> str:
@@ -114,7 +115,7 @@ def html_to_text(html: str, problems: list[str]) -> str:
         # lxml silently stops at its nesting limit (256): the rest of the document would be lost.
         # (Style sheets also make the estimate high; then the stripper finds no more text and is ignored.)
         fallback = _fallback(html)
-        if len("".join(fallback.split())) > converted * 3 // 2 + 16:
+        if len("".join(fallback.split())) > converted * 3 // 2 + 2:
             problems.append("html: converter lost text (deep nesting?), used a simple tag stripper")
             text = fallback
     return tidy(str(text))

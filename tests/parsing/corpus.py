@@ -52,9 +52,16 @@ def load_imap_tools_expected(path: Path) -> dict[str, Any]:
     """Evaluate the ``DATA = dict(...)`` literal of an imap_tools expected file (no import, no builtins)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "DATA" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "DATA" for t in node.targets
+        ):
             code = compile(ast.Expression(node.value), str(path), "eval")
-            namespace = {"__builtins__": {}, "dict": dict, "datetime": datetime, "EmailAddress": _email_address}
+            namespace = {
+                "__builtins__": {},
+                "dict": dict,
+                "datetime": datetime,
+                "EmailAddress": _email_address,
+            }
             value = eval(code, namespace)  # the corpus' own literal; names limited to the ones above
             assert isinstance(value, dict)
             return value

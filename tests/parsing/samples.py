@@ -47,7 +47,9 @@ def message(headers: list[bytes], body: bytes) -> bytes:
 
 BIG5_SUBJECT = "【報修】三樓會議室印表機卡紙 碁銹裏恒"
 BIG5_NAME = "張碁恒"
-BIG5_BODY = "您好：\n\n三樓會議室的印表機一直卡紙，碁銹裏恒。\n麻煩協助處理，謝謝。\n\n張碁恒\n資訊部 分機 1234"
+BIG5_BODY = (
+    "您好：\n\n三樓會議室的印表機一直卡紙，碁銹裏恒。\n麻煩協助處理，謝謝。\n\n張碁恒\n資訊部 分機 1234"
+)
 
 
 def outlook_big5(cte: str = "quoted-printable") -> bytes:
@@ -73,20 +75,22 @@ def outlook_big5(cte: str = "quoted-printable") -> bytes:
         b'Content-Type: multipart/alternative; boundary="' + boundary + b'"',
         b"MIME-Version: 1.0",
     ]
-    body = CRLF.join([
-        b"--" + boundary,
-        b'Content-Type: text/plain; charset="big5"',
-        b"Content-Transfer-Encoding: " + cte.encode(),
-        b"",
-        plain,
-        b"--" + boundary,
-        b'Content-Type: text/html; charset="big5"',
-        b"Content-Transfer-Encoding: " + cte.encode(),
-        b"",
-        html,
-        b"--" + boundary + b"--",
-        b"",
-    ])
+    body = CRLF.join(
+        [
+            b"--" + boundary,
+            b'Content-Type: text/plain; charset="big5"',
+            b"Content-Transfer-Encoding: " + cte.encode(),
+            b"",
+            plain,
+            b"--" + boundary,
+            b'Content-Type: text/html; charset="big5"',
+            b"Content-Transfer-Encoding: " + cte.encode(),
+            b"",
+            html,
+            b"--" + boundary + b"--",
+            b"",
+        ]
+    )
     return message(headers, body)
 
 
@@ -115,22 +119,25 @@ def foxmail_gbk() -> bytes:
         b"X-Mailer: QQMail 2.x",
         b"X-QQ-Mailer: QQMail 2.x",
     ]
-    parts = CRLF.join([
-        b"This is a multi-part message in MIME format.",
-        b"",
-        b"--" + boundary,
-        b'Content-Type: text/plain; charset="gb2312"',
-        b"Content-Transfer-Encoding: base64",
-        b"",
-        body,
-        b"--" + boundary + b"--",
-        b"",
-    ])
+    parts = CRLF.join(
+        [
+            b"This is a multi-part message in MIME format.",
+            b"",
+            b"--" + boundary,
+            b'Content-Type: text/plain; charset="gb2312"',
+            b"Content-Transfer-Encoding: base64",
+            b"",
+            body,
+            b"--" + boundary + b"--",
+            b"",
+        ]
+    )
     return message(headers, parts)
 
 
-def simple(headers: list[bytes], body: bytes, content_type: bytes | None = b"text/plain",
-           cte: bytes | None = None) -> bytes:
+def simple(
+    headers: list[bytes], body: bytes, content_type: bytes | None = b"text/plain", cte: bytes | None = None
+) -> bytes:
     """A single-part message with Thunderbird-like headers plus ``headers``."""
     base = [
         b"Message-ID: <8f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f@example.com.tw>",

@@ -80,7 +80,7 @@ def test_enmime_big5_detection_text() -> None:
     assert result.body_text.startswith("顏是家訓  北齊  顏之推\n\n卷第七\u3000音辭")
 
 
-# --- imap_tools: expected dicts ---------------------------------------------------------------------------
+# --- imap_tools: expected dicts -------------------------------------------------------------------
 
 IMAP_BASE = CORPUS / "imap_tools" / "tests"
 IMAP_EXPECTED = manifest_files("imap_tools", "expected")
@@ -103,9 +103,9 @@ FROM_DIFFERS = {
 }
 ATTACHMENTS_DIFFER = {
     "attachment_emails/attachment_message_rfc822": "imap_tools lists the attached message's own PDF as ours",
-    "attachment_emails/attachment_with_encoded_name": "invalid byte under iso-2022-jp: U+FFFD there, detected here",
+    "attachment_emails/attachment_with_encoded_name": "bad iso-2022-jp byte: U+FFFD there, detected here",
     "plain_emails/raw_email8": "invalid byte under iso-2022-jp: U+FFFD there, detected here",
-    "error_emails/missing_content_disposition": "imap_tools ignores an unnamed image; we keep every non-body part",
+    "error_emails/missing_content_disposition": "imap_tools skips an unnamed image; we keep non-body parts",
     "mime_emails/raw_email11": "imap_tools ignores an unnamed part; we keep every non-body part",
     "multipart_report_emails/report_422": "we keep the delivery-status and headers parts as attachments",
     "multipart_report_emails/report_530": "we keep the delivery-status and headers parts as attachments",
@@ -178,7 +178,7 @@ def test_imap_tools_allow_lists_are_current() -> None:
         assert set(table) <= keys
 
 
-# --- stalwart mail-parser: JSON trees ----------------------------------------------------------------------
+# --- stalwart mail-parser: JSON trees -------------------------------------------------------------
 
 STALWART = manifest_files("stalwart_mail_parser", "message")
 STALWART_DIFFERS = {
@@ -228,7 +228,7 @@ def test_stalwart_subject_and_from(path: Path) -> None:
         assert (result.sender.name, result.sender.address.lower()) == (sender[0], sender[1].lower())
 
 
-# --- MimeKit TNEF payloads -----------------------------------------------------------------------------------
+# --- MimeKit TNEF payloads ------------------------------------------------------------------------
 
 TNEF_DIR = CORPUS / "mimekit_tnef" / "tnef"
 TNEF_FILES = sorted(TNEF_DIR.glob("*.tnef")) if TNEF_DIR.is_dir() else []
@@ -241,9 +241,10 @@ def wrap_tnef(data: bytes) -> bytes:
     """A minimal Outlook-style message carrying ``data`` as application/ms-tnef winmail.dat."""
     return (
         b"From: Outlook User <user@example.com>\r\nTo: helpdesk@example.com\r\nSubject: tnef\r\n"
-        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"tnef-boundary\"\r\n\r\n"
-        b"--tnef-boundary\r\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\r\n"
-        b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"winmail.dat\"\r\n\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="tnef-boundary"\r\n\r\n'
+        b'--tnef-boundary\r\nContent-Type: application/ms-tnef; name="winmail.dat"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n"
+        b'Content-Disposition: attachment; filename="winmail.dat"\r\n\r\n'
         + base64.encodebytes(data).replace(b"\n", b"\r\n")
         + b"\r\n--tnef-boundary--\r\n"
     )

@@ -12,9 +12,25 @@ from intaked.parsing import ParsedMessage, parse_message
 from . import samples as s
 
 SEEDS = [s.outlook_big5("quoted-printable"), s.foxmail_gbk(), s.outlook_big5("base64")]
-HEADER_BITS = [b"=?big5?B?", b"=?utf-8?Q?", b"?=", b"\r\n ", b"\r\n\r\n", b"--", b"boundary=", b"; filename*0*=", b"%B4",
-               b"Content-Type: multipart/mixed; boundary=x\r\n", b"Content-Transfer-Encoding: base64\r\n", b"\x00",
-               b"\xff\xfe", b"<", b">", b'"', b"\\"]
+HEADER_BITS = [
+    b"=?big5?B?",
+    b"=?utf-8?Q?",
+    b"?=",
+    b"\r\n ",
+    b"\r\n\r\n",
+    b"--",
+    b"boundary=",
+    b"; filename*0*=",
+    b"%B4",
+    b"Content-Type: multipart/mixed; boundary=x\r\n",
+    b"Content-Transfer-Encoding: base64\r\n",
+    b"\x00",
+    b"\xff\xfe",
+    b"<",
+    b">",
+    b'"',
+    b"\\",
+]
 
 
 def check(result: ParsedMessage) -> None:
@@ -27,8 +43,6 @@ def check(result: ParsedMessage) -> None:
         assert "\x00" not in text
     for att in result.attachments:
         assert att.filename and "/" not in att.filename and "\\" not in att.filename
-
-
 
 
 @settings(max_examples=300, deadline=None)
@@ -61,8 +75,17 @@ def test_mutated_fixtures_never_raise(raw: bytes) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(max_size=200), st.sampled_from(["utf-8", "big5", "gb2312", "x-unknown", "iso-2022-jp", "utf-7", ""]))
+@given(
+    st.text(max_size=200),
+    st.sampled_from(["utf-8", "big5", "gb2312", "x-unknown", "iso-2022-jp", "utf-7", ""]),
+)
 def test_any_text_in_any_encoded_word(text: str, charset: str) -> None:
-    subject = b"Subject: =?" + charset.encode() + b"?B?" + base64.b64encode(text.encode("utf-8", "surrogatepass")) + b"?="
+    subject = (
+        b"Subject: =?"
+        + charset.encode()
+        + b"?B?"
+        + base64.b64encode(text.encode("utf-8", "surrogatepass"))
+        + b"?="
+    )
     result = parse_message(subject + b"\r\nFrom: " + text.encode("utf-8", "surrogatepass") + b"\r\n\r\nbody")
     check(result)

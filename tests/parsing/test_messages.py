@@ -16,11 +16,15 @@ from .corpus import CORPUS
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def plain(headers: list[bytes], body: bytes, ctype: bytes | None = b"text/plain", cte: bytes | None = None) -> bytes:
-    return s.simple([b"From: Chen <chen@example.com.tw>", b"To: helpdesk@example.com.tw", *headers], body, ctype, cte)
+def plain(
+    headers: list[bytes], body: bytes, ctype: bytes | None = b"text/plain", cte: bytes | None = None
+) -> bytes:
+    return s.simple(
+        [b"From: Chen <chen@example.com.tw>", b"To: helpdesk@example.com.tw", *headers], body, ctype, cte
+    )
 
 
-# --- charsets ---------------------------------------------------------------------------------------------------
+# --- charsets -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("cte", ["8bit", "quoted-printable", "base64"])
@@ -120,18 +124,22 @@ def test_utf7_label() -> None:
     assert parse_message(raw).body_text == "Frösche"
 
 
-# --- headers ------------------------------------------------------------------------------------------------------
+# --- headers --------------------------------------------------------------------------------------
 
 
 def test_raw_utf8_headers() -> None:
-    raw = s.simple(["Subject: 無法列印 Re: test".encode(), "From: 陳小明 <ming@example.com.tw>".encode()], b"hi")
+    raw = s.simple(
+        ["Subject: 無法列印 Re: test".encode(), "From: 陳小明 <ming@example.com.tw>".encode()], b"hi"
+    )
     result = parse_message(raw)
     assert result.subject == "無法列印 Re: test"
     assert result.sender == Address("陳小明", "ming@example.com.tw")
 
 
 def test_raw_big5_subject_uses_the_body_charset() -> None:
-    raw = plain([b"Subject: " + "維修單 碁銹".encode("cp950")], "內容".encode("cp950"), b"text/plain; charset=big5")
+    raw = plain(
+        [b"Subject: " + "維修單 碁銹".encode("cp950")], "內容".encode("cp950"), b"text/plain; charset=big5"
+    )
     result = parse_message(raw)
     assert result.subject == "維修單 碁銹"
     assert result.body_text == "內容"
@@ -167,8 +175,12 @@ def test_display_names_are_decoded_after_splitting() -> None:
     raw = s.simple(
         [
             b'From: "=?utf-8?Q?Chen=2C_Wei?=" <Wei.Chen@Example.COM.TW>',
-            b"To: =?utf-8?B?" + base64.b64encode("林, 美玲".encode()) + b"?= <mei@example.com.tw>, bob@example.com",
-            b"Cc: \"Lee, Ann\" <ann@example.com>,\r\n =?big5?B?" + base64.b64encode("碁恒".encode("cp950")) + b"?= <c@x.tw>",
+            b"To: =?utf-8?B?"
+            + base64.b64encode("林, 美玲".encode())
+            + b"?= <mei@example.com.tw>, bob@example.com",
+            b'Cc: "Lee, Ann" <ann@example.com>,\r\n =?big5?B?'
+            + base64.b64encode("碁恒".encode("cp950"))
+            + b"?= <c@x.tw>",
             b"Reply-To: helpdesk-reply@example.com",
             b"Subject: names",
         ],
@@ -203,7 +215,12 @@ def test_sender_fallbacks(headers: list[bytes], expected: Address) -> None:
         ([b"In-Reply-To: <p1@x.tw> (Chen's message of Mon)"], None, "p1@x.tw", []),
         ([b"In-Reply-To: <p1@x.tw> <p2@x.tw>"], None, "p1@x.tw", []),
         ([b"In-Reply-To: p3@x.tw"], None, "p3@x.tw", []),
-        ([b"References: <r1@x.tw>\r\n <r2@x.tw>\r\n\t<r3@x.tw>"], None, None, ["r1@x.tw", "r2@x.tw", "r3@x.tw"]),
+        (
+            [b"References: <r1@x.tw>\r\n <r2@x.tw>\r\n\t<r3@x.tw>"],
+            None,
+            None,
+            ["r1@x.tw", "r2@x.tw", "r3@x.tw"],
+        ),
         ([b"References: <r1@x.tw>,<r2@x.tw> (comment) <r1@x.tw>"], None, None, ["r1@x.tw", "r2@x.tw"]),
         ([b"References: r4@x.tw r5@x.tw"], None, None, ["r4@x.tw", "r5@x.tw"]),
         ([b"In-Reply-To:", b"References:"], None, None, []),
@@ -232,7 +249,9 @@ def test_dates(value: bytes, expected: dt.datetime) -> None:
     assert result.date is not None and result.date.tzinfo is not None
 
 
-@pytest.mark.parametrize("value", [b"Mon, 3 Mar 99999 09:15:22 +0800", b"Mon, 3 Mar 2025 09:15:22 +9999", b"yesterday"])
+@pytest.mark.parametrize(
+    "value", [b"Mon, 3 Mar 99999 09:15:22 +0800", b"Mon, 3 Mar 2025 09:15:22 +9999", b"yesterday"]
+)
 def test_bad_dates_are_none_with_a_problem(value: bytes) -> None:
     result = parse_message(s.message([b"Date: " + value, b"Subject: d"], b"x"))
     assert result.date is None
@@ -243,7 +262,8 @@ def test_bad_dates_are_none_with_a_problem(value: bytes) -> None:
 def test_authentication_results_unfolded() -> None:
     raw = s.message(
         [
-            b"Authentication-Results: mx.example.com.tw;\r\n\tspf=pass smtp.mailfrom=example.com;\r\n dkim=pass",
+            b"Authentication-Results: mx.example.com.tw;\r\n\tspf=pass smtp.mailfrom=example.com;"
+            b"\r\n dkim=pass",
             b"Authentication-Results: other.example; dmarc=none",
             b"Subject: a",
         ],
@@ -255,7 +275,7 @@ def test_authentication_results_unfolded() -> None:
     ]
 
 
-# --- bodies ---------------------------------------------------------------------------------------------------------
+# --- bodies ---------------------------------------------------------------------------------------
 
 
 def test_quoted_printable_with_broken_soft_breaks() -> None:
@@ -281,7 +301,10 @@ def test_outlook_html_only() -> None:
     result = parse_message((FIXTURES / "outlook_html_only.eml").read_bytes())
     assert result.subject == "無法連上 VPN"
     assert result.sender == Address("Lin Mei-Ling", "meiling.lin@corp.example.com.tw")
-    assert result.body_text == "Hi IT,\n\n我的筆電無法連上VPN & Wi-Fi，錯誤碼 <809>。\n\n請協助處理，謝謝！\n\nLin Mei-Ling"
+    assert (
+        result.body_text
+        == "Hi IT,\n\n我的筆電無法連上VPN & Wi-Fi，錯誤碼 <809>。\n\n請協助處理，謝謝！\n\nLin Mei-Ling"
+    )
     assert result.body_html is not None and "<o:p>" in result.body_html
     assert result.problems == []
 
@@ -305,7 +328,7 @@ def test_crlf_and_trailing_whitespace_normalised() -> None:
     assert result.body_text == "line 1\nline 2\nline 3"
 
 
-# --- forwarded messages and attachments ---------------------------------------------------------------------------
+# --- forwarded messages and attachments -----------------------------------------------------------
 
 
 def test_forwarded_message_stays_one_attachment() -> None:
@@ -313,7 +336,9 @@ def test_forwarded_message_stays_one_attachment() -> None:
     assert result.subject == "Fwd: 印表機故障"
     assert result.sender == Address("Chen", "chen@example.com.tw")
     assert result.body_text == "請看下面轉寄的信，謝謝。\n\n-- \nChen"
-    assert [(a.filename, a.content_type) for a in result.attachments] == [("印表機故障.eml", "message/rfc822")]
+    assert [(a.filename, a.content_type) for a in result.attachments] == [
+        ("印表機故障.eml", "message/rfc822")
+    ]
     inner = parse_message(result.attachments[0].content)
     assert inner.subject == "印表機故障"
     assert inner.sender == Address("吳銹裏", "wu@corp.example.com.tw")
@@ -340,23 +365,63 @@ def test_attachment_file_names() -> None:
     long_name = "報告" * 120 + ".xlsx"
     raw = s.with_attachments(
         [
-            _att([b"Content-Type: application/vnd.ms-excel", b"Content-Disposition: attachment; filename*=big5''%B4%FA%B8%D5.xls"]),
+            _att(
+                [
+                    b"Content-Type: application/vnd.ms-excel",
+                    b"Content-Disposition: attachment; filename*=big5''%B4%FA%B8%D5.xls",
+                ]
+            ),
             _att(
                 [
                     b"Content-Type: application/octet-stream",
-                    b"Content-Disposition: attachment;\r\n filename*0*=big5''%B4%FA%B8%D5;\r\n filename*1*=%B3%F8%A7i.xlsx",
+                    b"Content-Disposition: attachment;\r\n filename*0*=big5''%B4%FA%B8%D5;"
+                    b"\r\n filename*1*=%B3%F8%A7i.xlsx",
                 ]
             ),
-            _att([b'Content-Type: application/pdf; name="=?big5?B?' + base64.b64encode("維修單.pdf".encode("cp950")) + b'?="']),
-            _att([b'Content-Type: image/png', b'Content-Disposition: attachment; filename="' + "螢幕截圖.png".encode() + b'"']),
-            _att([b"Content-Type: application/octet-stream", b'Content-Disposition: attachment; filename="..\\..\\windows\\evil.dll"']),
-            _att([b"Content-Type: text/plain", b'Content-Disposition: attachment; filename="../../etc/passwd"']),
+            _att(
+                [
+                    b'Content-Type: application/pdf; name="=?big5?B?'
+                    + base64.b64encode("維修單.pdf".encode("cp950"))
+                    + b'?="'
+                ]
+            ),
+            _att(
+                [
+                    b"Content-Type: image/png",
+                    b'Content-Disposition: attachment; filename="' + "螢幕截圖.png".encode() + b'"',
+                ]
+            ),
+            _att(
+                [
+                    b"Content-Type: application/octet-stream",
+                    b'Content-Disposition: attachment; filename="..\\..\\windows\\evil.dll"',
+                ]
+            ),
+            _att(
+                [b"Content-Type: text/plain", b'Content-Disposition: attachment; filename="../../etc/passwd"']
+            ),
             _att([b"Content-Type: text/plain", b'Content-Disposition: attachment; filename=".htaccess"']),
             _att([b"Content-Type: text/plain", b'Content-Disposition: attachment; filename="CON.txt"']),
-            _att([b"Content-Type: text/plain", b'Content-Disposition: attachment; filename="a\x01b\x7fc\tname?.txt"']),
+            _att(
+                [
+                    b"Content-Type: text/plain",
+                    b'Content-Disposition: attachment; filename="a\x01b\x7fc\tname?.txt"',
+                ]
+            ),
             _att([b"Content-Type: application/pdf", b"Content-Disposition: attachment"]),
-            _att([b"Content-Type: application/octet-stream", b'Content-Disposition: attachment; filename="' + long_name.encode() + b'"']),
-            _att([b'Content-Type: image/jpeg; name="logo.jpg"', b"Content-ID: <logo@x>", b"Content-Disposition: inline"]),
+            _att(
+                [
+                    b"Content-Type: application/octet-stream",
+                    b'Content-Disposition: attachment; filename="' + long_name.encode() + b'"',
+                ]
+            ),
+            _att(
+                [
+                    b'Content-Type: image/jpeg; name="logo.jpg"',
+                    b"Content-ID: <logo@x>",
+                    b"Content-Disposition: inline",
+                ]
+            ),
         ]
     )
     result = parse_message(raw)
@@ -376,7 +441,12 @@ def test_attachment_file_names() -> None:
     capped = names[10]
     assert capped.endswith(".xlsx") and capped.startswith("報告報告") and len(capped.encode()) <= 200
     logo = result.attachments[11]
-    assert (logo.filename, logo.content_id, logo.inline, logo.content) == ("logo.jpg", "logo@x", True, b"data")
+    assert (logo.filename, logo.content_id, logo.inline, logo.content) == (
+        "logo.jpg",
+        "logo@x",
+        True,
+        b"data",
+    )
     assert result.body_text == "附件如上。"
 
 
@@ -394,7 +464,15 @@ def test_tnef_winmail_dat_from_the_corpus() -> None:
 
 def test_unreadable_tnef_stays_winmail_dat() -> None:
     raw = s.with_attachments(
-        [_att([b"Content-Type: application/ms-tnef; name=winmail.dat", b"Content-Transfer-Encoding: base64"], b"AAAA")]
+        [
+            _att(
+                [
+                    b"Content-Type: application/ms-tnef; name=winmail.dat",
+                    b"Content-Transfer-Encoding: base64",
+                ],
+                b"AAAA",
+            )
+        ]
     )
     result = parse_message(raw)
     assert [a.filename for a in result.attachments] == ["winmail.dat"]
@@ -402,7 +480,7 @@ def test_unreadable_tnef_stays_winmail_dat() -> None:
     assert any(p.startswith("tnef") for p in result.problems)
 
 
-# --- broken input ------------------------------------------------------------------------------------------------------
+# --- broken input ---------------------------------------------------------------------------------
 
 
 def test_missing_closing_boundary() -> None:
@@ -443,13 +521,15 @@ def test_empty_input() -> None:
     assert result.subject == "" and result.body_text == "" and result.sender is None
 
 
-@pytest.mark.parametrize("raw", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\xff" * 50])
+@pytest.mark.parametrize(
+    "raw", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\xff" * 50]
+)
 def test_non_mail_bytes(raw: bytes) -> None:
     result = parse_message(raw)
     assert result.problems
 
 
-# --- noise ----------------------------------------------------------------------------------------------------------------
+# --- noise ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -459,7 +539,10 @@ def test_non_mail_bytes(raw: bytes) -> None:
         ([b"Auto-Submitted: no"], []),
         ([b"X-Autoreply: yes"], ["x-autoreply"]),
         ([b"X-Autorespond: Out of office"], ["x-autorespond"]),
-        ([b"X-Auto-Response-Suppress: DR, RN, NRN, OOF, AutoReply"], ["x-auto-response-suppress:dr,rn,nrn,oof,autoreply"]),
+        (
+            [b"X-Auto-Response-Suppress: DR, RN, NRN, OOF, AutoReply"],
+            ["x-auto-response-suppress:dr,rn,nrn,oof,autoreply"],
+        ),
         ([b"X-Auto-Response-Suppress: All"], ["x-auto-response-suppress:all"]),
         ([b"X-Auto-Response-Suppress: DR, RN"], []),
         ([b"Precedence: Bulk"], ["precedence:bulk"]),
@@ -482,7 +565,9 @@ def test_auto_submitted_value() -> None:
     assert result.noise == ["auto-submitted:auto-generated"]
 
 
-@pytest.mark.parametrize(("local", "flag"), [(b"MAILER-DAEMON", "sender:mailer-daemon"), (b"PostMaster", "sender:postmaster")])
+@pytest.mark.parametrize(
+    ("local", "flag"), [(b"MAILER-DAEMON", "sender:mailer-daemon"), (b"PostMaster", "sender:postmaster")]
+)
 def test_noise_bounce_senders(local: bytes, flag: str) -> None:
     result = parse_message(s.message([b"From: Mail System <" + local + b"@mx.example.com>"], b"x"))
     assert result.noise == [flag]
@@ -508,8 +593,12 @@ def test_noise_dsn() -> None:
         ]
     )
     raw = s.message(
-        [b"From: postmaster@mx.example.com", b"Subject: Undeliverable", b"Return-Path: <>",
-         b"Content-Type: multipart/report; report-type=delivery-status; boundary=r1"],
+        [
+            b"From: postmaster@mx.example.com",
+            b"Subject: Undeliverable",
+            b"Return-Path: <>",
+            b"Content-Type: multipart/report; report-type=delivery-status; boundary=r1",
+        ],
         body,
     )
     result = parse_message(raw)

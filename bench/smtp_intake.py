@@ -47,24 +47,37 @@ def generated(n: int) -> bytes:
     mid = f"<gen-{n}-{uuid.uuid4().hex}@bench.example.com>"
     if kind == 0:
         subject = base64.b64encode(f"產線 MES 當機 碁恒裏 {n}".encode("cp950")).decode()
-        return (f"From: user{n}@example.com\r\nTo: helpdesk@example.com\r\nSubject: =?big5?B?{subject}?=\r\n"
-                f"Message-ID: {mid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=big5\r\n"
-                "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + ("您好，產線停工。\r\n" * 20).encode("cp950")
+        return (
+            f"From: user{n}@example.com\r\nTo: helpdesk@example.com\r\nSubject: =?big5?B?{subject}?=\r\n"
+            f"Message-ID: {mid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=big5\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        ).encode() + ("您好，產線停工。\r\n" * 20).encode("cp950")
     if kind == 1:
-        return (f"From: 王小明 <ming{n}@example.com>\r\nTo: helpdesk@example.com\r\nSubject: 印表機無法列印 {n}\r\n"
-                f"Message-ID: {mid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-                + "印表機卡紙，請協助。\r\n" * 30).encode()
+        return (
+            f"From: 王小明 <ming{n}@example.com>\r\nTo: helpdesk@example.com\r\n"
+            f"Subject: 印表機無法列印 {n}\r\n"
+            f"Message-ID: {mid}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            + "印表機卡紙，請協助。\r\n"
+            * 30
+        ).encode()
     if kind == 2:
         html = "<html><head><style>p{color:red}</style></head><body>" + "<p>ERP&nbsp;無法登入</p>" * 40
-        return (f"From: a{n}@example.com\r\nTo: helpdesk@example.com\r\nSubject: ERP {n}\r\nMessage-ID: {mid}\r\n"
-                "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html + "</body></html>\r\n"
-                ).encode()
+        return (
+            f"From: a{n}@example.com\r\nTo: helpdesk@example.com\r\nSubject: ERP {n}\r\nMessage-ID: {mid}\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+            + html
+            + "</body></html>\r\n"
+        ).encode()
     payload = base64.encodebytes(os.urandom(20_000)).decode().replace("\n", "\r\n")
-    return (f"From: b{n}@example.com\r\nTo: helpdesk@example.com\r\nSubject: screenshot {n}\r\nMessage-ID: {mid}\r\n"
-            'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
-            "Content-Type: text/plain; charset=utf-8\r\n\r\n請看附件\r\n--b\r\n"
-            'Content-Type: image/png; name="s.png"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
-            + payload + "--b--\r\n").encode()
+    return (
+        f"From: b{n}@example.com\r\nTo: helpdesk@example.com\r\n"
+        f"Subject: screenshot {n}\r\nMessage-ID: {mid}\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n請看附件\r\n--b\r\n"
+        'Content-Type: image/png; name="s.png"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        + payload
+        + "--b--\r\n"
+    ).encode()
 
 
 def corpus_messages() -> list[bytes]:
@@ -72,7 +85,11 @@ def corpus_messages() -> list[bytes]:
         return []
     out = []
     for path in sorted(CORPUS.rglob("*")):
-        if path.suffix.lower() in (".eml", ".raw", ".msg") and path.is_file() and path.stat().st_size < 1 << 20:
+        if (
+            path.suffix.lower() in (".eml", ".raw", ".msg")
+            and path.is_file()
+            and path.stat().st_size < 1 << 20
+        ):
             out.append(path.read_bytes())
     return out
 
@@ -101,9 +118,13 @@ def bare_pipeline(url: str, messages: list[bytes]) -> float:
     """The limit: parse with the standard library and INSERT + commit each message; messages/s."""
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE bare (id INTEGER PRIMARY KEY, subject TEXT, raw BYTEA)"
-                          if engine.dialect.name == "postgresql" else
-                          "CREATE TABLE bare (id INTEGER PRIMARY KEY, subject TEXT, raw BLOB)"))
+        conn.execute(
+            text(
+                "CREATE TABLE bare (id INTEGER PRIMARY KEY, subject TEXT, raw BYTEA)"
+                if engine.dialect.name == "postgresql"
+                else "CREATE TABLE bare (id INTEGER PRIMARY KEY, subject TEXT, raw BLOB)"
+            )
+        )
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -112,8 +133,10 @@ def bare_pipeline(url: str, messages: list[bytes]) -> float:
     with engine.connect() as conn:
         for i, raw in enumerate(messages):
             msg = email.message_from_bytes(raw)
-            conn.execute(text("INSERT INTO bare (id, subject, raw) VALUES (:i, :s, :r)"),
-                         {"i": i, "s": str(msg.get("subject", "")), "r": raw})
+            conn.execute(
+                text("INSERT INTO bare (id, subject, raw) VALUES (:i, :s, :r)"),
+                {"i": i, "s": str(msg.get("subject", "")), "r": raw},
+            )
             conn.commit()
     elapsed = time.perf_counter() - start
     engine.dispose()
@@ -206,11 +229,17 @@ def intaked_run(url: str, messages: list[bytes], senders: int) -> dict[str, floa
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "intaked.toml"
-        config.write_text(f'[database]\nurl = "{url}"\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
-                          '[logging]\nlevel = "warning"\nformat = "json"\n')
+        config.write_text(
+            f'[database]\nurl = "{url}"\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
+            '[logging]\nlevel = "warning"\nformat = "json"\n'
+        )
         log = (Path(tmp) / "log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "intaked", "run", "--config", str(config)],
-                                stdout=log, stderr=log, cwd=REPO)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "intaked", "run", "--config", str(config)],
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
+        )
         try:
             deadline = time.time() + 30
             while time.time() < deadline:
@@ -224,8 +253,11 @@ def intaked_run(url: str, messages: list[bytes], senders: int) -> dict[str, floa
             items = InboundItem.__table__
             while True:
                 with engine.connect() as conn:
-                    pending = conn.execute(select(func.count()).select_from(items).where(
-                        items.c.state.in_(["received", "processing"]))).scalar_one()
+                    pending = conn.execute(
+                        select(func.count())
+                        .select_from(items)
+                        .where(items.c.state.in_(["received", "processing"]))
+                    ).scalar_one()
                 if pending == 0:
                     break
                 time.sleep(0.02)
@@ -249,18 +281,24 @@ def intaked_run(url: str, messages: list[bytes], senders: int) -> dict[str, floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--senders", type=int, default=20)
     parser.add_argument("--db", default="sqlite,postgresql")
     args = parser.parse_args()
     messages = mixed_messages(args.messages)
-    print(f"{args.messages} mixed messages ({sum(map(len, messages)) / len(messages) / 1024:.1f} KiB average), "
-          f"{args.senders} concurrent senders, {os.cpu_count()} CPUs")
+    print(
+        f"{args.messages} mixed messages ({sum(map(len, messages)) / len(messages) / 1024:.1f} KiB average), "
+        f"{args.senders} concurrent senders, {os.cpu_count()} CPUs"
+    )
     noop = noop_smtp(messages, args.senders)
     print(f"limit 2: aiosmtpd answering 250 without storing anything: {noop:.0f} 250s/s")
-    print(f"{'database':<11} {'bare msg/s':>10} {'250s/s':>8} {'tickets/s':>9} {'% of bare':>9} "
-          f"{'% of no-op':>10} {'p50 ms':>7} {'p99 ms':>7}")
+    print(
+        f"{'database':<11} {'bare msg/s':>10} {'250s/s':>8} {'tickets/s':>9} {'% of bare':>9} "
+        f"{'% of no-op':>10} {'p50 ms':>7} {'p99 ms':>7}"
+    )
     for db in args.db.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             if db == "sqlite":
@@ -274,9 +312,11 @@ def main() -> None:
                     bare = bare_pipeline(url, messages)
                 with pg_schema() as url:
                     result = intaked_run(url, messages, args.senders)
-        print(f"{db:<11} {bare:>10.0f} {result['accept_rate']:>8.0f} {result['ticket_rate']:>9.0f} "
-              f"{100 * result['ticket_rate'] / bare:>8.0f}% {100 * result['accept_rate'] / noop:>9.0f}% "
-              f"{result['p50_ms']:>7.1f} {result['p99_ms']:>7.1f}")
+        print(
+            f"{db:<11} {bare:>10.0f} {result['accept_rate']:>8.0f} {result['ticket_rate']:>9.0f} "
+            f"{100 * result['ticket_rate'] / bare:>8.0f}% {100 * result['accept_rate'] / noop:>9.0f}% "
+            f"{result['p50_ms']:>7.1f} {result['p99_ms']:>7.1f}"
+        )
 
 
 if __name__ == "__main__":

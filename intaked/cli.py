@@ -79,8 +79,11 @@ def _cmd_db(settings: Settings, command: str) -> int:
     try:
         if command == "upgrade":
             before, after = upgrade(engine)
-            print(f"schema upgraded: {before or '(empty)'} -> {after}" if before != after
-                  else f"schema already current: {after}")
+            print(
+                f"schema upgraded: {before or '(empty)'} -> {after}"
+                if before != after
+                else f"schema already current: {after}"
+            )
         else:
             current = current_revision(engine)
             head = head_revision()
@@ -96,8 +99,10 @@ def _cmd_tickets(settings: Settings, args: argparse.Namespace) -> int:
     engine = _engine(settings)
     try:
         if current_revision(engine) is None:
-            print("the database has no tickets yet (schema not created: run `intaked db upgrade`)",
-                  file=sys.stderr)
+            print(
+                "the database has no tickets yet (schema not created: run `intaked db upgrade`)",
+                file=sys.stderr,
+            )
             if args.tickets_command == "list":
                 if args.json:
                     _print_json([])
@@ -134,25 +139,40 @@ def _print_ticket_table(rows: Sequence[dict[str, Any]]) -> None:
 
 
 def _print_ticket_detail(ticket: dict[str, Any]) -> None:
-    for key in ("number", "status", "priority", "channel", "subject", "requester_name",
-                "requester_email", "requester_phone", "created_at", "updated_at"):
+    for key in (
+        "number",
+        "status",
+        "priority",
+        "channel",
+        "subject",
+        "requester_name",
+        "requester_email",
+        "requester_phone",
+        "created_at",
+        "updated_at",
+    ):
         print(f"{key + ':':<17} {ticket[key] if ticket[key] is not None else '-'}")
     for message in ticket["messages"]:
-        print(f"\n--- message {message['id']} ({message['direction']}, {message['channel']}) "
-              f"from {message['sender'] or '-'} at {message['created_at']}")
+        print(
+            f"\n--- message {message['id']} ({message['direction']}, {message['channel']}) "
+            f"from {message['sender'] or '-'} at {message['created_at']}"
+        )
         print(f"Subject: {message['subject']}")
         if message["header_message_id"]:
             print(f"Message-ID: <{message['header_message_id']}>")
         for attachment in message["attachments"]:
-            print(f"Attachment: {attachment['filename']} ({attachment['content_type']}, "
-                  f"{attachment['size']} bytes)")
+            print(
+                f"Attachment: {attachment['filename']} ({attachment['content_type']}, "
+                f"{attachment['size']} bytes)"
+            )
         for problem in message["parse_problems"]:
             print(f"Problem: {problem}")
         print()
         print(message["body_text"])
     print("\n--- events")
     for event in ticket["events"]:
-        print(f"{event['at']}  {event['actor']:<10} {event['kind']:<16} {event['detail'] or event['after'] or ''}")
+        what = event["detail"] or event["after"] or ""
+        print(f"{event['at']}  {event['actor']:<10} {event['kind']:<16} {what}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

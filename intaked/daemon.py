@@ -70,10 +70,12 @@ class Daemon:
         db = self.settings.database
         self.engine = make_engine(url, busy_timeout_ms=db.sqlite_busy_timeout_ms, pool_size=db.pool_size)
         revision = await loop.run_in_executor(
-            self.executor, lambda: ensure_schema(self.engine, auto_migrate=db.auto_migrate)  # type: ignore[arg-type]
+            self.executor,
+            lambda: ensure_schema(self.engine, auto_migrate=db.auto_migrate),  # type: ignore[arg-type]
         )
-        log.info("store_ready", database=self.engine.url.render_as_string(hide_password=True),
-                 schema=revision)
+        log.info(
+            "store_ready", database=self.engine.url.render_as_string(hide_password=True), schema=revision
+        )
         intake = self.settings.intake
         self.parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
         self.processor = IntakeProcessor(self.engine, self.executor, self.settings, parser=self.parser)

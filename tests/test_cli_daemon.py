@@ -22,8 +22,11 @@ INTAKED = [sys.executable, "-m", "intaked"]
 
 
 def clean_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("INTAKED_") and k not in ("XDG_STATE_HOME", "STATE_DIRECTORY", "NOTIFY_SOCKET")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTAKED_") and k not in ("XDG_STATE_HOME", "STATE_DIRECTORY", "NOTIFY_SOCKET")
+    }
     env["HOME"] = str(home)
     return env
 
@@ -86,7 +89,11 @@ def test_fresh_intaked_run_files_mail_and_tickets_list_shows_it(
     assert ticket["requester_name"] == "陳美玲"
     table = run_cli(env, "tickets", "list")
     assert table.returncode == 0
-    assert ticket["number"] in table.stdout and "VPN 連不上 #1" in table.stdout and "mei1@example.com" in table.stdout
+    assert (
+        ticket["number"] in table.stdout
+        and "VPN 連不上 #1" in table.stdout
+        and "mei1@example.com" in table.stdout
+    )
 
     shown = run_cli(env, "tickets", "show", ticket["number"])
     assert shown.returncode == 0

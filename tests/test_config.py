@@ -29,7 +29,9 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_no_file_means_embedded_sqlite_and_smtp_on_2525(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_no_file_means_embedded_sqlite_and_smtp_on_2525(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("INTAKED_CONFIG", raising=False)
     monkeypatch.delenv("STATE_DIRECTORY", raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -88,10 +90,16 @@ def test_example_file_documents_every_key_with_its_default() -> None:
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ('[smtp_intake]\nlisten = "localhost"\n', 'smtp_intake.listen: expected "host:port", got \'localhost\''),
+        (
+            '[smtp_intake]\nlisten = "localhost"\n',
+            "smtp_intake.listen: expected \"host:port\", got 'localhost'",
+        ),
         ('[smtp_intake]\nlisten = "127.0.0.1:99999"\n', "smtp_intake.listen: port 99999 is out of range"),
         ('[smtp_intake]\nprotocol = "pop3"\n', "smtp_intake.protocol: Input should be 'smtp' or 'lmtp'"),
-        ('[smtp_intake]\nrecipients = ["not an address"]\n', "smtp_intake.recipients: 'not an address' is not"),
+        (
+            '[smtp_intake]\nrecipients = ["not an address"]\n',
+            "smtp_intake.recipients: 'not an address' is not",
+        ),
         ("[smtp_intake]\nmax_message_bytes = 10\n", "smtp_intake.max_message_bytes: Input should be greater"),
         ('[smtp_intake]\nlistne = "127.0.0.1:25"\n', "smtp_intake.listne: unknown key"),
         ('[smpt_intake]\nlisten = "127.0.0.1:25"\n', "smpt_intake: unknown key"),
@@ -100,7 +108,10 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         ('[tickets]\nnumber_prefix = "IT-"\n', "tickets.number_prefix: String should match pattern"),
         ('[tickets]\ntimezone = "Asia/Taipie"\n', "tickets.timezone: unknown time zone 'Asia/Taipie'"),
         ('[outbound_mail]\nport = "twenty-five"\n', "outbound_mail.port: Input should be a valid integer"),
-        ('[outbound_mail]\nfrom_address = "helpdesk"\n', "outbound_mail.from_address: 'helpdesk' is not an e-mail"),
+        (
+            '[outbound_mail]\nfrom_address = "helpdesk"\n',
+            "outbound_mail.from_address: 'helpdesk' is not an e-mail",
+        ),
         ("[logging]\nlevel = 3\n", "logging.level: Input should be"),
     ],
 )
@@ -142,8 +153,11 @@ def test_secrets_from_environment_and_credentials(tmp_path: Path) -> None:
 
 
 def test_check_config_prints_masked_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, '[outbound_mail]\npassword = "hunter2"\nusername = "svc"\n'
-                           '[smtp_intake]\nrecipients = ["helpdesk@example.com"]\n')
+    path = write(
+        tmp_path,
+        '[outbound_mail]\npassword = "hunter2"\nusername = "svc"\n'
+        '[smtp_intake]\nrecipients = ["helpdesk@example.com"]\n',
+    )
     assert main(["check-config", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "hunter2" not in out

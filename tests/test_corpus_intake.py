@@ -51,7 +51,9 @@ def test_whole_corpus_through_the_ledger(db_url: str) -> None:
     engine = make_engine(db_url)
     upgrade(engine)
     settings = make_settings(db_url)
-    insert_items(engine, [RawItem("smtp", path.read_bytes(), envelope_from="corpus@example.com") for path in files])
+    insert_items(
+        engine, [RawItem("smtp", path.read_bytes(), envelope_from="corpus@example.com") for path in files]
+    )
     pool = ParsePool(1, timeout_seconds=30)
     try:
         while process_once(engine, settings, pool):
@@ -79,7 +81,9 @@ def test_whole_corpus_over_smtp(sqlite_url: str) -> None:
 @pytest.mark.parametrize("name", ["big5", "euc-kr", "iso-2022-jp", "shift_jis", "utf-8"])
 def test_no_mojibake_where_the_corpus_has_cjk(name: str, sqlite_url: str) -> None:
     """Where a corpus file declares a CJK charset, the stored subject has no U+FFFD."""
-    files = [p for p in corpus_files() if f"charset={name}".encode() in p.read_bytes().lower().replace(b'"', b"")]
+    files = [
+        p for p in corpus_files() if f"charset={name}".encode() in p.read_bytes().lower().replace(b'"', b"")
+    ]
     if not files:
         pytest.skip(f"no corpus message declares {name}")
     engine = make_engine(sqlite_url)

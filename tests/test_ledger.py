@@ -23,8 +23,10 @@ ITEMS = InboundItem.__table__
 
 
 def mail(n: int) -> bytes:
-    return (f"From: user{n}@example.com\r\nSubject: report {n}\r\nMessage-ID: <m{n}@example.com>\r\n\r\n"
-            f"body {n}\r\n").encode()
+    return (
+        f"From: user{n}@example.com\r\nSubject: report {n}\r\nMessage-ID: <m{n}@example.com>\r\n\r\n"
+        f"body {n}\r\n"
+    ).encode()
 
 
 @pytest.fixture
@@ -124,8 +126,9 @@ def test_a_lost_claim_cannot_commit_a_second_ticket(engine: Engine, db_url: str)
     insert_items(engine, [RawItem("smtp", mail(1))])
     (slow,) = claim_batch(engine, 10)
     # The slow worker is presumed dead; its claim times out and another worker takes the item.
-    recover_stale_claims(engine, max_attempts=5, timeout_seconds=0,
-                         now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+    recover_stale_claims(
+        engine, max_attempts=5, timeout_seconds=0, now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    )
     assert len(process_once(engine, settings)) == 1
     (entry,) = parse_items([slow])
     with pytest.raises(ClaimLost):

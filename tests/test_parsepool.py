@@ -34,8 +34,11 @@ def test_worker_processes_parse_like_the_daemon(pool: ParsePool) -> None:
 
 @pytest.mark.parametrize(
     ("marker", "problem"),
-    [("HANG-ME", "parser gave up after 2s"), ("CRASH-ME", "parser crashed on this message"),
-     ("RAISE-ME", "parser failed: RuntimeError: injected parser bug")],
+    [
+        ("HANG-ME", "parser gave up after 2s"),
+        ("CRASH-ME", "parser crashed on this message"),
+        ("RAISE-ME", "parser failed: RuntimeError: injected parser bug"),
+    ],
 )
 def test_hostile_message_is_isolated(pool: ParsePool, marker: str, problem: str) -> None:
     results = pool.parse_many([mail("before"), mail(marker), mail("after")])
@@ -49,8 +52,13 @@ def test_hostile_message_is_isolated(pool: ParsePool, marker: str, problem: str)
 def test_unparseable_message_still_becomes_a_ticket(pool: ParsePool, sqlite_url: str) -> None:
     engine = make_engine(sqlite_url)
     upgrade(engine)
-    insert_items(engine, [RawItem("smtp", mail("CRASH-ME now"), envelope_from="victim@example.com"),
-                          RawItem("smtp", mail("fine"))])
+    insert_items(
+        engine,
+        [
+            RawItem("smtp", mail("CRASH-ME now"), envelope_from="victim@example.com"),
+            RawItem("smtp", mail("fine")),
+        ],
+    )
     outcomes = process_once(engine, make_settings(sqlite_url), pool)
     assert [o.state for o in outcomes] == ["done", "done"]
     with engine.connect() as conn:

@@ -40,7 +40,8 @@ def big5_report() -> bytes:
     body = "您好：\r\n產線 MES 系統從早上開始無法登入，碁恒裏工作站都一樣。\r\n"
     encoded_subject = "=?big5?B?" + base64.b64encode(subject.encode("cp950")).decode() + "?="
     head = (
-        "From: =?big5?B?" + base64.b64encode("王小明".encode("cp950")).decode()
+        "From: =?big5?B?"
+        + base64.b64encode("王小明".encode("cp950")).decode()
         + "?= <ming.wang@example.com>\r\n"
         f"To: {HELPDESK}\r\n"
         f"Subject: {encoded_subject}\r\n"
@@ -53,8 +54,9 @@ def big5_report() -> bytes:
     return head.encode("ascii") + body.encode("cp950")
 
 
-def send(port: int, raw: bytes, *, sender: str = "ming.wang@example.com",
-         recipients: list[str] | None = None) -> Any:
+def send(
+    port: int, raw: bytes, *, sender: str = "ming.wang@example.com", recipients: list[str] | None = None
+) -> Any:
     with smtplib.SMTP("127.0.0.1", port) as client:
         return client.sendmail(sender, recipients or [HELPDESK], raw)
 
@@ -127,7 +129,8 @@ def test_foreign_recipient_is_refused_550_and_nothing_is_stored(daemon: DaemonTh
         client.mail("spammer@example.net")
         code, reply = client.rcpt("someone@elsewhere.example.org")
         assert (code, reply) == (
-            550, b"5.1.1 <someone@elsewhere.example.org>: recipient address rejected: not a helpdesk address"
+            550,
+            b"5.1.1 <someone@elsewhere.example.org>: recipient address rejected: not a helpdesk address",
         )
         assert client.rcpt("anyone@it.example.com")[0] == 250, "a listed @domain accepts its addresses"
     with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
@@ -195,7 +198,7 @@ def test_same_message_twice_is_stored_once(daemon: DaemonThread) -> None:
 def test_malformed_mail_still_becomes_a_ticket_with_raw_bytes_and_problems(daemon: DaemonThread) -> None:
     raw = (
         b"From: broken@example.com\r\nSubject: =?x-unknown?Q?=E5=8D=B0=E8=A1=A8=E6=A9=9F?= broken\r\n"
-        b"Content-Type: multipart/mixed; boundary=\"never-appears\"\r\n\r\n"
+        b'Content-Type: multipart/mixed; boundary="never-appears"\r\n\r\n'
         b"\xff\xfe\x00garbage \x80\x81 no boundary here\r\n"
     )
     send(daemon.smtp_port, raw, sender="broken@example.com")
@@ -221,7 +224,9 @@ def test_locked_sqlite_store_answers_451_then_the_retry_makes_one_ticket(sqlite_
             with pytest.raises(smtplib.SMTPDataError) as deferred:
                 send(thread.smtp_port, big5_report())
             assert deferred.value.smtp_code == 451
-            assert deferred.value.smtp_error == b"4.3.0 Temporary failure storing the message; try again later"
+            assert (
+                deferred.value.smtp_error == b"4.3.0 Temporary failure storing the message; try again later"
+            )
         finally:
             locker.execute("ROLLBACK")
             locker.close()

@@ -65,16 +65,31 @@ def test_timestamps_are_stored_in_utc_and_read_back_aware(db_url: str) -> None:
     created = dt.datetime(2026, 11, 20, 9, 15, 30, 123456, tzinfo=taipei)
     tickets = Ticket.__table__
     with engine.begin() as conn:
-        conn.execute(insert(tickets).values(number="IT-202611-00001", status="new", channel="email",
-                                            subject="x", created_at=created, updated_at=created))
+        conn.execute(
+            insert(tickets).values(
+                number="IT-202611-00001",
+                status="new",
+                channel="email",
+                subject="x",
+                created_at=created,
+                updated_at=created,
+            )
+        )
         row = conn.execute(select(tickets.c.created_at)).one()
         stored = conn.execute(text("SELECT CAST(created_at AS TEXT) FROM tickets")).scalar_one()
     assert row.created_at == created and row.created_at.utcoffset() == dt.timedelta(0)
     assert str(stored).startswith("2026-11-20 01:15:30.123456")
     with pytest.raises(Exception, match="naive datetime refused"), engine.begin() as conn:
-        conn.execute(insert(tickets).values(number="IT-202611-00002", status="new", channel="email",
-                                            subject="x", created_at=dt.datetime(2026, 1, 1),
-                                            updated_at=created))
+        conn.execute(
+            insert(tickets).values(
+                number="IT-202611-00002",
+                status="new",
+                channel="email",
+                subject="x",
+                created_at=dt.datetime(2026, 1, 1),
+                updated_at=created,
+            )
+        )
     engine.dispose()
 
 
@@ -83,9 +98,12 @@ def test_check_constraints_refuse_unknown_status_and_priority(db_url: str) -> No
     upgrade(engine)
     now = dt.datetime.now(dt.UTC)
     for values in ({"status": "deleted"}, {"status": "new", "priority": "P5"}):
-        with pytest.raises(Exception, match="(?i)check"), engine.begin() as conn:
-            conn.execute(insert(Ticket.__table__).values(number="IT-1", channel="email", subject="",
-                                                         created_at=now, updated_at=now, **values))
+        with pytest.raises(Exception, match=r"(?i)check"), engine.begin() as conn:
+            conn.execute(
+                insert(Ticket.__table__).values(
+                    number="IT-1", channel="email", subject="", created_at=now, updated_at=now, **values
+                )
+            )
     engine.dispose()
 
 
@@ -119,7 +137,9 @@ def test_db_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "schema already current" in capsys.readouterr().out
 
 
-def test_unreachable_store_is_reported_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_store_is_reported_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[database]\nurl = "postgresql+psycopg://nobody@127.0.0.1:1/none"\n')
     assert main(["tickets", "list", "--config", str(config)]) == EXIT_UNAVAILABLE

@@ -30,6 +30,7 @@ REPLY_NO_SUCH_RECIPIENT: Final = "550 5.1.1 <{recipient}>: recipient address rej
 REPLY_STORE_UNAVAILABLE: Final = "451 4.3.0 Temporary failure storing the message; try again later"
 REPLY_SHUTTING_DOWN: Final = "421 4.3.2 Service shutting down; try again later"
 
+
 class _IntakeSession:
     """Mixin for aiosmtpd's SMTP/LMTP: our line limit, and a callback when the session ends.
 

@@ -25,7 +25,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from intaked.config import Settings
 from intaked.intake.ledger import ClaimedItem
 from intaked.parsing import ParsedMessage
-from intaked.store.models import attachment_table, blob_table, inbound_item_table, message_table, ticket_event_table, ticket_table
+from intaked.store.models import (
+    attachment_table,
+    blob_table,
+    inbound_item_table,
+    message_table,
+    ticket_event_table,
+    ticket_table,
+)
 from intaked.store.numbering import allocate_ticket_numbers, ticket_period
 
 ACTOR = "intaked"
@@ -50,8 +57,12 @@ _FINISH_ITEMS = (
         _items.c.state == "processing",
         _items.c.claimed_by == bindparam("token"),
     )
-    .values(state=bindparam("new_state"), ticket_id=bindparam("tid"), processed_at=bindparam("now"),
-            last_error=None)
+    .values(
+        state=bindparam("new_state"),
+        ticket_id=bindparam("tid"),
+        processed_at=bindparam("now"),
+        last_error=None,
+    )
 )
 
 #: (item, parsed message or None when the parser failed, the parser failure)
@@ -135,7 +146,9 @@ def _store_blobs(conn: Connection, contents: Sequence[bytes]) -> list[str]:
     return digests
 
 
-def _ticket_row(item: ClaimedItem, parsed: ParsedMessage | None, number: str, now: dt.datetime) -> dict[str, Any]:
+def _ticket_row(
+    item: ClaimedItem, parsed: ParsedMessage | None, number: str, now: dt.datetime
+) -> dict[str, Any]:
     sender = parsed.sender if parsed else None
     return {
         "number": number,
@@ -215,7 +228,9 @@ def ingest_mail_batch(
         [*(parsed.problems if parsed else []), *([failure] if failure else [])]
         for _, parsed, failure in entries
     ]
-    message_rows = [_message_row(ticket_ids[n], entries[i], keys[i], problems[i], now) for n, i in enumerate(new)]
+    message_rows = [
+        _message_row(ticket_ids[n], entries[i], keys[i], problems[i], now) for n, i in enumerate(new)
+    ]
     message_ids = [row.id for row in conn.execute(_INSERT_MESSAGES, message_rows)] if message_rows else []
 
     attachment_rows: list[dict[str, Any]] = []
@@ -225,26 +240,51 @@ def ingest_mail_batch(
         item, parsed, _ = entries[i]
         for attachment in parsed.attachments if parsed else []:
             attachment_contents.append(attachment.content)
-            attachment_rows.append({
-                "message_id": message_ids[n],
-                "filename": clean_text(attachment.filename) or "attachment",
-                "content_type": (clean_text(attachment.content_type) or "application/octet-stream")[:255],
-                "size": len(attachment.content),
-                "storage": "blobs",
-                "content_id": clean_text(attachment.content_id),
-                "inline": attachment.inline,
-            })
+            attachment_rows.append(
+                {
+                    "message_id": message_ids[n],
+                    "filename": clean_text(attachment.filename) or "attachment",
+                    "content_type": (clean_text(attachment.content_type) or "application/octet-stream")[:255],
+                    "size": len(attachment.content),
+                    "storage": "blobs",
+                    "content_id": clean_text(attachment.content_id),
+                    "inline": attachment.inline,
+                }
+            )
         row = ticket_rows[n]
-        event_rows.append({
-            "ticket_id": ticket_ids[n], "at": now, "actor": ACTOR, "kind": "created", "before": None,
-            "after": _json({"number": numbers[n], "status": "new", "channel": "email",
-                            "subject": row["subject"], "requester_email": row["requester_email"],
-                            "via": item.channel, "inbound_item": item.id}),
-            "detail": None,
-        })
+        event_rows.append(
+            {
+                "ticket_id": ticket_ids[n],
+                "at": now,
+                "actor": ACTOR,
+                "kind": "created",
+                "before": None,
+                "after": _json(
+                    {
+                        "number": numbers[n],
+                        "status": "new",
+                        "channel": "email",
+                        "subject": row["subject"],
+                        "requester_email": row["requester_email"],
+                        "via": item.channel,
+                        "inbound_item": item.id,
+                    }
+                ),
+                "detail": None,
+            }
+        )
         if problems[i]:
-            event_rows.append({"ticket_id": ticket_ids[n], "at": now, "actor": ACTOR, "kind": "parse_problems",
-                               "before": None, "after": None, "detail": clean_text(_json(problems[i]))})
+            event_rows.append(
+                {
+                    "ticket_id": ticket_ids[n],
+                    "at": now,
+                    "actor": ACTOR,
+                    "kind": "parse_problems",
+                    "before": None,
+                    "after": None,
+                    "detail": clean_text(_json(problems[i])),
+                }
+            )
     if attachment_rows:
         for row, digest in zip(attachment_rows, _store_blobs(conn, attachment_contents), strict=True):
             row["sha256"] = digest
@@ -258,9 +298,12 @@ def ingest_mail_batch(
     for index, ((item, parsed, _), key) in enumerate(zip(entries, keys, strict=True)):
         state = "done" if index in new_set else "duplicate"
         ticket_id, number = stored[key]
-        finish_rows.append({"item_id": item.id, "token": item.token, "new_state": state, "tid": ticket_id,
-                            "now": now})
-        outcomes.append(IngestOutcome(state, ticket_id, number, parsed.message_id if parsed else None, item.id))
+        finish_rows.append(
+            {"item_id": item.id, "token": item.token, "new_state": state, "tid": ticket_id, "now": now}
+        )
+        outcomes.append(
+            IngestOutcome(state, ticket_id, number, parsed.message_id if parsed else None, item.id)
+        )
     result = conn.execute(_FINISH_ITEMS, finish_rows)
     if result.rowcount != len(finish_rows):
         raise ClaimLost(f"{len(finish_rows) - result.rowcount} item(s) of this batch were taken over")

@@ -82,9 +82,7 @@ def claim_batch(engine: Engine, limit: int, now: dt.datetime | None = None) -> l
         conn.execute(
             update(_items)
             .where(_items.c.id.in_(ids))
-            .values(
-                state="processing", attempts=_items.c.attempts + 1, claimed_by=token, claimed_at=now
-            )
+            .values(state="processing", attempts=_items.c.attempts + 1, claimed_by=token, claimed_at=now)
         )
     return [
         ClaimedItem(

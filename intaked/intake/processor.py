@@ -25,6 +25,7 @@ from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
 
+
 def parse_items(items: Sequence[ClaimedItem], parser: ParsePool | None = None) -> list[ParsedItem]:
     """Parse each item; a parser failure costs the fields, never the item."""
     raws = [item.raw for item in items]

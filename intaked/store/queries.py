@@ -8,7 +8,13 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from intaked.store.engine import read_only
-from intaked.store.models import attachment_table, inbound_item_table, message_table, ticket_event_table, ticket_table
+from intaked.store.models import (
+    attachment_table,
+    inbound_item_table,
+    message_table,
+    ticket_event_table,
+    ticket_table,
+)
 
 _tickets = ticket_table
 _messages = message_table
@@ -47,7 +53,8 @@ def ticket_detail(engine: Engine, number: str) -> dict[str, Any] | None:
             data["attachments"] = [
                 {k: _iso(v) for k, v in row._mapping.items()}
                 for row in conn.execute(
-                    select(_attachments).where(_attachments.c.message_id == message.id)
+                    select(_attachments)
+                    .where(_attachments.c.message_id == message.id)
                     .order_by(_attachments.c.id)
                 )
             ]

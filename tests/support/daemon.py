@@ -70,6 +70,8 @@ class DaemonThread:
         with self.engine.connect() as conn:
             return int(
                 conn.execute(
-                    select(func.count()).select_from(items).where(items.c.state.in_(["received", "processing"]))
+                    select(func.count())
+                    .select_from(items)
+                    .where(items.c.state.in_(["received", "processing"]))
                 ).scalar_one()
             )

@@ -149,6 +149,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout:g}s")
+
+
 def send_all(port: int, messages: list[bytes], senders: int) -> tuple[list[float], float]:
     """Send from ``senders`` sessions at once; returns per-message DATA→250 latencies and wall time."""
     latencies: list[float] = []
@@ -212,12 +222,7 @@ def noop_smtp(messages: list[bytes], senders: int) -> float:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(port)])
     try:
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+        wait_for_port(port)
         _, wall = send_all(port, messages, senders)
     finally:
         proc.terminate()
@@ -241,12 +246,7 @@ def intaked_run(url: str, messages: list[bytes], senders: int) -> dict[str, floa
             cwd=REPO,
         )
         try:
-            deadline = time.time() + 30
-            while time.time() < deadline:
-                with socket.socket() as sock:
-                    if sock.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                time.sleep(0.05)
+            wait_for_port(port)
             engine = create_engine(url)
             start = time.perf_counter()
             latencies, wall = send_all(port, messages, senders)

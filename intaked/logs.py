@@ -58,3 +58,5 @@ def configure_logging(
     root.setLevel(max(numeric, logging.INFO))
     # aiosmtpd logs every session at INFO; keep its chatter at WARNING.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # Alembic narrates every connection at INFO; `intaked db upgrade` prints its own summary.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -4,15 +4,18 @@ Where the file comes from, first found wins: ``--config PATH``, ``$INTAKED_CONFI
 ``/etc/intaked/intaked.toml``, else the built-in defaults (an embedded SQLite database and an SMTP
 listener on 127.0.0.1:2525). Unknown keys are errors; every error names the key and the reason.
 
-Secrets (the keys in :data:`SECRET_KEYS`) may instead come from systemd credentials
-(``$CREDENTIALS_DIRECTORY/<key>``, e.g. ``outbound_mail.password``) or from the environment
-(``INTAKED_<SECTION>__<KEY>``, e.g. ``INTAKED_OUTBOUND_MAIL__PASSWORD``); the environment beats a
-credential, which beats the file.
+Secrets (the keys in :data:`SECRET_KEYS`, and each IMAP mailbox's password) may instead come from
+systemd credentials (``$CREDENTIALS_DIRECTORY/<key>``, e.g. ``outbound_mail.password`` or
+``imap.helpdesk.password``) or from the environment (``INTAKED_<SECTION>__<KEY>``, e.g.
+``INTAKED_OUTBOUND_MAIL__PASSWORD``, ``INTAKED_IMAP__HELPDESK__PASSWORD``); the environment beats
+a credential, which beats the file. With a single mailbox, ``imap.password`` /
+``INTAKED_IMAP__PASSWORD`` work too.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -123,6 +126,35 @@ class OutboundMailSettings(_Section):
         return value
 
 
+class ImapMailboxSettings(_Section):
+    """One ``[[imap]]`` mailbox (or the single ``[imap]`` table): where to pull mail from."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "default"
+    enabled: bool = True
+    host: str
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+    tls: Literal["ssl", "starttls", "none"] = "ssl"
+    tls_ca_file: str = ""
+    username: str
+    password: SecretStr = SecretStr("")
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    idle: bool = True
+    idle_renew_seconds: Annotated[float, Field(gt=0, le=29 * 60)] = 25 * 60
+    poll_seconds: Annotated[float, Field(gt=0)] = 60.0
+    fetch_batch: Annotated[int, Field(ge=1, le=1000)] = 100
+    timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    reconnect_max_seconds: Annotated[float, Field(gt=0)] = 300.0
+    auth_retry_seconds: Annotated[float, Field(gt=0)] = 300.0
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, else 993 for ``ssl`` and 143 otherwise."""
+        if self.port:
+            return self.port
+        return 993 if self.tls == "ssl" else 143
+
+
 class TicketSettings(_Section):
     """``[tickets]``: how tickets are numbered."""
 
@@ -160,9 +192,24 @@ class LoggingSettings(_Section):
 class Settings(_Section):
     """The whole configuration, one section per table of the TOML file."""
 
+    @field_validator("imap", mode="before")
+    @classmethod
+    def _one_or_many_mailboxes(cls, value: Any) -> Any:
+        return [value] if isinstance(value, Mapping) else value
+
+    @field_validator("imap")
+    @classmethod
+    def _unique_mailbox_names(cls, value: list[ImapMailboxSettings]) -> list[ImapMailboxSettings]:
+        names = [mailbox.name for mailbox in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"mailbox name {name!r} is used twice: give each [[imap]] its own name")
+        return value
+
     database: DatabaseSettings = DatabaseSettings()
     smtp_intake: SmtpIntakeSettings = SmtpIntakeSettings()
     outbound_mail: OutboundMailSettings = OutboundMailSettings()
+    imap: list[ImapMailboxSettings] = Field(default_factory=list)
     tickets: TicketSettings = TicketSettings()
     intake: IntakeSettings = IntakeSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -210,6 +257,35 @@ def _secret_overrides(environ: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
+def _env_name(*parts: str) -> str:
+    return "INTAKED_" + "__".join(re.sub(r"[^A-Za-z0-9]", "_", part).upper() for part in parts)
+
+
+def _apply_imap_secrets(merged: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """``imap.password`` (one mailbox) or ``imap.<name>.password`` from a credential or the environment."""
+    mailboxes = merged.get("imap")
+    entries = [mailboxes] if isinstance(mailboxes, dict) else mailboxes
+    if not isinstance(entries, list):
+        return
+    cred_dir = environ.get("CREDENTIALS_DIRECTORY")
+    single = len(entries) == 1
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue
+        entry = dict(entry)
+        name = str(entry.get("name", "default"))
+        candidates = [(f"imap.{name}.password", _env_name("imap", name, "password"))]
+        if single:
+            candidates.insert(0, ("imap.password", _env_name("imap", "password")))
+        for cred_key, env_key in candidates:
+            if cred_dir and (Path(cred_dir) / cred_key).is_file():
+                entry["password"] = (Path(cred_dir) / cred_key).read_text(encoding="utf-8").rstrip("\r\n")
+            if env_key in environ:
+                entry["password"] = environ[env_key]
+        entries[index] = entry
+    merged["imap"] = entries
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
@@ -226,6 +302,8 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         key = _format_loc(err["loc"])
         if err["type"] == "extra_forbidden":
             reason = "unknown key"
+        elif err["type"] == "missing":
+            reason = "required key is missing"
         else:
             reason = err["msg"].removeprefix("Value error, ")
             if err["type"] not in ("value_error",) and "input" in err:
@@ -238,12 +316,16 @@ def settings_from_mapping(
     data: Mapping[str, Any], *, source: str = "config", environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Validate a parsed config mapping (plus secret overrides) into :class:`Settings`."""
-    merged: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    merged: dict[str, Any] = {
+        k: dict(v) if isinstance(v, Mapping) else list(v) if isinstance(v, list) else v
+        for k, v in data.items()
+    }
     for key, value in _secret_overrides(os.environ if environ is None else environ).items():
         section, _, name = key.partition(".")
         target = merged.setdefault(section, {})
         if isinstance(target, dict):
             target[name] = value
+    _apply_imap_secrets(merged, os.environ if environ is None else environ)
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
@@ -275,6 +357,9 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     data = settings.model_dump(mode="json")
     if data["outbound_mail"]["password"]:
         data["outbound_mail"]["password"] = "********"
+    for mailbox in data["imap"]:
+        if mailbox["password"]:
+            mailbox["password"] = "********"
     url = settings.database.url
     data["database"]["url"] = make_url(url).render_as_string(hide_password=True) if url else ""
     data["database"]["effective_url"] = make_url(effective_database_url(settings)).render_as_string(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy import Engine
 
+from intaked.channels.imap import ImapMailboxWorker
 from intaked.channels.smtp import SmtpIntakeServer
 from intaked.config import Settings, effective_database_url
 from intaked.intake.capture import CaptureWriter
@@ -63,6 +64,7 @@ class Daemon:
     parser: ParsePool | None = None
     smtp: SmtpIntakeServer | None = None
     smtp_address: tuple[str, int] | None = None
+    imap_workers: list[ImapMailboxWorker] = field(default_factory=list)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -86,11 +88,26 @@ class Daemon:
         if self.settings.smtp_intake.enabled:
             self.smtp = SmtpIntakeServer(self.settings.smtp_intake, self.capture)
             self.smtp_address = await self.smtp.start()
+        processor = self.processor
+
+        def wake_from_thread() -> None:
+            loop.call_soon_threadsafe(processor.wake)
+
+        for mailbox in self.settings.imap:
+            if mailbox.enabled:
+                worker = ImapMailboxWorker(mailbox, self.engine, on_captured=wake_from_thread)
+                worker.start()
+                self.imap_workers.append(worker)
 
     async def stop(self) -> None:
         log.info("stopping")
+        for worker in self.imap_workers:
+            worker.stop.set()
         if self.smtp is not None:
             await self.smtp.stop()
+        loop = asyncio.get_running_loop()
+        for worker in self.imap_workers:  # a worker finishes the batch it is committing and moving
+            await loop.run_in_executor(None, worker.join, 60.0)
         if self.capture is not None:
             await self.capture.close()
         if self.processor is not None:

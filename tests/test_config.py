@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from intaked.cli import EXIT_CONFIG, main
 from intaked.config import (
     ConfigError,
+    ImapMailboxSettings,
     Settings,
     effective_database_url,
     load_settings,
@@ -59,6 +60,8 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
+        if name == "imap":  # a list of mailboxes: documented in a commented-out block
+            continue
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys |= _keys(annotation, f"{prefix}{name}.")
         else:
@@ -87,6 +90,46 @@ def test_example_file_documents_every_key_with_its_default() -> None:
             assert text[i - 1].startswith("#"), f"key on line {i + 1} has no comment: {line}"
 
 
+def test_example_file_documents_every_imap_key() -> None:
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# [[imap]]")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line.removeprefix("# "))
+    data = tomllib.loads("\n".join(block))
+    (mailbox,) = data["imap"]
+    assert set(mailbox) == set(ImapMailboxSettings.model_fields)
+    settings = settings_from_mapping(data, environ={})
+    defaults = ImapMailboxSettings(host=mailbox["host"], username=mailbox["username"])
+    assert settings.imap[0] == defaults, "the commented example shows the defaults"
+
+
+def test_one_or_many_mailboxes_and_their_secrets(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "imap.security.password").write_text("from-credential\n")
+    data = {
+        "imap": [
+            {"name": "helpdesk", "host": "imap.example.com", "username": "helpdesk"},
+            {"name": "security", "host": "imap.example.com", "username": "security", "tls": "starttls"},
+        ]
+    }
+    settings = settings_from_mapping(
+        data, environ={"CREDENTIALS_DIRECTORY": str(creds), "INTAKED_IMAP__HELPDESK__PASSWORD": "from-env"}
+    )
+    assert [m.password.get_secret_value() for m in settings.imap] == ["from-env", "from-credential"]
+    assert [m.effective_port for m in settings.imap] == [993, 143]
+    single = settings_from_mapping(
+        {"imap": {"host": "h", "username": "u"}}, environ={"INTAKED_IMAP__PASSWORD": "pw"}
+    )
+    assert single.imap[0].name == "default" and single.imap[0].password.get_secret_value() == "pw"
+    assert "pw" not in str(masked_dump(single))
+    with pytest.raises(ConfigError, match="imap: mailbox name 'x' is used twice"):
+        settings_from_mapping({"imap": [{"name": "x", "host": "h", "username": "u"}] * 2}, environ={})
+
+
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
@@ -113,6 +156,12 @@ def test_example_file_documents_every_key_with_its_default() -> None:
             "outbound_mail.from_address: 'helpdesk' is not an e-mail",
         ),
         ("[logging]\nlevel = 3\n", "logging.level: Input should be"),
+        ('[imap]\nhost = "h"\n', "imap[0].username: required key is missing"),
+        (
+            '[imap]\nhost = "h"\nusername = "u"\ntls = "maybe"\n',
+            "imap[0].tls: Input should be 'ssl', 'starttls'",
+        ),
+        ('[[imap]]\nhost = "h"\nusername = "u"\nidle_renew_seconds = 3600\n', "imap[0].idle_renew_seconds"),
     ],
 )
 def test_bad_values_name_the_key_and_the_reason(tmp_path: Path, toml: str, expected: str) -> None:

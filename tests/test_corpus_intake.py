@@ -39,7 +39,8 @@ def assert_every_item_is_a_ticket(engine: Engine, sent: int) -> None:
         messages = conn.execute(select(message_table.c.ticket_id, message_table.c.parse_problems)).all()
     assert sum(states.values()) == sent
     assert set(states) <= {"done", "duplicate"}, f"nothing dropped or quarantined: {states}"
-    assert len(tickets) == states["done"] == len(messages)
+    assert len(messages) == states["done"], "one stored message per item that is not a duplicate"
+    assert {m.ticket_id for m in messages} == {t.id for t in tickets}, "replies thread into tickets"
     problems = {m.ticket_id: json.loads(m.parse_problems or "[]") for m in messages}
     for ticket in tickets:
         if "\ufffd" in ticket.subject:

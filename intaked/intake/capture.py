@@ -43,6 +43,7 @@ class RawItem:
     envelope_to: Sequence[str] = ()
     peer: str | None = None
     received_at: dt.datetime = field(default_factory=utcnow)
+    source_ref: str | None = None  # where it came from, unique: e.g. imap:<mailbox>:<uidvalidity>:<uid>
 
 
 def compress_raw(raw: bytes) -> bytes:
@@ -65,6 +66,7 @@ def insert_items(engine: Engine, items: Sequence[RawItem]) -> list[int]:
             "raw_encoding": "zlib",
             "raw_size": len(item.raw),
             "raw_sha256": hashlib.sha256(item.raw).hexdigest(),
+            "source_ref": item.source_ref,
         }
         for item in items
     ]

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from intaked.config import Settings
 from intaked.intake.ledger import ClaimedItem
 from intaked.parsing import ParsedMessage
+from intaked.routing.threading import Decision, decide, first_match, referenced_ids, subject_ticket_numbers
 from intaked.store.models import (
     attachment_table,
     blob_table,
@@ -82,6 +83,7 @@ class IngestOutcome:
     ticket_number: str
     message_id: str | None
     inbound_item: int
+    decision: str  # "new", "join", "reopen", "follow_up" or "duplicate"
 
 
 def dedupe_key(parsed: ParsedMessage | None, raw_sha256: str) -> str:
@@ -147,7 +149,7 @@ def _store_blobs(conn: Connection, contents: Sequence[bytes]) -> list[str]:
 
 
 def _ticket_row(
-    item: ClaimedItem, parsed: ParsedMessage | None, number: str, now: dt.datetime
+    item: ClaimedItem, parsed: ParsedMessage | None, number: str, parent_id: int | None, now: dt.datetime
 ) -> dict[str, Any]:
     sender = parsed.sender if parsed else None
     return {
@@ -160,6 +162,7 @@ def _ticket_row(
         "requester_email": clean_text(sender.address if sender and sender.address else item.envelope_from)
         or None,
         "requester_phone": None,
+        "parent_id": parent_id,
         "created_at": now,
         "updated_at": now,
     }
@@ -188,61 +191,217 @@ def _message_row(
         "sent_at": None,
     }
     if parsed is not None:
-        sender = parsed.sender
-        row.update(
-            sender=clean_text(sender.address if sender and sender.address else item.envelope_from),
-            recipients=clean_text(_json([a.address for a in [*parsed.to, *parsed.cc] if a.address])),
-            subject=clean_text(parsed.subject) or "",
-            body_text=clean_text(parsed.body_text) or "",
-            body_html=clean_text(parsed.body_html),
-            header_message_id=clean_text(parsed.message_id),
-            in_reply_to=clean_text(parsed.in_reply_to),
-            header_references=clean_text(" ".join(parsed.references)) or None,
-            sent_at=parsed.date if parsed.date and parsed.date.tzinfo else None,
-        )
+        row.update(parsed_message_columns(parsed, item.envelope_from))
     return row
+
+
+def parsed_message_columns(parsed: ParsedMessage, envelope_from: str | None) -> dict[str, Any]:
+    """The ``messages`` columns that come from parsing (also used when re-parsing)."""
+    sender = parsed.sender
+    return {
+        "sender": clean_text(sender.address if sender and sender.address else envelope_from),
+        "recipients": clean_text(_json([a.address for a in [*parsed.to, *parsed.cc] if a.address])),
+        "subject": clean_text(parsed.subject) or "",
+        "body_text": clean_text(parsed.body_text) or "",
+        "body_html": clean_text(parsed.body_html),
+        "header_message_id": clean_text(parsed.message_id),
+        "in_reply_to": clean_text(parsed.in_reply_to),
+        "header_references": clean_text(" ".join(parsed.references)) or None,
+        "sent_at": parsed.date if parsed.date and parsed.date.tzinfo else None,
+    }
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one entry of a batch becomes."""
+
+    key: str
+    decision: Decision | None = None  # None: a duplicate
+    existing: int | None = None  # the stored ticket it joins (or follows up, as parent)
+    earlier: int | None = None  # the earlier entry of this batch whose ticket it joins
+    ticket_id: int | None = None
+    number: str | None = None
+
+
+def _thread_lookups(
+    conn: Connection, entries: Sequence[ParsedItem], prefix: str
+) -> tuple[dict[str, int], dict[str, int], dict[int, tuple[str, str]]]:
+    """Stored Message-IDs and tagged numbers the batch refers to, and those tickets' number and status."""
+    ids: set[str] = set()
+    numbers: set[str] = set()
+    for _, parsed, _ in entries:
+        if parsed is not None:
+            ids.update(referenced_ids(parsed))
+            numbers.update(subject_ticket_numbers(parsed.subject, prefix))
+    by_message_id: dict[str, int] = {}
+    by_number: dict[str, int] = {}
+    id_list, number_list = sorted(ids), sorted(numbers)
+    for start in range(0, len(id_list), LOOKUP_CHUNK):
+        rows = conn.execute(
+            select(_messages.c.header_message_id, _messages.c.ticket_id).where(
+                _messages.c.header_message_id.in_(id_list[start : start + LOOKUP_CHUNK])
+            )
+        )
+        for row in rows:
+            by_message_id.setdefault(row.header_message_id, row.ticket_id)
+    for start in range(0, len(number_list), LOOKUP_CHUNK):
+        rows = conn.execute(
+            select(_tickets.c.number, _tickets.c.id).where(
+                _tickets.c.number.in_(number_list[start : start + LOOKUP_CHUNK])
+            )
+        )
+        by_number.update({row.number: row.id for row in rows})
+    ticket_ids = sorted({*by_message_id.values(), *by_number.values()})
+    tickets: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(ticket_ids), LOOKUP_CHUNK):
+        rows = conn.execute(
+            select(_tickets.c.id, _tickets.c.number, _tickets.c.status).where(
+                _tickets.c.id.in_(ticket_ids[start : start + LOOKUP_CHUNK])
+            )
+        )
+        tickets.update({row.id: (row.number, row.status) for row in rows})
+    return by_message_id, by_number, tickets
+
+
+def _plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Settings) -> list[_Plan]:
+    """Decide, in arrival order, what each entry becomes (duplicate, new, join, reopen, follow-up)."""
+    prefix = settings.tickets.number_prefix
+    keys = [dedupe_key(parsed, item.raw_sha256) for item, parsed, _ in entries]
+    stored = find_stored(conn, keys)
+    by_message_id, by_number, tickets = _thread_lookups(conn, entries, prefix)
+    status_now = {ticket_id: status for ticket_id, (_, status) in tickets.items()}
+    plans: list[_Plan] = []
+    first_with_key: dict[str, int] = {}
+    earlier_message_ids: dict[str, int] = {}
+    for index, ((_, parsed, _), key) in enumerate(zip(entries, keys, strict=True)):
+        plan = _Plan(key)
+        plans.append(plan)
+        if key in stored:
+            plan.ticket_id, plan.number = stored[key]
+            continue
+        if key in first_with_key:
+            plan.earlier = first_with_key[key]
+            continue
+        first_with_key[key] = index
+        plan.decision = Decision.NEW
+        if parsed is not None:
+            references = referenced_ids(parsed)
+            for message_id in references:
+                if message_id in by_message_id:
+                    plan.existing = by_message_id[message_id]
+                    break
+                if message_id in earlier_message_ids:
+                    plan.earlier = earlier_message_ids[message_id]
+                    break
+            if plan.existing is None and plan.earlier is None:
+                plan.existing = first_match(subject_ticket_numbers(parsed.subject, prefix), by_number)
+            if parsed.message_id:
+                earlier_message_ids.setdefault(parsed.message_id, index)
+        if plan.existing is not None:
+            plan.decision = decide(status_now.get(plan.existing))
+            if plan.decision is Decision.REOPEN:
+                status_now[plan.existing] = "open"
+        elif plan.earlier is not None:
+            plan.decision = Decision.JOIN
+    return plans
 
 
 def ingest_mail_batch(
     conn: Connection, entries: Sequence[ParsedItem], settings: Settings, now: dt.datetime
 ) -> list[IngestOutcome]:
-    """Store every entry as a new ticket or a recognised duplicate, and finish them in the ledger."""
-    keys = [dedupe_key(parsed, item.raw_sha256) for item, parsed, _ in entries]
-    stored = find_stored(conn, keys)
-    new: list[int] = []  # indexes into entries that open a ticket
-    first_with_key: dict[str, int] = {}
-    for index, key in enumerate(keys):
-        if key not in stored and key not in first_with_key:
-            first_with_key[key] = index
-            new.append(index)
-
+    """Store a batch in arrival order: new tickets, replies threaded into their tickets, duplicates
+    recognised; then finish every item in the ledger (fenced by its claim token)."""
+    plans = _plan_batch(conn, entries, settings)
+    opening = [i for i, plan in enumerate(plans) if plan.decision in (Decision.NEW, Decision.FOLLOW_UP)]
     tickets = settings.tickets
-    periods = [ticket_period(tickets.number_prefix, entries[i][0].received_at, tickets.timezone) for i in new]
+    periods = [
+        ticket_period(tickets.number_prefix, entries[i][0].received_at, tickets.timezone) for i in opening
+    ]
     numbers = allocate_ticket_numbers(conn, periods)
-    ticket_rows = [_ticket_row(entries[i][0], entries[i][1], numbers[n], now) for n, i in enumerate(new)]
-    ticket_ids = [row.id for row in conn.execute(_INSERT_TICKETS, ticket_rows)] if ticket_rows else []
-    for n, i in enumerate(new):
-        stored[keys[i]] = (ticket_ids[n], numbers[n])
+    ticket_rows = [
+        _ticket_row(
+            entries[i][0],
+            entries[i][1],
+            numbers[n],
+            plans[i].existing if plans[i].decision is Decision.FOLLOW_UP else None,
+            now,
+        )
+        for n, i in enumerate(opening)
+    ]
+    new_ids = [row.id for row in conn.execute(_INSERT_TICKETS, ticket_rows)] if ticket_rows else []
+    for n, i in enumerate(opening):
+        plans[i].ticket_id, plans[i].number = new_ids[n], numbers[n]
+    existing_numbers = _numbers_of(
+        conn, [p.existing for p in plans if p.decision in (Decision.JOIN, Decision.REOPEN)]
+    )
+    for plan in plans:  # in order: an earlier entry is always resolved before a later one
+        if plan.ticket_id is not None:
+            continue
+        if plan.earlier is not None:
+            plan.ticket_id, plan.number = plans[plan.earlier].ticket_id, plans[plan.earlier].number
+        elif plan.existing is not None:
+            plan.ticket_id, plan.number = plan.existing, existing_numbers[plan.existing]
 
-    problems = [
-        [*(parsed.problems if parsed else []), *([failure] if failure else [])]
-        for _, parsed, failure in entries
-    ]
-    message_rows = [
-        _message_row(ticket_ids[n], entries[i], keys[i], problems[i], now) for n, i in enumerate(new)
-    ]
+    storing = [i for i, plan in enumerate(plans) if plan.decision is not None]
+    problems = {i: _problems(entries[i]) for i in storing}
+    message_rows = [_message_row(_id(plans[i]), entries[i], plans[i].key, problems[i], now) for i in storing]
     message_ids = [row.id for row in conn.execute(_INSERT_MESSAGES, message_rows)] if message_rows else []
+    _store_attachments(conn, [(message_ids[n], entries[i][1]) for n, i in enumerate(storing)])
+    _touch_tickets(conn, plans, now)
+    events = _event_rows(entries, plans, storing, ticket_rows, opening, problems, now)
+    if events:
+        conn.execute(_INSERT_EVENTS, events)
 
-    attachment_rows: list[dict[str, Any]] = []
-    attachment_contents: list[bytes] = []
-    event_rows: list[dict[str, Any]] = []
-    for n, i in enumerate(new):
-        item, parsed, _ = entries[i]
+    outcomes: list[IngestOutcome] = []
+    finish_rows = []
+    for (item, parsed, _), plan in zip(entries, plans, strict=True):
+        state = "duplicate" if plan.decision is None else "done"
+        finish_rows.append(
+            {"item_id": item.id, "token": item.token, "new_state": state, "tid": _id(plan), "now": now}
+        )
+        outcomes.append(
+            IngestOutcome(
+                state,
+                _id(plan),
+                plan.number or "",
+                parsed.message_id if parsed else None,
+                item.id,
+                plan.decision.value if plan.decision else "duplicate",
+            )
+        )
+    result = conn.execute(_FINISH_ITEMS, finish_rows)
+    if result.rowcount != len(finish_rows):
+        raise ClaimLost(f"{len(finish_rows) - result.rowcount} item(s) of this batch were taken over")
+    return outcomes
+
+
+def _problems(entry: ParsedItem) -> list[str]:
+    _, parsed, failure = entry
+    return [*(parsed.problems if parsed else []), *([failure] if failure else [])]
+
+
+def _id(plan: _Plan) -> int:
+    assert plan.ticket_id is not None, "every plan is resolved to a ticket before use"
+    return plan.ticket_id
+
+
+def _numbers_of(conn: Connection, ticket_ids: Sequence[int | None]) -> dict[int, str]:
+    wanted = sorted({t for t in ticket_ids if t is not None})
+    if not wanted:
+        return {}
+    rows = conn.execute(select(_tickets.c.id, _tickets.c.number).where(_tickets.c.id.in_(wanted)))
+    return {row.id: row.number for row in rows}
+
+
+def _store_attachments(conn: Connection, messages: Sequence[tuple[int, ParsedMessage | None]]) -> None:
+    rows: list[dict[str, Any]] = []
+    contents: list[bytes] = []
+    for message_id, parsed in messages:
         for attachment in parsed.attachments if parsed else []:
-            attachment_contents.append(attachment.content)
-            attachment_rows.append(
+            contents.append(attachment.content)
+            rows.append(
                 {
-                    "message_id": message_ids[n],
+                    "message_id": message_id,
                     "filename": clean_text(attachment.filename) or "attachment",
                     "content_type": (clean_text(attachment.content_type) or "application/octet-stream")[:255],
                     "size": len(attachment.content),
@@ -251,60 +410,96 @@ def ingest_mail_batch(
                     "inline": attachment.inline,
                 }
             )
-        row = ticket_rows[n]
-        event_rows.append(
+    if rows:
+        for row, digest in zip(rows, _store_blobs(conn, contents), strict=True):
+            row["sha256"] = digest
+        conn.execute(_INSERT_ATTACHMENTS, rows)
+
+
+def _touch_tickets(conn: Connection, plans: Sequence[_Plan], now: dt.datetime) -> None:
+    reopened = sorted({_id(p) for p in plans if p.decision is Decision.REOPEN})
+    joined = sorted({_id(p) for p in plans if p.decision is Decision.JOIN and p.existing is not None})
+    if reopened:
+        conn.execute(
+            update(_tickets).where(_tickets.c.id.in_(reopened)).values(status="open", updated_at=now)
+        )
+    if joined:
+        conn.execute(update(_tickets).where(_tickets.c.id.in_(joined)).values(updated_at=now))
+
+
+def _event_rows(
+    entries: Sequence[ParsedItem],
+    plans: Sequence[_Plan],
+    storing: Sequence[int],
+    ticket_rows: Sequence[dict[str, Any]],
+    opening: Sequence[int],
+    problems: dict[int, list[str]],
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    rows_by_entry = dict(zip(opening, ticket_rows, strict=True))
+    events: list[dict[str, Any]] = []
+
+    def add(ticket_id: int, kind: str, *, before: Any = None, after: Any = None, detail: Any = None) -> None:
+        events.append(
             {
-                "ticket_id": ticket_ids[n],
+                "ticket_id": ticket_id,
                 "at": now,
                 "actor": ACTOR,
-                "kind": "created",
-                "before": None,
-                "after": _json(
-                    {
-                        "number": numbers[n],
-                        "status": "new",
-                        "channel": "email",
-                        "subject": row["subject"],
-                        "requester_email": row["requester_email"],
-                        "via": item.channel,
-                        "inbound_item": item.id,
-                    }
-                ),
-                "detail": None,
+                "kind": kind,
+                "before": None if before is None else _json(before),
+                "after": None if after is None else _json(after),
+                "detail": None if detail is None else clean_text(_json(detail)),
             }
         )
-        if problems[i]:
-            event_rows.append(
-                {
-                    "ticket_id": ticket_ids[n],
-                    "at": now,
-                    "actor": ACTOR,
-                    "kind": "parse_problems",
-                    "before": None,
-                    "after": None,
-                    "detail": clean_text(_json(problems[i])),
-                }
-            )
-    if attachment_rows:
-        for row, digest in zip(attachment_rows, _store_blobs(conn, attachment_contents), strict=True):
-            row["sha256"] = digest
-        conn.execute(_INSERT_ATTACHMENTS, attachment_rows)
-    if event_rows:
-        conn.execute(_INSERT_EVENTS, event_rows)
 
-    new_set = set(new)
-    outcomes: list[IngestOutcome] = []
-    finish_rows = []
-    for index, ((item, parsed, _), key) in enumerate(zip(entries, keys, strict=True)):
-        state = "done" if index in new_set else "duplicate"
-        ticket_id, number = stored[key]
-        finish_rows.append(
-            {"item_id": item.id, "token": item.token, "new_state": state, "tid": ticket_id, "now": now}
-        )
-        outcomes.append(
-            IngestOutcome(state, ticket_id, number, parsed.message_id if parsed else None, item.id)
-        )
-    result = conn.execute(_FINISH_ITEMS, finish_rows)
-    if result.rowcount != len(finish_rows):
-        raise ClaimLost(f"{len(finish_rows) - result.rowcount} item(s) of this batch were taken over")
-    return outcomes
+    for i in storing:
+        item, parsed, _ = entries[i]
+        plan = plans[i]
+        ticket_id = _id(plan)
+        via = {
+            "via": item.channel,
+            "inbound_item": item.id,
+            "message_id": parsed.message_id if parsed else None,
+        }
+        if i in rows_by_entry:
+            row = rows_by_entry[i]
+            after = {
+                "number": row["number"],
+                "status": "new",
+                "channel": "email",
+                "subject": row["subject"],
+                "requester_email": row["requester_email"],
+                **via,
+            }
+            if plan.decision is Decision.FOLLOW_UP:
+                after["parent_id"] = plan.existing
+            add(ticket_id, "created", after=after)
+        else:
+            sender = parsed.sender.address if parsed and parsed.sender else item.envelope_from
+            add(
+                ticket_id,
+                "message_added",
+                after={
+                    "from": sender,
+                    "subject": parsed.subject if parsed else "",
+                    "threaded_by": "reply" if plan.earlier is not None else "lookup",
+                    **via,
+                },
+            )
+            if plan.decision is Decision.REOPEN:
+                add(
+                    ticket_id,
+                    "reopened",
+                    before={"status": "resolved"},
+                    after={"status": "open"},
+                    detail={"reason": "the requester replied", **via},
+                )
+        if plan.decision is Decision.FOLLOW_UP and plan.existing is not None:
+            add(
+                plan.existing,
+                "follow_up_opened",
+                after={"ticket_id": ticket_id, "number": plan.number, **via},
+            )
+        if problems[i]:
+            add(ticket_id, "parse_problems", detail=problems[i])
+    return events

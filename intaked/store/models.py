@@ -71,6 +71,7 @@ class Ticket(Base):
     requester_phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
 
     messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
     events: Mapped[list[TicketEvent]] = relationship(order_by="TicketEvent.id")
@@ -108,6 +109,7 @@ class InboundItem(Base):
     raw_sha256: Mapped[str] = mapped_column(String(64))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    source_ref: Mapped[str | None] = mapped_column(String(512), unique=True)
 
 
 class Message(Base):
@@ -186,6 +188,21 @@ class TicketEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
+class ImapMailbox(Base):
+    """Where each configured IMAP mailbox stands: the last committed UID under its UIDVALIDITY."""
+
+    __tablename__ = "imap_mailboxes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    backlog: Mapped[int | None] = mapped_column(Integer)
+    last_poll_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class TicketCounter(Base):
     """The last ticket number handed out per prefix and month (e.g. ``IT-202611`` → 42)."""
 
@@ -203,3 +220,4 @@ attachment_table = cast(Table, Attachment.__table__)
 blob_table = cast(Table, Blob.__table__)
 ticket_event_table = cast(Table, TicketEvent.__table__)
 ticket_counter_table = cast(Table, TicketCounter.__table__)
+imap_mailbox_table = cast(Table, ImapMailbox.__table__)

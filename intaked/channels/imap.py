@@ -1,0 +1,294 @@
+"""IMAP intake (RFC 3501, IDLE RFC 2177, MOVE RFC 6851, UIDPLUS RFC 4315), one thread per mailbox.
+
+imapclient is blocking, so each configured mailbox runs on its own thread; its database work
+happens there too, never on the event loop. A pass over the folder:
+
+1. ``UID SEARCH`` for every message still in the folder;
+2. messages whose ``imap:<mailbox>:<UIDVALIDITY>:<UID>`` is already in the ledger were committed
+   before (a crash hit between commit and move): they are only moved;
+3. the others are fetched with ``BODY.PEEK[]`` (no \\Seen flag) in batches, committed to the ledger
+   in one transaction, and only then moved to the processed folder (MOVE, else COPY + \\Deleted +
+   UID EXPUNGE).
+
+A changed UIDVALIDITY makes every message look new; the ingest step recognises them by Message-ID
+(or raw digest) and stores none twice. Network errors reconnect with backoff; a refused login is
+logged and retried slowly; STARTTLS that the server does not offer is an error, never a silent
+fall back to plaintext. The rest of the daemon is unaffected by any of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import structlog
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
+from sqlalchemy import Engine, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from intaked.config import ImapMailboxSettings
+from intaked.intake.capture import RawItem, insert_items
+from intaked.store.models import imap_mailbox_table, inbound_item_table
+from intaked.store.types import utcnow
+
+log = structlog.get_logger(__name__)
+
+#: Errors after which we reconnect: the connection or the server went away.
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, ssl.SSLError, imaplib.IMAP4.abort, EOFError)
+#: How long one IDLE wait lasts before we look at the stop flag again, in seconds.
+IDLE_TICK_SECONDS = 1.0
+
+
+class TlsRefused(Exception):
+    """The server does not offer the TLS we require; we do not log in in plaintext."""
+
+
+def source_ref(mailbox: str, uidvalidity: int, uid: int) -> str:
+    """The ledger's unique reference for one message of one mailbox generation."""
+    return f"imap:{mailbox}:{uidvalidity}:{uid}"
+
+
+class ImapMailboxWorker:
+    """Pulls one mailbox into the ledger until stopped."""
+
+    def __init__(
+        self,
+        settings: ImapMailboxSettings,
+        engine: Engine,
+        *,
+        on_captured: Callable[[], None] = lambda: None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._on_captured = on_captured
+        self.stop = stop or threading.Event()
+        self.log = log.bind(mailbox=settings.name)
+        self._thread: threading.Thread | None = None
+
+    # -- thread control -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"imap-{self.settings.name}", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        """Connect, drain, wait for news; reconnect after failures, until ``stop`` is set."""
+        backoff = 1.0
+        while not self.stop.is_set():
+            try:
+                with self._connect() as client:
+                    backoff = 1.0
+                    self._session(client)
+            except (LoginError, TlsRefused) as exc:
+                self._record_error(f"{type(exc).__name__}: {exc}")
+                self.log.error(
+                    "imap_login_refused", error=str(exc), retry_in=self.settings.auth_retry_seconds
+                )
+                self.stop.wait(self.settings.auth_retry_seconds)
+            except NETWORK_ERRORS as exc:
+                self._record_error(f"{type(exc).__name__}: {exc}")
+                self.log.warning("imap_connection_lost", error=str(exc), retry_in=round(backoff, 1))
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, self.settings.reconnect_max_seconds)
+            except Exception as exc:  # a server answer we did not expect, a database outage ...
+                self._record_error(f"{type(exc).__name__}: {exc}")
+                self.log.exception("imap_pass_failed", error=str(exc), retry_in=round(backoff, 1))
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, self.settings.reconnect_max_seconds)
+
+    # -- one connection --------------------------------------------------------------------------
+
+    def _connect(self) -> IMAPClient:
+        cfg = self.settings
+        context = ssl.create_default_context(cafile=cfg.tls_ca_file or None)
+        client = IMAPClient(
+            cfg.host,
+            port=cfg.effective_port,
+            ssl=cfg.tls == "ssl",
+            ssl_context=context if cfg.tls == "ssl" else None,
+            timeout=cfg.timeout_seconds,
+        )
+        try:
+            if cfg.tls == "starttls":
+                if not client.has_capability("STARTTLS"):
+                    raise TlsRefused(f"{cfg.host} does not offer STARTTLS; refusing to log in over plaintext")
+                client.starttls(context)
+            client.login(cfg.username, cfg.password.get_secret_value())
+        except BaseException:
+            _close_quietly(client)
+            raise
+        self.log.info("imap_connected", host=cfg.host, tls=cfg.tls)
+        return client
+
+    def _session(self, client: IMAPClient) -> None:
+        cfg = self.settings
+        if not client.folder_exists(cfg.processed_folder):
+            client.create_folder(cfg.processed_folder)
+            self.log.info("imap_folder_created", folder=cfg.processed_folder)
+        use_idle = cfg.idle and client.has_capability("IDLE")
+        while not self.stop.is_set():
+            selected = client.select_folder(cfg.folder)
+            uidvalidity = int(selected[b"UIDVALIDITY"])
+            self.drain(client, uidvalidity)
+            if use_idle:
+                self._idle(client)
+            else:
+                self.stop.wait(cfg.poll_seconds)
+
+    def _idle(self, client: IMAPClient) -> None:
+        """Wait in IDLE until the folder changes, we are stopped, or it is time to renew."""
+        client.idle()
+        try:
+            started = time.monotonic()
+            while not self.stop.is_set() and time.monotonic() - started < self.settings.idle_renew_seconds:
+                responses = client.idle_check(timeout=IDLE_TICK_SECONDS)
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    return
+        finally:
+            client.idle_done()
+
+    # -- the pass over the folder ----------------------------------------------------------------
+
+    def drain(self, client: IMAPClient, uidvalidity: int) -> int:
+        """Capture every message in the folder and move it; returns how many were captured."""
+        name = self.settings.name
+        uids = sorted(int(uid) for uid in client.search(["NOT", "DELETED"]))
+        known = self._known_uids(uidvalidity, uids)
+        if known:
+            self.log.info("imap_moving_already_stored", count=len(known))
+            self._move(client, sorted(known))
+        new = [uid for uid in uids if uid not in known]
+        self._save_state(uidvalidity, backlog=len(new))
+        captured = 0
+        batch_size = self.settings.fetch_batch
+        for start in range(0, len(new), batch_size):
+            if self.stop.is_set():
+                break
+            batch = new[start : start + batch_size]
+            fetched = client.fetch(batch, ["BODY.PEEK[]", "INTERNALDATE"])
+            items = []
+            for uid in batch:
+                data = fetched.get(uid)
+                if data is None or b"BODY[]" not in data:
+                    continue  # expunged meanwhile (by another client or daemon)
+                items.append(
+                    RawItem(
+                        channel="imap",
+                        raw=bytes(data[b"BODY[]"]),
+                        envelope_to=[self.settings.username],
+                        peer=self.settings.host,
+                        source_ref=source_ref(name, uidvalidity, uid),
+                    )
+                )
+            if items:
+                insert_items(self._engine, items)  # committed: only now may the server forget them
+                captured += len(items)
+                self._on_captured()
+                self.log.info("imap_captured", count=len(items), last_uid=batch[-1])
+            self._save_state(uidvalidity, backlog=len(new) - start - len(batch), last_uid=batch[-1])
+            self._move(client, batch)
+        self._save_state(uidvalidity, polled=True)
+        return captured
+
+    def _move(self, client: IMAPClient, uids: Sequence[int]) -> None:
+        if not uids:
+            return
+        target = self.settings.processed_folder
+        if client.has_capability("MOVE"):
+            client.move(uids, target)
+            return
+        client.copy(uids, target)
+        client.add_flags(uids, [b"\\Deleted"], silent=True)
+        if client.has_capability("UIDPLUS"):
+            client.uid_expunge(uids)
+        else:  # plain EXPUNGE also removes other \Deleted messages of the folder; nothing better exists
+            client.expunge()
+
+    # -- the store -------------------------------------------------------------------------------
+
+    def _known_uids(self, uidvalidity: int, uids: Iterable[int]) -> set[int]:
+        refs = {source_ref(self.settings.name, uidvalidity, uid): uid for uid in uids}
+        known: set[int] = set()
+        keys = list(refs)
+        items = inbound_item_table
+        with self._engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                rows = conn.execute(
+                    select(items.c.source_ref).where(items.c.source_ref.in_(keys[start : start + 500]))
+                )
+                known.update(refs[row.source_ref] for row in rows)
+        return known
+
+    def _save_state(
+        self,
+        uidvalidity: int,
+        *,
+        backlog: int | None = None,
+        last_uid: int | None = None,
+        polled: bool = False,
+    ) -> None:
+        now = utcnow()
+        values: dict[str, Any] = {"uidvalidity": uidvalidity, "updated_at": now}
+        if backlog is not None:
+            values["backlog"] = backlog
+        if polled:
+            values.update(last_poll_at=now, last_error=None, last_error_at=None)
+        self._upsert(values, last_uid=last_uid, uidvalidity=uidvalidity)
+
+    def _record_error(self, error: str) -> None:
+        try:
+            self._upsert({"last_error": error[:2000], "last_error_at": utcnow(), "updated_at": utcnow()})
+        except Exception as exc:  # the store may be what failed
+            self.log.warning("imap_state_not_saved", error=str(exc))
+
+    def _upsert(
+        self, values: dict[str, Any], *, last_uid: int | None = None, uidvalidity: int | None = None
+    ) -> None:
+        table = imap_mailbox_table
+        with self._engine.begin() as conn:
+            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            conn.execute(
+                dialect_insert(table)
+                .values(name=self.settings.name, last_uid=0, **values)
+                .on_conflict_do_nothing(index_elements=[table.c.name])
+            )
+            if uidvalidity is not None:
+                # A new mailbox generation starts counting UIDs again.
+                conn.execute(
+                    update(table)
+                    .where(
+                        table.c.name == self.settings.name, table.c.uidvalidity.is_distinct_from(uidvalidity)
+                    )
+                    .values(last_uid=0)
+                )
+            conn.execute(update(table).where(table.c.name == self.settings.name).values(**values))
+            if last_uid is not None:
+                conn.execute(
+                    update(table)
+                    .where(table.c.name == self.settings.name, table.c.last_uid < last_uid)
+                    .values(last_uid=last_uid)
+                )
+
+
+def _close_quietly(client: IMAPClient) -> None:
+    with contextlib.suppress(Exception):  # closing a broken connection may fail too; it is gone anyway
+        client.shutdown()
+
+
+def mailbox_status(engine: Engine) -> dict[str, dict[str, Any]]:
+    """What ``intaked imap status`` shows, per mailbox name."""
+    table = imap_mailbox_table
+    with engine.connect() as conn:
+        return {row.name: dict(row._mapping) for row in conn.execute(select(table))}

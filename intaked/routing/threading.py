@@ -1,0 +1,66 @@
+"""Threading rules: which existing ticket an inbound message belongs to (pure functions).
+
+In this order (RFC 5322 section 3.6.4 for the headers):
+1. ``In-Reply-To``, then ``References`` from the newest id back, naming a Message-ID we stored or
+   sent;
+2. a ticket-number tag in the subject, ``[IT-202611-00042]``, also behind ``Re:``/``回覆:``/``RE:``/
+   ``答复:``/``Fwd:``/``轉寄:`` prefixes in any case (the tag is searched anywhere in the subject).
+Otherwise the message opens a new ticket. What happens when the ticket found is resolved or closed
+is decided by :func:`decide`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+from intaked.parsing import ParsedMessage
+
+
+class Decision(enum.Enum):
+    """What an inbound message does to the ticket it threads to."""
+
+    NEW = "new"  # opens a new ticket
+    JOIN = "join"  # added to the ticket
+    REOPEN = "reopen"  # added, and the resolved ticket is open again
+    FOLLOW_UP = "follow_up"  # the ticket is closed: a new ticket, linked to it as its parent
+
+
+@lru_cache(maxsize=16)
+def _tag_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"\[\s*({re.escape(prefix)}-\d{{6}}-\d{{5,}})\s*\]", re.IGNORECASE)
+
+
+def subject_ticket_numbers(subject: str, prefix: str) -> list[str]:
+    """Ticket numbers tagged in ``subject``, first first, normalised to upper case."""
+    return list(dict.fromkeys(m.upper() for m in _tag_pattern(prefix).findall(subject or "")))
+
+
+def referenced_ids(parsed: ParsedMessage) -> list[str]:
+    """Message-IDs this message replies to, most specific first: In-Reply-To, then References newest first."""
+    ids: list[str] = []
+    if parsed.in_reply_to:
+        ids.append(parsed.in_reply_to)
+    ids.extend(reversed(parsed.references))
+    return list(dict.fromkeys(i.strip() for i in ids if i and i.strip()))
+
+
+def decide(status: str | None) -> Decision:
+    """The decision for a message threading to a ticket in ``status`` (None: no ticket found)."""
+    if status is None:
+        return Decision.NEW
+    if status == "closed":
+        return Decision.FOLLOW_UP
+    if status == "resolved":
+        return Decision.REOPEN
+    return Decision.JOIN
+
+
+def first_match(candidates: Sequence[str], known: dict[str, int]) -> int | None:
+    """The ticket of the first candidate that ``known`` has."""
+    for candidate in candidates:
+        if candidate in known:
+            return known[candidate]
+    return None

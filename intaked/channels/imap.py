@@ -71,6 +71,7 @@ class ImapMailboxWorker:
         self.stop = stop or threading.Event()
         self.log = log.bind(mailbox=settings.name)
         self._thread: threading.Thread | None = None
+        self.last_error: str | None = None  # also kept here: the store may be what fails
 
     # -- thread control -------------------------------------------------------------------------
 
@@ -248,6 +249,7 @@ class ImapMailboxWorker:
         self._upsert(values, last_uid=last_uid, uidvalidity=uidvalidity)
 
     def _record_error(self, error: str) -> None:
+        self.last_error = error
         try:
             self._upsert({"last_error": error[:2000], "last_error_at": utcnow(), "updated_at": utcnow()})
         except Exception as exc:  # the store may be what failed

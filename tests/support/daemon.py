@@ -14,7 +14,7 @@ from intaked.daemon import Daemon
 from intaked.store.models import InboundItem, Ticket
 
 
-def make_settings(database_url: str, **sections: dict[str, Any]) -> Settings:
+def make_settings(database_url: str, **sections: Any) -> Settings:
     """Settings for a test: the given database, SMTP on an ephemeral loopback port."""
     data: dict[str, Any] = {
         "database": {"url": database_url, "sqlite_busy_timeout_ms": 300},
@@ -23,7 +23,10 @@ def make_settings(database_url: str, **sections: dict[str, Any]) -> Settings:
         "logging": {"level": "warning", "format": "json"},
     }
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
+        if isinstance(values, dict):
+            data.setdefault(name, {}).update(values)
+        else:
+            data[name] = values
     return settings_from_mapping(data, source="test", environ={})
 
 

@@ -20,6 +20,9 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._closed = False
+        self._cut_after: int | None = None
+        self._cuts_left = 0
+        self.cuts = 0
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def __enter__(self) -> FaultProxy:
@@ -39,6 +42,11 @@ class FaultProxy:
 
     def up(self) -> None:
         self._up.set()
+
+    def cut_after(self, nbytes: int, times: int = 1) -> None:
+        """The next ``times`` connections are cut once ``nbytes`` came back from the server."""
+        self._cut_after = nbytes
+        self._cuts_left = times
 
     def _drop_all(self) -> None:
         with self._lock:
@@ -65,14 +73,24 @@ class FaultProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+                limit = None
+                if self._cuts_left > 0:
+                    self._cuts_left -= 1
+                    limit = self._cut_after
+            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, limit), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+        sent = 0
         try:
             while data := src.recv(65536):
+                if limit is not None and sent + len(data) >= limit:
+                    dst.sendall(data[: max(0, limit - sent)])
+                    with self._lock:
+                        self.cuts += 1
+                    break
                 dst.sendall(data)
+                sent += len(data)
         except OSError:
             pass
         finally:

@@ -51,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     show_cmd = tickets.add_parser("show", parents=[config_parent], help="one ticket in full")
     show_cmd.add_argument("number")
     show_cmd.add_argument("--json", action="store_true", help="JSON output")
+
+    imap = sub.add_parser("imap", help="IMAP mailboxes").add_subparsers(dest="imap_command", required=True)
+    status_cmd = imap.add_parser("status", parents=[config_parent], help="where each mailbox stands")
+    status_cmd.add_argument("--json", action="store_true", help="JSON output")
+
+    reprocess = sub.add_parser(
+        "reprocess", parents=[config_parent], help="re-parse a ticket's stored raw mail (after a parser fix)"
+    )
+    reprocess.add_argument("number")
     return parser
 
 
@@ -128,6 +137,68 @@ def _cmd_tickets(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def _cmd_imap_status(settings: Settings, as_json: bool) -> int:
+    from intaked.channels.imap import mailbox_status
+
+    engine = _engine(settings)
+    try:
+        stored = mailbox_status(engine) if current_revision(engine) else {}
+    finally:
+        engine.dispose()
+    rows = []
+    for mailbox in settings.imap:
+        state = stored.get(mailbox.name, {})
+        rows.append(
+            {
+                "name": mailbox.name,
+                "enabled": mailbox.enabled,
+                "server": f"{mailbox.username}@{mailbox.host}:{mailbox.effective_port}/{mailbox.folder}",
+                "uidvalidity": state.get("uidvalidity"),
+                "last_uid": state.get("last_uid"),
+                "backlog": state.get("backlog"),
+                "last_poll_at": _iso(state.get("last_poll_at")),
+                "last_error": state.get("last_error"),
+                "last_error_at": _iso(state.get("last_error_at")),
+            }
+        )
+    if as_json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no IMAP mailbox is configured ([[imap]] in the configuration)")
+        return 0
+    for row in rows:
+        print(f"{row['name']}: {row['server']}{'' if row['enabled'] else ' (disabled)'}")
+        print(
+            f"  UIDVALIDITY {row['uidvalidity'] or '-'}, last committed UID {row['last_uid'] or '-'}, "
+            f"backlog {row['backlog'] if row['backlog'] is not None else '-'}"
+        )
+        print(f"  last successful poll: {row['last_poll_at'] or 'never'}")
+        if row["last_error"]:
+            print(f"  last error ({row['last_error_at']}): {row['last_error']}")
+    return 0
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _cmd_reprocess(settings: Settings, number: str) -> int:
+    from intaked.intake.reprocess import TicketNotFound, describe, reprocess_ticket
+
+    engine = _engine(settings)
+    try:
+        results = reprocess_ticket(engine, number)
+    except TicketNotFound:
+        print(f"no ticket {number}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    finally:
+        engine.dispose()
+    print(f"{number}: re-parsed {len(results)} message(s)")
+    print(describe(results))
+    return 0
+
+
 def _print_ticket_table(rows: Sequence[dict[str, Any]]) -> None:
     print(f"{'NUMBER':<18} {'STATUS':<9} {'PRI':<4} {'CREATED (UTC)':<20} {'REQUESTER':<32} SUBJECT")
     for row in rows:
@@ -194,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_db(settings, args.db_command)
         if args.command == "tickets":
             return _cmd_tickets(settings, args)
+        if args.command == "imap":
+            return _cmd_imap_status(settings, args.json)
+        if args.command == "reprocess":
+            return _cmd_reprocess(settings, args.number)
     except SchemaError as exc:
         print(f"intaked: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -6,12 +6,14 @@ from __future__ import annotations
 import smtplib
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from intaked.channels.imap import mailbox_status
+from intaked.cli import main
 from intaked.store.models import imap_mailbox_table, inbound_item_table, message_table
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.dovecot import FULL_CAPABILITIES, PASSWORD, USER, Dovecot, dovecot_unavailable_reason
@@ -67,7 +69,9 @@ def count_messages(daemon: DaemonThread) -> int:
         return int(conn.execute(select(func.count()).select_from(message_table)).scalar_one())
 
 
-def test_idle_picks_up_new_mail_moves_it_and_leaves_it_unread(db_url: str, dovecot: Dovecot) -> None:
+def test_idle_picks_up_new_mail_moves_it_and_leaves_it_unread(
+    db_url: str, dovecot: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     daemon = start(db_url, imap(dovecot))
     try:
         wait_until(
@@ -88,6 +92,16 @@ def test_idle_picks_up_new_mail_moves_it_and_leaves_it_unread(db_url: str, dovec
             refs = sorted(r.source_ref for r in conn.execute(select(inbound_item_table.c.source_ref)))
         uidvalidity = status["uidvalidity"]
         assert refs == [f"imap:helpdesk:{uidvalidity}:1", f"imap:helpdesk:{uidvalidity}:2"]
+        config = tmp_path / "c.toml"
+        config.write_text(
+            f'[database]\nurl = "{db_url}"\n[imap]\nname = "helpdesk"\nhost = "127.0.0.1"\n'
+            f'port = {dovecot.port}\ntls = "none"\nusername = "{USER}"\n'
+        )
+        assert main(["imap", "status", "--config", str(config)]) == 0
+        out = capsys.readouterr().out
+        assert f"helpdesk: {USER}@127.0.0.1:{dovecot.port}/INBOX" in out
+        assert f"UIDVALIDITY {uidvalidity}, last committed UID 2, backlog 0" in out
+        assert "last successful poll: 20" in out
     finally:
         daemon.stop()
 

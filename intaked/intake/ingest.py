@@ -109,7 +109,8 @@ def clean_text(value: str | None) -> str | None:
     return value
 
 
-def _json(value: Any) -> str:
+def to_json(value: Any) -> str:
+    """JSON as stored in event and problem columns (UTF-8 text, not escaped)."""
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
@@ -178,7 +179,7 @@ def _message_row(
         "channel": item.channel,
         "dedupe_key": key,
         "inbound_item_id": item.id,
-        "parse_problems": clean_text(_json(problems)) if problems else None,
+        "parse_problems": clean_text(to_json(problems)) if problems else None,
         "created_at": now,
         "sender": item.envelope_from,
         "recipients": None,
@@ -200,7 +201,7 @@ def parsed_message_columns(parsed: ParsedMessage, envelope_from: str | None) -> 
     sender = parsed.sender
     return {
         "sender": clean_text(sender.address if sender and sender.address else envelope_from),
-        "recipients": clean_text(_json([a.address for a in [*parsed.to, *parsed.cc] if a.address])),
+        "recipients": clean_text(to_json([a.address for a in [*parsed.to, *parsed.cc] if a.address])),
         "subject": clean_text(parsed.subject) or "",
         "body_text": clean_text(parsed.body_text) or "",
         "body_html": clean_text(parsed.body_html),
@@ -346,7 +347,7 @@ def ingest_mail_batch(
     problems = {i: _problems(entries[i]) for i in storing}
     message_rows = [_message_row(_id(plans[i]), entries[i], plans[i].key, problems[i], now) for i in storing]
     message_ids = [row.id for row in conn.execute(_INSERT_MESSAGES, message_rows)] if message_rows else []
-    _store_attachments(conn, [(message_ids[n], entries[i][1]) for n, i in enumerate(storing)])
+    store_attachments(conn, [(message_ids[n], entries[i][1]) for n, i in enumerate(storing)])
     _touch_tickets(conn, plans, now)
     events = _event_rows(entries, plans, storing, ticket_rows, opening, problems, now)
     if events:
@@ -393,7 +394,8 @@ def _numbers_of(conn: Connection, ticket_ids: Sequence[int | None]) -> dict[int,
     return {row.id: row.number for row in rows}
 
 
-def _store_attachments(conn: Connection, messages: Sequence[tuple[int, ParsedMessage | None]]) -> None:
+def store_attachments(conn: Connection, messages: Sequence[tuple[int, ParsedMessage | None]]) -> None:
+    """Store the parsed attachments of each (message row id, parsed message), bytes in ``blobs``."""
     rows: list[dict[str, Any]] = []
     contents: list[bytes] = []
     for message_id, parsed in messages:
@@ -446,9 +448,9 @@ def _event_rows(
                 "at": now,
                 "actor": ACTOR,
                 "kind": kind,
-                "before": None if before is None else _json(before),
-                "after": None if after is None else _json(after),
-                "detail": None if detail is None else clean_text(_json(detail)),
+                "before": None if before is None else to_json(before),
+                "after": None if after is None else to_json(after),
+                "detail": None if detail is None else clean_text(to_json(detail)),
             }
         )
 

@@ -17,3 +17,13 @@ def hostile_parse(raw: bytes) -> ParseResult:
     if b"RAISE-ME" in raw:
         raise RuntimeError("injected parser bug")
     return parse_in_process(raw)
+
+
+def buggy_parse(raw: bytes) -> ParseResult:
+    """A parser with a bug: loses the subject's non-ASCII text and every attachment."""
+    result = parse_in_process(raw)
+    if isinstance(result, str):
+        return result
+    result.subject = result.subject.encode("ascii", "ignore").decode().strip()
+    result.attachments = []
+    return result

@@ -43,6 +43,10 @@ log = structlog.get_logger(__name__)
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, ssl.SSLError, imaplib.IMAP4.abort, EOFError)
 #: How long one IDLE wait lasts before we look at the stop flag again, in seconds.
 IDLE_TICK_SECONDS = 1.0
+#: After a pass that found mail, the first IDLE lasts this long before we look once more, seconds.
+#: A server may miss mail that arrives just as IDLE starts (Dovecot starts watching the folder
+#: only then, and reports such mail at its next periodic check, 30 s later); mail comes in bursts.
+IDLE_SETTLE_SECONDS = 1.0
 
 
 class TlsRefused(Exception):
@@ -139,21 +143,39 @@ class ImapMailboxWorker:
             client.create_folder(cfg.processed_folder)
             self.log.info("imap_folder_created", folder=cfg.processed_folder)
         use_idle = cfg.idle and client.has_capability("IDLE")
+        settling = False
         while not self.stop.is_set():
             selected = client.select_folder(cfg.folder)
             uidvalidity = int(selected[b"UIDVALIDITY"])
-            self.drain(client, uidvalidity)
+            if self.drain(client, uidvalidity):
+                # Mail that arrived during the pass may have been announced in the answer to our
+                # MOVE and would not be announced again in IDLE: look once more first, so that the
+                # last command before IDLE is a search that found nothing.
+                settling = True
+                continue
             if use_idle:
-                self._idle(client)
+                self._idle(client, IDLE_SETTLE_SECONDS if settling else cfg.poll_seconds)
             else:
                 self.stop.wait(cfg.poll_seconds)
+            settling = False
 
-    def _idle(self, client: IMAPClient) -> None:
-        """Wait in IDLE until the folder changes, we are stopped, or it is time to renew."""
+    def _idle(self, client: IMAPClient, seconds: float) -> None:
+        """Wait in IDLE until the folder changes, we are stopped, or ``seconds`` passed.
+
+        We leave IDLE after ``seconds`` (``poll_seconds`` normally, at most ``idle_renew_seconds``)
+        to look at the folder again: a safety net for a notification that never came.
+        """
+        if _news_announced(client):  # during the pass's last SEARCH
+            return
         client.idle()
         try:
+            if _news_announced(client):
+                # Mail that arrived just before IDLE is announced with IDLE's own start, where
+                # imaplib files it away instead of handing it to idle_check().
+                return
+            limit = min(seconds, self.settings.idle_renew_seconds)
             started = time.monotonic()
-            while not self.stop.is_set() and time.monotonic() - started < self.settings.idle_renew_seconds:
+            while not self.stop.is_set() and time.monotonic() - started < limit:
                 responses = client.idle_check(timeout=IDLE_TICK_SECONDS)
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     return
@@ -163,8 +185,9 @@ class ImapMailboxWorker:
     # -- the pass over the folder ----------------------------------------------------------------
 
     def drain(self, client: IMAPClient, uidvalidity: int) -> int:
-        """Capture every message in the folder and move it; returns how many were captured."""
+        """Capture every message in the folder and move it; returns how many it captured or moved."""
         name = self.settings.name
+        _forget_announcements(client)  # what arrives from here on is looked at before idling
         uids = sorted(int(uid) for uid in client.search(["NOT", "DELETED"]))
         known = self._known_uids(uidvalidity, uids)
         if known:
@@ -201,7 +224,7 @@ class ImapMailboxWorker:
             self._save_state(uidvalidity, backlog=len(new) - start - len(batch), last_uid=batch[-1])
             self._move(client, batch)
         self._save_state(uidvalidity, polled=True)
-        return captured
+        return captured + len(known)
 
     def _move(self, client: IMAPClient, uids: Sequence[int]) -> None:
         if not uids:
@@ -282,6 +305,26 @@ class ImapMailboxWorker:
                     .where(table.c.name == self.settings.name, table.c.last_uid < last_uid)
                     .values(last_uid=last_uid)
                 )
+
+
+def _untagged(client: IMAPClient) -> dict[str, list[bytes]]:
+    """imaplib's store of untagged responses that no command returned (imapclient has no API for it)."""
+    store = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    return store if isinstance(store, dict) else {}
+
+
+def _forget_announcements(client: IMAPClient) -> None:
+    store = _untagged(client)
+    store.pop("EXISTS", None)
+    store.pop("RECENT", None)
+
+
+def _news_announced(client: IMAPClient) -> bool:
+    """Did the server announce messages (a non-zero EXISTS or RECENT) since we last forgot?"""
+    store = _untagged(client)
+    return any(
+        value.strip() not in (b"", b"0") for key in ("EXISTS", "RECENT") for value in store.get(key, [])
+    )
 
 
 def _close_quietly(client: IMAPClient) -> None:

@@ -82,7 +82,10 @@ def intaked_drain(server: Dovecot, url: str, total: int, idle_samples: int) -> d
         )
         log = (Path(tmp) / "log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "intaked", "run", "--config", str(config)], stdout=log, stderr=log, cwd=REPO
+            [sys.executable, "-m", "intaked", "run", "--config", str(config)],
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
         )
         engine = create_engine(url)
         try:
@@ -139,7 +142,9 @@ def intaked_drain(server: Dovecot, url: str, total: int, idle_samples: int) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--idle-samples", type=int, default=200)
     parser.add_argument("--db", default="sqlite,postgresql")
@@ -148,14 +153,18 @@ def main() -> None:
         raise SystemExit(reason)
     messages = mixed_messages(args.messages)
     print(f"{args.messages} mixed messages preloaded in Dovecot, {args.idle_samples} IDLE samples")
-    print(f"{'database':<11} {'bare msg/s':>10} {'intaked msg/s':>13} {'% of bare':>9} {'IDLE p50 ms':>11} "
-          f"{'IDLE p99 ms':>11}")
+    print(
+        f"{'database':<11} {'bare msg/s':>10} {'intaked msg/s':>13} {'% of bare':>9} {'IDLE p50 ms':>11} "
+        f"{'IDLE p99 ms':>11}"
+    )
     for db in args.db.split(","):
         with tempfile.TemporaryDirectory() as tmp, Dovecot() as server:
             preload(server, messages)
             if db == "sqlite":
                 bare = bare_pipeline(server, f"sqlite:///{tmp}/bare.db")
-                result = intaked_drain(server, f"sqlite:///{tmp}/intaked.db", len(messages), args.idle_samples)
+                result = intaked_drain(
+                    server, f"sqlite:///{tmp}/intaked.db", len(messages), args.idle_samples
+                )
             else:
                 if reason := pg_unavailable_reason():
                     print(f"postgresql: skipped: {reason}")
@@ -164,8 +173,11 @@ def main() -> None:
                     bare = bare_pipeline(server, url)
                 with pg_schema() as url:
                     result = intaked_drain(server, url, len(messages), args.idle_samples)
-        print(f"{db:<11} {bare:>10.0f} {result['drain_rate']:>13.0f} {100 * result['drain_rate'] / bare:>8.0f}% "
-              f"{result['idle_p50_ms']:>11.0f} {result['idle_p99_ms']:>11.0f}")
+        share = 100 * result["drain_rate"] / bare
+        print(
+            f"{db:<11} {bare:>10.0f} {result['drain_rate']:>13.0f} {share:>8.0f}% "
+            f"{result['idle_p50_ms']:>11.0f} {result['idle_p99_ms']:>11.0f}"
+        )
 
 
 if __name__ == "__main__":

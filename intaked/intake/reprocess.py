@@ -139,7 +139,6 @@ def describe(results: list[Reparsed]) -> str:
     lines = []
     for result in results:
         what = ", ".join(sorted(result.changed)) or "nothing changed"
-        lines.append(
-            f"message {result.message_id}: {what}; attachments {result.attachments_before} -> {result.attachments_after}"
-        )
+        counts = f"{result.attachments_before} -> {result.attachments_after}"
+        lines.append(f"message {result.message_id}: {what}; attachments {counts}")
     return "\n".join(lines) or "the ticket has no stored inbound mail"

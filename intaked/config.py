@@ -155,6 +155,44 @@ class ImapMailboxSettings(_Section):
         return 993 if self.tls == "ssl" else 143
 
 
+class AcknowledgementSettings(_Section):
+    """``[acknowledgements]``: the mail every new ticket's requester gets, and when they do not."""
+
+    enabled: bool = True
+    max_per_sender_per_hour: Annotated[int, Field(ge=0)] = 10
+    notify_on_reply: bool = False
+    templates_dir: str = ""
+    timezone: str = "Asia/Taipei"
+    our_addresses: list[str] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _check_templates_dir(cls, value: str) -> str:
+        if value and not Path(value).is_dir():
+            raise ValueError(f"{value!r} is not a directory")
+        return value
+
+
+class OutboxSettings(_Section):
+    """``[outbox]``: how queued side effects are sent and retried."""
+
+    poll_seconds: Annotated[float, Field(gt=0)] = 5.0
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    retry_base_seconds: Annotated[float, Field(gt=0)] = 10.0
+    retry_max_seconds: Annotated[float, Field(gt=0)] = 1800.0
+    give_up_after_seconds: Annotated[float, Field(gt=0)] = 2 * 24 * 3600.0
+    claim_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
+
+
 class TicketSettings(_Section):
     """``[tickets]``: how tickets are numbered."""
 
@@ -210,6 +248,8 @@ class Settings(_Section):
     smtp_intake: SmtpIntakeSettings = SmtpIntakeSettings()
     outbound_mail: OutboundMailSettings = OutboundMailSettings()
     imap: list[ImapMailboxSettings] = Field(default_factory=list)
+    acknowledgements: AcknowledgementSettings = AcknowledgementSettings()
+    outbox: OutboxSettings = OutboxSettings()
     tickets: TicketSettings = TicketSettings()
     intake: IntakeSettings = IntakeSettings()
     logging: LoggingSettings = LoggingSettings()

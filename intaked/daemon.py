@@ -1,7 +1,8 @@
 """The long-running daemon: one asyncio loop, blocking database work on a small thread pool.
 
 Start-up: connect, bring the schema up to date (or refuse with a clear message), release claims a
-crashed run of this host left, start the intake processor, then open the listeners. Shutdown on
+crashed run of this host left (intake ledger and outbox), start the outbox dispatcher and the
+intake processor, then open the listeners and the IMAP mailboxes. Shutdown on
 the first SIGTERM/SIGINT: stop accepting, let messages being committed finish, turn everything
 already captured into tickets, exit 0. A second signal exits at once (nothing committed is lost:
 the ledger resumes on the next start).
@@ -25,6 +26,7 @@ from intaked.config import Settings, effective_database_url
 from intaked.intake.capture import CaptureWriter
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
+from intaked.outbound.dispatcher import OutboxDispatcher
 from intaked.store.engine import make_engine
 from intaked.store.migrate import ensure_schema
 
@@ -62,6 +64,7 @@ class Daemon:
     capture: CaptureWriter | None = None
     processor: IntakeProcessor | None = None
     parser: ParsePool | None = None
+    dispatcher: OutboxDispatcher | None = None
     smtp: SmtpIntakeServer | None = None
     smtp_address: tuple[str, int] | None = None
     imap_workers: list[ImapMailboxWorker] = field(default_factory=list)
@@ -79,8 +82,14 @@ class Daemon:
             "store_ready", database=self.engine.url.render_as_string(hide_password=True), schema=revision
         )
         intake = self.settings.intake
+        self.dispatcher = OutboxDispatcher(self.engine, self.executor, self.settings)
+        await self.dispatcher.recover()
+        self.dispatcher.start()
+        dispatcher = self.dispatcher
         self.parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
-        self.processor = IntakeProcessor(self.engine, self.executor, self.settings, parser=self.parser)
+        self.processor = IntakeProcessor(
+            self.engine, self.executor, self.settings, parser=self.parser, on_stored=lambda _: dispatcher.wake()
+        )
         await self.processor.recover()
         self.processor.start()
         self.capture = CaptureWriter(self.engine, self.executor, on_committed=self.processor.wake)
@@ -112,6 +121,8 @@ class Daemon:
             await self.capture.close()
         if self.processor is not None:
             await self.processor.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         self.executor.shutdown(wait=True)
         if self.parser is not None:
             self.parser.close()

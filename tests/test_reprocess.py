@@ -48,7 +48,7 @@ def test_reprocess_repairs_what_a_buggy_parser_stored(
         assert conn.execute(select(func.count()).select_from(message_table)).scalar_one() == 1
         assert conn.execute(select(attachment_table.c.filename)).scalar_one() == "錯誤畫面.pdf"
         kinds = [r.kind for r in conn.execute(select(ticket_event_table.c.kind).order_by("id"))]
-    assert kinds == ["created", "reprocessed"]
+    assert kinds == ["created", "ack_queued", "reprocessed"]
     assert main(["reprocess", outcome.ticket_number, "--config", str(config)]) == 0
     assert "nothing changed; attachments 1 -> 1" in capsys.readouterr().out, "running it twice is harmless"
     assert main(["reprocess", "IT-000000-00000", "--config", str(config)]) == 1

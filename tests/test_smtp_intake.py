@@ -92,7 +92,7 @@ def test_mail_becomes_ticket_with_subject_sender_and_body(daemon: DaemonThread) 
     assert message["body_text"] == "您好：\n產線 MES 系統從早上開始無法登入，碁恒裏工作站都一樣。"
     assert message["header_message_id"] == "big5-report-1@mail.example.com"
     assert message["direction"] == "in" and message["channel"] == "smtp"
-    assert [e["kind"] for e in detail["events"]] == ["created"]
+    assert [e["kind"] for e in detail["events"]] == ["created", "ack_queued"]
 
     with daemon.engine.connect() as conn:
         item = conn.execute(select(InboundItem.__table__)).one()
@@ -271,5 +271,5 @@ def test_events_are_recorded_for_every_new_ticket(daemon: DaemonThread) -> None:
         events = conn.execute(select(TicketEvent.__table__)).all()
         messages = conn.execute(select(Message.__table__)).all()
     assert [n[-5:] for n in numbers] == ["00001", "00002", "00003"]
-    assert len(events) == 3 and {e.kind for e in events} == {"created"}
+    assert sorted(e.kind for e in events) == ["ack_queued"] * 3 + ["created"] * 3
     assert {m.dedupe_key for m in messages} and len({m.dedupe_key for m in messages}) == 3

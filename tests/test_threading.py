@@ -77,7 +77,7 @@ def test_in_reply_to_joins_the_ticket(store: Store) -> None:
     (reply,) = store.ingest(mail("Re: VPN 斷線", "a2@example.com", in_reply_to="a1@example.com"))
     assert (reply.decision, reply.ticket_id) == ("join", first.ticket_id)
     assert store.messages(first.ticket_id) == 2
-    assert store.events(first.ticket_id) == ["created", "message_added"]
+    assert store.events(first.ticket_id) == ["created", "ack_queued", "message_added"]
 
 
 def test_references_join_when_in_reply_to_is_unknown(store: Store) -> None:

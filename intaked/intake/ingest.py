@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.config import Settings
 from intaked.intake.ledger import ClaimedItem
+from intaked.outbound.acks import AckCandidate, queue_acknowledgements
 from intaked.parsing import ParsedMessage
 from intaked.routing.threading import Decision, decide, first_match, referenced_ids, subject_ticket_numbers
 from intaked.store.models import (
@@ -350,6 +351,9 @@ def ingest_mail_batch(
     store_attachments(conn, [(message_ids[n], entries[i][1]) for n, i in enumerate(storing)])
     _touch_tickets(conn, plans, now)
     events = _event_rows(entries, plans, storing, ticket_rows, opening, problems, now)
+    events += _acknowledge(
+        conn, entries, plans, storing, dict(zip(opening, ticket_rows, strict=True)), settings, now
+    )
     if events:
         conn.execute(_INSERT_EVENTS, events)
 
@@ -374,6 +378,56 @@ def ingest_mail_batch(
     if result.rowcount != len(finish_rows):
         raise ClaimLost(f"{len(finish_rows) - result.rowcount} item(s) of this batch were taken over")
     return outcomes
+
+
+def _acknowledge(
+    conn: Connection,
+    entries: Sequence[ParsedItem],
+    plans: Sequence[_Plan],
+    storing: Sequence[int],
+    ticket_rows: dict[int, dict[str, Any]],
+    settings: Settings,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """Queue acknowledgements for the new tickets (same transaction); events for each decision."""
+    candidates = []
+    for i in storing:
+        item, parsed, _ = entries[i]
+        plan = plans[i]
+        row = ticket_rows.get(i)
+        sender = parsed.sender if parsed else None
+        candidates.append(
+            AckCandidate(
+                ticket_id=_id(plan),
+                ticket={
+                    "number": plan.number,
+                    "subject": row["subject"] if row else (parsed.subject if parsed else ""),
+                    "status": "new" if row else "open",
+                    "priority": None,
+                    "channel": "email",
+                },
+                requester=(
+                    row["requester_email"] if row else (sender.address if sender else item.envelope_from)
+                ),
+                requester_name=row["requester_name"] if row else (sender.name if sender else None),
+                parsed=parsed,
+                envelope_from=item.envelope_from,
+                received_at=item.received_at,
+                reply=row is None,
+            )
+        )
+    return [
+        {
+            "ticket_id": event["ticket_id"],
+            "at": now,
+            "actor": ACTOR,
+            "kind": event["kind"],
+            "before": None,
+            "after": None,
+            "detail": clean_text(to_json(event["detail"])),
+        }
+        for event in queue_acknowledgements(conn, candidates, settings, now)
+    ]
 
 
 def _problems(entry: ParsedItem) -> list[str]:

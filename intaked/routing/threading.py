@@ -38,12 +38,25 @@ def subject_ticket_numbers(subject: str, prefix: str) -> list[str]:
     return list(dict.fromkeys(m.upper() for m in _tag_pattern(prefix).findall(subject or "")))
 
 
+_RETURNED_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<([^>\r\n]+)>", re.IGNORECASE | re.MULTILINE)
+_RETURNED_PARTS = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
+
+
 def referenced_ids(parsed: ParsedMessage) -> list[str]:
-    """Message-IDs this message replies to, most specific first: In-Reply-To, then References newest first."""
+    """Message-IDs this message replies to, most specific first: In-Reply-To, then References newest
+    first; for a bounce (RFC 3464), also the Message-ID of the returned message, so a bounce of our
+    own mail lands on the ticket that sent it."""
     ids: list[str] = []
     if parsed.in_reply_to:
         ids.append(parsed.in_reply_to)
     ids.extend(reversed(parsed.references))
+    if "dsn" in parsed.noise or "sender:mailer-daemon" in parsed.noise or "sender:postmaster" in parsed.noise:
+        for attachment in parsed.attachments:
+            if attachment.content_type.lower() in _RETURNED_PARTS:
+                ids.extend(
+                    m.decode("ascii", "replace")
+                    for m in _RETURNED_MESSAGE_ID.findall(attachment.content[:65536])
+                )
     return list(dict.fromkeys(i.strip() for i in ids if i and i.strip()))
 
 

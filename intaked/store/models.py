@@ -203,6 +203,39 @@ class ImapMailbox(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+OUTBOX_STATES: Final = ("pending", "sending", "sent", "failed", "cancelled")
+
+
+class OutboxEntry(Base):
+    """One outbound side effect (a mail now; SMS and calls later), written in the same transaction
+    as the change that caused it and sent by a dispatcher afterwards."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_in("state", OUTBOX_STATES), name="state"),
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "purpose", "recipient", "created_at"),
+        Index(None, "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    recipient: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    payload: Mapped[str] = mapped_column(Text)
+    provider_id: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class TicketCounter(Base):
     """The last ticket number handed out per prefix and month (e.g. ``IT-202611`` → 42)."""
 
@@ -221,3 +254,4 @@ blob_table = cast(Table, Blob.__table__)
 ticket_event_table = cast(Table, TicketEvent.__table__)
 ticket_counter_table = cast(Table, TicketCounter.__table__)
 imap_mailbox_table = cast(Table, ImapMailbox.__table__)
+outbox_table = cast(Table, OutboxEntry.__table__)

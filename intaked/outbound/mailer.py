@@ -1,0 +1,101 @@
+"""Sending mail through the configured relay (RFC 5321, STARTTLS RFC 3207, AUTH RFC 4954).
+
+Every outcome is classified: :class:`TemporaryFailure` (4xx replies, refused or dropped
+connections, timeouts, a relay that does not offer the STARTTLS we require) is retried later;
+:class:`PermanentFailure` (5xx replies) is not. STARTTLS, when configured, is required: intaked
+never falls back to plaintext.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from types import TracebackType
+
+from intaked.config import OutboundMailSettings
+
+
+class TemporaryFailure(Exception):
+    """Try again later."""
+
+
+class PermanentFailure(Exception):
+    """Do not try again: the relay refused for good."""
+
+
+def classify(code: int, text: str) -> Exception:
+    return PermanentFailure(f"{code} {text}") if 500 <= code < 600 else TemporaryFailure(f"{code} {text}")
+
+
+class SmtpMailer:
+    """One connection to the relay, reused for a batch of messages (``with SmtpMailer(...) as m``)."""
+
+    def __init__(self, settings: OutboundMailSettings) -> None:
+        self._settings = settings
+        self._client: smtplib.SMTP | None = None
+
+    def __enter__(self) -> SmtpMailer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self._settings
+        try:
+            client = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
+            client.ehlo()
+            if cfg.starttls:
+                if not client.has_extn("starttls"):
+                    client.close()
+                    raise TemporaryFailure(
+                        f"{cfg.host}:{cfg.port} does not offer STARTTLS; not sending in plaintext"
+                    )
+                client.starttls(context=ssl.create_default_context())
+                client.ehlo()
+            if cfg.username:
+                client.login(cfg.username, cfg.password.get_secret_value())
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TemporaryFailure(f"relay refused our login: {exc.smtp_code} {exc.smtp_error!r}") from None
+        except smtplib.SMTPResponseException as exc:
+            raise classify(exc.smtp_code, repr(exc.smtp_error)) from None
+        except (TimeoutError, OSError, smtplib.SMTPException) as exc:
+            raise TemporaryFailure(f"relay {cfg.host}:{cfg.port} unreachable: {exc}") from None
+        return client
+
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
+        """Send one message; returns the relay's reply (its queue id, usually)."""
+        if self._client is None:
+            self._client = self._connect()
+        client = self._client
+        try:
+            code, reply = client.mail(sender)
+            if code != 250:
+                raise classify(code, reply.decode("utf-8", "replace"))
+            code, reply = client.rcpt(recipient)
+            if code not in (250, 251):
+                client.rset()
+                raise classify(code, reply.decode("utf-8", "replace"))
+            code, reply = client.data(message.as_bytes())
+            if code != 250:
+                raise classify(code, reply.decode("utf-8", "replace"))
+            return reply.decode("utf-8", "replace")
+        except (TemporaryFailure, PermanentFailure):
+            raise
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise classify(exc.smtp_code, repr(exc.smtp_error)) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            raise TemporaryFailure(f"connection to the relay failed: {exc}") from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.quit()
+            except (OSError, smtplib.SMTPException):
+                self._client.close()
+            self._client = None

@@ -1,0 +1,268 @@
+"""The outbox table's life cycle (sync, on a database thread).
+
+``pending`` rows are written by :func:`enqueue` inside the transaction that caused them, with an
+idempotency key so one cause queues one row. A dispatcher claims due rows (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, so several dispatchers never take the same row; SQLite has one writer),
+marking them ``sending`` with a claim token, then sends, then records the outcome only if its
+claim still holds (a fencing token): ``sent`` (with the provider's id, and the mail stored as an
+outbound message of the ticket), back to ``pending`` after a temporary failure (exponential
+backoff with jitter), or ``failed`` after a permanent one (recorded on the ticket). A dispatcher
+that dies mid-send leaves a ``sending`` row that is taken over after the claim timeout: the mail
+may then go out twice, never zero times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from intaked.intake.ledger import new_claim_token, node_name
+from intaked.store.models import message_table, outbox_table, ticket_event_table
+from intaked.store.types import utcnow
+
+ACTOR = "intaked"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A claimed row, ready to send."""
+
+    id: int
+    kind: str
+    purpose: str
+    ticket_id: int | None
+    recipient: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: dt.datetime
+    token: str
+
+
+def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: dt.datetime) -> int:
+    """Queue rows (kind, purpose, idempotency_key, ticket_id, recipient, payload) in the caller's
+    transaction; a row whose idempotency key is already queued is skipped. Returns how many were new."""
+    if not rows:
+        return 0
+    values = [
+        {
+            "kind": row["kind"],
+            "purpose": row["purpose"],
+            "idempotency_key": row["idempotency_key"],
+            "ticket_id": row.get("ticket_id"),
+            "recipient": row["recipient"],
+            "state": "pending",
+            "attempts": 0,
+            "payload": json.dumps(row["payload"], ensure_ascii=False),
+            "created_at": now,
+        }
+        for row in rows
+    ]
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    result = conn.execute(
+        dialect_insert(outbox_table).on_conflict_do_nothing(index_elements=[outbox_table.c.idempotency_key]),
+        values,
+    )
+    return int(result.rowcount)
+
+
+def recent_counts(
+    conn: Connection, purpose: str, recipients: Sequence[str], since: dt.datetime
+) -> dict[str, int]:
+    """How many rows of ``purpose`` each recipient got queued since ``since`` (for rate limits)."""
+    if not recipients:
+        return {}
+    from sqlalchemy import func
+
+    rows = conn.execute(
+        select(outbox_table.c.recipient, func.count())
+        .where(
+            outbox_table.c.purpose == purpose,
+            outbox_table.c.recipient.in_(sorted(set(recipients))),
+            outbox_table.c.created_at >= since,
+        )
+        .group_by(outbox_table.c.recipient)
+    )
+    return {recipient: int(count) for recipient, count in rows}
+
+
+def claim_due(engine: Engine, kind: str, limit: int, now: dt.datetime | None = None) -> list[OutboxRow]:
+    """Claim up to ``limit`` due rows of ``kind`` (oldest first) and commit the claim."""
+    now = now or utcnow()
+    token = new_claim_token()
+    table = outbox_table
+    query = (
+        select(table)
+        .where(
+            table.c.kind == kind,
+            table.c.state == "pending",
+            or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now),
+        )
+        .order_by(table.c.id)
+        .limit(limit)
+    )
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = conn.execute(query).all()
+        if not rows:
+            return []
+        conn.execute(
+            update(table)
+            .where(table.c.id.in_([r.id for r in rows]))
+            .values(state="sending", attempts=table.c.attempts + 1, claimed_by=token, claimed_at=now)
+        )
+    return [
+        OutboxRow(
+            id=r.id,
+            kind=r.kind,
+            purpose=r.purpose,
+            ticket_id=r.ticket_id,
+            recipient=r.recipient,
+            payload=json.loads(r.payload),
+            attempts=r.attempts + 1,
+            created_at=r.created_at,
+            token=token,
+        )
+        for r in rows
+    ]
+
+
+def _fenced(row: OutboxRow) -> Any:
+    return and_(
+        outbox_table.c.id == row.id, outbox_table.c.state == "sending", outbox_table.c.claimed_by == row.token
+    )
+
+
+def _event(conn: Connection, row: OutboxRow, kind: str, detail: dict[str, Any], now: dt.datetime) -> None:
+    if row.ticket_id is not None:
+        conn.execute(
+            ticket_event_table.insert().values(
+                ticket_id=row.ticket_id,
+                at=now,
+                actor=ACTOR,
+                kind=kind,
+                detail=json.dumps(detail, ensure_ascii=False),
+            )
+        )
+
+
+def mark_sent(
+    engine: Engine, row: OutboxRow, provider_id: str | None, now: dt.datetime | None = None
+) -> bool:
+    """Record a delivered row; for a mail, store it as the ticket's outbound message. False: claim lost."""
+    now = now or utcnow()
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(outbox_table)
+            .where(_fenced(row))
+            .values(state="sent", provider_id=provider_id, sent_at=now, last_error=None, claimed_by=None)
+        )
+        if result.rowcount != 1:
+            return False
+        if row.kind == "mail" and row.ticket_id is not None:
+            payload = row.payload
+            conn.execute(
+                message_table.insert().values(
+                    ticket_id=row.ticket_id,
+                    direction="out",
+                    channel="smtp",
+                    sender=payload["from"],
+                    recipients=json.dumps([payload["to"]]),
+                    subject=payload["subject"],
+                    body_text=payload["text"],
+                    body_html=payload.get("html"),
+                    header_message_id=payload["message_id"],
+                    in_reply_to=payload.get("in_reply_to"),
+                    header_references=" ".join(payload.get("references") or []) or None,
+                    sent_at=now,
+                    created_at=now,
+                )
+            )
+        _event(
+            conn,
+            row,
+            f"{row.purpose}_sent",
+            {"to": row.recipient, "outbox": row.id, "provider_id": provider_id, "attempts": row.attempts},
+            now,
+        )
+    return True
+
+
+def mark_retry(
+    engine: Engine,
+    row: OutboxRow,
+    error: str,
+    *,
+    base_seconds: float,
+    max_seconds: float,
+    give_up_after_seconds: float,
+    now: dt.datetime | None = None,
+) -> str:
+    """A temporary failure: back to ``pending`` after a backoff, or ``failed`` once too old."""
+    now = now or utcnow()
+    if (now - row.created_at).total_seconds() > give_up_after_seconds:
+        mark_failed(
+            engine, row, f"gave up after {give_up_after_seconds:g}s of temporary failures: {error}", now=now
+        )
+        return "failed"
+    delay = min(max_seconds, base_seconds * 2 ** (row.attempts - 1)) * random.uniform(0.5, 1.0)
+    with engine.begin() as conn:
+        conn.execute(
+            update(outbox_table)
+            .where(_fenced(row))
+            .values(
+                state="pending",
+                last_error=error[:2000],
+                next_attempt_at=now + dt.timedelta(seconds=delay),
+                claimed_by=None,
+                claimed_at=None,
+            )
+        )
+    return "pending"
+
+
+def mark_failed(engine: Engine, row: OutboxRow, error: str, now: dt.datetime | None = None) -> None:
+    """A permanent failure: never retried, recorded on the ticket."""
+    now = now or utcnow()
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(outbox_table)
+            .where(_fenced(row))
+            .values(state="failed", last_error=error[:2000], claimed_by=None)
+        )
+        if result.rowcount == 1:
+            _event(
+                conn,
+                row,
+                f"{row.purpose}_failed",
+                {"to": row.recipient, "outbox": row.id, "error": error},
+                now,
+            )
+
+
+def recover_stale(
+    engine: Engine,
+    *,
+    timeout_seconds: float,
+    this_node_restarted: bool = False,
+    now: dt.datetime | None = None,
+) -> int:
+    """Return ``sending`` rows whose sender died to ``pending`` (they may have been sent: at least once)."""
+    now = now or utcnow()
+    stale = outbox_table.c.claimed_at < now - dt.timedelta(seconds=timeout_seconds)
+    if this_node_restarted:
+        stale = or_(stale, outbox_table.c.claimed_by.like(f"{node_name()}:%"))
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(outbox_table)
+            .where(outbox_table.c.state == "sending", stale)
+            .values(state="pending", next_attempt_at=None, claimed_by=None, claimed_at=None)
+        )
+    return int(result.rowcount)

@@ -88,7 +88,11 @@ class Daemon:
         dispatcher = self.dispatcher
         self.parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
         self.processor = IntakeProcessor(
-            self.engine, self.executor, self.settings, parser=self.parser, on_stored=lambda _: dispatcher.wake()
+            self.engine,
+            self.executor,
+            self.settings,
+            parser=self.parser,
+            on_stored=lambda _: dispatcher.wake(),
         )
         await self.processor.recover()
         self.processor.start()

@@ -66,10 +66,12 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: dt.datetime) 
     ]
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     result = conn.execute(
-        dialect_insert(outbox_table).on_conflict_do_nothing(index_elements=[outbox_table.c.idempotency_key]),
+        dialect_insert(outbox_table)
+        .on_conflict_do_nothing(index_elements=[outbox_table.c.idempotency_key])
+        .returning(outbox_table.c.id),
         values,
     )
-    return int(result.rowcount)
+    return len(result.all())
 
 
 def recent_counts(

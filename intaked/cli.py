@@ -56,6 +56,22 @@ def _parser() -> argparse.ArgumentParser:
     status_cmd = imap.add_parser("status", parents=[config_parent], help="where each mailbox stands")
     status_cmd.add_argument("--json", action="store_true", help="JSON output")
 
+    templates = sub.add_parser("templates", help="mail templates").add_subparsers(
+        dest="templates_command", required=True
+    )
+    preview = templates.add_parser("preview", parents=[config_parent], help="render a template for a ticket")
+    preview.add_argument("template", choices=["ack", "reply_notice"])
+    preview.add_argument("--ticket", required=True, metavar="NUMBER")
+    preview.add_argument("--html", action="store_true", help="print the HTML part too")
+
+    outbox = sub.add_parser("outbox", help="queued side effects").add_subparsers(
+        dest="outbox_command", required=True
+    )
+    outbox_list = outbox.add_parser("list", parents=[config_parent], help="the newest outbox rows")
+    outbox_list.add_argument("--state", choices=["pending", "sending", "sent", "failed", "cancelled"])
+    outbox_list.add_argument("--limit", type=int, default=50)
+    outbox_list.add_argument("--json", action="store_true", help="JSON output")
+
     reprocess = sub.add_parser(
         "reprocess", parents=[config_parent], help="re-parse a ticket's stored raw mail (after a parser fix)"
     )
@@ -199,6 +215,68 @@ def _cmd_reprocess(settings: Settings, number: str) -> int:
     return 0
 
 
+def _cmd_preview(settings: Settings, args: argparse.Namespace) -> int:
+    from intaked.outbound.compose import render_ack
+    from intaked.store.queries import ticket_detail
+
+    engine = _engine(settings)
+    try:
+        ticket = ticket_detail(engine, args.ticket) if current_revision(engine) else None
+    finally:
+        engine.dispose()
+    if ticket is None:
+        print(f"no ticket {args.ticket}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    import datetime as dt
+
+    rendered = render_ack(
+        {k: ticket[k] for k in ("number", "subject", "status", "priority", "channel")},
+        requester_name=ticket["requester_name"],
+        received_at=dt.datetime.fromisoformat(ticket["created_at"]),
+        timezone=settings.acknowledgements.timezone,
+        templates_dir=settings.acknowledgements.templates_dir,
+        template=args.template,
+    )
+    print(f"To: {ticket['requester_email'] or '-'}")
+    print(f"Subject: {rendered['subject']}\n")
+    print(rendered["text"])
+    if args.html and rendered.get("html"):
+        print("--- text/html\n" + rendered["html"])
+    return 0
+
+
+def _cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from intaked.store.models import outbox_table
+
+    engine = _engine(settings)
+    try:
+        if current_revision(engine) is None:
+            rows: list[dict[str, Any]] = []
+        else:
+            query = select(outbox_table).order_by(outbox_table.c.id.desc()).limit(args.limit)
+            if args.state:
+                query = query.where(outbox_table.c.state == args.state)
+            with engine.connect() as conn:
+                rows = [
+                    {k: _iso(v) for k, v in row._mapping.items() if k != "payload"}
+                    for row in conn.execute(query)
+                ]
+    finally:
+        engine.dispose()
+    if args.json:
+        _print_json(rows)
+        return 0
+    print(f"{'ID':>6} {'STATE':<9} {'PURPOSE':<13} {'TRIES':>5} {'RECIPIENT':<32} LAST ERROR")
+    for row in rows:
+        print(
+            f"{row['id']:>6} {row['state']:<9} {row['purpose']:<13} {row['attempts']:>5} "
+            f"{row['recipient']:<32} {row['last_error'] or ''}"
+        )
+    return 0
+
+
 def _print_ticket_table(rows: Sequence[dict[str, Any]]) -> None:
     print(f"{'NUMBER':<18} {'STATUS':<9} {'PRI':<4} {'CREATED (UTC)':<20} {'REQUESTER':<32} SUBJECT")
     for row in rows:
@@ -269,6 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_imap_status(settings, args.json)
         if args.command == "reprocess":
             return _cmd_reprocess(settings, args.number)
+        if args.command == "templates":
+            return _cmd_preview(settings, args)
+        if args.command == "outbox":
+            return _cmd_outbox_list(settings, args)
     except SchemaError as exc:
         print(f"intaked: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

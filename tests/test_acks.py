@@ -296,3 +296,24 @@ def test_subjects_never_inject_headers(db_url: str, sink: SmtpSink, subject: str
         assert received.rcpt_tos == ["lin@example.com"]
     finally:
         daemon.stop()
+
+
+def test_templates_preview_and_outbox_list(intake: Intake, db_url: str, tmp_path: Any, capsys: Any) -> None:
+    from intaked.cli import main
+
+    intake.ingest(mail())
+    (ticket,) = rows(intake.engine, ticket_table)
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n')
+    assert (
+        main(["templates", "preview", "ack", "--ticket", ticket.number, "--config", str(config), "--html"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"Subject: [{ticket.number}] 問題" in out and "To: lin@example.com" in out
+    assert "IT 服務台已收到您的回報" in out and "<strong>" in out
+    assert main(["templates", "preview", "ack", "--ticket", "IT-000000-00000", "--config", str(config)]) == 1
+    capsys.readouterr()
+    assert main(["outbox", "list", "--config", str(config)]) == 0
+    listing = capsys.readouterr().out
+    assert "pending" in listing and "ack" in listing and "lin@example.com" in listing

@@ -187,6 +187,7 @@ class OutboxSettings(_Section):
 
     poll_seconds: Annotated[float, Field(gt=0)] = 5.0
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    senders: Annotated[int, Field(ge=1, le=16)] = 2
     retry_base_seconds: Annotated[float, Field(gt=0)] = 10.0
     retry_max_seconds: Annotated[float, Field(gt=0)] = 1800.0
     give_up_after_seconds: Annotated[float, Field(gt=0)] = 2 * 24 * 3600.0

@@ -59,7 +59,7 @@ class Daemon:
     settings: Settings
     engine: Engine | None = None
     executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="intaked-db")
+        default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="intaked-db")
     )
     capture: CaptureWriter | None = None
     processor: IntakeProcessor | None = None

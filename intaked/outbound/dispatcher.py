@@ -1,4 +1,7 @@
-"""The outbox dispatcher: sends due mail rows on a database thread, woken when rows are queued.
+"""The outbox dispatcher: sends due mail rows on database threads, woken when rows are queued.
+
+``outbox.senders`` loops run at once, each with its own connection to the relay: their time goes
+to network round trips and commits, which overlap. The claims keep them off each other's rows.
 
 Runs in the daemon (several daemons may share one PostgreSQL outbox); ``dispatch_once`` is the
 blocking unit of work, also usable from tests and tools.
@@ -71,7 +74,7 @@ class OutboxDispatcher:
         self._settings = settings
         self._wake = asyncio.Event()
         self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
         self._wake.set()
@@ -91,7 +94,11 @@ class OutboxDispatcher:
         return count
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-dispatcher")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run(), name=f"outbox-sender-{n}")
+            for n in range(self._settings.outbox.senders)
+        ]
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -123,6 +130,5 @@ class OutboxDispatcher:
         """Stop after the batch being sent (rows not yet sent stay queued for the next start)."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        await asyncio.gather(*self._tasks)
+        self._tasks = []

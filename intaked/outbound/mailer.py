@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from email.message import EmailMessage
 from types import TracebackType
 
 from intaked.config import OutboundMailSettings
@@ -66,7 +65,7 @@ class SmtpMailer:
             raise TemporaryFailure(f"relay {cfg.host}:{cfg.port} unreachable: {exc}") from None
         return client
 
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
+    def send(self, message: bytes, sender: str, recipient: str) -> str:
         """Send one message; returns the relay's reply (its queue id, usually)."""
         if self._client is None:
             self._client = self._connect()
@@ -79,7 +78,7 @@ class SmtpMailer:
             if code not in (250, 251):
                 client.rset()
                 raise classify(code, reply.decode("utf-8", "replace"))
-            code, reply = client.data(message.as_bytes())
+            code, reply = client.data(message)
             if code != 250:
                 raise classify(code, reply.decode("utf-8", "replace"))
             return reply.decode("utf-8", "replace")

@@ -1,0 +1,156 @@
+"""Benchmark: acknowledgements delivered to a local SMTP sink, and inbound 250 → ack latency.
+
+    .venv/bin/python bench/ack_latency.py [--messages 2000] [--senders 20] [--db sqlite,postgresql]
+
+A real ``intaked run`` takes mail from N concurrent SMTP senders; its outbox sends each new ticket's
+acknowledgement to an aiosmtpd sink running in this process. Per message: time from the inbound
+250 reply to the ack arriving at the sink (matched by In-Reply-To); acks/s over the whole run.
+Baseline in the same run: ``smtplib`` sending the same number of ready-made mails to the same sink
+over one connection (what the sink and the SMTP conversation alone allow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from email import message_from_bytes
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.smtp_intake import free_port, wait_for_port  # noqa: E402
+from tests.support.databases import pg_schema, pg_unavailable_reason  # noqa: E402
+from tests.support.smtpsink import SmtpSink  # noqa: E402
+
+
+def report(n: int, run: str) -> bytes:
+    return (
+        f"From: 員工{n} <user{n}@example.com>\r\nTo: helpdesk@example.com\r\nSubject: 印表機無法列印 {n}\r\n"
+        f"Message-ID: <ack-bench-{run}-{n}@example.com>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "三樓印表機卡紙，請協助。\r\n"
+    ).encode()
+
+
+def baseline(sink: SmtpSink, count: int) -> float:
+    before = len(sink.messages())
+    mail = report(0, "baseline")
+    start = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", sink.port) as client:
+        for _ in range(count):
+            client.sendmail("helpdesk@example.com", ["user0@example.com"], mail)
+    while len(sink.messages()) < before + count:
+        time.sleep(0.001)
+    return count / (time.perf_counter() - start)
+
+
+def run_intaked(url: str, sink: SmtpSink, count: int, senders: int, run: str) -> dict[str, float]:
+    port = free_port()
+    arrivals: dict[str, float] = {}
+    accepted: dict[str, float] = {}
+    lock = threading.Lock()
+    original = sink.handle_DATA
+
+    async def timed(server: object, session: object, envelope: object) -> str:
+        status = await original(server, session, envelope)  # type: ignore[arg-type]
+        msg = message_from_bytes(envelope.original_content)  # type: ignore[attr-defined]
+        with lock:
+            arrivals[str(msg["In-Reply-To"]).strip("<>")] = time.perf_counter()
+        return status
+
+    sink.handle_DATA = timed  # type: ignore[method-assign]
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "intaked.toml"
+        config.write_text(
+            f'[database]\nurl = "{url}"\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
+            f'[outbound_mail]\nhost = "127.0.0.1"\nport = {sink.port}\n'
+            'from_address = "helpdesk@example.com"\n'
+            "[acknowledgements]\nmax_per_sender_per_hour = 100000\n"
+            '[logging]\nlevel = "warning"\nformat = "json"\n'
+        )
+        log = (Path(tmp) / "log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "intaked", "run", "--config", str(config)],
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
+        )
+        try:
+            wait_for_port(port)
+            chunks = [list(range(count))[i::senders] for i in range(senders)]
+
+            def sender(numbers: list[int]) -> None:
+                with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+                    for n in numbers:
+                        client.sendmail(f"user{n}@example.com", ["helpdesk@example.com"], report(n, run))
+                        with lock:
+                            accepted[f"ack-bench-{run}-{n}@example.com"] = time.perf_counter()
+
+            start = time.perf_counter()
+            threads = [threading.Thread(target=sender, args=(c,)) for c in chunks]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            deadline = time.time() + 120
+            while len(arrivals) < count and time.time() < deadline:
+                time.sleep(0.01)
+            elapsed = max(arrivals.values()) - start
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            log.close()
+            sink.handle_DATA = original  # type: ignore[method-assign]
+    if len(arrivals) != count:
+        raise SystemExit(f"only {len(arrivals)} of {count} acknowledgements arrived")
+    latencies = sorted(arrivals[mid] - accepted[mid] for mid in accepted)
+    return {
+        "rate": count / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--senders", type=int, default=20)
+    parser.add_argument("--db", default="sqlite,postgresql")
+    args = parser.parse_args()
+    sink = SmtpSink().start()
+    try:
+        limit = baseline(sink, args.messages)
+        print(
+            f"{args.messages} reports from {args.senders} concurrent senders; "
+            f"baseline smtplib → sink: {limit:.0f}/s"
+        )
+        print(f"{'database':<11} {'acks/s':>7} {'÷ baseline':>10} {'p50 ms':>7} {'p99 ms':>7}")
+        for db in args.db.split(","):
+            with tempfile.TemporaryDirectory() as tmp:
+                if db == "sqlite":
+                    result = run_intaked(f"sqlite:///{tmp}/i.db", sink, args.messages, args.senders, db)
+                else:
+                    if reason := pg_unavailable_reason():
+                        print(f"postgresql: skipped: {reason}")
+                        continue
+                    with pg_schema() as url:
+                        result = run_intaked(url, sink, args.messages, args.senders, db)
+            print(
+                f"{db:<11} {result['rate']:>7.0f} {100 * result['rate'] / limit:>9.0f}% "
+                f"{result['p50_ms']:>7.0f} {result['p99_ms']:>7.0f}"
+            )
+    finally:
+        sink.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -317,3 +317,50 @@ def test_templates_preview_and_outbox_list(intake: Intake, db_url: str, tmp_path
     assert main(["outbox", "list", "--config", str(config)]) == 0
     listing = capsys.readouterr().out
     assert "pending" in listing and "ack" in listing and "lin@example.com" in listing
+
+
+def test_crash_between_send_and_mark_repeats_the_mail_never_loses_it(intake: Intake, sink: SmtpSink) -> None:
+    from intaked.outbound.compose import build_message
+    from intaked.outbound.dispatcher import dispatch_once
+    from intaked.outbound.mailer import SmtpMailer
+    from intaked.outbound.outbox import claim_due, recover_stale
+    from intaked.store.types import utcnow
+
+    intake.ingest(mail())
+    settings = make_settings(str(intake.engine.url), outbound_mail=outbound(sink))
+    (row,) = claim_due(intake.engine, "mail", 10)
+    with SmtpMailer(settings.outbound_mail) as mailer:  # sent ... and the process dies before marking it
+        mailer.send(build_message(row.payload, utcnow()), row.payload["from"], row.recipient)
+    assert recover_stale(intake.engine, timeout_seconds=600, this_node_restarted=True) == 1
+    assert dispatch_once(intake.engine, settings) == 1
+    ids = [r.message["Message-ID"] for r in sink.messages()]
+    assert len(ids) == 2 and len(set(ids)) == 1, "the same mail twice (same Message-ID), never zero times"
+    assert rows(intake.engine, outbox_table)[0].state == "sent"
+
+
+def test_starttls_required_but_not_offered_sends_nothing(intake: Intake, sink: SmtpSink) -> None:
+    from intaked.outbound.dispatcher import dispatch_once
+
+    intake.ingest(mail())
+    settings = make_settings(str(intake.engine.url), outbound_mail={**outbound(sink), "starttls": True})
+    assert dispatch_once(intake.engine, settings) == 1
+    (entry,) = rows(intake.engine, outbox_table)
+    assert entry.state == "pending" and "does not offer STARTTLS" in entry.last_error
+    assert sink.messages() == [] and sink.attempts == 0
+
+
+def test_reply_notice_only_when_configured(db_url: str) -> None:
+    intake = Intake(db_url)
+    try:
+        intake.ingest(mail(mid="first@example.com"))
+        intake.ingest(mail("In-Reply-To: <first@example.com>\r\n", mid="second@example.com"))
+        assert [r.purpose for r in rows(intake.engine, outbox_table)] == ["ack"], "off by default"
+        intake.settings = make_settings(
+            db_url, outbound_mail={"from_address": HELPDESK}, acknowledgements={"notify_on_reply": True}
+        )
+        intake.ingest(mail("In-Reply-To: <first@example.com>\r\n", mid="third@example.com"))
+        notices = [r for r in rows(intake.engine, outbox_table) if r.purpose == "reply_notice"]
+        assert len(notices) == 1 and "您的回覆已加入案件" in notices[0].payload
+        assert len(rows(intake.engine, ticket_table)) == 1
+    finally:
+        intake.engine.dispose()

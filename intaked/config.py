@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -52,6 +52,19 @@ def _split_listen(value: str) -> tuple[str, int]:
     if not 0 <= port < 65536:
         raise ValueError(f"port {port} is out of range 0-65535 (0 picks a free port)")
     return host, port
+
+
+def _time_zone(value: str) -> str:
+    """``value`` if it names an IANA time zone, else a ValueError naming it."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+#: An IANA time zone name, checked when the configuration is read.
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 
 
 class DatabaseSettings(_Section):
@@ -162,17 +175,8 @@ class AcknowledgementSettings(_Section):
     max_per_sender_per_hour: Annotated[int, Field(ge=0)] = 10
     notify_on_reply: bool = False
     templates_dir: str = ""
-    timezone: str = "Asia/Taipei"
+    timezone: TimeZoneName = "Asia/Taipei"
     our_addresses: list[str] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @field_validator("templates_dir")
     @classmethod
@@ -198,16 +202,7 @@ class TicketSettings(_Section):
     """``[tickets]``: how tickets are numbered."""
 
     number_prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{0,15}$")] = "IT"
-    timezone: str = "Asia/Taipei"
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+    timezone: TimeZoneName = "Asia/Taipei"
 
 
 class IntakeSettings(_Section):

@@ -14,26 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import socket
-import uuid
 import zlib
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, update
 
+from intaked.store.claims import claim_due_rows, node_name
 from intaked.store.models import inbound_item_table
 from intaked.store.types import utcnow
 
 _items = inbound_item_table
-
-
-def node_name() -> str:
-    """This host's name, the prefix of every claim token it issues."""
-    return socket.gethostname()
-
-
-def new_claim_token() -> str:
-    return f"{node_name()}:{uuid.uuid4().hex[:16]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,29 +51,9 @@ def decompress_raw(data: bytes, encoding: str) -> bytes:
 
 def claim_batch(engine: Engine, limit: int, now: dt.datetime | None = None) -> list[ClaimedItem]:
     """Claim up to ``limit`` items that are due, oldest first, and commit the claim."""
-    now = now or utcnow()
-    token = new_claim_token()
-    query = (
-        select(_items)
-        .where(
-            _items.c.state == "received",
-            or_(_items.c.next_attempt_at.is_(None), _items.c.next_attempt_at <= now),
-        )
-        .order_by(_items.c.id)
-        .limit(limit)
+    token, rows = claim_due_rows(
+        engine, _items, ready="received", working="processing", limit=limit, now=now or utcnow()
     )
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = conn.execute(query).all()
-        if not rows:
-            return []
-        ids = [row.id for row in rows]
-        conn.execute(
-            update(_items)
-            .where(_items.c.id.in_(ids))
-            .values(state="processing", attempts=_items.c.attempts + 1, claimed_by=token, claimed_at=now)
-        )
     return [
         ClaimedItem(
             id=row.id,

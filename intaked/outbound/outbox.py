@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from intaked.intake.ledger import new_claim_token, node_name
+from intaked.store.claims import claim_due_rows, node_name
 from intaked.store.models import message_table, outbox_table, ticket_event_table
 from intaked.store.types import utcnow
 
@@ -96,30 +96,15 @@ def recent_counts(
 
 def claim_due(engine: Engine, kind: str, limit: int, now: dt.datetime | None = None) -> list[OutboxRow]:
     """Claim up to ``limit`` due rows of ``kind`` (oldest first) and commit the claim."""
-    now = now or utcnow()
-    token = new_claim_token()
-    table = outbox_table
-    query = (
-        select(table)
-        .where(
-            table.c.kind == kind,
-            table.c.state == "pending",
-            or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now),
-        )
-        .order_by(table.c.id)
-        .limit(limit)
+    token, rows = claim_due_rows(
+        engine,
+        outbox_table,
+        ready="pending",
+        working="sending",
+        limit=limit,
+        now=now or utcnow(),
+        where=[outbox_table.c.kind == kind],
     )
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = conn.execute(query).all()
-        if not rows:
-            return []
-        conn.execute(
-            update(table)
-            .where(table.c.id.in_([r.id for r in rows]))
-            .values(state="sending", attempts=table.c.attempts + 1, claimed_by=token, claimed_at=now)
-        )
     return [
         OutboxRow(
             id=r.id,

@@ -22,6 +22,7 @@ from intaked.intake.ledger import ClaimedItem, claim_batch, record_failure, reco
 from intaked.intake.parsepool import ParsePool, parse_in_process
 from intaked.parsing import ParsedMessage
 from intaked.store.types import utcnow
+from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
 
@@ -103,8 +104,9 @@ def _log_outcomes(outcomes: Sequence[IngestOutcome], parsed: Sequence[ParsedItem
         )
 
 
-class IntakeProcessor:
-    """Runs :func:`process_once` on a database thread whenever there may be work."""
+class IntakeProcessor(WakeableWorker):
+    """Runs :func:`process_once` on a database thread whenever there may be work; on stop, it
+    finishes the items already captured."""
 
     def __init__(
         self,
@@ -117,76 +119,38 @@ class IntakeProcessor:
         on_stored: Callable[[Sequence[IngestOutcome]], None] = lambda _: None,
     ) -> None:
         self._engine = engine
-        self._executor = executor
         self._settings = settings
         self._parser = parser
-        self._idle_poll_seconds = idle_poll_seconds
         self._on_stored = on_stored
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._pool = executor
+        super().__init__(
+            "intake",
+            executor,
+            self._pass,
+            poll_seconds=idle_poll_seconds,
+            housekeeping=lambda: self._release_stale(this_node_restarted=False),
+            housekeeping_seconds=settings.intake.claim_timeout_seconds / 2,
+            drain_on_stop=True,
+        )
 
-    def wake(self) -> None:
-        self._wake.set()
+    def _pass(self) -> int:
+        outcomes = process_once(self._engine, self._settings, self._parser)
+        if outcomes:
+            self._on_stored(outcomes)
+        return len(outcomes)
+
+    def _release_stale(self, *, this_node_restarted: bool) -> int:
+        return recover_stale_claims(
+            self._engine,
+            max_attempts=self._settings.intake.max_attempts,
+            timeout_seconds=self._settings.intake.claim_timeout_seconds,
+            this_node_restarted=this_node_restarted,
+        )
 
     async def recover(self) -> int:
         """Release the claims a previous run of this host left behind (start-up)."""
         loop = asyncio.get_running_loop()
-        count = await loop.run_in_executor(
-            self._executor,
-            lambda: recover_stale_claims(
-                self._engine,
-                max_attempts=self._settings.intake.max_attempts,
-                timeout_seconds=self._settings.intake.claim_timeout_seconds,
-                this_node_restarted=True,
-            ),
-        )
+        count = await loop.run_in_executor(self._pool, lambda: self._release_stale(this_node_restarted=True))
         if count:
             log.warning("recovered_stale_claims", items=count)
         return count
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="intake-processor")
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        since_recovery = 0.0
-        while True:
-            try:
-                outcomes = await loop.run_in_executor(
-                    self._executor, process_once, self._engine, self._settings, self._parser
-                )
-            except Exception as exc:  # the store is down: keep the daemon up, try again soon
-                log.error("intake_pass_failed", error=str(exc))
-                outcomes = []
-                if self._stopping:
-                    return
-                await asyncio.sleep(1.0)
-            if outcomes:
-                self._on_stored(outcomes)
-                continue
-            if self._stopping:
-                return
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._idle_poll_seconds)
-            except TimeoutError:
-                since_recovery += self._idle_poll_seconds
-                if since_recovery >= self._settings.intake.claim_timeout_seconds / 2:
-                    since_recovery = 0.0
-                    await loop.run_in_executor(
-                        self._executor,
-                        lambda: recover_stale_claims(
-                            self._engine,
-                            max_attempts=self._settings.intake.max_attempts,
-                            timeout_seconds=self._settings.intake.claim_timeout_seconds,
-                        ),
-                    )
-
-    async def stop(self) -> None:
-        """Finish the items already captured, then stop."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None

@@ -20,6 +20,7 @@ from intaked.outbound.compose import build_message
 from intaked.outbound.mailer import PermanentFailure, SmtpMailer, TemporaryFailure
 from intaked.outbound.outbox import claim_due, mark_failed, mark_retry, mark_sent, recover_stale
 from intaked.store.types import utcnow
+from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
 
@@ -65,24 +66,29 @@ def dispatch_once(engine: Engine, settings: Settings) -> int:
     return len(rows)
 
 
-class OutboxDispatcher:
-    """Runs :func:`dispatch_once` whenever there may be mail to send."""
+class OutboxDispatcher(WakeableWorker):
+    """Runs :func:`dispatch_once` in ``outbox.senders`` loops whenever there may be mail to send;
+    on stop, rows not yet sent stay queued for the next start."""
 
     def __init__(self, engine: Engine, executor: Executor, settings: Settings) -> None:
         self._engine = engine
-        self._executor = executor
         self._settings = settings
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
-
-    def wake(self) -> None:
-        self._wake.set()
+        self._pool = executor
+        super().__init__(
+            "outbox",
+            executor,
+            lambda: dispatch_once(engine, settings),
+            poll_seconds=settings.outbox.poll_seconds,
+            housekeeping=lambda: recover_stale(engine, timeout_seconds=settings.outbox.claim_timeout_seconds),
+            housekeeping_seconds=settings.outbox.claim_timeout_seconds / 2,
+            loops=settings.outbox.senders,
+        )
 
     async def recover(self) -> int:
+        """Release the rows a previous run of this host was sending (start-up): sent at least once."""
         loop = asyncio.get_running_loop()
         count = await loop.run_in_executor(
-            self._executor,
+            self._pool,
             lambda: recover_stale(
                 self._engine,
                 timeout_seconds=self._settings.outbox.claim_timeout_seconds,
@@ -92,43 +98,3 @@ class OutboxDispatcher:
         if count:
             log.warning("outbox_recovered_stale_claims", rows=count)
         return count
-
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._run(), name=f"outbox-sender-{n}")
-            for n in range(self._settings.outbox.senders)
-        ]
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stopping:
-            try:
-                handled = await loop.run_in_executor(
-                    self._executor, dispatch_once, self._engine, self._settings
-                )
-            except Exception as exc:  # the store is down: keep going
-                log.error("outbox_pass_failed", error=str(exc))
-                handled = 0
-            if handled:
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._settings.outbox.poll_seconds)
-            except TimeoutError:
-                try:
-                    await loop.run_in_executor(
-                        self._executor,
-                        lambda: recover_stale(
-                            self._engine, timeout_seconds=self._settings.outbox.claim_timeout_seconds
-                        ),
-                    )
-                except Exception as exc:
-                    log.error("outbox_recovery_failed", error=str(exc))
-
-    async def stop(self) -> None:
-        """Stop after the batch being sent (rows not yet sent stay queued for the next start)."""
-        self._stopping = True
-        self._wake.set()
-        await asyncio.gather(*self._tasks)
-        self._tasks = []

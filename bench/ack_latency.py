@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/ack_latency.py [--messages 2000] [--senders 20] [--db sqlite,postgresql]
 
-A real ``intaked run`` takes mail from N concurrent SMTP senders; its outbox sends each new ticket's
+A real ``intaked run`` takes mail from N concurrent SMTP senders, once as fast as they can (a
+burst) and once paced at ``--rate`` reports/s in total; its outbox sends each new ticket's
 acknowledgement to an aiosmtpd sink running in this process. Per message: time from the inbound
 250 reply to the ack arriving at the sink (matched by In-Reply-To); acks/s over the whole run.
 Baseline in the same run: ``smtplib`` sending the same number of ready-made mails to the same sink
@@ -51,7 +52,9 @@ def baseline(sink: SmtpSink, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def run_intaked(url: str, sink: SmtpSink, count: int, senders: int, run: str) -> dict[str, float]:
+def run_intaked(
+    url: str, sink: SmtpSink, count: int, senders: int, run: str, rate: float = 0.0
+) -> dict[str, float]:
     port = free_port()
     arrivals: dict[str, float] = {}
     accepted: dict[str, float] = {}
@@ -89,6 +92,10 @@ def run_intaked(url: str, sink: SmtpSink, count: int, senders: int, run: str) ->
             def sender(numbers: list[int]) -> None:
                 with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
                     for n in numbers:
+                        if rate:  # paced: message n is due at start + n / rate
+                            delay = start + n / rate - time.perf_counter()
+                            if delay > 0:
+                                time.sleep(delay)
                         client.sendmail(f"user{n}@example.com", ["helpdesk@example.com"], report(n, run))
                         with lock:
                             accepted[f"ack-bench-{run}-{n}@example.com"] = time.perf_counter()
@@ -125,6 +132,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--senders", type=int, default=20)
     parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--rate", type=float, default=200.0, help="offered reports/s of the paced run")
     args = parser.parse_args()
     sink = SmtpSink().start()
     try:
@@ -133,21 +141,26 @@ def main() -> None:
             f"{args.messages} reports from {args.senders} concurrent senders; "
             f"baseline smtplib → sink: {limit:.0f}/s"
         )
-        print(f"{'database':<11} {'acks/s':>7} {'÷ baseline':>10} {'p50 ms':>7} {'p99 ms':>7}")
+        print(f"{'database':<11} {'offered':>9} {'acks/s':>7} {'÷ baseline':>10} {'p50 ms':>7} {'p99 ms':>7}")
         for db in args.db.split(","):
-            with tempfile.TemporaryDirectory() as tmp:
-                if db == "sqlite":
-                    result = run_intaked(f"sqlite:///{tmp}/i.db", sink, args.messages, args.senders, db)
-                else:
-                    if reason := pg_unavailable_reason():
-                        print(f"postgresql: skipped: {reason}")
-                        continue
-                    with pg_schema() as url:
-                        result = run_intaked(url, sink, args.messages, args.senders, db)
-            print(
-                f"{db:<11} {result['rate']:>7.0f} {100 * result['rate'] / limit:>9.0f}% "
-                f"{result['p50_ms']:>7.0f} {result['p99_ms']:>7.0f}"
-            )
+            for rate in (0.0, args.rate):
+                run = f"{db}-{rate:g}"
+                with tempfile.TemporaryDirectory() as tmp:
+                    if db == "sqlite":
+                        result = run_intaked(
+                            f"sqlite:///{tmp}/i.db", sink, args.messages, args.senders, run, rate
+                        )
+                    else:
+                        if reason := pg_unavailable_reason():
+                            print(f"postgresql: skipped: {reason}")
+                            break
+                        with pg_schema() as url:
+                            result = run_intaked(url, sink, args.messages, args.senders, run, rate)
+                offered = f"{rate:g}/s" if rate else "burst"
+                print(
+                    f"{db:<11} {offered:>9} {result['rate']:>7.0f} {100 * result['rate'] / limit:>9.0f}% "
+                    f"{result['p50_ms']:>7.0f} {result['p99_ms']:>7.0f}"
+                )
     finally:
         sink.stop()
 

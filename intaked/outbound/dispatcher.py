@@ -10,6 +10,7 @@ blocking unit of work, also usable from tests and tools.
 from __future__ import annotations
 
 import asyncio
+import queue
 from concurrent.futures import Executor
 
 import structlog
@@ -18,51 +19,60 @@ from sqlalchemy import Engine
 from intaked.config import Settings
 from intaked.outbound.compose import build_message
 from intaked.outbound.mailer import PermanentFailure, SmtpMailer, TemporaryFailure
-from intaked.outbound.outbox import claim_due, mark_failed, mark_retry, mark_sent, recover_stale
+from intaked.outbound.outbox import OutboxRow, claim_due, mark_failed, mark_retry, mark_sent, recover_stale
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
 
 
-def dispatch_once(engine: Engine, settings: Settings) -> int:
-    """Claim and send one batch of due mail; returns how many rows were handled."""
+def dispatch_once(engine: Engine, settings: Settings, mailer: SmtpMailer | None = None) -> int:
+    """Claim and send one batch of due mail; returns how many rows were handled.
+
+    With ``mailer``, its connection to the relay is used and left open for the next batch.
+    """
     rows = claim_due(engine, "mail", settings.outbox.batch_size)
     if not rows:
         return 0
+    if mailer is None:
+        with SmtpMailer(settings.outbound_mail) as own:
+            return _send_rows(engine, settings, own, rows)
+    return _send_rows(engine, settings, mailer, rows)
+
+
+def _send_rows(engine: Engine, settings: Settings, mailer: SmtpMailer, rows: list[OutboxRow]) -> int:
     retry = settings.outbox
-    with SmtpMailer(settings.outbound_mail) as mailer:
-        for row in rows:
-            bound = log.bind(
-                outbox=row.id,
-                purpose=row.purpose,
-                message_id=row.payload.get("message_id"),
-                ticket_id=row.ticket_id,
+    for row in rows:
+        bound = log.bind(
+            outbox=row.id,
+            purpose=row.purpose,
+            message_id=row.payload.get("message_id"),
+            ticket_id=row.ticket_id,
+        )
+        try:
+            message = build_message(row.payload, utcnow())
+            reply = mailer.send(message, row.payload["from"], row.recipient)
+        except PermanentFailure as exc:
+            mark_failed(engine, row, str(exc))
+            bound.warning("mail_refused_permanently", error=str(exc))
+        except TemporaryFailure as exc:
+            state = mark_retry(
+                engine,
+                row,
+                str(exc),
+                base_seconds=retry.retry_base_seconds,
+                max_seconds=retry.retry_max_seconds,
+                give_up_after_seconds=retry.give_up_after_seconds,
             )
-            try:
-                message = build_message(row.payload, utcnow())
-                reply = mailer.send(message, row.payload["from"], row.recipient)
-            except PermanentFailure as exc:
-                mark_failed(engine, row, str(exc))
-                bound.warning("mail_refused_permanently", error=str(exc))
-            except TemporaryFailure as exc:
-                state = mark_retry(
-                    engine,
-                    row,
-                    str(exc),
-                    base_seconds=retry.retry_base_seconds,
-                    max_seconds=retry.retry_max_seconds,
-                    give_up_after_seconds=retry.give_up_after_seconds,
-                )
-                bound.warning("mail_deferred", error=str(exc), attempts=row.attempts, state=state)
-            except Exception as exc:  # a payload we cannot even build: a bug, not a reason to retry forever
-                mark_failed(engine, row, f"{type(exc).__name__}: {exc}")
-                bound.exception("mail_unsendable", error=str(exc))
+            bound.warning("mail_deferred", error=str(exc), attempts=row.attempts, state=state)
+        except Exception as exc:  # a payload we cannot even build: a bug, not a reason to retry forever
+            mark_failed(engine, row, f"{type(exc).__name__}: {exc}")
+            bound.exception("mail_unsendable", error=str(exc))
+        else:
+            if mark_sent(engine, row, reply):
+                bound.info("mail_sent", to=row.recipient, relay_reply=reply)
             else:
-                if mark_sent(engine, row, reply):
-                    bound.info("mail_sent", to=row.recipient, relay_reply=reply)
-                else:
-                    bound.warning("mail_sent_but_claim_lost", to=row.recipient)
+                bound.warning("mail_sent_but_claim_lost", to=row.recipient)
     return len(rows)
 
 
@@ -74,15 +84,37 @@ class OutboxDispatcher(WakeableWorker):
         self._engine = engine
         self._settings = settings
         self._pool = executor
+        # One relay connection per sending loop, kept while there is mail to send.
+        self._mailers: queue.SimpleQueue[SmtpMailer] = queue.SimpleQueue()
+        for _ in range(settings.outbox.senders):
+            self._mailers.put(SmtpMailer(settings.outbound_mail))
         super().__init__(
             "outbox",
             executor,
-            lambda: dispatch_once(engine, settings),
+            self._pass,
             poll_seconds=settings.outbox.poll_seconds,
             housekeeping=lambda: recover_stale(engine, timeout_seconds=settings.outbox.claim_timeout_seconds),
             housekeeping_seconds=settings.outbox.claim_timeout_seconds / 2,
             loops=settings.outbox.senders,
         )
+
+    def _pass(self) -> int:
+        mailer = self._mailers.get()
+        try:
+            handled = dispatch_once(self._engine, self._settings, mailer)
+            if not handled:
+                mailer.close()  # idle: do not hold the relay's connection
+            return handled
+        except BaseException:
+            mailer.close()
+            raise
+        finally:
+            self._mailers.put(mailer)
+
+    async def stop(self) -> None:
+        await super().stop()
+        while not self._mailers.empty():
+            self._mailers.get().close()
 
     async def recover(self) -> int:
         """Release the rows a previous run of this host was sending (start-up): sent at least once."""

@@ -66,7 +66,18 @@ class SmtpMailer:
         return client
 
     def send(self, message: bytes, sender: str, recipient: str) -> str:
-        """Send one message; returns the relay's reply (its queue id, usually)."""
+        """Send one message; returns the relay's reply (its queue id, usually).
+
+        A kept connection that the relay closed meanwhile is replaced once, at once: an idle
+        timeout on the relay's side is no reason to delay a mail.
+        """
+        if self._client is not None:
+            try:
+                status = self._client.noop()[0]
+            except (OSError, smtplib.SMTPException):
+                status = 0
+            if status != 250:
+                self.close()
         if self._client is None:
             self._client = self._connect()
         client = self._client

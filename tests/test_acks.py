@@ -364,3 +364,19 @@ def test_reply_notice_only_when_configured(db_url: str) -> None:
         assert len(rows(intake.engine, ticket_table)) == 1
     finally:
         intake.engine.dispose()
+
+
+def test_a_kept_relay_connection_that_died_is_replaced_at_once(intake: Intake, sink: SmtpSink) -> None:
+    from intaked.outbound.dispatcher import dispatch_once
+    from intaked.outbound.mailer import SmtpMailer
+
+    settings = make_settings(str(intake.engine.url), outbound_mail=outbound(sink))
+    with SmtpMailer(settings.outbound_mail) as mailer:
+        intake.ingest(mail(mid="kept-1@example.com"))
+        assert dispatch_once(intake.engine, settings, mailer) == 1
+        sink.stop()  # the relay restarts: the connection we kept is gone
+        sink.start()
+        intake.ingest(mail(mid="kept-2@example.com"))
+        assert dispatch_once(intake.engine, settings, mailer) == 1
+    assert [r.state for r in rows(intake.engine, outbox_table)] == ["sent", "sent"]
+    assert len(sink.messages()) == 2

@@ -41,6 +41,7 @@ class SmtpSink:
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._sessions: list[SMTP] = []
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if self.mode == "permfail":
@@ -69,8 +70,13 @@ class SmtpSink:
             self._loop = loop
 
             async def serve() -> None:
+                def session() -> SMTP:
+                    protocol = SMTP(self, enable_SMTPUTF8=True, decode_data=False, loop=loop)
+                    self._sessions.append(protocol)
+                    return protocol
+
                 self._server = await loop.create_server(
-                    lambda: SMTP(self, enable_SMTPUTF8=True, decode_data=False, loop=loop),
+                    session,
                     "127.0.0.1",
                     self.port,
                 )
@@ -95,7 +101,12 @@ class SmtpSink:
 
         async def close() -> None:
             server.close()
+            for session in self._sessions:  # hang up on connected clients too: the relay is down
+                if session.transport is not None:
+                    session.transport.close()
+            self._sessions.clear()
             await server.wait_closed()
+            await asyncio.sleep(0.05)  # let the transports finish closing
 
         asyncio.run_coroutine_threadsafe(close(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)

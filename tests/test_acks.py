@@ -380,3 +380,18 @@ def test_a_kept_relay_connection_that_died_is_replaced_at_once(intake: Intake, s
         assert dispatch_once(intake.engine, settings, mailer) == 1
     assert [r.state for r in rows(intake.engine, outbox_table)] == ["sent", "sent"]
     assert len(sink.messages()) == 2
+
+
+def test_mark_sent_with_a_lost_claim_records_nothing(intake: Intake) -> None:
+    from intaked.outbound.outbox import claim_due, mark_sent, recover_stale
+
+    intake.ingest(mail())
+    (stale,) = claim_due(intake.engine, "mail", 10)
+    recover_stale(intake.engine, timeout_seconds=600, this_node_restarted=True)  # taken over
+    (current,) = claim_due(intake.engine, "mail", 10)
+    assert mark_sent(intake.engine, stale, "250 late") is False
+    assert [m.direction for m in rows(intake.engine, message_table)] == ["in"]
+    assert "ack_sent" not in [e.kind for e in rows(intake.engine, ticket_event_table)]
+    assert mark_sent(intake.engine, current, "250 ok") is True
+    assert [m.direction for m in rows(intake.engine, message_table)] == ["in", "out"]
+    assert [e.kind for e in rows(intake.engine, ticket_event_table)].count("ack_sent") == 1

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Text, and_, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.store.claims import claim_due_rows, node_name
@@ -180,6 +180,67 @@ def mark_sent(
             now,
         )
     return True
+
+
+def _sent_event_detail(row: OutboxRow, provider_id: str | None) -> str:
+    return json.dumps(
+        {"to": row.recipient, "outbox": row.id, "provider_id": provider_id, "attempts": row.attempts},
+        ensure_ascii=False,
+    )
+
+
+def _mark_sent_in_one_statement(
+    engine: Engine, row: OutboxRow, provider_id: str | None, now: dt.datetime
+) -> bool:
+    """PostgreSQL: the fenced update, the outbound message and the event as one autocommitted
+    statement (data-modifying CTEs): one round trip instead of five, all or nothing."""
+    table = outbox_table
+    marked = (
+        update(table)
+        .where(_fenced(row))
+        .values(state="sent", provider_id=provider_id, sent_at=now, last_error=None, claimed_by=None)
+        .returning(table.c.id, table.c.ticket_id)
+        .cte("marked")
+    )
+    payload = row.payload
+    parts = []
+    if row.kind == "mail" and row.ticket_id is not None:
+        columns = {
+            "ticket_id": marked.c.ticket_id,
+            "direction": literal("out"),
+            "channel": literal("smtp"),
+            "sender": literal(payload["from"]),
+            "recipients": literal(json.dumps([payload["to"]])),
+            "subject": literal(payload["subject"]),
+            "body_text": literal(payload["text"]),
+            "body_html": literal(payload.get("html"), type_=Text),
+            "header_message_id": literal(payload["message_id"]),
+            "in_reply_to": literal(payload.get("in_reply_to"), type_=Text),
+            "header_references": literal(" ".join(payload.get("references") or []) or None, type_=Text),
+            "sent_at": literal(now, type_=message_table.c.sent_at.type),
+            "created_at": literal(now, type_=message_table.c.created_at.type),
+        }
+        parts.append(
+            message_table.insert()
+            .from_select(list(columns), select(*columns.values()).where(marked.c.ticket_id.is_not(None)))
+            .cte("stored")
+        )
+    if row.ticket_id is not None:
+        event = {
+            "ticket_id": marked.c.ticket_id,
+            "at": literal(now, type_=ticket_event_table.c.at.type),
+            "actor": literal(ACTOR),
+            "kind": literal(f"{row.purpose}_sent"),
+            "detail": literal(_sent_event_detail(row, provider_id), type_=Text),
+        }
+        parts.append(
+            ticket_event_table.insert()
+            .from_select(list(event), select(*event.values()).where(marked.c.ticket_id.is_not(None)))
+            .cte("recorded")
+        )
+    statement = select(func.count()).select_from(marked).add_cte(*parts)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return bool(conn.execute(statement).scalar_one())
 
 
 def mark_retry(

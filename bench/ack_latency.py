@@ -12,10 +12,8 @@ over one connection (what the sink and the SMTP conversation alone allow).
 
 from __future__ import annotations
 
-import argparse
 import signal
 import smtplib
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,8 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.smtp_intake import free_port, wait_for_port  # noqa: E402
-from tests.support.databases import pg_schema, pg_unavailable_reason  # noqa: E402
+from bench.common import arguments, free_port, fresh_database, percentile_ms, wait_for_port  # noqa: E402
 from tests.support.smtpsink import SmtpSink  # noqa: E402
 
 
@@ -120,18 +117,14 @@ def run_intaked(
     latencies = sorted(arrivals[mid] - accepted[mid] for mid in accepted)
     return {
         "rate": count / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "p50_ms": percentile_ms(latencies, 0.50),
+        "p99_ms": percentile_ms(latencies, 0.99),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--messages", type=int, default=2000)
+    parser = arguments(__doc__, 2000)
     parser.add_argument("--senders", type=int, default=20)
-    parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--rate", type=float, default=200.0, help="offered reports/s of the paced run")
     args = parser.parse_args()
     sink = SmtpSink().start()
@@ -145,17 +138,10 @@ def main() -> None:
         for db in args.db.split(","):
             for rate in (0.0, args.rate):
                 run = f"{db}-{rate:g}"
-                with tempfile.TemporaryDirectory() as tmp:
-                    if db == "sqlite":
-                        result = run_intaked(
-                            f"sqlite:///{tmp}/i.db", sink, args.messages, args.senders, run, rate
-                        )
-                    else:
-                        if reason := pg_unavailable_reason():
-                            print(f"postgresql: skipped: {reason}")
-                            break
-                        with pg_schema() as url:
-                            result = run_intaked(url, sink, args.messages, args.senders, run, rate)
+                with tempfile.TemporaryDirectory() as tmp, fresh_database(db, tmp, "intaked") as url:
+                    if url is None:
+                        break
+                    result = run_intaked(url, sink, args.messages, args.senders, run, rate)
                 offered = f"{rate:g}/s" if rate else "burst"
                 print(
                     f"{db:<11} {offered:>9} {result['rate']:>7.0f} {100 * result['rate'] / limit:>9.0f}% "

@@ -14,10 +14,8 @@ Needs root and Debian's dovecot-imapd (the test suite's Dovecot fixture). For ea
 
 from __future__ import annotations
 
-import argparse
 import email
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,9 +28,9 @@ from sqlalchemy.exc import DBAPIError
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import arguments, fresh_database, percentile_ms  # noqa: E402
 from bench.smtp_intake import mixed_messages  # noqa: E402
 from intaked.store.models import inbound_item_table, message_table  # noqa: E402
-from tests.support.databases import pg_schema, pg_unavailable_reason  # noqa: E402
 from tests.support.dovecot import PASSWORD, USER, Dovecot, dovecot_unavailable_reason  # noqa: E402
 
 
@@ -136,18 +134,14 @@ def intaked_drain(server: Dovecot, url: str, total: int, idle_samples: int) -> d
     latencies.sort()
     return {
         "drain_rate": drain_rate,
-        "idle_p50_ms": statistics.median(latencies) * 1000,
-        "idle_p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+        "idle_p50_ms": percentile_ms(latencies, 0.50),
+        "idle_p99_ms": percentile_ms(latencies, 0.99),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--messages", type=int, default=5000)
+    parser = arguments(__doc__, 5000)
     parser.add_argument("--idle-samples", type=int, default=200)
-    parser.add_argument("--db", default="sqlite,postgresql")
     args = parser.parse_args()
     if reason := dovecot_unavailable_reason():
         raise SystemExit(reason)
@@ -158,21 +152,17 @@ def main() -> None:
         f"{'IDLE p99 ms':>11}"
     )
     for db in args.db.split(","):
-        with tempfile.TemporaryDirectory() as tmp, Dovecot() as server:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            fresh_database(db, tmp, "bare") as bare_url,
+            fresh_database(db, tmp, "intaked") as url,
+            Dovecot() as server,
+        ):
+            if bare_url is None or url is None:
+                continue
             preload(server, messages)
-            if db == "sqlite":
-                bare = bare_pipeline(server, f"sqlite:///{tmp}/bare.db")
-                result = intaked_drain(
-                    server, f"sqlite:///{tmp}/intaked.db", len(messages), args.idle_samples
-                )
-            else:
-                if reason := pg_unavailable_reason():
-                    print(f"postgresql: skipped: {reason}")
-                    continue
-                with pg_schema() as url:
-                    bare = bare_pipeline(server, url)
-                with pg_schema() as url:
-                    result = intaked_drain(server, url, len(messages), args.idle_samples)
+            bare = bare_pipeline(server, bare_url)
+            result = intaked_drain(server, url, len(messages), args.idle_samples)
         share = 100 * result["drain_rate"] / bare
         print(
             f"{db:<11} {bare:>10.0f} {result['drain_rate']:>13.0f} {share:>8.0f}% "

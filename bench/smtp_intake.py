@@ -15,14 +15,11 @@ generated Big5/UTF-8/HTML/attachment mail, each given a fresh Message-ID so none
 
 from __future__ import annotations
 
-import argparse
 import base64
 import email
 import os
 import random
 import smtplib
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,8 +33,8 @@ from sqlalchemy import create_engine, func, select, text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import arguments, free_port, fresh_database, percentile_ms, wait_for_port  # noqa: E402
 from intaked.store.models import InboundItem  # noqa: E402
-from tests.support.databases import pg_schema, pg_unavailable_reason  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "mail-corpus"
 
@@ -141,22 +138,6 @@ def bare_pipeline(url: str, messages: list[bytes]) -> float:
     elapsed = time.perf_counter() - start
     engine.dispose()
     return len(messages) / elapsed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout:g}s")
 
 
 def send_all(port: int, messages: list[bytes], senders: int) -> tuple[list[float], float]:
@@ -275,18 +256,14 @@ def intaked_run(url: str, messages: list[bytes], senders: int) -> dict[str, floa
     return {
         "accept_rate": len(messages) / wall,
         "ticket_rate": len(messages) / all_done,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "p50_ms": percentile_ms(latencies, 0.50),
+        "p99_ms": percentile_ms(latencies, 0.99),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--messages", type=int, default=5000)
+    parser = arguments(__doc__, 5000)
     parser.add_argument("--senders", type=int, default=20)
-    parser.add_argument("--db", default="sqlite,postgresql")
     args = parser.parse_args()
     messages = mixed_messages(args.messages)
     print(
@@ -300,18 +277,15 @@ def main() -> None:
         f"{'% of no-op':>10} {'p50 ms':>7} {'p99 ms':>7}"
     )
     for db in args.db.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            if db == "sqlite":
-                bare = bare_pipeline(f"sqlite:///{tmp}/bare.db", messages)
-                result = intaked_run(f"sqlite:///{tmp}/intaked.db", messages, args.senders)
-            else:
-                if reason := pg_unavailable_reason():
-                    print(f"postgresql: skipped: {reason}")
-                    continue
-                with pg_schema() as url:
-                    bare = bare_pipeline(url, messages)
-                with pg_schema() as url:
-                    result = intaked_run(url, messages, args.senders)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            fresh_database(db, tmp, "bare") as bare_url,
+            fresh_database(db, tmp, "intaked") as url,
+        ):
+            if bare_url is None or url is None:
+                continue
+            bare = bare_pipeline(bare_url, messages)
+            result = intaked_run(url, messages, args.senders)
         print(
             f"{db:<11} {bare:>10.0f} {result['accept_rate']:>8.0f} {result['ticket_rate']:>9.0f} "
             f"{100 * result['ticket_rate'] / bare:>8.0f}% {100 * result['accept_rate'] / noop:>9.0f}% "

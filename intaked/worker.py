@@ -50,6 +50,10 @@ class WakeableWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    async def run_blocking(self, function: Callable[[], int]) -> int:
+        """Run ``function`` on this worker's database threads (start-up chores such as recovery)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run(), name=f"{self.name}-{n}") for n in range(self._loops)]

@@ -9,7 +9,6 @@ backoff and finally quarantined (``intaked`` never deletes it).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
@@ -122,7 +121,6 @@ class IntakeProcessor(WakeableWorker):
         self._settings = settings
         self._parser = parser
         self._on_stored = on_stored
-        self._pool = executor
         super().__init__(
             "intake",
             executor,
@@ -149,8 +147,7 @@ class IntakeProcessor(WakeableWorker):
 
     async def recover(self) -> int:
         """Release the claims a previous run of this host left behind (start-up)."""
-        loop = asyncio.get_running_loop()
-        count = await loop.run_in_executor(self._pool, lambda: self._release_stale(this_node_restarted=True))
+        count = await self.run_blocking(lambda: self._release_stale(this_node_restarted=True))
         if count:
             log.warning("recovered_stale_claims", items=count)
         return count

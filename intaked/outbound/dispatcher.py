@@ -9,7 +9,6 @@ blocking unit of work, also usable from tests and tools.
 
 from __future__ import annotations
 
-import asyncio
 import queue
 from concurrent.futures import Executor
 
@@ -83,7 +82,6 @@ class OutboxDispatcher(WakeableWorker):
     def __init__(self, engine: Engine, executor: Executor, settings: Settings) -> None:
         self._engine = engine
         self._settings = settings
-        self._pool = executor
         # One relay connection per sending loop, kept while there is mail to send.
         self._mailers: queue.SimpleQueue[SmtpMailer] = queue.SimpleQueue()
         for _ in range(settings.outbox.senders):
@@ -118,9 +116,7 @@ class OutboxDispatcher(WakeableWorker):
 
     async def recover(self) -> int:
         """Release the rows a previous run of this host was sending (start-up): sent at least once."""
-        loop = asyncio.get_running_loop()
-        count = await loop.run_in_executor(
-            self._pool,
+        count = await self.run_blocking(
             lambda: recover_stale(
                 self._engine,
                 timeout_seconds=self._settings.outbox.claim_timeout_seconds,

@@ -67,7 +67,3 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
 def read_only(engine: Engine) -> Engine:
     """The same engine (same pool), for transactions that only read."""
     return engine.execution_options(**{READ_ONLY_OPTION: True})
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"

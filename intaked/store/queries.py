@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from intaked.store.engine import read_only
 from intaked.store.models import (
@@ -66,10 +66,3 @@ def ticket_detail(engine: Engine, number: str) -> dict[str, Any] | None:
             )
         ]
         return out
-
-
-def intake_counts(engine: Engine) -> dict[str, int]:
-    """How many ledger items are in each state."""
-    with read_only(engine).connect() as conn:
-        rows = conn.execute(select(_items.c.state, func.count()).group_by(_items.c.state)).all()
-    return {state: int(count) for state, count in rows}

@@ -7,6 +7,7 @@ import os
 import signal
 import smtplib
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -129,3 +130,35 @@ def test_sigterm_drains_every_accepted_message_into_a_ticket(
     assert proc.wait(timeout=30) == 0
     tickets = json.loads(run_cli(env, "tickets", "list", "--json", "--limit", "1000").stdout)
     assert len(tickets) == accepted, "every message that got a 250 is a ticket, none more"
+
+
+def test_run_refuses_to_start_with_a_clear_answer(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[smtp_intake]\nlisten = "nowhere"\n')
+    result = run_cli(env, "run", "--config", str(bad))
+    assert result.returncode == 78
+    assert 'smtp_intake.listen: expected "host:port"' in result.stderr
+
+    down = tmp_path / "down.toml"
+    down.write_text(
+        '[database]\nurl = "postgresql+psycopg://nobody@127.0.0.1:1/none"\n'
+        '[smtp_intake]\nlisten = "127.0.0.1:0"\n[logging]\nformat = "json"\n'
+    )
+    result = run_cli(env, "run", "--config", str(down))
+    assert result.returncode == 69, "the store is unreachable: systemd restarts us later"
+    failure = [json.loads(line) for line in result.stderr.splitlines() if '"startup_failed"' in line]
+    assert failure and "Connection refused" in failure[0]["error"]
+
+    db = tmp_path / "new.db"
+    newer = tmp_path / "newer.toml"
+    newer.write_text(
+        f'[database]\nurl = "sqlite:///{db}"\n'
+        '[smtp_intake]\nlisten = "127.0.0.1:0"\n[logging]\nformat = "json"\n'
+    )
+    assert run_cli(env, "db", "upgrade", "--config", str(newer)).returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    result = run_cli(env, "run", "--config", str(newer))
+    assert result.returncode == 69
+    assert "which this intaked does not know" in result.stderr

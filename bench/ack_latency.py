@@ -12,9 +12,7 @@ over one connection (what the sink and the SMTP conversation alone allow).
 
 from __future__ import annotations
 
-import signal
 import smtplib
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,7 +23,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import arguments, free_port, fresh_database, percentile_ms, wait_for_port  # noqa: E402
+from bench.common import (  # noqa: E402
+    arguments,
+    free_port,
+    fresh_database,
+    intaked_process,
+    percentile_ms,
+    wait_for_port,
+)
 from tests.support.smtpsink import SmtpSink  # noqa: E402
 
 
@@ -66,23 +71,14 @@ def run_intaked(
         return status
 
     sink.handle_DATA = timed  # type: ignore[method-assign]
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "intaked.toml"
-        config.write_text(
+    try:
+        with intaked_process(
             f'[database]\nurl = "{url}"\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
             f'[outbound_mail]\nhost = "127.0.0.1"\nport = {sink.port}\n'
             'from_address = "helpdesk@example.com"\n'
             "[acknowledgements]\nmax_per_sender_per_hour = 100000\n"
             '[logging]\nlevel = "warning"\nformat = "json"\n'
-        )
-        log = (Path(tmp) / "log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "intaked", "run", "--config", str(config)],
-            stdout=log,
-            stderr=log,
-            cwd=REPO,
-        )
-        try:
+        ):
             wait_for_port(port)
             chunks = [list(range(count))[i::senders] for i in range(senders)]
 
@@ -107,11 +103,8 @@ def run_intaked(
             while len(arrivals) < count and time.time() < deadline:
                 time.sleep(0.01)
             elapsed = max(arrivals.values()) - start
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-            log.close()
-            sink.handle_DATA = original  # type: ignore[method-assign]
+    finally:
+        sink.handle_DATA = original  # type: ignore[method-assign]
     if len(arrivals) != count:
         raise SystemExit(f"only {len(arrivals)} of {count} acknowledgements arrived")
     latencies = sorted(arrivals[mid] - accepted[mid] for mid in accepted)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.databases import pg_schema, pg_unavailable_reason
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def arguments(doc: str | None, messages: int) -> argparse.ArgumentParser:
@@ -54,3 +60,24 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
                 return
         time.sleep(0.05)
     raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout:g}s")
+
+
+@contextmanager
+def intaked_process(config_toml: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``intaked run`` with this configuration, its log in a temporary file; stopped with
+    SIGTERM (and waited for) on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "intaked.toml"
+        config.write_text(config_toml)
+        with (Path(tmp) / "log").open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "intaked", "run", "--config", str(config)],
+                stdout=log,
+                stderr=log,
+                cwd=REPO,
+            )
+            try:
+                yield proc
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)

@@ -15,8 +15,6 @@ Needs root and Debian's dovecot-imapd (the test suite's Dovecot fixture). For ea
 from __future__ import annotations
 
 import email
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import arguments, fresh_database, percentile_ms  # noqa: E402
+from bench.common import arguments, fresh_database, intaked_process, percentile_ms  # noqa: E402
 from bench.smtp_intake import mixed_messages  # noqa: E402
 from intaked.store.models import inbound_item_table, message_table  # noqa: E402
 from tests.support.dovecot import PASSWORD, USER, Dovecot, dovecot_unavailable_reason  # noqa: E402
@@ -71,20 +69,11 @@ def bare_pipeline(server: Dovecot, url: str) -> float:
 
 
 def intaked_drain(server: Dovecot, url: str, total: int, idle_samples: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "intaked.toml"
-        config.write_text(
-            f'[database]\nurl = "{url}"\n[smtp_intake]\nenabled = false\n[logging]\nlevel = "warning"\n'
-            f'format = "json"\n[imap]\nname = "bench"\nhost = "127.0.0.1"\nport = {server.port}\n'
-            f'tls = "none"\nusername = "{USER}"\npassword = "{PASSWORD}"\n'
-        )
-        log = (Path(tmp) / "log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "intaked", "run", "--config", str(config)],
-            stdout=log,
-            stderr=log,
-            cwd=REPO,
-        )
+    with intaked_process(
+        f'[database]\nurl = "{url}"\n[smtp_intake]\nenabled = false\n[logging]\nlevel = "warning"\n'
+        f'format = "json"\n[imap]\nname = "bench"\nhost = "127.0.0.1"\nport = {server.port}\n'
+        f'tls = "none"\nusername = "{USER}"\npassword = "{PASSWORD}"\n'
+    ):
         engine = create_engine(url)
         try:
             items = inbound_item_table
@@ -128,9 +117,6 @@ def intaked_drain(server: Dovecot, url: str, total: int, idle_samples: int) -> d
                     latencies.append(time.perf_counter() - start)
         finally:
             engine.dispose()
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-            log.close()
     latencies.sort()
     return {
         "drain_rate": drain_rate,

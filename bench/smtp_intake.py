@@ -33,7 +33,14 @@ from sqlalchemy import create_engine, func, select, text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import arguments, free_port, fresh_database, percentile_ms, wait_for_port  # noqa: E402
+from bench.common import (  # noqa: E402
+    arguments,
+    free_port,
+    fresh_database,
+    intaked_process,
+    percentile_ms,
+    wait_for_port,
+)
 from intaked.store.models import InboundItem  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "mail-corpus"
@@ -213,43 +220,29 @@ def noop_smtp(messages: list[bytes], senders: int) -> float:
 
 def intaked_run(url: str, messages: list[bytes], senders: int) -> dict[str, float]:
     port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "intaked.toml"
-        config.write_text(
-            f'[database]\nurl = "{url}"\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
-            '[logging]\nlevel = "warning"\nformat = "json"\n'
-        )
-        log = (Path(tmp) / "log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "intaked", "run", "--config", str(config)],
-            stdout=log,
-            stderr=log,
-            cwd=REPO,
-        )
-        try:
-            wait_for_port(port)
-            engine = create_engine(url)
-            start = time.perf_counter()
-            latencies, wall = send_all(port, messages, senders)
-            items = InboundItem.__table__
-            while True:
-                with engine.connect() as conn:
-                    pending = conn.execute(
-                        select(func.count())
-                        .select_from(items)
-                        .where(items.c.state.in_(["received", "processing"]))
-                    ).scalar_one()
-                if pending == 0:
-                    break
-                time.sleep(0.02)
-            all_done = time.perf_counter() - start
+    with intaked_process(
+        f'[database]\nurl = "{url}"\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
+        '[logging]\nlevel = "warning"\nformat = "json"\n'
+    ):
+        wait_for_port(port)
+        engine = create_engine(url)
+        start = time.perf_counter()
+        latencies, wall = send_all(port, messages, senders)
+        items = InboundItem.__table__
+        while True:
             with engine.connect() as conn:
-                states = dict(conn.execute(select(items.c.state, func.count()).group_by(items.c.state)).all())
-            engine.dispose()
-        finally:
-            proc.terminate()
-            proc.wait(30)
-            log.close()
+                pending = conn.execute(
+                    select(func.count())
+                    .select_from(items)
+                    .where(items.c.state.in_(["received", "processing"]))
+                ).scalar_one()
+            if pending == 0:
+                break
+            time.sleep(0.02)
+        all_done = time.perf_counter() - start
+        with engine.connect() as conn:
+            states = dict(conn.execute(select(items.c.state, func.count()).group_by(items.c.state)).all())
+        engine.dispose()
     if states.get("done") != len(messages):
         raise SystemExit(f"expected {len(messages)} tickets, ledger says {states}")
     latencies.sort()

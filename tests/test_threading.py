@@ -75,7 +75,11 @@ def store(db_url: str) -> Iterator[Store]:
 def test_in_reply_to_joins_the_ticket(store: Store) -> None:
     (first,) = store.ingest(mail("VPN 斷線", "a1@example.com"))
     (reply,) = store.ingest(mail("Re: VPN 斷線", "a2@example.com", in_reply_to="a1@example.com"))
-    assert (reply.decision, reply.ticket_id) == ("join", first.ticket_id)
+    assert (reply.decision, reply.ticket_id, reply.ticket_number) == (
+        "join",
+        first.ticket_id,
+        first.ticket_number,
+    )
     assert store.messages(first.ticket_id) == 2
     assert store.events(first.ticket_id) == ["created", "ack_queued", "message_added"]
 
@@ -121,7 +125,11 @@ def test_reply_to_resolved_ticket_reopens_it(store: Store) -> None:
     (first,) = store.ingest(mail("Outlook 當掉", "e1@example.com"))
     store.set_status(first.ticket_id, "resolved")
     (reply,) = store.ingest(mail("Re: Outlook 當掉", "e2@example.com", in_reply_to="e1@example.com"))
-    assert (reply.decision, reply.ticket_id) == ("reopen", first.ticket_id)
+    assert (reply.decision, reply.ticket_id, reply.ticket_number) == (
+        "reopen",
+        first.ticket_id,
+        first.ticket_number,
+    )
     assert store.ticket(first.ticket_id).status == "open"
     assert store.events(first.ticket_id)[-2:] == ["message_added", "reopened"]
 
@@ -131,6 +139,7 @@ def test_reply_to_closed_ticket_opens_a_linked_new_one(store: Store) -> None:
     store.set_status(first.ticket_id, "closed")
     (reply,) = store.ingest(mail(f"Re: [{first.ticket_number}] Wi-Fi", "f2@example.com"))
     assert reply.decision == "follow_up" and reply.ticket_id != first.ticket_id
+    assert reply.ticket_number != first.ticket_number, "a follow-up has its own number"
     follow_up = store.ticket(reply.ticket_id)
     assert follow_up.parent_id == first.ticket_id and follow_up.status == "new"
     assert store.ticket(first.ticket_id).status == "closed"

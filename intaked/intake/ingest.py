@@ -301,6 +301,7 @@ def _plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Setti
                 earlier_message_ids.setdefault(parsed.message_id, index)
         if plan.existing is not None:
             plan.decision = decide(status_now.get(plan.existing))
+            plan.number = tickets[plan.existing][0]  # overwritten by the new number for a follow-up
             if plan.decision is Decision.REOPEN:
                 status_now[plan.existing] = "open"
         elif plan.earlier is not None:
@@ -333,16 +334,13 @@ def ingest_mail_batch(
     new_ids = [row.id for row in conn.execute(_INSERT_TICKETS, ticket_rows)] if ticket_rows else []
     for n, i in enumerate(opening):
         plans[i].ticket_id, plans[i].number = new_ids[n], numbers[n]
-    existing_numbers = _numbers_of(
-        conn, [p.existing for p in plans if p.decision in (Decision.JOIN, Decision.REOPEN)]
-    )
     for plan in plans:  # in order: an earlier entry is always resolved before a later one
         if plan.ticket_id is not None:
             continue
         if plan.earlier is not None:
             plan.ticket_id, plan.number = plans[plan.earlier].ticket_id, plans[plan.earlier].number
         elif plan.existing is not None:
-            plan.ticket_id, plan.number = plan.existing, existing_numbers[plan.existing]
+            plan.ticket_id = plan.existing
 
     storing = [i for i, plan in enumerate(plans) if plan.decision is not None]
     problems = {i: _problems(entries[i]) for i in storing}
@@ -438,14 +436,6 @@ def _problems(entry: ParsedItem) -> list[str]:
 def _id(plan: _Plan) -> int:
     assert plan.ticket_id is not None, "every plan is resolved to a ticket before use"
     return plan.ticket_id
-
-
-def _numbers_of(conn: Connection, ticket_ids: Sequence[int | None]) -> dict[int, str]:
-    wanted = sorted({t for t in ticket_ids if t is not None})
-    if not wanted:
-        return {}
-    rows = conn.execute(select(_tickets.c.id, _tickets.c.number).where(_tickets.c.id.in_(wanted)))
-    return {row.id: row.number for row in rows}
 
 
 def store_attachments(conn: Connection, messages: Sequence[tuple[int, ParsedMessage | None]]) -> None:

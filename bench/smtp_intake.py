@@ -6,7 +6,7 @@ For each database it measures, in the same run:
 - the bare pipeline (the limit): ``email.message_from_bytes`` + one INSERT and commit per
   message, no daemon, no SMTP;
 - a no-op SMTP server (the second limit): aiosmtpd answering 250 at once, storing nothing;
-- intaked: a real ``intaked run`` process; N senders (threads, one SMTP session each) send the
+- intaked: a real ``intaked run`` process; N concurrent SMTP sessions (bench/load.py) send the
   messages; we time end of DATA → 250 per message, the 250 throughput, and the time until every
   message is a ticket (parsing and ticket creation included).
 Messages: the real-world corpus in ../shared/mail-corpus (when present, files under 1 MiB) and
@@ -19,11 +19,9 @@ import base64
 import email
 import os
 import random
-import smtplib
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +39,7 @@ from bench.common import (  # noqa: E402
     percentile_ms,
     wait_for_port,
 )
+from bench.load import Envelope, envelope, send_all  # noqa: E402
 from intaked.store.models import InboundItem  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "mail-corpus"
@@ -147,46 +146,13 @@ def bare_pipeline(url: str, messages: list[bytes]) -> float:
     return len(messages) / elapsed
 
 
-def send_all(port: int, messages: list[bytes], senders: int) -> tuple[list[float], float]:
+def send_timed(port: int, envelopes: list[Envelope], senders: int) -> tuple[list[float], float]:
     """Send from ``senders`` sessions at once; returns per-message DATA→250 latencies and wall time."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    chunks = [messages[i::senders] for i in range(senders)]
-    errors: list[str] = []
-
-    def sender(chunk: list[bytes]) -> None:
-        local = []
-        with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
-            client.ehlo()
-            for raw in chunk:
-                client.mail("bench@example.com")
-                client.rcpt("helpdesk@example.com")
-                client.putcmd("data")
-                if client.getreply()[0] != 354:
-                    errors.append("no 354")
-                    continue
-                payload = smtplib.quotedata(raw.decode("latin-1")).encode("latin-1")
-                if not payload.endswith(b"\r\n"):
-                    payload += b"\r\n"
-                client.send(payload + b".\r\n")
-                t0 = time.perf_counter()
-                code, reply = client.getreply()
-                local.append(time.perf_counter() - t0)
-                if code != 250:
-                    errors.append(f"{code} {reply!r}")
-        with lock:
-            latencies.extend(local)
-
-    threads = [threading.Thread(target=sender, args=(c,)) for c in chunks]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
-    if errors:
-        raise SystemExit(f"{len(errors)} messages not accepted, e.g. {errors[:3]}")
-    return latencies, wall
+    sent, wall = send_all(port, envelopes, senders)
+    refused = [s for s in sent if s.code != 250]
+    if refused or len(sent) != len(envelopes):
+        raise SystemExit(f"{len(envelopes) - len(sent) + len(refused)} messages not accepted")
+    return [s.reply - s.data_end for s in sent], wall
 
 
 NOOP_SERVER = """
@@ -205,29 +171,30 @@ asyncio.run(main())
 """
 
 
-def noop_smtp(messages: list[bytes], senders: int) -> float:
+def noop_smtp(messages: list[Envelope], senders: int) -> float:
     """A second limit: aiosmtpd answering 250 at once, storing nothing; 250s/s."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(port)])
     try:
         wait_for_port(port)
-        _, wall = send_all(port, messages, senders)
+        _, wall = send_timed(port, messages, senders)
     finally:
         proc.terminate()
         proc.wait(10)
     return len(messages) / wall
 
 
-def intaked_run(url: str, messages: list[bytes], senders: int) -> dict[str, float]:
+def intaked_run(url: str, messages: list[Envelope], senders: int) -> dict[str, float]:
     port = free_port()
     with intaked_process(
         f'[database]\nurl = "{url}"\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
+        "[acknowledgements]\nenabled = false\n"  # measured on their own by bench/ack_latency.py
         '[logging]\nlevel = "warning"\nformat = "json"\n'
     ):
         wait_for_port(port)
         engine = create_engine(url)
         start = time.perf_counter()
-        latencies, wall = send_all(port, messages, senders)
+        latencies, wall = send_timed(port, messages, senders)
         items = InboundItem.__table__
         while True:
             with engine.connect() as conn:
@@ -263,7 +230,8 @@ def main() -> None:
         f"{args.messages} mixed messages ({sum(map(len, messages)) / len(messages) / 1024:.1f} KiB average), "
         f"{args.senders} concurrent senders, {os.cpu_count()} CPUs"
     )
-    noop = noop_smtp(messages, args.senders)
+    envelopes = [envelope("bench@example.com", "helpdesk@example.com", raw) for raw in messages]
+    noop = noop_smtp(envelopes, args.senders)
     print(f"limit 2: aiosmtpd answering 250 without storing anything: {noop:.0f} 250s/s")
     print(
         f"{'database':<11} {'bare msg/s':>10} {'250s/s':>8} {'tickets/s':>9} {'% of bare':>9} "
@@ -278,7 +246,7 @@ def main() -> None:
             if bare_url is None or url is None:
                 continue
             bare = bare_pipeline(bare_url, messages)
-            result = intaked_run(url, messages, args.senders)
+            result = intaked_run(url, envelopes, args.senders)
         print(
             f"{db:<11} {bare:>10.0f} {result['accept_rate']:>8.0f} {result['ticket_rate']:>9.0f} "
             f"{100 * result['ticket_rate'] / bare:>8.0f}% {100 * result['accept_rate'] / noop:>9.0f}% "

@@ -216,6 +216,12 @@ class IntakeSettings(_Section):
     parse_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
 
 
+class DaemonSettings(_Section):
+    """``[daemon]``: how ``intaked run`` divides its work."""
+
+    back_office: Literal["process", "inline"] = "process"
+
+
 class LoggingSettings(_Section):
     """``[logging]``: structlog output."""
 
@@ -248,6 +254,7 @@ class Settings(_Section):
     outbox: OutboxSettings = OutboxSettings()
     tickets: TicketSettings = TicketSettings()
     intake: IntakeSettings = IntakeSettings()
+    daemon: DaemonSettings = DaemonSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

@@ -1,11 +1,12 @@
 """The long-running daemon: one asyncio loop, blocking database work on a small thread pool.
 
-Start-up: connect, bring the schema up to date (or refuse with a clear message), release claims a
-crashed run of this host left (intake ledger and outbox), start the outbox dispatcher and the
-intake processor, then open the listeners and the IMAP mailboxes. Shutdown on
-the first SIGTERM/SIGINT: stop accepting, let messages being committed finish, turn everything
-already captured into tickets, exit 0. A second signal exits at once (nothing committed is lost:
-the ledger resumes on the next start).
+Start-up: connect, bring the schema up to date (or refuse with a clear message), start the back
+office (intaked/backoffice.py: a second process that releases the claims a crashed run left, turns
+captured items into tickets and sends the outbox; with ``daemon.back_office = "inline"`` the same
+work runs in this process), then open the listeners and the IMAP mailboxes. Shutdown on the first
+SIGTERM/SIGINT: stop accepting, let messages being committed finish, turn everything already
+captured into tickets, exit 0. A second signal exits at once (nothing committed is lost: the
+ledger resumes on the next start).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import asyncio
 import os
 import signal
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy import Engine
 
+from intaked.backoffice import BackOfficeProcess
 from intaked.channels.imap import ImapMailboxWorker
 from intaked.channels.smtp import SmtpIntakeServer
 from intaked.config import Settings, effective_database_url
@@ -65,6 +68,7 @@ class Daemon:
     processor: IntakeProcessor | None = None
     parser: ParsePool | None = None
     dispatcher: OutboxDispatcher | None = None
+    back_office: BackOfficeProcess | None = None
     smtp: SmtpIntakeServer | None = None
     smtp_address: tuple[str, int] | None = None
     imap_workers: list[ImapMailboxWorker] = field(default_factory=list)
@@ -81,6 +85,30 @@ class Daemon:
         log.info(
             "store_ready", database=self.engine.url.render_as_string(hide_password=True), schema=revision
         )
+        wake = await self._start_back_office()
+        self.capture = CaptureWriter(self.engine, self.executor, on_committed=wake)
+        self.capture.start()
+        if self.settings.smtp_intake.enabled:
+            self.smtp = SmtpIntakeServer(self.settings.smtp_intake, self.capture)
+            self.smtp_address = await self.smtp.start()
+
+        def wake_from_thread() -> None:
+            loop.call_soon_threadsafe(wake)
+
+        for mailbox in self.settings.imap:
+            if mailbox.enabled:
+                worker = ImapMailboxWorker(mailbox, self.engine, on_captured=wake_from_thread)
+                worker.start()
+                self.imap_workers.append(worker)
+
+    async def _start_back_office(self) -> Callable[[], None]:
+        """Start the processor and the dispatcher (in the back office process, or here);
+        returns the function that tells them new items were captured."""
+        if self.settings.daemon.back_office == "process":
+            self.back_office = BackOfficeProcess(self.settings)
+            await self.back_office.start()
+            return self.back_office.wake
+        assert self.engine is not None
         intake = self.settings.intake
         self.dispatcher = OutboxDispatcher(self.engine, self.executor, self.settings)
         await self.dispatcher.recover()
@@ -96,21 +124,7 @@ class Daemon:
         )
         await self.processor.recover()
         self.processor.start()
-        self.capture = CaptureWriter(self.engine, self.executor, on_committed=self.processor.wake)
-        self.capture.start()
-        if self.settings.smtp_intake.enabled:
-            self.smtp = SmtpIntakeServer(self.settings.smtp_intake, self.capture)
-            self.smtp_address = await self.smtp.start()
-        processor = self.processor
-
-        def wake_from_thread() -> None:
-            loop.call_soon_threadsafe(processor.wake)
-
-        for mailbox in self.settings.imap:
-            if mailbox.enabled:
-                worker = ImapMailboxWorker(mailbox, self.engine, on_captured=wake_from_thread)
-                worker.start()
-                self.imap_workers.append(worker)
+        return self.processor.wake
 
     async def stop(self) -> None:
         log.info("stopping")
@@ -123,6 +137,8 @@ class Daemon:
             await loop.run_in_executor(None, worker.join, 60.0)
         if self.capture is not None:
             await self.capture.close()
+        if self.back_office is not None:
+            await self.back_office.stop()
         if self.processor is not None:
             await self.processor.stop()
         if self.dispatcher is not None:

@@ -264,10 +264,9 @@ def test_4xx_is_retried_and_5xx_is_recorded_not_retried(sqlite_url: str, sink: S
         assert "550 5.1.1" in entry.last_error
         failed = [e for e in rows(daemon.engine, ticket_event_table) if e.kind == "ack_failed"]
         assert len(failed) == 1 and "550 5.1.1" in failed[0].detail
-        daemon.daemon.dispatcher.wake()  # type: ignore[union-attr]
         import time
 
-        time.sleep(1.0)  # several dispatcher passes: a failed row stays failed
+        time.sleep(1.0)  # several dispatcher passes (it polls every 0.2 s): a failed row stays failed
         assert sink.attempts == attempts and sink.messages() == []
     finally:
         daemon.stop()
@@ -342,8 +341,11 @@ def test_starttls_required_but_not_offered_sends_nothing(intake: Intake, sink: S
     from intaked.outbound.dispatcher import dispatch_once
 
     intake.ingest(mail())
+    from intaked.outbound.mailer import RelayUnavailable
+
     settings = make_settings(str(intake.engine.url), outbound_mail={**outbound(sink), "starttls": True})
-    assert dispatch_once(intake.engine, settings) == 1
+    with pytest.raises(RelayUnavailable):
+        dispatch_once(intake.engine, settings)
     (entry,) = rows(intake.engine, outbox_table)
     assert entry.state == "pending" and "does not offer STARTTLS" in entry.last_error
     assert sink.messages() == [] and sink.attempts == 0
@@ -395,3 +397,75 @@ def test_mark_sent_with_a_lost_claim_records_nothing(intake: Intake) -> None:
     assert mark_sent(intake.engine, current, "250 ok") is True
     assert [m.direction for m in rows(intake.engine, message_table)] == ["in", "out"]
     assert [e.kind for e in rows(intake.engine, ticket_event_table)].count("ack_sent") == 1
+
+
+def test_relay_down_defers_the_whole_batch_after_one_try(intake: Intake, sink: SmtpSink) -> None:
+    from intaked.outbound.dispatcher import dispatch_once
+    from intaked.outbound.mailer import RelayUnavailable
+
+    for n in range(5):
+        intake.ingest(mail(sender=f"user{n}@example.com", mid=f"down-{n}@example.com"))
+    sink.stop()
+    settings = make_settings(
+        str(intake.engine.url), outbound_mail=outbound(sink), outbox={"retry_base_seconds": 0.05}
+    )
+    with pytest.raises(RelayUnavailable):
+        dispatch_once(intake.engine, settings)
+    deferred = rows(intake.engine, outbox_table)
+    assert [r.state for r in deferred] == ["pending"] * 5
+    assert all("unreachable" in r.last_error and r.next_attempt_at is not None for r in deferred)
+    sink.start()
+    wait_until(
+        lambda: dispatch_once(intake.engine, settings) == 0 and len(sink.messages()) == 5, what="all 5 acks"
+    )
+    assert [r.state for r in rows(intake.engine, outbox_table)] == ["sent"] * 5
+    assert len({r.message["Message-ID"] for r in sink.messages()}) == 5
+
+
+def test_an_outage_costs_one_relay_attempt_per_pause_not_one_per_mail(db_url: str) -> None:
+    """A relay that greets with 421 (shutting down): the dispatcher must not knock once per queued
+    mail; every queued acknowledgement waits, none is marked failed."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections = 0
+
+    def relay() -> None:
+        nonlocal connections
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections += 1
+            with conn:
+                conn.sendall(b"421 4.3.2 relay.example.com shutting down\r\n")
+
+    threading.Thread(target=relay, daemon=True).start()
+    port = listener.getsockname()[1]
+    daemon = DaemonThread(
+        make_settings(
+            db_url,
+            outbound_mail={"host": "127.0.0.1", "port": port, "from_address": HELPDESK},
+            outbox={"retry_base_seconds": 0.5, "poll_seconds": 0.1},
+        )
+    ).start()
+    try:
+        for n in range(20):
+            send(
+                daemon.smtp_port,
+                mail(sender=f"user{n}@example.com", mid=f"out-{n}@example.com"),
+                f"user{n}@example.com",
+            )
+        wait_until(
+            lambda: len(r := rows(daemon.engine, outbox_table)) == 20 and all(e.attempts >= 1 for e in r),
+            what="every acknowledgement tried",
+        )
+        entries = rows(daemon.engine, outbox_table)
+        assert {e.state for e in entries} <= {"pending", "sending"}
+        assert all("421" in (e.last_error or "") for e in entries if e.state == "pending")
+        assert connections < 20, f"{connections} connections for 20 queued mails: no pause on an outage"
+    finally:
+        daemon.stop()
+        listener.close()

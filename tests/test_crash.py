@@ -124,7 +124,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(db_url: str, tmp_pat
                 kill_hard(proc)
         assert dovecot.count("INBOX") == 0, "nothing left behind"
         assert dovecot.count("Processed") == UNIQUE + REPEATS, "every delivered copy was moved, once"
-        assert tickets == UNIQUE, "one ticket per distinct message"
+        assert tickets == UNIQUE, f"one ticket per distinct message; ledger: {states}"
         assert len(stored) == UNIQUE and len({r.header_message_id for r in stored}) == UNIQUE
         assert len(refs) == len({r.source_ref for r in refs}) == UNIQUE + REPEATS, "each UID captured once"
         assert states == {"done": UNIQUE, "duplicate": REPEATS}

@@ -107,8 +107,28 @@ def test_claims_of_a_crashed_worker_are_recovered_at_start_up(engine: Engine, db
     assert len(claimed) == 3 and set(states(engine).values()) == {"processing"}
     assert process_once(engine, settings) == [], "claimed items are not taken twice"
     assert recover_stale_claims(engine, max_attempts=5, timeout_seconds=600, this_node_restarted=True) == 3
-    assert len(process_once(engine, settings)) == 3
+    assert [len(process_once(engine, settings)) for _ in range(4)] == [1, 1, 1, 0], "tried before: alone"
     assert ticket_count(engine) == 3
+
+
+def test_a_crash_in_a_batch_counts_only_against_the_message_that_causes_it(
+    engine: Engine, db_url: str
+) -> None:
+    """Items of a batch the process died in are retried one by one: the innocent ones become tickets,
+    and only the message that keeps killing the worker is quarantined."""
+    settings = make_settings(db_url, intake={"max_attempts": 3})
+    insert_items(engine, [RawItem("smtp", mail(n)) for n in range(5)])
+    poison = 3  # the ledger id of mail(2): the worker dies whenever it holds it
+    for _ in range(10):
+        claimed = claim_batch(engine, 10)
+        if not claimed:
+            break
+        if any(item.id == poison for item in claimed):  # ... and the process is killed
+            recover_stale_claims(engine, max_attempts=3, timeout_seconds=600, this_node_restarted=True)
+            continue
+        store_one(engine, parse_items(claimed)[0], settings)
+    assert states(engine) == {1: "done", 2: "done", 3: "quarantined", 4: "done", 5: "done"}
+    assert ticket_count(engine) == 4
 
 
 def test_item_that_keeps_crashing_the_worker_is_quarantined(engine: Engine) -> None:

@@ -6,7 +6,9 @@ and, after ``intake.max_attempts`` tries, quarantined for a person instead of lo
 The transaction that creates the ticket also marks the item done *only if the claim token still
 matches* (a fencing token): a second worker that recovered the item meanwhile loses nothing and
 doubles nothing. Stale claims (a worker that died) return to ``received`` at start-up and after
-``intake.claim_timeout_seconds``.
+``intake.claim_timeout_seconds``. An item that was claimed before and not finished is claimed
+alone, never in a batch: when a process dies in the middle of a batch, the next attempts tell the
+message that kills it from the innocent ones, and only its own attempts count towards quarantine.
 """
 
 from __future__ import annotations
@@ -50,10 +52,28 @@ def decompress_raw(data: bytes, encoding: str) -> bytes:
 
 
 def claim_batch(engine: Engine, limit: int, now: dt.datetime | None = None) -> list[ClaimedItem]:
-    """Claim up to ``limit`` items that are due, oldest first, and commit the claim."""
+    """Claim up to ``limit`` items that are due, oldest first, and commit the claim; an item tried
+    before goes alone (see the module's docstring)."""
+    now = now or utcnow()
     token, rows = claim_due_rows(
-        engine, _items, ready="received", working="processing", limit=limit, now=now or utcnow()
+        engine,
+        _items,
+        ready="received",
+        working="processing",
+        limit=1,
+        now=now,
+        where=[_items.c.attempts > 0],
     )
+    if not rows:
+        token, rows = claim_due_rows(
+            engine,
+            _items,
+            ready="received",
+            working="processing",
+            limit=limit,
+            now=now,
+            where=[_items.c.attempts == 0],
+        )
     return [
         ClaimedItem(
             id=row.id,

@@ -3,6 +3,10 @@
 ``outbox.senders`` loops run at once, each with its own connection to the relay: their time goes
 to network round trips and commits, which overlap. The claims keep them off each other's rows.
 
+When the relay itself is out (refused connection, timeout, dropped session), the rest of the
+claimed batch is deferred in one transaction without trying each row, and the dispatcher pauses
+before claiming again: an outage costs one attempt per pause, not one per queued mail.
+
 Runs in the daemon (several daemons may share one PostgreSQL outbox); ``dispatch_once`` is the
 blocking unit of work, also usable from tests and tools.
 """
@@ -10,6 +14,8 @@ blocking unit of work, also usable from tests and tools.
 from __future__ import annotations
 
 import queue
+import random
+import time
 from concurrent.futures import Executor
 
 import structlog
@@ -17,8 +23,8 @@ from sqlalchemy import Engine
 
 from intaked.config import Settings
 from intaked.outbound.compose import build_message
-from intaked.outbound.mailer import PermanentFailure, SmtpMailer, TemporaryFailure
-from intaked.outbound.outbox import OutboxRow, claim_due, mark_failed, mark_retry, mark_sent, recover_stale
+from intaked.outbound.mailer import PermanentFailure, RelayUnavailable, SmtpMailer, TemporaryFailure
+from intaked.outbound.outbox import OutboxRow, claim_due, defer, mark_failed, mark_sent, recover_stale
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
@@ -29,6 +35,7 @@ def dispatch_once(engine: Engine, settings: Settings, mailer: SmtpMailer | None 
     """Claim and send one batch of due mail; returns how many rows were handled.
 
     With ``mailer``, its connection to the relay is used and left open for the next batch.
+    Raises :class:`RelayUnavailable` (after deferring the batch's unsent rows) when the relay is out.
     """
     rows = claim_due(engine, "mail", settings.outbox.batch_size)
     if not rows:
@@ -41,7 +48,7 @@ def dispatch_once(engine: Engine, settings: Settings, mailer: SmtpMailer | None 
 
 def _send_rows(engine: Engine, settings: Settings, mailer: SmtpMailer, rows: list[OutboxRow]) -> int:
     retry = settings.outbox
-    for row in rows:
+    for index, row in enumerate(rows):
         bound = log.bind(
             outbox=row.id,
             purpose=row.purpose,
@@ -55,15 +62,21 @@ def _send_rows(engine: Engine, settings: Settings, mailer: SmtpMailer, rows: lis
             mark_failed(engine, row, str(exc))
             bound.warning("mail_refused_permanently", error=str(exc))
         except TemporaryFailure as exc:
-            state = mark_retry(
+            out = isinstance(exc, RelayUnavailable)
+            deferred = rows[index:] if out else [row]
+            states = defer(
                 engine,
-                row,
+                deferred,
                 str(exc),
                 base_seconds=retry.retry_base_seconds,
                 max_seconds=retry.retry_max_seconds,
                 give_up_after_seconds=retry.give_up_after_seconds,
             )
-            bound.warning("mail_deferred", error=str(exc), attempts=row.attempts, state=state)
+            bound.warning("mail_deferred", error=str(exc), attempts=row.attempts, state=states[0])
+            if out:
+                if len(deferred) > 1:
+                    log.warning("mail_batch_deferred", rows=len(deferred) - 1, reason="relay unavailable")
+                raise
         except Exception as exc:  # a payload we cannot even build: a bug, not a reason to retry forever
             mark_failed(engine, row, f"{type(exc).__name__}: {exc}")
             bound.exception("mail_unsendable", error=str(exc))
@@ -82,6 +95,7 @@ class OutboxDispatcher(WakeableWorker):
     def __init__(self, engine: Engine, executor: Executor, settings: Settings) -> None:
         self._engine = engine
         self._settings = settings
+        self._paused_until = 0.0  # monotonic time before which no batch is claimed (relay out)
         # One relay connection per sending loop, kept while there is mail to send.
         self._mailers: queue.SimpleQueue[SmtpMailer] = queue.SimpleQueue()
         for _ in range(settings.outbox.senders):
@@ -97,12 +111,20 @@ class OutboxDispatcher(WakeableWorker):
         )
 
     def _pass(self) -> int:
+        if time.monotonic() < self._paused_until:
+            return 0
         mailer = self._mailers.get()
         try:
             handled = dispatch_once(self._engine, self._settings, mailer)
             if not handled:
                 mailer.close()  # idle: do not hold the relay's connection
             return handled
+        except RelayUnavailable:
+            mailer.close()
+            pause = self._settings.outbox.retry_base_seconds * random.uniform(0.5, 1.0)
+            self._paused_until = time.monotonic() + pause
+            log.warning("relay_unavailable", pause_seconds=round(pause, 1))
+            return 0
         except BaseException:
             mailer.close()
             raise

@@ -1,8 +1,10 @@
 """Sending mail through the configured relay (RFC 5321, STARTTLS RFC 3207, AUTH RFC 4954).
 
-Every outcome is classified: :class:`TemporaryFailure` (4xx replies, refused or dropped
-connections, timeouts, a relay that does not offer the STARTTLS we require) is retried later;
-:class:`PermanentFailure` (5xx replies) is not. STARTTLS, when configured, is required: intaked
+Every outcome is classified: :class:`TemporaryFailure` (4xx replies) is retried later, and its
+subclass :class:`RelayUnavailable` (refused or dropped connections, timeouts, a relay that does
+not offer the STARTTLS we require or refuses our login) says the relay itself is out, not this
+message: the dispatcher then defers the whole batch and pauses; :class:`PermanentFailure` (5xx
+replies) is not retried. STARTTLS, when configured, is required: intaked
 never falls back to plaintext.
 """
 
@@ -17,6 +19,10 @@ from intaked.config import OutboundMailSettings
 
 class TemporaryFailure(Exception):
     """Try again later."""
+
+
+class RelayUnavailable(TemporaryFailure):
+    """The relay cannot be reached or used at all: no message will get through until it is back."""
 
 
 class PermanentFailure(Exception):
@@ -50,7 +56,7 @@ class SmtpMailer:
             if cfg.starttls:
                 if not client.has_extn("starttls"):
                     client.close()
-                    raise TemporaryFailure(
+                    raise RelayUnavailable(
                         f"{cfg.host}:{cfg.port} does not offer STARTTLS; not sending in plaintext"
                     )
                 client.starttls(context=ssl.create_default_context())
@@ -58,11 +64,11 @@ class SmtpMailer:
             if cfg.username:
                 client.login(cfg.username, cfg.password.get_secret_value())
         except smtplib.SMTPAuthenticationError as exc:
-            raise TemporaryFailure(f"relay refused our login: {exc.smtp_code} {exc.smtp_error!r}") from None
-        except smtplib.SMTPResponseException as exc:
-            raise classify(exc.smtp_code, repr(exc.smtp_error)) from None
+            raise RelayUnavailable(f"relay refused our login: {exc.smtp_code} {exc.smtp_error!r}") from None
+        except smtplib.SMTPResponseException as exc:  # the greeting or EHLO refused: not this message's fault
+            raise RelayUnavailable(f"relay refused the session: {exc.smtp_code} {exc.smtp_error!r}") from None
         except (TimeoutError, OSError, smtplib.SMTPException) as exc:
-            raise TemporaryFailure(f"relay {cfg.host}:{cfg.port} unreachable: {exc}") from None
+            raise RelayUnavailable(f"relay {cfg.host}:{cfg.port} unreachable: {exc}") from None
         return client
 
     def send(self, message: bytes, sender: str, recipient: str) -> str:
@@ -100,7 +106,7 @@ class SmtpMailer:
             raise classify(exc.smtp_code, repr(exc.smtp_error)) from None
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
-            raise TemporaryFailure(f"connection to the relay failed: {exc}") from None
+            raise RelayUnavailable(f"connection to the relay failed: {exc}") from None
 
     def close(self) -> None:
         if self._client is not None:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, and_, func, literal, or_, select, update
+from sqlalchemy import Connection, Engine, Text, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.store.claims import claim_due_rows, node_name
@@ -243,37 +243,54 @@ def _mark_sent_in_one_statement(
         return bool(conn.execute(statement).scalar_one())
 
 
-def mark_retry(
+def defer(
     engine: Engine,
-    row: OutboxRow,
+    rows: Sequence[OutboxRow],
     error: str,
     *,
     base_seconds: float,
     max_seconds: float,
     give_up_after_seconds: float,
     now: dt.datetime | None = None,
-) -> str:
-    """A temporary failure: back to ``pending`` after a backoff, or ``failed`` once too old."""
+) -> list[str]:
+    """Temporary failures of several rows (a relay that is down fails a whole batch), in one
+    transaction: each back to ``pending`` after its own exponential backoff with jitter, or
+    ``failed`` once older than ``give_up_after_seconds``. Returns each row's new state."""
     now = now or utcnow()
-    if (now - row.created_at).total_seconds() > give_up_after_seconds:
-        mark_failed(
-            engine, row, f"gave up after {give_up_after_seconds:g}s of temporary failures: {error}", now=now
-        )
-        return "failed"
-    delay = min(max_seconds, base_seconds * 2 ** (row.attempts - 1)) * random.uniform(0.5, 1.0)
-    with engine.begin() as conn:
-        conn.execute(
-            update(outbox_table)
-            .where(_fenced(row))
-            .values(
-                state="pending",
-                last_error=error[:2000],
-                next_attempt_at=now + dt.timedelta(seconds=delay),
-                claimed_by=None,
-                claimed_at=None,
+    states: list[str] = []
+    later: list[dict[str, Any]] = []
+    for row in rows:
+        if (now - row.created_at).total_seconds() > give_up_after_seconds:
+            mark_failed(
+                engine,
+                row,
+                f"gave up after {give_up_after_seconds:g}s of temporary failures: {error}",
+                now=now,
             )
-        )
-    return "pending"
+            states.append("failed")
+            continue
+        delay = min(max_seconds, base_seconds * 2 ** (max(row.attempts, 1) - 1)) * random.uniform(0.5, 1.0)
+        later.append({"b_id": row.id, "b_token": row.token, "b_at": now + dt.timedelta(seconds=delay)})
+        states.append("pending")
+    if later:
+        with engine.begin() as conn:
+            conn.execute(
+                update(outbox_table)
+                .where(
+                    outbox_table.c.id == bindparam("b_id"),
+                    outbox_table.c.state == "sending",
+                    outbox_table.c.claimed_by == bindparam("b_token"),
+                )
+                .values(
+                    state="pending",
+                    last_error=error[:2000],
+                    next_attempt_at=bindparam("b_at"),
+                    claimed_by=None,
+                    claimed_at=None,
+                ),
+                later,
+            )
+    return states
 
 
 def mark_failed(engine: Engine, row: OutboxRow, error: str, now: dt.datetime | None = None) -> None:

@@ -8,6 +8,10 @@ Read-only work uses :func:`read_only` connections that begin with a plain deferr
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +44,11 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+        connect_args={
+            "timeout": busy_timeout_ms / 1000,
+            "check_same_thread": False,
+            "factory": _writer_queue_connection(threading.Lock(), _lock_file(database)),
+        },
     )
 
     @event.listens_for(engine, "connect")
@@ -59,9 +67,82 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         if conn.get_execution_options().get(READ_ONLY_OPTION):
             conn.exec_driver_sql("BEGIN")
         else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            dbapi = conn.connection.dbapi_connection
+            assert isinstance(dbapi, _WriterQueueConnection)
+            dbapi.enter_writer_queue()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                dbapi.leave_writer_queue()
+                raise
 
     return engine
+
+
+class _WriterQueueConnection(sqlite3.Connection):
+    """A SQLite connection whose writing transactions queue on a lock shared by the engine.
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which polls with
+    sleeps of up to 100 ms. Threads of one process queue on a lock instead, so the next writer
+    starts the moment the previous one has committed (other processes still meet the busy
+    timeout). The lock is held from ``BEGIN IMMEDIATE`` until the commit or rollback returns.
+    """
+
+    writer_lock: threading.Lock
+    writer_file: int | None
+
+    _holding = False
+
+    def enter_writer_queue(self) -> None:
+        self.writer_lock.acquire()
+        if self.writer_file is not None:
+            try:
+                fcntl.flock(self.writer_file, fcntl.LOCK_EX)
+            except BaseException:
+                self.writer_lock.release()
+                raise
+        self._holding = True
+
+    def leave_writer_queue(self) -> None:
+        if self._holding:
+            self._holding = False
+            if self.writer_file is not None:
+                fcntl.flock(self.writer_file, fcntl.LOCK_UN)
+            self.writer_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.leave_writer_queue()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.leave_writer_queue()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.leave_writer_queue()
+
+
+def _writer_queue_connection(lock: threading.Lock, lock_file: int | None) -> type[_WriterQueueConnection]:
+    return type(
+        "WriterQueueConnection", (_WriterQueueConnection,), {"writer_lock": lock, "writer_file": lock_file}
+    )
+
+
+def _lock_file(database: str | None) -> int | None:
+    """The file intaked processes lock (flock) to queue their writers, next to the database."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    try:
+        return os.open(f"{Path(database).expanduser()}-writer", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
 
 
 def read_only(engine: Engine) -> Engine:

@@ -1,0 +1,245 @@
+"""The back office: the daemon's second process, which turns captured items into tickets and
+sends what the outbox holds.
+
+The daemon's front process speaks to the outside world (SMTP sessions, IMAP mailboxes) and
+commits what it receives to the intake ledger; its latency is what senders see. Parsing, threading,
+ticket creation and sending acknowledgements are heavier and can wait a moment. In one
+interpreter the two share one GIL, and a burst of ticket creation delays every SMTP reply; so the
+front starts this process (``python -m intaked.backoffice``) and wakes it through a pipe whenever
+it committed something. Work is handed over through the database alone (ledger claims, outbox
+claims), so nothing is lost if either process dies.
+
+Protocol with the front process: the settings arrive pickled on stdin; the read end of the wake
+pipe is the file descriptor named on the command line. Each byte read is a wake-up; end of file
+means "stop": finish turning what is captured into tickets, then exit 0. The process dies with
+its parent (``PR_SET_PDEATHSIG``), as systemd would kill it with the service; the claims let the
+next start take over. "ready" on stdout tells the parent that start-up is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+
+from intaked.config import Settings, effective_database_url
+from intaked.intake.parsepool import ParsePool
+from intaked.intake.processor import IntakeProcessor
+from intaked.logs import configure_logging
+from intaked.outbound.dispatcher import OutboxDispatcher
+from intaked.store.engine import make_engine
+
+log = structlog.get_logger(__name__)
+
+READY = b"ready\n"
+START_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 300.0
+RESTART_PAUSE_SECONDS = (1.0, 30.0)  # first and longest pause before restarting a dead back office
+_PR_SET_PDEATHSIG = 1
+
+
+class BackOfficeUnavailable(Exception):
+    """The back office process did not start."""
+
+
+class BackOfficeProcess:
+    """The front process's handle on the back office: start, wake, supervise, stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._wake_fd: int | None = None
+        self._stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def start(self) -> None:
+        await self._spawn()
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise(), name="back-office")
+
+    async def _spawn(self) -> None:
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(write_fd, False)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "intaked.backoffice", str(read_fd)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=(read_fd,),
+            )
+        finally:
+            os.close(read_fd)
+        self._proc, self._wake_fd = proc, write_fd
+        assert proc.stdin is not None and proc.stdout is not None
+        loop = asyncio.get_running_loop()
+        stdin, stdout = proc.stdin, proc.stdout
+
+        def hand_over() -> bytes:
+            stdin.write(pickle.dumps(self._settings))
+            stdin.close()
+            return stdout.readline()
+
+        try:
+            line = await asyncio.wait_for(loop.run_in_executor(None, hand_over), START_TIMEOUT_SECONDS)
+        except (TimeoutError, OSError) as exc:
+            self._kill()
+            raise BackOfficeUnavailable(f"the back office process did not start: {exc!r}") from None
+        if line != READY:
+            code = await loop.run_in_executor(None, proc.wait)
+            self._kill()
+            raise BackOfficeUnavailable(f"the back office process exited during start-up (exit code {code})")
+        log.info("back_office_started", pid=proc.pid)
+
+    def wake(self) -> None:
+        """Tell the back office there is new work (safe from any thread; never blocks)."""
+        fd = self._wake_fd
+        if fd is None:
+            return
+        with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError):
+            os.write(fd, b"w")  # a full pipe means a wake-up is already pending
+
+    async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
+        pause = RESTART_PAUSE_SECONDS[0]
+        while not self._stopping:
+            proc = self._proc
+            if proc is None:
+                return
+            started = time.monotonic()
+            code = await loop.run_in_executor(None, proc.wait)
+            if self._stopping:
+                return
+            log.error("back_office_died", pid=proc.pid, exit_code=code, restart_in_seconds=pause)
+            self._close_wake()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            await asyncio.sleep(pause)
+            if self._stopping:
+                return
+            pause = (
+                RESTART_PAUSE_SECONDS[0]
+                if time.monotonic() - started > 60
+                else min(pause * 2, RESTART_PAUSE_SECONDS[1])
+            )
+            try:
+                await self._spawn()
+            except BackOfficeUnavailable as exc:
+                log.error("back_office_restart_failed", error=str(exc))
+                self._proc = None
+                return
+
+    async def stop(self) -> None:
+        """Ask the back office to finish what is captured and exit; wait for it."""
+        self._stopping = True
+        proc = self._proc
+        self._close_wake()  # end of file: stop
+        if proc is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                await asyncio.wait_for(loop.run_in_executor(None, proc.wait), STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.error("back_office_stop_timeout", pid=proc.pid)
+                self._kill()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._supervisor is not None:
+            await self._supervisor
+            self._supervisor = None
+
+    def _close_wake(self) -> None:
+        if self._wake_fd is not None:
+            os.close(self._wake_fd)
+            self._wake_fd = None
+
+    def _kill(self) -> None:
+        self._close_wake()
+        proc = self._proc
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+async def run_back_office(settings: Settings, wake_fd: int, ready: bytes = READY) -> None:
+    """The back office's life: start the processor and the dispatcher, serve wake-ups until the
+    pipe closes, then drain the ledger and stop."""
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="intaked-db")
+    db = settings.database
+    engine = make_engine(
+        effective_database_url(settings), busy_timeout_ms=db.sqlite_busy_timeout_ms, pool_size=db.pool_size
+    )
+    intake = settings.intake
+    parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
+    dispatcher = OutboxDispatcher(engine, executor, settings)
+    processor = IntakeProcessor(
+        engine, executor, settings, parser=parser, on_stored=lambda _: dispatcher.wake()
+    )
+    stop = asyncio.Event()
+
+    def on_wake() -> None:
+        try:
+            data = os.read(wake_fd, 4096)
+        except BlockingIOError:
+            return
+        if data:
+            processor.wake()
+        else:  # the front process closed the pipe (or died): stop
+            loop.remove_reader(wake_fd)
+            stop.set()
+
+    try:
+        await loop.run_in_executor(executor, parser.warm_up)
+        await dispatcher.recover()
+        dispatcher.start()
+        await processor.recover()
+        processor.start()
+        os.set_blocking(wake_fd, False)
+        loop.add_reader(wake_fd, on_wake)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        sys.stdout.buffer.write(ready)
+        sys.stdout.buffer.flush()
+        await stop.wait()
+        log.info("back_office_stopping")
+    finally:
+        await processor.stop()
+        await dispatcher.stop()
+        executor.shutdown(wait=True)
+        parser.close()
+        engine.dispose()
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent is already gone
+        raise SystemExit(0)
+
+
+def main(argv: list[str]) -> int:
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the front decides
+    settings = pickle.load(sys.stdin.buffer)
+    assert isinstance(settings, Settings)
+    configure_logging(settings.logging.level, settings.logging.format)
+    structlog.contextvars.bind_contextvars(process="back_office")
+    asyncio.run(run_back_office(settings, int(argv[0])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,121 @@
+"""The back office process: it is started with the daemon, restarted when it dies, dies with the
+daemon, and the daemon still works with everything in one process (``back_office = "inline"``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import DaemonThread, make_settings
+from tests.support.waiting import wait_until
+from tests.test_smtp_intake import big5_report, send
+
+
+def report(mid: str) -> bytes:
+    return (
+        f"From: Lin <lin@example.com>\r\nTo: helpdesk@example.com\r\nSubject: VPN 斷線\r\n"
+        f"Message-ID: <{mid}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n連不上\r\n"
+    ).encode()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_back_office_is_restarted_and_nothing_waits_for_ever(db_url: str) -> None:
+    daemon = DaemonThread(make_settings(db_url)).start()
+    try:
+        back_office = daemon.daemon.back_office
+        assert back_office is not None and back_office.pid is not None
+        first = back_office.pid
+        send(daemon.smtp_port, report("before-kill@example.com"))
+        wait_until(lambda: daemon.ticket_count() == 1, what="the first ticket")
+        os.kill(first, signal.SIGKILL)
+        send(daemon.smtp_port, report("after-kill@example.com"))  # accepted while it is down
+        wait_until(lambda: back_office.pid not in (None, first), timeout=30, what="a new back office")
+        wait_until(lambda: daemon.ticket_count() == 2, timeout=30, what="the mail accepted meanwhile")
+    finally:
+        daemon.stop()
+    assert not alive(back_office.pid), "stopped with the daemon"  # type: ignore[arg-type]
+
+
+def test_inline_back_office_files_mail_in_one_process(db_url: str) -> None:
+    daemon = DaemonThread(make_settings(db_url, daemon={"back_office": "inline"})).start()
+    try:
+        assert daemon.daemon.back_office is None and daemon.daemon.processor is not None
+        send(daemon.smtp_port, big5_report())
+        wait_until(lambda: daemon.ticket_count() == 1, what="the ticket")
+    finally:
+        daemon.stop()
+
+
+def test_the_back_office_dies_with_a_killed_daemon(tmp_path: Path) -> None:
+    """kill -9 of `intaked run` leaves no process behind (as systemd would kill the whole unit)."""
+    config = tmp_path / "intaked.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/intaked.db"\n[smtp_intake]\nlisten = "127.0.0.1:0"\n'
+        '[logging]\nformat = "json"\n'
+    )
+    log = tmp_path / "log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "intaked", "run", "--config", str(config)], stdout=out, stderr=out
+        )
+    try:
+        wait_until(lambda: '"started"' in log.read_text() or proc.poll() is not None, what="start")
+        children = [
+            int(pid)
+            for pid in os.listdir("/proc")
+            if pid.isdigit() and alive(int(pid)) and _parent(int(pid)) == proc.pid
+        ]
+        back_offices = [pid for pid in children if b"intaked.backoffice" in _cmdline(pid)]
+        assert len(back_offices) == 1, f"one back office process, children: {children}"
+        proc.kill()
+        proc.wait(10)
+        wait_until(lambda: not alive(back_offices[0]), timeout=10, what="the back office to die too")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().split(") ")[1].split()[1])
+    except (FileNotFoundError, IndexError, ValueError):
+        return -1
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except FileNotFoundError:
+        return b""
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not a pickle"])
+def test_a_back_office_without_settings_exits_with_an_error(garbage: bytes) -> None:
+    read_fd, write_fd = os.pipe()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "intaked.backoffice", str(read_fd)],
+            input=garbage,
+            capture_output=True,
+            pass_fds=(read_fd,),
+            timeout=60,
+        )
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert result.returncode != 0 and b"ready" not in result.stdout

@@ -29,8 +29,10 @@ from bench.common import (  # noqa: E402
     fresh_database,
     intaked_process,
     percentile_ms,
+    use_back_office,
     wait_for_port,
 )
+from bench.load import envelope, send_all  # noqa: E402
 from tests.support.smtpsink import SmtpSink  # noqa: E402
 
 
@@ -67,7 +69,7 @@ def run_intaked(
         status = await original(server, session, envelope)  # type: ignore[arg-type]
         msg = message_from_bytes(envelope.original_content)  # type: ignore[attr-defined]
         with lock:
-            arrivals[str(msg["In-Reply-To"]).strip("<>")] = time.perf_counter()
+            arrivals[str(msg["In-Reply-To"]).strip("<>")] = time.monotonic()
         return status
 
     sink.handle_DATA = timed  # type: ignore[method-assign]
@@ -80,25 +82,13 @@ def run_intaked(
             '[logging]\nlevel = "warning"\nformat = "json"\n'
         ):
             wait_for_port(port)
-            chunks = [list(range(count))[i::senders] for i in range(senders)]
-
-            def sender(numbers: list[int]) -> None:
-                with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
-                    for n in numbers:
-                        if rate:  # paced: message n is due at start + n / rate
-                            delay = start + n / rate - time.perf_counter()
-                            if delay > 0:
-                                time.sleep(delay)
-                        client.sendmail(f"user{n}@example.com", ["helpdesk@example.com"], report(n, run))
-                        with lock:
-                            accepted[f"ack-bench-{run}-{n}@example.com"] = time.perf_counter()
-
-            start = time.perf_counter()
-            threads = [threading.Thread(target=sender, args=(c,)) for c in chunks]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            envelopes = [
+                envelope(f"user{n}@example.com", "helpdesk@example.com", report(n, run)) for n in range(count)
+            ]
+            start = time.monotonic()
+            sent, _ = send_all(port, envelopes, senders, rate)
+            for record in sent:
+                accepted[f"ack-bench-{run}-{record.index}@example.com"] = record.reply
             deadline = time.time() + 120
             while len(arrivals) < count and time.time() < deadline:
                 time.sleep(0.01)
@@ -120,6 +110,7 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=20)
     parser.add_argument("--rate", type=float, default=200.0, help="offered reports/s of the paced run")
     args = parser.parse_args()
+    use_back_office(args.back_office)
     sink = SmtpSink().start()
     try:
         limit = baseline(sink, args.messages)

@@ -22,7 +22,20 @@ def arguments(doc: str | None, messages: int) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=messages)
     parser.add_argument("--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument(
+        "--back-office",
+        choices=["process", "inline"],
+        default="process",
+        help="intaked's daemon.back_office setting (default: process, as shipped)",
+    )
     return parser
+
+
+BACK_OFFICE = ["process"]  # set from --back-office by main(): what intaked_process() configures
+
+
+def use_back_office(mode: str) -> None:
+    BACK_OFFICE[0] = mode
 
 
 @contextmanager
@@ -68,7 +81,7 @@ def intaked_process(config_toml: str) -> Iterator[subprocess.Popen[bytes]]:
     SIGTERM (and waited for) on exit."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "intaked.toml"
-        config.write_text(config_toml)
+        config.write_text(config_toml + f'[daemon]\nback_office = "{BACK_OFFICE[0]}"\n')
         with (Path(tmp) / "log").open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "intaked", "run", "--config", str(config)],

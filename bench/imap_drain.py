@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import arguments, fresh_database, intaked_process, percentile_ms  # noqa: E402
+from bench.common import arguments, fresh_database, intaked_process, percentile_ms, use_back_office  # noqa: E402
 from bench.smtp_intake import mixed_messages  # noqa: E402
 from intaked.store.models import inbound_item_table, message_table  # noqa: E402
 from tests.support.dovecot import PASSWORD, USER, Dovecot, dovecot_unavailable_reason  # noqa: E402
@@ -129,6 +129,7 @@ def main() -> None:
     parser = arguments(__doc__, 5000)
     parser.add_argument("--idle-samples", type=int, default=200)
     args = parser.parse_args()
+    use_back_office(args.back_office)
     if reason := dovecot_unavailable_reason():
         raise SystemExit(reason)
     messages = mixed_messages(args.messages)

@@ -37,6 +37,7 @@ from bench.common import (  # noqa: E402
     fresh_database,
     intaked_process,
     percentile_ms,
+    use_back_office,
     wait_for_port,
 )
 from bench.load import Envelope, envelope, send_all  # noqa: E402
@@ -225,6 +226,7 @@ def main() -> None:
     parser = arguments(__doc__, 5000)
     parser.add_argument("--senders", type=int, default=20)
     args = parser.parse_args()
+    use_back_office(args.back_office)
     messages = mixed_messages(args.messages)
     print(
         f"{args.messages} mixed messages ({sum(map(len, messages)) / len(messages) / 1024:.1f} KiB average), "

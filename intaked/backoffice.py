@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import pickle
 import signal
@@ -36,6 +35,7 @@ from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.logs import configure_logging
 from intaked.outbound.dispatcher import OutboxDispatcher
+from intaked.processes import die_with_parent
 from intaked.store.engine import make_engine
 
 log = structlog.get_logger(__name__)
@@ -44,7 +44,6 @@ READY = b"ready\n"
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 300.0
 RESTART_PAUSE_SECONDS = (1.0, 30.0)  # first and longest pause before restarting a dead back office
-_PR_SET_PDEATHSIG = 1
 
 
 class BackOfficeUnavailable(Exception):
@@ -223,15 +222,8 @@ async def run_back_office(settings: Settings, wake_fd: int, ready: bytes = READY
         engine.dispose()
 
 
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent is already gone
-        raise SystemExit(0)
-
-
 def main(argv: list[str]) -> int:
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the front decides
     settings = pickle.load(sys.stdin.buffer)
     assert isinstance(settings, Settings)

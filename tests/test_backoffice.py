@@ -39,10 +39,13 @@ def test_a_killed_back_office_is_restarted_and_nothing_waits_for_ever(db_url: st
         first = back_office.pid
         send(daemon.smtp_port, report("before-kill@example.com"))
         wait_until(lambda: daemon.ticket_count() == 1, what="the first ticket")
+        parse_workers = children(first)
+        assert parse_workers, "the back office parses in a worker process"
         os.kill(first, signal.SIGKILL)
         send(daemon.smtp_port, report("after-kill@example.com"))  # accepted while it is down
         wait_until(lambda: back_office.pid not in (None, first), timeout=30, what="a new back office")
         wait_until(lambda: daemon.ticket_count() == 2, timeout=30, what="the mail accepted meanwhile")
+        wait_until(lambda: not any(map(alive, parse_workers)), timeout=10, what="its parse worker to die too")
     finally:
         daemon.stop()
     assert not alive(back_office.pid), "stopped with the daemon"  # type: ignore[arg-type]
@@ -72,20 +75,25 @@ def test_the_back_office_dies_with_a_killed_daemon(tmp_path: Path) -> None:
         )
     try:
         wait_until(lambda: '"started"' in log.read_text() or proc.poll() is not None, what="start")
-        children = [
-            int(pid)
-            for pid in os.listdir("/proc")
-            if pid.isdigit() and alive(int(pid)) and _parent(int(pid)) == proc.pid
-        ]
-        back_offices = [pid for pid in children if b"intaked.backoffice" in _cmdline(pid)]
-        assert len(back_offices) == 1, f"one back office process, children: {children}"
+        back_offices = [pid for pid in children(proc.pid) if b"intaked.backoffice" in _cmdline(pid)]
+        assert len(back_offices) == 1, f"one back office process, children: {children(proc.pid)}"
+        family = back_offices + children(back_offices[0])
+        assert len(family) >= 2, "the back office and its parse worker"
         proc.kill()
         proc.wait(10)
-        wait_until(lambda: not alive(back_offices[0]), timeout=10, what="the back office to die too")
+        wait_until(lambda: not any(map(alive, family)), timeout=10, what="every child process to die too")
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def children(parent: int) -> list[int]:
+    return [
+        int(pid)
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and alive(int(pid)) and _parent(int(pid)) == parent
+    ]
 
 
 def _parent(pid: int) -> int:

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 import structlog
 
 from intaked.parsing import ParsedMessage, parse_message
+from intaked.processes import die_with_parent
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +60,9 @@ class ParsePool:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self._workers, mp_context=multiprocessing.get_context("forkserver")
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=die_with_parent,
             )
         return self._pool
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from types import TracebackType
 
 from intaked.config import OutboundMailSettings
+
+TRUST_SECONDS = 2.0  # a kept connection used this recently is used without a NOOP first
 
 
 class TemporaryFailure(Exception):
@@ -23,6 +26,10 @@ class TemporaryFailure(Exception):
 
 class RelayUnavailable(TemporaryFailure):
     """The relay cannot be reached or used at all: no message will get through until it is back."""
+
+
+class _KeptConnectionGone(Exception):
+    """The connection kept from an earlier mail was closed by the relay before this one began."""
 
 
 class PermanentFailure(Exception):
@@ -39,6 +46,7 @@ class SmtpMailer:
     def __init__(self, settings: OutboundMailSettings) -> None:
         self._settings = settings
         self._client: smtplib.SMTP | None = None
+        self._last_used = 0.0  # monotonic time of the last complete exchange with the relay
 
     def __enter__(self) -> SmtpMailer:
         return self
@@ -75,20 +83,36 @@ class SmtpMailer:
         """Send one message; returns the relay's reply (its queue id, usually).
 
         A kept connection that the relay closed meanwhile is replaced once, at once: an idle
-        timeout on the relay's side is no reason to delay a mail.
+        timeout on the relay's side is no reason to delay a mail. (A connection used within the
+        last few seconds is trusted without asking: a NOOP per mail would cost a round trip each.)
         """
-        if self._client is not None:
+        if self._client is not None and time.monotonic() - self._last_used > TRUST_SECONDS:
             try:
                 status = self._client.noop()[0]
             except (OSError, smtplib.SMTPException):
                 status = 0
             if status != 250:
                 self.close()
+        kept = self._client is not None
         if self._client is None:
             self._client = self._connect()
-        client = self._client
         try:
-            code, reply = client.mail(sender)
+            return self._transaction(self._client, message, sender, recipient, kept=kept)
+        except _KeptConnectionGone:
+            self.close()
+        self._client = self._connect()  # the relay dropped the connection we kept: once more, afresh
+        return self._transaction(self._client, message, sender, recipient, kept=False)
+
+    def _transaction(
+        self, client: smtplib.SMTP, message: bytes, sender: str, recipient: str, *, kept: bool
+    ) -> str:
+        try:
+            try:
+                code, reply = client.mail(sender)
+            except (OSError, smtplib.SMTPServerDisconnected) as exc:
+                if kept:
+                    raise _KeptConnectionGone(str(exc)) from None
+                raise
             if code != 250:
                 raise classify(code, reply.decode("utf-8", "replace"))
             code, reply = client.rcpt(recipient)
@@ -96,10 +120,11 @@ class SmtpMailer:
                 client.rset()
                 raise classify(code, reply.decode("utf-8", "replace"))
             code, reply = client.data(message)
+            self._last_used = time.monotonic()
             if code != 250:
                 raise classify(code, reply.decode("utf-8", "replace"))
             return reply.decode("utf-8", "replace")
-        except (TemporaryFailure, PermanentFailure):
+        except (TemporaryFailure, PermanentFailure, _KeptConnectionGone):
             raise
         except smtplib.SMTPResponseException as exc:
             self.close()

@@ -4,8 +4,9 @@
 
 A real ``intaked run`` takes mail from N concurrent SMTP senders, once as fast as they can (a
 burst) and once paced at ``--rate`` reports/s in total; its outbox sends each new ticket's
-acknowledgement to an aiosmtpd sink running in this process. Per message: time from the inbound
-250 reply to the ack arriving at the sink (matched by In-Reply-To); acks/s over the whole run.
+acknowledgement to an aiosmtpd sink in a process of its own (bench/sink.py). Per message: time
+from the inbound 250 reply to the ack arriving at the sink (matched by In-Reply-To); acks/s over
+the whole run.
 Baseline in the same run: ``smtplib`` sending the same number of ready-made mails to the same sink
 over one connection (what the sink and the SMTP conversation alone allow).
 """
@@ -13,11 +14,11 @@ over one connection (what the sink and the SMTP conversation alone allow).
 from __future__ import annotations
 
 import smtplib
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from email import message_from_bytes
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +34,6 @@ from bench.common import (  # noqa: E402
     wait_for_port,
 )
 from bench.load import envelope, send_all  # noqa: E402
-from tests.support.smtpsink import SmtpSink  # noqa: E402
 
 
 def report(n: int, run: str) -> bytes:
@@ -44,62 +44,78 @@ def report(n: int, run: str) -> bytes:
     ).encode()
 
 
-def baseline(sink: SmtpSink, count: int) -> float:
-    before = len(sink.messages())
-    mail = report(0, "baseline")
-    start = time.perf_counter()
+class Sink:
+    """bench/sink.py running in its own process; ``arrivals`` maps In-Reply-To to arrival time."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.arrivals: dict[str, float] = {}
+        self._proc = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / "sink.py"), str(self.port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        wait_for_port(self.port)
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            mid, at = line.split()
+            self.arrivals[mid] = float(at)
+
+    def wait_for(self, mids: set[str], timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not mids <= self.arrivals.keys() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(10)
+
+
+def baseline(sink: Sink, count: int) -> float:
+    """smtplib sending ready-made mails over one connection: what the sink itself takes."""
+    mails = [
+        report(n, "baseline").replace(b"Message-ID:", f"In-Reply-To: <baseline-{n}>\r\nX-Id:".encode())
+        for n in range(count)
+    ]
+    start = time.monotonic()
     with smtplib.SMTP("127.0.0.1", sink.port) as client:
-        for _ in range(count):
+        for mail in mails:
             client.sendmail("helpdesk@example.com", ["user0@example.com"], mail)
-    while len(sink.messages()) < before + count:
-        time.sleep(0.001)
-    return count / (time.perf_counter() - start)
+    sink.wait_for({f"baseline-{n}" for n in range(count)})
+    return count / (time.monotonic() - start)
 
 
 def run_intaked(
-    url: str, sink: SmtpSink, count: int, senders: int, run: str, rate: float = 0.0
+    url: str, sink: Sink, count: int, senders: int, run: str, rate: float = 0.0
 ) -> dict[str, float]:
     port = free_port()
-    arrivals: dict[str, float] = {}
     accepted: dict[str, float] = {}
-    lock = threading.Lock()
-    original = sink.handle_DATA
-
-    async def timed(server: object, session: object, envelope: object) -> str:
-        status = await original(server, session, envelope)  # type: ignore[arg-type]
-        msg = message_from_bytes(envelope.original_content)  # type: ignore[attr-defined]
-        with lock:
-            arrivals[str(msg["In-Reply-To"]).strip("<>")] = time.monotonic()
-        return status
-
-    sink.handle_DATA = timed  # type: ignore[method-assign]
-    try:
-        with intaked_process(
-            f'[database]\nurl = "{url}"\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
-            f'[outbound_mail]\nhost = "127.0.0.1"\nport = {sink.port}\n'
-            'from_address = "helpdesk@example.com"\n'
-            "[acknowledgements]\nmax_per_sender_per_hour = 100000\n"
-            '[logging]\nlevel = "warning"\nformat = "json"\n'
-        ):
-            wait_for_port(port)
-            envelopes = [
-                envelope(f"user{n}@example.com", "helpdesk@example.com", report(n, run)) for n in range(count)
-            ]
-            start = time.monotonic()
-            sent, _ = send_all(port, envelopes, senders, rate)
-            for record in sent:
-                accepted[f"ack-bench-{run}-{record.index}@example.com"] = record.reply
-            deadline = time.time() + 120
-            while len(arrivals) < count and time.time() < deadline:
-                time.sleep(0.01)
-            elapsed = max(arrivals.values()) - start
-    finally:
-        sink.handle_DATA = original  # type: ignore[method-assign]
+    with intaked_process(
+        f'[database]\nurl = "{url}"\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
+        f'[outbound_mail]\nhost = "127.0.0.1"\nport = {sink.port}\n'
+        'from_address = "helpdesk@example.com"\n'
+        "[acknowledgements]\nmax_per_sender_per_hour = 100000\n"
+        '[logging]\nlevel = "warning"\nformat = "json"\n'
+    ):
+        wait_for_port(port)
+        envelopes = [
+            envelope(f"user{n}@example.com", "helpdesk@example.com", report(n, run)) for n in range(count)
+        ]
+        start = time.monotonic()
+        sent, _ = send_all(port, envelopes, senders, rate)
+        for record in sent:
+            accepted[f"ack-bench-{run}-{record.index}@example.com"] = record.reply
+        sink.wait_for(set(accepted))
+    arrivals = {mid: sink.arrivals[mid] for mid in accepted if mid in sink.arrivals}
     if len(arrivals) != count:
         raise SystemExit(f"only {len(arrivals)} of {count} acknowledgements arrived")
     latencies = sorted(arrivals[mid] - accepted[mid] for mid in accepted)
     return {
-        "rate": count / elapsed,
+        "rate": count / (max(arrivals.values()) - start),
         "p50_ms": percentile_ms(latencies, 0.50),
         "p99_ms": percentile_ms(latencies, 0.99),
     }
@@ -111,7 +127,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="offered reports/s of the paced run")
     args = parser.parse_args()
     use_back_office(args.back_office)
-    sink = SmtpSink().start()
+    sink = Sink()
     try:
         limit = baseline(sink, args.messages)
         print(

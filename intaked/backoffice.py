@@ -9,8 +9,12 @@ front starts this process (``python -m intaked.backoffice``) and wakes it throug
 it committed something. Work is handed over through the database alone (ledger claims, outbox
 claims), so nothing is lost if either process dies.
 
-Protocol with the front process: the settings arrive pickled on stdin; the read end of the wake
-pipe is the file descriptor named on the command line. Each byte read is a wake-up; end of file
+There are two such processes by default: ``intake`` (captured items into tickets), started by the
+front, and ``outbox`` (sending), started by the intake process, which wakes it when it queued
+mail; each has a core's worth of interpreter to itself.
+
+Protocol with the parent: the settings arrive pickled on stdin; the command line names the role
+and the file descriptor of the wake pipe's read end. Each byte read is a wake-up; end of file
 means "stop": finish turning what is captured into tickets, then exit 0. The process dies with
 its parent (``PR_SET_PDEATHSIG``), as systemd would kill it with the service; the claims let the
 next start take over. "ready" on stdout tells the parent that start-up is done.
@@ -26,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
@@ -41,6 +46,9 @@ from intaked.store.engine import make_engine
 log = structlog.get_logger(__name__)
 
 READY = b"ready\n"
+ROLE_INTAKE = "intake"
+ROLE_OUTBOX = "outbox"
+ROLES = (ROLE_INTAKE, ROLE_OUTBOX)
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 300.0
 RESTART_PAUSE_SECONDS = (1.0, 30.0)  # first and longest pause before restarting a dead back office
@@ -51,10 +59,11 @@ class BackOfficeUnavailable(Exception):
 
 
 class BackOfficeProcess:
-    """The front process's handle on the back office: start, wake, supervise, stop."""
+    """A parent's handle on a back office process: start, wake, supervise, stop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: str = "intake") -> None:
         self._settings = settings
+        self.role = role
         self._proc: subprocess.Popen[bytes] | None = None
         self._wake_fd: int | None = None
         self._stopping = False
@@ -73,7 +82,7 @@ class BackOfficeProcess:
         os.set_blocking(write_fd, False)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "intaked.backoffice", str(read_fd)],
+                [sys.executable, "-m", "intaked.backoffice", self.role, str(read_fd)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 pass_fds=(read_fd,),
@@ -99,7 +108,7 @@ class BackOfficeProcess:
             code = await loop.run_in_executor(None, proc.wait)
             self._kill()
             raise BackOfficeUnavailable(f"the back office process exited during start-up (exit code {code})")
-        log.info("back_office_started", pid=proc.pid)
+        log.info("back_office_started", role=self.role, pid=proc.pid)
 
     def wake(self) -> None:
         """Tell the back office there is new work (safe from any thread; never blocks)."""
@@ -120,7 +129,9 @@ class BackOfficeProcess:
             code = await loop.run_in_executor(None, proc.wait)
             if self._stopping:
                 return
-            log.error("back_office_died", pid=proc.pid, exit_code=code, restart_in_seconds=pause)
+            log.error(
+                "back_office_died", role=self.role, pid=proc.pid, exit_code=code, restart_in_seconds=pause
+            )
             self._close_wake()
             if proc.stdout is not None:
                 proc.stdout.close()
@@ -173,53 +184,79 @@ class BackOfficeProcess:
                 proc.stdout.close()
 
 
-async def run_back_office(settings: Settings, wake_fd: int, ready: bytes = READY) -> None:
-    """The back office's life: start the processor and the dispatcher, serve wake-ups until the
-    pipe closes, then drain the ledger and stop."""
+async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
+    """A back office process's life: start its workers, serve wake-ups until the pipe closes,
+    then stop (the intake role first turns everything captured into tickets).
+
+    ``intake``: the intake processor; it starts the ``outbox`` role as its own child process
+    (``daemon.outbox = "process"``) and wakes it whenever it queued something, or runs the
+    dispatcher itself. ``outbox``: the outbox dispatcher alone.
+    """
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="intaked-db")
     db = settings.database
     engine = make_engine(
         effective_database_url(settings), busy_timeout_ms=db.sqlite_busy_timeout_ms, pool_size=db.pool_size
     )
-    intake = settings.intake
-    parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
-    dispatcher = OutboxDispatcher(engine, executor, settings)
-    processor = IntakeProcessor(
-        engine, executor, settings, parser=parser, on_stored=lambda _: dispatcher.wake()
-    )
     stop = asyncio.Event()
-
-    def on_wake() -> None:
-        try:
-            data = os.read(wake_fd, 4096)
-        except BlockingIOError:
-            return
-        if data:
-            processor.wake()
-        else:  # the front process closed the pipe (or died): stop
-            loop.remove_reader(wake_fd)
-            stop.set()
-
+    stoppers: list[Callable[[], Awaitable[None]]] = []
+    wake: Callable[[], None]
     try:
-        await loop.run_in_executor(executor, parser.warm_up)
-        await dispatcher.recover()
-        dispatcher.start()
-        await processor.recover()
-        processor.start()
+        if role == ROLE_OUTBOX or settings.daemon.outbox == "inline":
+            dispatcher = OutboxDispatcher(engine, executor, settings)
+            await dispatcher.recover()
+            dispatcher.start()
+            stoppers.append(dispatcher.stop)
+            wake = dispatcher.wake
+            wake_outbox = dispatcher.wake
+        else:
+            outbox = BackOfficeProcess(settings, ROLE_OUTBOX)
+            await outbox.start()
+            stoppers.append(outbox.stop)
+            wake_outbox = outbox.wake
+        if role == ROLE_INTAKE:
+            intake = settings.intake
+            parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
+            stoppers.insert(0, _closing(parser))
+            await loop.run_in_executor(executor, parser.warm_up)
+            processor = IntakeProcessor(
+                engine, executor, settings, parser=parser, on_stored=lambda _: wake_outbox()
+            )
+            await processor.recover()
+            processor.start()
+            stoppers.insert(0, processor.stop)  # first: turn what is captured into tickets
+            wake = processor.wake
+
+        def on_wake() -> None:
+            try:
+                data = os.read(wake_fd, 4096)
+            except BlockingIOError:
+                return
+            if data:
+                wake()
+            else:  # the parent closed the pipe (or died): stop
+                loop.remove_reader(wake_fd)
+                stop.set()
+
         os.set_blocking(wake_fd, False)
         loop.add_reader(wake_fd, on_wake)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        sys.stdout.buffer.write(ready)
+        sys.stdout.buffer.write(READY)
         sys.stdout.buffer.flush()
         await stop.wait()
-        log.info("back_office_stopping")
+        log.info("back_office_stopping", role=role)
     finally:
-        await processor.stop()
-        await dispatcher.stop()
+        for stopper in stoppers:
+            await stopper()
         executor.shutdown(wait=True)
-        parser.close()
         engine.dispose()
+
+
+def _closing(parser: ParsePool) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        parser.close()
+
+    return close
 
 
 def main(argv: list[str]) -> int:
@@ -228,8 +265,11 @@ def main(argv: list[str]) -> int:
     settings = pickle.load(sys.stdin.buffer)
     assert isinstance(settings, Settings)
     configure_logging(settings.logging.level, settings.logging.format)
-    structlog.contextvars.bind_contextvars(process="back_office")
-    asyncio.run(run_back_office(settings, int(argv[0])))
+    role, wake_fd = argv
+    if role not in ROLES:
+        raise SystemExit(f"unknown back office role {role!r}: one of {', '.join(ROLES)}")
+    structlog.contextvars.bind_contextvars(process=f"back_office.{role}")
+    asyncio.run(run_back_office(settings, role, int(wake_fd)))
     return 0
 
 

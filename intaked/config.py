@@ -220,6 +220,7 @@ class DaemonSettings(_Section):
     """``[daemon]``: how ``intaked run`` divides its work."""
 
     back_office: Literal["process", "inline"] = "process"
+    outbox: Literal["process", "inline"] = "process"
 
 
 class LoggingSettings(_Section):

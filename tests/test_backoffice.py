@@ -4,6 +4,7 @@ daemon, and the daemon still works with everything in one process (``back_office
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import DaemonThread, make_settings
+from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
 from tests.test_smtp_intake import big5_report, send
 
@@ -49,6 +51,31 @@ def test_a_killed_back_office_is_restarted_and_nothing_waits_for_ever(db_url: st
     finally:
         daemon.stop()
     assert not alive(back_office.pid), "stopped with the daemon"  # type: ignore[arg-type]
+
+
+def test_a_killed_outbox_process_is_restarted_and_the_ack_still_goes_out(db_url: str) -> None:
+    sink = SmtpSink().start()
+    daemon = DaemonThread(
+        make_settings(
+            db_url,
+            outbound_mail={"host": "127.0.0.1", "port": sink.port, "from_address": "helpdesk@example.com"},
+        )
+    ).start()
+    try:
+        back_office = daemon.daemon.back_office
+        assert back_office is not None and back_office.pid is not None
+        (outbox,) = [pid for pid in children(back_office.pid) if b"outbox" in _cmdline(pid)]
+        os.kill(outbox, signal.SIGKILL)
+        send(daemon.smtp_port, report("while-outbox-down@example.com"))
+        wait_until(lambda: daemon.ticket_count() == 1, what="the ticket")
+        wait_until(
+            lambda: len(sink.messages()) == 1, timeout=30, what="the acknowledgement, after the restart"
+        )
+        assert "while-outbox-down@example.com" in sink.messages()[0].message["In-Reply-To"]
+        assert [pid for pid in children(back_office.pid) if b"outbox" in _cmdline(pid)] != [outbox]
+    finally:
+        daemon.stop()
+        sink.stop()
 
 
 def test_inline_back_office_files_mail_in_one_process(db_url: str) -> None:
@@ -112,12 +139,22 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def test_an_unknown_role_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "intaked.backoffice", "payroll", "0"],
+        input=pickle.dumps(make_settings("sqlite://")),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and b"unknown back office role 'payroll'" in result.stderr
+
+
 @pytest.mark.parametrize("garbage", [b"", b"not a pickle"])
 def test_a_back_office_without_settings_exits_with_an_error(garbage: bytes) -> None:
     read_fd, write_fd = os.pipe()
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "intaked.backoffice", str(read_fd)],
+            [sys.executable, "-m", "intaked.backoffice", "intake", str(read_fd)],
             input=garbage,
             capture_output=True,
             pass_fds=(read_fd,),

@@ -18,10 +18,12 @@ import json
 import random
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, update
+from sqlalchemy import Connection, Engine, Row, and_, or_, select, update
 
 from intaked.store.claims import claim_due_rows, node_name
+from intaked.store.engine import read_only
 from intaked.store.models import inbound_item_table
 from intaked.store.types import utcnow
 
@@ -55,15 +57,22 @@ def claim_batch(engine: Engine, limit: int, now: dt.datetime | None = None) -> l
     """Claim up to ``limit`` items that are due, oldest first, and commit the claim; an item tried
     before goes alone (see the module's docstring)."""
     now = now or utcnow()
-    token, rows = claim_due_rows(
-        engine,
-        _items,
-        ready="received",
-        working="processing",
-        limit=1,
-        now=now,
-        where=[_items.c.attempts > 0],
-    )
+    retried = [_items.c.attempts > 0]
+    with read_only(engine).connect() as conn:  # a look without the write lock: usually none
+        any_retried = conn.execute(
+            select(_items.c.id)
+            .where(
+                _items.c.state == "received",
+                or_(_items.c.next_attempt_at.is_(None), _items.c.next_attempt_at <= now),
+                *retried,
+            )
+            .limit(1)
+        ).first()
+    token, rows = "", list[Row[Any]]()
+    if any_retried:
+        token, rows = claim_due_rows(
+            engine, _items, ready="received", working="processing", limit=1, now=now, where=retried
+        )
     if not rows:
         token, rows = claim_due_rows(
             engine,

@@ -41,6 +41,7 @@ from intaked.intake.processor import IntakeProcessor
 from intaked.logs import configure_logging
 from intaked.outbound.dispatcher import OutboxDispatcher
 from intaked.processes import die_with_parent
+from intaked.scheduler import Scheduler
 from intaked.store.engine import make_engine
 
 log = structlog.get_logger(__name__)
@@ -188,9 +189,9 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
     """A back office process's life: start its workers, serve wake-ups until the pipe closes,
     then stop (the intake role first turns everything captured into tickets).
 
-    ``intake``: the intake processor; it starts the ``outbox`` role as its own child process
-    (``daemon.outbox = "process"``) and wakes it whenever it queued something, or runs the
-    dispatcher itself. ``outbox``: the outbox dispatcher alone.
+    ``intake``: the intake processor and the timed working-time work (intaked/scheduler.py); it
+    starts the ``outbox`` role as its own child process (``daemon.outbox = "process"``) and wakes
+    it whenever it queued something, or runs the dispatcher itself. ``outbox``: the outbox dispatcher alone.
     """
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="intaked-db")
@@ -219,9 +220,15 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
             stoppers.insert(0, _closing(parser))
             await loop.run_in_executor(executor, parser.warm_up)
-            processor = IntakeProcessor(
-                engine, executor, settings, parser=parser, on_stored=lambda _: wake_outbox()
-            )
+            scheduler = Scheduler(engine, executor, settings, on_queued=wake_outbox)
+            scheduler.start()
+            stoppers.insert(0, scheduler.stop)
+
+            def stored(_: object) -> None:
+                wake_outbox()
+                scheduler.sla.wake()  # new tickets get their triage deadline at once
+
+            processor = IntakeProcessor(engine, executor, settings, parser=parser, on_stored=stored)
             await processor.recover()
             processor.start()
             stoppers.insert(0, processor.stop)  # first: turn what is captured into tickets

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from intaked import __version__
+from intaked import __version__, worktime_cli
 from intaked.config import ConfigError, Settings, effective_database_url, load_settings, masked_dump
 from intaked.logs import configure_logging
 from intaked.store.engine import make_engine
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "reprocess", parents=[config_parent], help="re-parse a ticket's stored raw mail (after a parser fix)"
     )
     reprocess.add_argument("number")
+    worktime_cli.add_parsers(sub, config_parent)
     return parser
 
 
@@ -351,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_preview(settings, args)
         if args.command == "outbox":
             return _cmd_outbox_list(settings, args)
+        if args.command in worktime_cli.COMMANDS:
+            return worktime_cli.run(settings, args)
     except SchemaError as exc:
         print(f"intaked: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

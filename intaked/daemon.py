@@ -30,6 +30,7 @@ from intaked.intake.capture import CaptureWriter
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.outbound.dispatcher import OutboxDispatcher
+from intaked.scheduler import Scheduler
 from intaked.store.engine import make_engine
 from intaked.store.migrate import ensure_schema
 
@@ -69,6 +70,7 @@ class Daemon:
     parser: ParsePool | None = None
     dispatcher: OutboxDispatcher | None = None
     back_office: BackOfficeProcess | None = None
+    scheduler: Scheduler | None = None
     smtp: SmtpIntakeServer | None = None
     smtp_address: tuple[str, int] | None = None
     imap_workers: list[ImapMailboxWorker] = field(default_factory=list)
@@ -120,11 +122,19 @@ class Daemon:
             self.executor,
             self.settings,
             parser=self.parser,
-            on_stored=lambda _: dispatcher.wake(),
+            on_stored=lambda _: self._stored(),
         )
         await self.processor.recover()
         self.processor.start()
+        self.scheduler = Scheduler(self.engine, self.executor, self.settings, on_queued=dispatcher.wake)
+        self.scheduler.start()
         return self.processor.wake
+
+    def _stored(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+        if self.scheduler is not None:
+            self.scheduler.sla.wake()
 
     async def stop(self) -> None:
         log.info("stopping")
@@ -141,6 +151,8 @@ class Daemon:
             await self.back_office.stop()
         if self.processor is not None:
             await self.processor.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         self.executor.shutdown(wait=True)

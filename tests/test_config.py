@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from intaked.cli import EXIT_CONFIG, main
 from intaked.config import (
+    CalendarSettings,
     ConfigError,
     ImapMailboxSettings,
     Settings,
@@ -60,9 +61,11 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if name == "imap":  # a list of mailboxes: documented in a commented-out block
+        if name in ("imap", "teams"):  # none by default: documented in a commented-out block
             continue
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if name == "calendars":  # one calendar, "default", by default
+            keys |= _keys(CalendarSettings, f"{prefix}{name}.default.")
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys |= _keys(annotation, f"{prefix}{name}.")
         else:
             keys.add(prefix + name)
@@ -72,7 +75,7 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
 def _flatten(data: dict[str, Any], prefix: str = "") -> set[str]:
     out: set[str] = set()
     for key, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:
             out |= _flatten(value, f"{prefix}{key}.")
         else:
             out.add(prefix + key)

@@ -90,6 +90,17 @@ def render_ack(
     return out
 
 
+def render_notice(template: str, context: dict[str, Any], templates_dir: str = "") -> dict[str, str]:
+    """Subject and text of a notice from ``<template>.subject.j2`` and ``<template>.txt.j2``."""
+    env = _environment(templates_dir)
+    ticket = context.get("ticket", {})
+    safe = {**context, "ticket": {**ticket, "subject": one_line(ticket.get("subject"))}}
+    return {
+        "subject": one_line(env.get_template(f"{template}.subject.j2").render(safe), 900),
+        "text": env.get_template(f"{template}.txt.j2").render(safe),
+    }
+
+
 def mail_payload(
     *,
     from_address: str,
@@ -99,8 +110,10 @@ def mail_payload(
     message_id: str,
     in_reply_to: str | None,
     references: list[str],
+    auto_submitted: str = "auto-replied",
 ) -> dict[str, Any]:
-    """The outbox payload of one mail."""
+    """The outbox payload of one mail (``auto_submitted``: RFC 3834, "auto-replied" for answers to
+    a message, "auto-generated" for notices of our own)."""
     return {
         "from": from_address,
         "to": to_address,
@@ -111,7 +124,7 @@ def mail_payload(
         "message_id": message_id,
         "in_reply_to": in_reply_to,
         "references": references,
-        "auto_submitted": "auto-replied",
+        "auto_submitted": auto_submitted,
     }
 
 

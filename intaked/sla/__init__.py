@@ -1,1 +1,1 @@
-"""Working-time engine: calendars and SLA deadlines (not yet implemented in this release)."""
+"""Working time: calendars, SLA targets and deadlines."""

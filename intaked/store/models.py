@@ -12,6 +12,8 @@ from typing import Final, cast
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -27,6 +30,7 @@ from intaked.store.types import UTCDateTime, utcnow
 
 TICKET_STATUSES: Final = ("new", "open", "pending", "resolved", "closed")
 PRIORITIES: Final = ("P1", "P2", "P3", "P4")
+OVERRIDE_KINDS: Final = ("holiday", "workday")
 ITEM_STATES: Final = ("received", "processing", "done", "duplicate", "quarantined")
 
 NAMING_CONVENTION: Final = {
@@ -58,6 +62,9 @@ class Ticket(Base):
         CheckConstraint(f"priority IS NULL OR {_in('priority', PRIORITIES)}", name="priority"),
         Index(None, "status"),
         Index(None, "created_at"),
+        Index(None, "sla_next_check_at"),
+        Index(None, "sla_status"),
+        Index(None, "status", "auto_close_at"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -72,6 +79,33 @@ class Ticket(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    # Working time (0004): who works on it, and the promises made (docs/schema.md).
+    team: Mapped[str | None] = mapped_column(String(64))
+    calendar: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    triaged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    triaged_by: Mapped[str | None] = mapped_column(String(128))
+    triage_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    response_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolution_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    first_response_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    first_response_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    auto_close_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    triage_breached_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    response_warned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    response_breached_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolution_warned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolution_breached_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sla_priority: Mapped[str | None] = mapped_column(String(2))
+    sla_status: Mapped[str | None] = mapped_column(String(16))
+    sla_occurred_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sla_paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sla_paused_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    sla_next_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sla_snapshot: Mapped[str | None] = mapped_column(Text)
 
     messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
     events: Mapped[list[TicketEvent]] = relationship(order_by="TicketEvent.id")
@@ -236,6 +270,24 @@ class OutboxEntry(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
+class CalendarOverride(Base):
+    """A day a calendar treats differently from its rules, set at run time (0004)."""
+
+    __tablename__ = "calendar_overrides"
+    __table_args__ = (
+        CheckConstraint(_in("kind", OVERRIDE_KINDS), name="kind"),
+        UniqueConstraint("calendar", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    calendar: Mapped[str] = mapped_column(String(64))
+    day: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+
+
 class TicketCounter(Base):
     """The last ticket number handed out per prefix and month (e.g. ``IT-202611`` → 42)."""
 
@@ -255,3 +307,4 @@ ticket_event_table = cast(Table, TicketEvent.__table__)
 ticket_counter_table = cast(Table, TicketCounter.__table__)
 imap_mailbox_table = cast(Table, ImapMailbox.__table__)
 outbox_table = cast(Table, OutboxEntry.__table__)
+calendar_override_table = cast(Table, CalendarOverride.__table__)

@@ -1,0 +1,222 @@
+"""What people do to a ticket through intaked (triage, take, resolve) and to a calendar
+(holidays and make-up days), applied with the same reactions the daemon has to other tools'
+changes: deadlines recomputed in the same transaction, every change recorded in ``ticket_events``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from intaked.outbound.compose import mail_payload, new_message_id, render_notice
+from intaked.outbound.outbox import enqueue
+from intaked.sla.context import SlaContext, load_context
+from intaked.sla.deadlines import Deadlines, compute
+from intaked.sla.tracker import apply_changes, event, recompute_open
+from intaked.store.models import (
+    PRIORITIES,
+    calendar_override_table,
+    message_table,
+    ticket_event_table,
+    ticket_table,
+)
+from intaked.store.types import utcnow
+
+_t = ticket_table
+
+
+class TicketNotFound(LookupError):
+    """No ticket has that number."""
+
+
+class InvalidChange(ValueError):
+    """The change does not apply to this ticket (e.g. resolving a closed one)."""
+
+
+@dataclass(frozen=True)
+class Changed:
+    number: str
+    deadlines: Deadlines
+
+
+def _locked_row(conn: Connection, number: str) -> Any:
+    query = select(_t).where(_t.c.number == number)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        raise TicketNotFound(number)
+    return row
+
+
+def _change(
+    engine: Engine,
+    ctx: SlaContext,
+    number: str,
+    values: dict[str, Any],
+    kind: str,
+    detail: dict[str, Any],
+    actor: str,
+    now: dt.datetime,
+    check: Any = None,
+) -> Changed:
+    with engine.begin() as conn:
+        row = _locked_row(conn, number)
+        if check is not None:
+            check(row)
+        conn.execute(update(_t).where(_t.c.id == row["id"]).values(**values, updated_at=now))
+        row = _locked_row(conn, number)
+        sla_values, sla_events = apply_changes(ctx, row, now)
+        conn.execute(update(_t).where(_t.c.id == row["id"]).values(**sla_values))
+        conn.execute(ticket_event_table.insert(), [event(row["id"], kind, detail, now, actor), *sla_events])
+        row = _locked_row(conn, number)
+        return Changed(number, compute(ctx, row))
+
+
+def triage(
+    engine: Engine,
+    ctx: SlaContext,
+    number: str,
+    *,
+    priority: str,
+    team: str | None = None,
+    by: str = "operator",
+    now: dt.datetime | None = None,
+) -> Changed:
+    """Set the priority (and the team): the ticket's response and resolution clocks start counting."""
+    if priority not in PRIORITIES:
+        raise InvalidChange(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
+    now = now or utcnow()
+    values: dict[str, Any] = {"priority": priority, "triaged_at": now, "triaged_by": by}
+    if team:
+        values["team"] = team
+
+    def open_only(row: Any) -> None:
+        if row["status"] == "closed":
+            raise InvalidChange(f"{number} is closed")
+
+    return _change(
+        engine, ctx, number, values, "triaged", {"priority": priority, "team": team}, by, now, open_only
+    )
+
+
+def take(engine: Engine, ctx: SlaContext, number: str, *, by: str, now: dt.datetime | None = None) -> Changed:
+    """IT staff took the ticket: first response given, status ``open``."""
+    now = now or utcnow()
+
+    def takeable(row: Any) -> None:
+        if row["status"] in ("resolved", "closed"):
+            raise InvalidChange(f"{number} is {row['status']}")
+
+    values = {"status": "open", "first_response_at": now, "first_response_by": by}
+    return _change(engine, ctx, number, values, "taken", {"by": by}, by, now, takeable)
+
+
+def resolve(
+    engine: Engine,
+    ctx: SlaContext,
+    number: str,
+    *,
+    note: str = "",
+    by: str = "operator",
+    now: dt.datetime | None = None,
+) -> Changed:
+    """Resolve the ticket; the requester is told (through the outbox) that it closes by itself
+    after ``lifecycle.auto_close_after`` unless they reply."""
+    now = now or utcnow()
+
+    def resolvable(row: Any) -> None:
+        if row["status"] in ("resolved", "closed"):
+            raise InvalidChange(f"{number} is already {row['status']}")
+
+    values = {"status": "resolved", "resolved_at": now, "resolved_by": by}
+    changed = _change(engine, ctx, number, values, "resolved", {"by": by, "note": note}, by, now, resolvable)
+    with engine.begin() as conn:
+        row = _locked_row(conn, number)
+        if row["requester_email"]:
+            enqueue(conn, [_resolved_notice(conn, ctx, row, note)], now)
+    return changed
+
+
+def _resolved_notice(conn: Connection, ctx: SlaContext, row: Any, note: str) -> dict[str, Any]:
+    settings = ctx.settings
+    calendar = ctx.calendar_for(row["team"])
+    close_at: dt.datetime | None = row["auto_close_at"]
+    context = {
+        "ticket": {k: row[k] for k in ("number", "subject", "status", "priority")},
+        "requester_name": row["requester_name"],
+        "note": note,
+        "close_local": close_at.astimezone(calendar.tz).strftime("%Y-%m-%d %H:%M %Z") if close_at else "",
+    }
+    rendered = render_notice("resolved", context, settings.acknowledgements.templates_dir)
+    with_threading = conn.execute(
+        select(message_table.c.header_message_id)
+        .where(message_table.c.ticket_id == row["id"], message_table.c.header_message_id.is_not(None))
+        .order_by(message_table.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return {
+        "kind": "mail",
+        "purpose": "resolved_notice",
+        "idempotency_key": f"resolved_notice:{row['id']}:{row['resolved_at'].isoformat()}"[:255],
+        "ticket_id": row["id"],
+        "recipient": row["requester_email"].lower(),
+        "payload": mail_payload(
+            from_address=settings.outbound_mail.from_address,
+            to_address=row["requester_email"].lower(),
+            to_name=row["requester_name"],
+            rendered=rendered,
+            message_id=new_message_id(settings.outbound_mail.from_address, "resolved"),
+            in_reply_to=with_threading,
+            references=[with_threading] if with_threading else [],
+            auto_submitted="auto-generated",
+        ),
+    }
+
+
+def set_override(
+    engine: Engine,
+    settings: Any,
+    calendar: str,
+    day: dt.date,
+    kind: str,
+    name: str,
+    by: str | None = None,
+) -> int:
+    """Add (or replace) a run-time holiday or working day; recomputes the open tickets of that
+    calendar at once. Returns how many tickets got new deadlines."""
+    _known(settings, calendar)
+    table = calendar_override_table
+    with engine.begin() as conn:
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        statement = dialect_insert(table).values(
+            calendar=calendar, day=day, kind=kind, name=name, created_at=utcnow(), created_by=by
+        )
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.calendar, table.c.day],
+                set_={"kind": kind, "name": name, "created_at": utcnow(), "created_by": by},
+            )
+        )
+    return recompute_open(engine, load_context(engine, settings), calendar)
+
+
+def remove_override(engine: Engine, settings: Any, calendar: str, day: dt.date) -> int | None:
+    """Remove a run-time override; None if there was none. Recomputes like :func:`set_override`."""
+    _known(settings, calendar)
+    table = calendar_override_table
+    with engine.begin() as conn:
+        removed = conn.execute(delete(table).where(table.c.calendar == calendar, table.c.day == day)).rowcount
+    if not removed:
+        return None
+    return recompute_open(engine, load_context(engine, settings), calendar)
+
+
+def _known(settings: Any, calendar: str) -> None:
+    if calendar not in settings.calendars:
+        known = ", ".join(sorted(settings.calendars))
+        raise InvalidChange(f"no calendar named {calendar!r} (configured: {known})")

@@ -1,0 +1,116 @@
+"""Timed work: APScheduler wakes the working-time workers; the database decides what is due.
+
+Jobs do nothing but wake a worker (``sla.check_seconds``: deadlines and warnings;
+``lifecycle.sweep_interval``: the auto-close sweep). The workers run their passes on database
+threads; a pass that runs twice, or on two daemons at once, does no harm (advisory locks on
+PostgreSQL, conditional updates, outbox idempotency keys).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine
+
+from intaked.config import Settings
+from intaked.sla.context import SlaContext, build_context, load_overrides
+from intaked.sla.sweeper import sweep
+from intaked.sla.targets import parse_duration
+from intaked.sla.tracker import check_due, recompute_open, sync_tickets
+from intaked.store.engine import read_only
+from intaked.worker import WakeableWorker
+
+log = structlog.get_logger(__name__)
+
+
+def seconds(duration: str) -> float:
+    rest, days = parse_duration(duration)
+    return (rest + dt.timedelta(days=days)).total_seconds()
+
+
+class SlaWorker(WakeableWorker):
+    """Keeps every ticket's deadlines current and enforces them (intaked/sla/tracker.py)."""
+
+    def __init__(
+        self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._on_queued = on_queued
+        self._context: SlaContext | None = None
+        super().__init__("sla", executor, self._pass, poll_seconds=max(60.0, settings.sla.check_seconds))
+
+    def _pass(self) -> int:
+        with read_only(self._engine).connect() as conn:
+            overrides = load_overrides(conn)
+        if self._context is None or overrides != self._context.overrides:
+            first = self._context is None
+            self._context = build_context(self._settings, overrides)
+            changed = recompute_open(self._engine, self._context)
+            log.info(
+                "calendars_loaded" if first else "calendar_overrides_changed", tickets_recomputed=changed
+            )
+        synced = sync_tickets(self._engine, self._context)
+        checked = check_due(self._engine, self._context)
+        if checked:
+            self._on_queued()
+        return synced + checked
+
+
+class SweepWorker(WakeableWorker):
+    """Closes resolved tickets whose time has come (intaked/sla/sweeper.py)."""
+
+    def __init__(self, engine: Engine, executor: Executor, settings: Settings) -> None:
+        self._engine = engine
+        super().__init__(
+            "sweep", executor, self._pass, poll_seconds=max(60.0, seconds(settings.lifecycle.sweep_interval))
+        )
+
+    def _pass(self) -> int:
+        closed = sweep(self._engine)
+        for ticket in closed:
+            log.info("auto_closed", ticket=ticket.number, auto_close_at=ticket.auto_close_at.isoformat())
+        return len(closed)
+
+
+class Scheduler:
+    """The working-time workers and the APScheduler jobs that wake them."""
+
+    def __init__(
+        self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]
+    ) -> None:
+        self.sla = SlaWorker(engine, executor, settings, on_queued)
+        self.sweeper = SweepWorker(engine, executor, settings)
+        self._settings = settings
+        self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
+
+    def start(self) -> None:
+        self.sla.start()
+        self.sweeper.start()
+        self._scheduler.add_job(
+            self.sla.wake,
+            "interval",
+            seconds=self._settings.sla.check_seconds,
+            id="sla",
+            coalesce=True,
+            max_instances=1,
+        )
+        self._scheduler.add_job(
+            self.sweeper.wake,
+            "interval",
+            seconds=seconds(self._settings.lifecycle.sweep_interval),
+            id="sweep",
+            coalesce=True,
+            max_instances=1,
+        )
+        self._scheduler.start()
+
+    async def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        await self.sla.stop()
+        await self.sweeper.stop()

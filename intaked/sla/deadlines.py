@@ -1,0 +1,143 @@
+"""A ticket's deadlines, computed from what it is now (a pure function of the ticket and the context).
+
+Triage: from ``created_at`` on the triage clock (``triage.within``), until a person sets the
+priority. Response: from ``created_at`` on the priority's response clock. Resolution: from
+``occurred_at`` (default ``created_at``) on the resolution clock, plus the time the ticket spent
+waiting on the requester (``sla_paused_seconds``, measured on the same clock). Auto-close: from
+``resolved_at`` on the lifecycle clock. ``sla_next_check_at`` is the next instant at which a
+warning or a breach falls due, so the periodic check only looks at tickets that have one due.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from intaked.sla.calendar import WorkingCalendar
+from intaked.sla.context import SlaContext
+from intaked.sla.targets import Target
+
+UTC = dt.UTC
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """What the clocks say about one ticket."""
+
+    calendar: str
+    triage_due_at: dt.datetime | None
+    response_due_at: dt.datetime | None
+    response_warn_at: dt.datetime | None
+    resolution_due_at: dt.datetime | None
+    resolution_warn_at: dt.datetime | None
+    auto_close_at: dt.datetime | None
+    next_check_at: dt.datetime | None
+    snapshot: dict[str, Any]
+
+    def columns(self) -> dict[str, Any]:
+        """The ``tickets`` columns these deadlines set."""
+        return {
+            "calendar": self.calendar,
+            "triage_due_at": self.triage_due_at,
+            "response_due_at": self.response_due_at,
+            "resolution_due_at": self.resolution_due_at,
+            "auto_close_at": self.auto_close_at,
+            "sla_next_check_at": self.next_check_at,
+            "sla_snapshot": json.dumps(self.snapshot, ensure_ascii=False, sort_keys=True),
+        }
+
+
+def at_fraction(
+    target: Target,
+    calendar: WorkingCalendar,
+    start: dt.datetime,
+    fraction: float,
+    extra: dt.timedelta = dt.timedelta(0),
+) -> dt.datetime:
+    """When ``fraction`` of ``target`` has elapsed (the warning point), ``extra`` (time on hold) added."""
+    amount = target.length(calendar) * fraction
+    amount -= dt.timedelta(microseconds=amount.microseconds)  # whole seconds: stable round trips
+    amount += extra
+    if target.clock == "working":
+        return calendar.add_working_time(start, amount)
+    return start.astimezone(UTC) + amount
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def compute(ctx: SlaContext, ticket: Mapping[Any, Any]) -> Deadlines:
+    """The deadlines of ``ticket`` (a row or mapping with the ``tickets`` columns)."""
+    calendar_name = ctx.calendar_name_for(ticket["team"])
+    calendar = ctx.calendars[calendar_name]
+    created: dt.datetime = ticket["created_at"]
+    occurred: dt.datetime = ticket["occurred_at"] or created
+    priority: str | None = ticket["priority"]
+    status: str = ticket["status"]
+    paused = dt.timedelta(seconds=float(ticket["sla_paused_seconds"] or 0.0))
+    warn = ctx.settings.sla.warn_at
+    snapshot: dict[str, Any] = {
+        "calendar": calendar_name,
+        "timezone": str(calendar.tz),
+        "standard_day_hours": calendar.standard_day.total_seconds() / 3600,
+        "triage": {"target": ctx.triage.text, "clock": ctx.triage.clock, "from": "created_at"},
+        "priority": priority,
+        "warn_at": warn,
+    }
+    triage_due = _utc(ctx.triage.deadline(calendar, created))
+    response_due = response_warn = resolution_due = resolution_warn = None
+    if priority is not None and priority in ctx.policies:
+        policy = ctx.policies[priority]
+        response_due = _utc(policy.response.deadline(calendar, created))
+        response_warn = _utc(at_fraction(policy.response, calendar, created, warn))
+        resolution_due = _utc(policy.resolution.deadline(calendar, occurred, paused))
+        resolution_warn = _utc(at_fraction(policy.resolution, calendar, occurred, warn, paused))
+        snapshot["response"] = {
+            "target": policy.response.text,
+            "clock": policy.response.clock,
+            "from": "created_at",
+        }
+        snapshot["resolution"] = {
+            "target": policy.resolution.text,
+            "clock": policy.resolution.clock,
+            "from": "occurred_at",
+            "paused_seconds": paused.total_seconds(),
+        }
+    auto_close = None
+    if status == "resolved" and ticket["resolved_at"] is not None:
+        auto_close = _utc(ctx.auto_close.deadline(calendar, ticket["resolved_at"]))
+        snapshot["auto_close"] = {
+            "target": ctx.auto_close.text,
+            "clock": ctx.auto_close.clock,
+            "from": "resolved_at",
+        }
+    pending: list[dt.datetime | None] = []
+    if status != "closed":
+        if priority is None and ticket["triage_breached_at"] is None:
+            pending.append(triage_due)
+        if ticket["first_response_at"] is None and status in ("new",):
+            if ticket["response_warned_at"] is None:
+                pending.append(response_warn)
+            if ticket["response_breached_at"] is None:
+                pending.append(response_due)
+        if ticket["resolved_at"] is None and status in ("new", "open"):
+            if ticket["resolution_warned_at"] is None:
+                pending.append(resolution_warn)
+            if ticket["resolution_breached_at"] is None:
+                pending.append(resolution_due)
+    due = [instant for instant in pending if instant is not None]
+    return Deadlines(
+        calendar=calendar_name,
+        triage_due_at=triage_due,
+        response_due_at=response_due,
+        response_warn_at=response_warn,
+        resolution_due_at=resolution_due,
+        resolution_warn_at=resolution_warn,
+        auto_close_at=auto_close,
+        next_check_at=min(due) if due else None,
+        snapshot=snapshot,
+    )

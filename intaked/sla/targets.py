@@ -1,0 +1,134 @@
+"""SLA targets: durations as configured ("4h", "3 working days"), the clock they run on, and the
+deadlines and elapsed times they give on a working calendar; the company's default priority table.
+
+A duration's days are kept apart from its hours and minutes because what a day is depends on the
+clock: 24 hours on the 24x7 clock, one standard working day (8 h by default) on the working clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from intaked.sla.calendar import WorkingCalendar
+
+Clock = Literal["24x7", "working"]
+CLOCKS: tuple[Clock, ...] = ("24x7", "working")
+
+_UTC = dt.UTC
+_DAY = dt.timedelta(days=1)
+# One part of a duration: a number, optionally "working"/"business", a unit ("1h", "30 minutes").
+_PART = re.compile(r"(\d{1,12})\s*(?:(?:working|business)\s+)?([a-z]+)\s*")
+_UNITS = {
+    **dict.fromkeys(("d", "day", "days"), "days"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "hours"),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "minutes"),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "seconds"),
+}
+_UNIT_ORDER = ("days", "hours", "minutes", "seconds")
+_MAX_DAYS = 36_500
+
+
+def _not_a_duration(text: str) -> ValueError:
+    return ValueError(f"{text!r} is not a duration: use e.g. 15m, 4h, 3d, 1h30m or '3 working days'")
+
+
+def _comes_after(unit: str, seen: Mapping[str, int]) -> bool:
+    """Whether ``unit`` is smaller than every unit already seen (so "1h30m", not "30m1h" or "1h1h")."""
+    return all(_UNIT_ORDER.index(unit) > _UNIT_ORDER.index(other) for other in seen)
+
+
+def parse_duration(text: str) -> tuple[dt.timedelta, int]:
+    """Split a configured duration into its hours/minutes/seconds part and its number of days.
+
+    Accepts e.g. "15m", "1h30m", "90s", "2d4h", "15 min", "8 working hours", "3 working days"
+    (case and spaces do not matter); units at most once each, largest first.
+    """
+    lowered = text.strip().lower()
+    amounts: dict[str, int] = {}
+    position = 0
+    while position < len(lowered):
+        part = _PART.match(lowered, position)
+        unit = _UNITS.get(part[2]) if part else None
+        if part is None or unit is None or not _comes_after(unit, amounts):
+            raise _not_a_duration(text)
+        amounts[unit] = int(part[1])
+        position = part.end()
+    days = amounts.pop("days", 0)
+    if not lowered or days > _MAX_DAYS or sum(amounts.values()) > _MAX_DAYS * 24 * 3600:
+        raise _not_a_duration(text)
+    return dt.timedelta(**amounts), days
+
+
+def _require_aware(instant: dt.datetime) -> None:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{instant!r} has no time zone: SLA clocks need aware datetimes")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One SLA target: a duration as configured (e.g. "3d") on a clock ("24x7" or "working")."""
+
+    text: str
+    clock: Clock
+    _rest: dt.timedelta = field(init=False, repr=False, compare=False)
+    _days: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.clock not in CLOCKS:
+            raise ValueError(f"target {self.text!r}: the clock is '24x7' or 'working', not {self.clock!r}")
+        rest, days = parse_duration(self.text)
+        if self.clock == "24x7" and re.search(r"working|business", self.text, re.IGNORECASE):
+            raise ValueError(f"target {self.text!r} counts working time but its clock is 24x7")
+        object.__setattr__(self, "_rest", rest)
+        object.__setattr__(self, "_days", days)
+
+    def length(self, calendar: WorkingCalendar) -> dt.timedelta:
+        """The target's length on its clock: days are standard working days or 24 hours."""
+        day = calendar.standard_day if self.clock == "working" else _DAY
+        return self._days * day + self._rest
+
+    def deadline(
+        self, calendar: WorkingCalendar, start: dt.datetime, extra: dt.timedelta = dt.timedelta(0)
+    ) -> dt.datetime:
+        """When the target is due for something that started at ``start``, with ``extra`` time
+        (e.g. time on hold) added on the same clock; in the calendar's time zone."""
+        amount = self.length(calendar) + extra
+        if self.clock == "working":
+            return calendar.add_working_time(start, amount)
+        if amount < dt.timedelta(0):
+            raise ValueError(f"target {self.text!r}: {extra} of extra time leaves a negative length")
+        _require_aware(start)
+        # In UTC: adding to a datetime with a zone adds wall-clock time, wrong across DST changes.
+        return (start.astimezone(_UTC) + amount).astimezone(calendar.tz)
+
+    def elapsed(self, calendar: WorkingCalendar, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+        """Time counted on this target's clock from ``start`` to ``end`` (zero if ``end`` is earlier)."""
+        if self.clock == "working":
+            return calendar.working_time_between(start, end)
+        _require_aware(start)
+        _require_aware(end)
+        return max(end.astimezone(_UTC) - start.astimezone(_UTC), dt.timedelta(0))
+
+
+@dataclass(frozen=True)
+class PriorityPolicy:
+    """The two targets of a priority: first response and resolution."""
+
+    response: Target
+    resolution: Target
+
+
+# From the company's incident process.
+DEFAULT_POLICIES: Mapping[str, PriorityPolicy] = MappingProxyType(
+    {
+        "P1": PriorityPolicy(response=Target("15m", "24x7"), resolution=Target("4h", "24x7")),
+        "P2": PriorityPolicy(response=Target("1h", "24x7"), resolution=Target("8h", "working")),
+        "P3": PriorityPolicy(response=Target("4h", "working"), resolution=Target("3d", "working")),
+        "P4": PriorityPolicy(response=Target("8h", "working"), resolution=Target("5d", "working")),
+    }
+)

@@ -1,0 +1,358 @@
+"""Keeping deadlines current and enforcing them (blocking passes, run on a database thread).
+
+:func:`sync_tickets` notices what changed on a ticket since its deadlines were last computed,
+whoever changed it (intaked's commands, an agent UI writing ``tickets.priority`` or ``status``
+directly): the snapshot columns ``sla_priority``, ``sla_status`` and ``sla_occurred_at`` hold what
+the deadlines were computed from. It records first response, resolution, reopening and closing
+times, pauses and resumes the resolution clock while the ticket waits on the requester, and
+recomputes the deadlines. :func:`check_due` sends the warnings (``sla.warn_at`` of a target) and
+records the breaches of tickets whose ``sla_next_check_at`` has come, each once per ticket and
+target (outbox idempotency keys). :func:`recompute_open` redoes every open ticket's deadlines
+after a calendar changed. A breach once recorded stays recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, text, update
+
+from intaked.outbound.compose import mail_payload, new_message_id, render_notice
+from intaked.outbound.outbox import enqueue
+from intaked.sla.context import SlaContext
+from intaked.sla.deadlines import Deadlines, compute
+from intaked.store.models import ticket_event_table, ticket_table
+from intaked.store.types import utcnow
+
+log = structlog.get_logger(__name__)
+ACTOR = "intaked"
+OPEN_STATUSES = ("new", "open", "pending", "resolved")
+CHECK_LOCK = 0x1A7AED01  # PostgreSQL advisory lock keys: one checker / sweeper at a time
+_t = ticket_table
+COMPUTED_COLUMNS = (
+    "calendar",
+    "triage_due_at",
+    "response_due_at",
+    "resolution_due_at",
+    "auto_close_at",
+    "sla_next_check_at",
+    "sla_snapshot",
+)
+
+
+def _changed() -> Any:
+    return and_(
+        or_(_t.c.sla_status.is_(None), _t.c.sla_status.in_(OPEN_STATUSES)),  # index: never all closed ones
+        or_(
+            _t.c.sla_status.is_(None),
+            _t.c.sla_status != _t.c.status,
+            and_(_t.c.priority.is_(None), _t.c.sla_priority.is_not(None)),
+            and_(_t.c.priority.is_not(None), _t.c.sla_priority.is_(None)),
+            _t.c.priority != _t.c.sla_priority,
+            and_(_t.c.occurred_at.is_not(None), _t.c.sla_occurred_at.is_(None)),
+            _t.c.occurred_at != _t.c.sla_occurred_at,
+        ),
+    )
+
+
+def event(
+    ticket_id: int, kind: str, detail: Mapping[Any, Any], now: dt.datetime, actor: str = ACTOR
+) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket_id,
+        "at": now,
+        "actor": actor,
+        "kind": kind,
+        "detail": json.dumps(detail, ensure_ascii=False, default=str),
+    }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def deadline_detail(deadlines: Deadlines) -> dict[str, Any]:
+    return {
+        "calendar": deadlines.calendar,
+        "triage_due_at": _iso(deadlines.triage_due_at),
+        "response_due_at": _iso(deadlines.response_due_at),
+        "resolution_due_at": _iso(deadlines.resolution_due_at),
+        "auto_close_at": _iso(deadlines.auto_close_at),
+    }
+
+
+def apply_changes(
+    ctx: SlaContext, row: Mapping[Any, Any], now: dt.datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The column values and events that bring one ticket's working-time state up to date."""
+    values: dict[str, Any] = {}
+    events: list[dict[str, Any]] = []
+    ticket = dict(row)
+    old_status, status = row["sla_status"], row["status"]
+    if old_status != status:
+        if status != "new" and row["first_response_at"] is None:
+            values["first_response_at"] = now
+        if status == "resolved" and row["resolved_at"] is None:
+            values["resolved_at"] = now
+        if old_status == "resolved" and status != "resolved" and status != "closed":
+            values.update(resolved_at=None, resolved_by=None)
+        if status == "closed" and row["closed_at"] is None:
+            values["closed_at"] = now
+        if status != "closed" and old_status == "closed":
+            values["closed_at"] = None
+        pauses = ctx.settings.sla.pending_pauses_resolution
+        if status == "pending" and pauses and row["sla_paused_at"] is None:
+            values["sla_paused_at"] = now
+        if status != "pending" and row["sla_paused_at"] is not None:
+            calendar = ctx.calendar_for(row["team"])
+            policy = ctx.policies.get(row["priority"] or "")
+            clock = policy.resolution if policy else ctx.triage
+            held = clock.elapsed(calendar, row["sla_paused_at"], now)
+            values["sla_paused_at"] = None
+            values["sla_paused_seconds"] = float(row["sla_paused_seconds"] or 0) + held.total_seconds()
+            events.append(event(row["id"], "sla_resumed", {"held_seconds": held.total_seconds()}, now))
+        if "sla_paused_at" in values and values["sla_paused_at"] == now:
+            events.append(event(row["id"], "sla_paused", {"reason": "waiting on the requester"}, now))
+    if row["priority"] is not None and row["triaged_at"] is None:
+        values["triaged_at"] = now
+    ticket.update(values)
+    deadlines = compute(ctx, ticket)
+    new_columns = deadlines.columns()
+    old = {
+        key: row[key] for key in ("triage_due_at", "response_due_at", "resolution_due_at", "auto_close_at")
+    }
+    if any(_differs(old[key], new_columns[key]) for key in old):
+        events.append(event(row["id"], "deadlines_set", deadline_detail(deadlines), now))
+    values.update(new_columns)
+    values.update(
+        sla_status=status,
+        sla_priority=row["priority"],
+        sla_occurred_at=row["occurred_at"],
+    )
+    return values, events
+
+
+def _differs(a: dt.datetime | None, b: dt.datetime | None) -> bool:
+    if a is None or b is None:
+        return a is not b
+    return a != b
+
+
+def _write(
+    conn: Connection, updates: Sequence[tuple[int, dict[str, Any]]], events: Sequence[dict[str, Any]]
+) -> None:
+    for ticket_id, values in updates:
+        conn.execute(update(_t).where(_t.c.id == ticket_id).values(**values))
+    if events:
+        conn.execute(ticket_event_table.insert(), list(events))
+
+
+def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Bring up to ``limit`` changed tickets up to date; returns how many were."""
+    now = now or utcnow()
+    with engine.begin() as conn:
+        rows = conn.execute(select(_t).where(_changed()).order_by(_t.c.id).limit(limit)).mappings().all()
+        updates: list[tuple[int, dict[str, Any]]] = []
+        events: list[dict[str, Any]] = []
+        for row in rows:
+            values, row_events = apply_changes(ctx, row, now)
+            updates.append((row["id"], values))
+            events.extend(row_events)
+        _write(conn, updates, events)
+    for ticket_id, values in updates:
+        log.info(
+            "deadlines_synced",
+            ticket_id=ticket_id,
+            status=values["sla_status"],
+            priority=values["sla_priority"],
+        )
+    return len(rows)
+
+
+def recompute_open(
+    engine: Engine, ctx: SlaContext, calendar: str | None = None, now: dt.datetime | None = None
+) -> int:
+    """Recompute the deadlines of every open ticket (on ``calendar``, or all); returns how many
+    tickets got different deadlines. Runs in batches of one transaction each."""
+    now = now or utcnow()
+    changed = 0
+    last_id = 0
+    keys = ("triage_due_at", "response_due_at", "resolution_due_at", "auto_close_at")
+    while True:
+        with engine.begin() as conn:
+            rows = (
+                conn.execute(
+                    select(_t)
+                    .where(_t.c.status.in_(OPEN_STATUSES), _t.c.id > last_id)
+                    .order_by(_t.c.id)
+                    .limit(5000)
+                )
+                .mappings()
+                .all()
+            )
+            if not rows:
+                return changed
+            last_id = rows[-1]["id"]
+            batch: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            for row in rows:
+                if calendar is not None and ctx.calendar_name_for(row["team"]) != calendar:
+                    continue
+                deadlines = compute(ctx, row)
+                columns = deadlines.columns()
+                if not any(_differs(row[key], columns[key]) for key in keys):
+                    continue
+                batch.append({"b_id": row["id"], **{f"b_{k}": v for k, v in columns.items()}})
+                events.append(
+                    event(
+                        row["id"],
+                        "deadlines_set",
+                        {**deadline_detail(deadlines), "reason": "calendar changed"},
+                        now,
+                    )
+                )
+            if batch:
+                conn.execute(
+                    update(_t)
+                    .where(_t.c.id == bindparam("b_id"))
+                    .values({key: bindparam(f"b_{key}") for key in COMPUTED_COLUMNS}),
+                    batch,
+                )
+                conn.execute(ticket_event_table.insert(), events)
+                changed += len(batch)
+
+
+def try_lock(conn: Connection, key: int) -> bool:
+    """One holder at a time across daemons on PostgreSQL (until the transaction ends); SQLite has
+    one writer anyway."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar_one())
+
+
+def check_due(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Warn and record breaches for tickets whose next check has come; returns how many were looked at."""
+    now = now or utcnow()
+    with engine.begin() as conn:
+        if not try_lock(conn, CHECK_LOCK):
+            return 0
+        rows = (
+            conn.execute(
+                select(_t)
+                .where(_t.c.sla_next_check_at <= now, _t.c.status != "closed")
+                .order_by(_t.c.sla_next_check_at)
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+        updates: list[tuple[int, dict[str, Any]]] = []
+        events: list[dict[str, Any]] = []
+        mails: list[dict[str, Any]] = []
+        for row in rows:
+            values, row_events, row_mails = _enforce(ctx, row, now)
+            updates.append((row["id"], values))
+            events.extend(row_events)
+            mails.extend(row_mails)
+        _write(conn, updates, events)
+        enqueue(conn, mails, now)
+    return len(rows)
+
+
+def _enforce(
+    ctx: SlaContext, row: Mapping[Any, Any], now: dt.datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    deadlines = compute(ctx, row)
+    values: dict[str, Any] = {}
+    events: list[dict[str, Any]] = []
+    mails: list[dict[str, Any]] = []
+    status = row["status"]
+
+    def due(instant: dt.datetime | None) -> bool:
+        return instant is not None and instant <= now
+
+    def happened(
+        target: str, what: str, deadline: dt.datetime | None, column: str, at: dt.datetime | None
+    ) -> None:
+        values[column] = at or now
+        detail = {"target": target, "due_at": _iso(deadline)}
+        events.append(event(row["id"], f"sla_{what}", detail, now))
+        mails.extend(notifications(ctx, row, target, what, deadline))
+
+    if row["priority"] is None and row["triage_breached_at"] is None and due(deadlines.triage_due_at):
+        happened("triage", "breach", deadlines.triage_due_at, "triage_breached_at", deadlines.triage_due_at)
+    if row["first_response_at"] is None and status == "new":
+        if row["response_warned_at"] is None and due(deadlines.response_warn_at):
+            happened("response", "warning", deadlines.response_due_at, "response_warned_at", now)
+        if row["response_breached_at"] is None and due(deadlines.response_due_at):
+            happened(
+                "response",
+                "breach",
+                deadlines.response_due_at,
+                "response_breached_at",
+                deadlines.response_due_at,
+            )
+    if row["resolved_at"] is None and status in ("new", "open"):
+        if row["resolution_warned_at"] is None and due(deadlines.resolution_warn_at):
+            happened("resolution", "warning", deadlines.resolution_due_at, "resolution_warned_at", now)
+        if row["resolution_breached_at"] is None and due(deadlines.resolution_due_at):
+            happened(
+                "resolution",
+                "breach",
+                deadlines.resolution_due_at,
+                "resolution_breached_at",
+                deadlines.resolution_due_at,
+            )
+    after = compute(ctx, {**row, **values})
+    values["sla_next_check_at"] = after.next_check_at
+    return values, events, mails
+
+
+def notifications(
+    ctx: SlaContext, row: Mapping[Any, Any], target: str, what: str, deadline: dt.datetime | None
+) -> list[dict[str, Any]]:
+    """The outbox mails for a warning (to the team) or a breach (to the team's lead and the team)."""
+    settings = ctx.settings
+    team_name = row["team"] or settings.triage.team
+    team = settings.teams.get(team_name)
+    if team is None:
+        return []
+    recipients = [team.email] if what == "warning" else [team.lead_email, team.email]
+    calendar = ctx.calendar_for(row["team"])
+    context = {
+        "ticket": {
+            k: row[k]
+            for k in ("number", "subject", "status", "priority", "requester_email", "requester_name")
+        },
+        "team": team_name,
+        "target": target,
+        "what": what,
+        "due_local": deadline.astimezone(calendar.tz).strftime("%Y-%m-%d %H:%M %Z") if deadline else "",
+    }
+    rendered = render_notice(f"sla_{what}", context, settings.acknowledgements.templates_dir)
+    mails = []
+    for recipient in dict.fromkeys(r for r in recipients if r):
+        mails.append(
+            {
+                "kind": "mail",
+                "purpose": f"sla_{what}",
+                "idempotency_key": f"sla_{what}:{row['id']}:{target}:{recipient}"[:255],
+                "ticket_id": row["id"],
+                "recipient": recipient,
+                "payload": mail_payload(
+                    from_address=settings.outbound_mail.from_address,
+                    to_address=recipient,
+                    to_name=None,
+                    rendered=rendered,
+                    message_id=new_message_id(settings.outbound_mail.from_address, f"sla-{what}"),
+                    in_reply_to=None,
+                    references=[],
+                    auto_submitted="auto-generated",
+                ),
+            }
+        )
+    return mails

@@ -224,11 +224,10 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             scheduler.start()
             stoppers.insert(0, scheduler.stop)
 
-            def stored(_: object) -> None:
-                wake_outbox()
-                scheduler.sla.wake()  # new tickets get their triage deadline at once
-
-            processor = IntakeProcessor(engine, executor, settings, parser=parser, on_stored=stored)
+            # New tickets get their triage deadline on the next SLA pass (sla.check_seconds).
+            processor = IntakeProcessor(
+                engine, executor, settings, parser=parser, on_stored=lambda _: wake_outbox()
+            )
             await processor.recover()
             processor.start()
             stoppers.insert(0, processor.stop)  # first: turn what is captured into tickets

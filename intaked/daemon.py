@@ -133,8 +133,6 @@ class Daemon:
     def _stored(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.wake()
-        if self.scheduler is not None:
-            self.scheduler.sla.wake()
 
     async def stop(self) -> None:
         log.info("stopping")

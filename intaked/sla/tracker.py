@@ -145,8 +145,16 @@ def _differs(a: dt.datetime | None, b: dt.datetime | None) -> bool:
 def _write(
     conn: Connection, updates: Sequence[tuple[int, dict[str, Any]]], events: Sequence[dict[str, Any]]
 ) -> None:
+    """Write the updates, one executemany per set of changed columns, and the events."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for ticket_id, values in updates:
-        conn.execute(update(_t).where(_t.c.id == ticket_id).values(**values))
+        keys = tuple(sorted(values))
+        groups.setdefault(keys, []).append({"b_id": ticket_id, **{f"b_{k}": v for k, v in values.items()}})
+    for keys, params in groups.items():
+        conn.execute(
+            update(_t).where(_t.c.id == bindparam("b_id")).values({k: bindparam(f"b_{k}") for k in keys}),
+            params,
+        )
     if events:
         conn.execute(ticket_event_table.insert(), list(events))
 

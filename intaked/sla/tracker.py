@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from intaked.outbound.compose import mail_payload, new_message_id, render_notice
 from intaked.outbound.outbox import enqueue
 from intaked.sla.context import SlaContext
 from intaked.sla.deadlines import Deadlines, compute
-from intaked.store.models import ticket_event_table, ticket_table
+from intaked.store.models import message_table, ticket_event_table, ticket_table
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -171,6 +172,7 @@ def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None
             updates.append((row["id"], values))
             events.extend(row_events)
         _write(conn, updates, events)
+        replied = _first_replies_by_people(conn, ctx, now)
     for ticket_id, values in updates:
         log.info(
             "deadlines_synced",
@@ -178,7 +180,42 @@ def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None
             status=values["sla_status"],
             priority=values["sla_priority"],
         )
-    return len(rows)
+    return len(rows) + replied
+
+
+# The Message-IDs intaked gives its own mail (outbound/compose.new_message_id): "<purpose>.<hex>@domain".
+_OUR_MESSAGE_ID = re.compile(r"^[a-z_-]+\.[0-9a-f]{32}@")
+
+
+def _first_replies_by_people(conn: Connection, ctx: SlaContext, now: dt.datetime) -> int:
+    """A ticket still ``new`` that got an outbound message from a person (an agent UI's reply,
+    stored in ``messages`` with direction ``out``) has had its first response then; intaked's own
+    mail (acknowledgements, notices) does not count."""
+    m = message_table
+    candidates = conn.execute(
+        select(_t.c.id, m.c.sender, m.c.created_at, m.c.header_message_id)
+        .join(m, m.c.ticket_id == _t.c.id)
+        .where(_t.c.status == "new", _t.c.first_response_at.is_(None), m.c.direction == "out")
+        .order_by(m.c.id)
+    ).all()
+    first: dict[int, Any] = {}
+    for row in candidates:
+        if row.id not in first and not _OUR_MESSAGE_ID.match(row.header_message_id or ""):
+            first[row.id] = row
+    if not first:
+        return 0
+    tickets = conn.execute(select(_t).where(_t.c.id.in_(list(first)))).mappings().all()
+    updates = []
+    events = []
+    for ticket in tickets:
+        reply = first[ticket["id"]]
+        values = {"first_response_at": reply.created_at, "first_response_by": reply.sender}
+        values["sla_next_check_at"] = compute(ctx, {**ticket, **values}).next_check_at
+        updates.append((ticket["id"], values))
+        detail = {"by": reply.sender, "message_id": reply.header_message_id}
+        events.append(event(ticket["id"], "first_response", detail, now))
+    _write(conn, updates, events)
+    return len(updates)
 
 
 def recompute_open(

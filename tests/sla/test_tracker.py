@@ -313,3 +313,37 @@ def test_only_one_sweeper_at_a_time_on_postgresql(pg_url: str) -> None:
             other.dispose()
     finally:
         desk.engine.dispose()
+
+
+def test_a_persons_reply_is_the_first_response_our_acknowledgement_is_not(desk: Desk) -> None:
+    from intaked.store.models import message_table
+
+    number = desk.report()
+    triage(desk.engine, desk.ctx, number, priority="P3", now=XMAS_EVE)
+    ticket_id = desk.ticket(number)["id"]
+
+    def out(sender: str, message_id: str, at_: dt.datetime) -> None:
+        with desk.engine.begin() as conn:
+            conn.execute(
+                message_table.insert().values(
+                    ticket_id=ticket_id,
+                    direction="out",
+                    channel="smtp",
+                    sender=sender,
+                    subject="Re: ERP",
+                    body_text="...",
+                    header_message_id=message_id,
+                    created_at=at_,
+                )
+            )
+
+    out("helpdesk@example.com", "ack.0123456789abcdef0123456789abcdef@example.com", at(24, 16, 1))
+    sync_tickets(desk.engine, desk.ctx, now=at(24, 16, 2))
+    assert desk.ticket(number)["first_response_at"] is None, "our acknowledgement is no response"
+    out("wang@corp.example.com", "CAF=reply-1@mail.corp.example.com", at(24, 17))
+    sync_tickets(desk.engine, desk.ctx, now=at(24, 17, 1))
+    t = desk.ticket(number)
+    assert local(t["first_response_at"]) == at(24, 17) and t["first_response_by"] == "wang@corp.example.com"
+    assert "first_response" in [e["kind"] for e in desk.events(number)]
+    check_due(desk.engine, desk.ctx, now=at(28, 12))
+    assert desk.ticket(number)["response_breached_at"] is None, "answered in time: no breach"

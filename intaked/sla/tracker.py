@@ -185,6 +185,7 @@ def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None
 
 # The Message-IDs intaked gives its own mail (outbound/compose.new_message_id): "<purpose>.<hex>@domain".
 _OUR_MESSAGE_ID = re.compile(r"^[a-z_-]+\.[0-9a-f]{32}@")
+OUR_PURPOSES = ("ack", "reply_notice", "sla-warning", "sla-breach", "resolved")  # skipped in SQL already
 
 
 def _first_replies_by_people(conn: Connection, ctx: SlaContext, now: dt.datetime) -> int:
@@ -195,7 +196,15 @@ def _first_replies_by_people(conn: Connection, ctx: SlaContext, now: dt.datetime
     candidates = conn.execute(
         select(_t.c.id, m.c.sender, m.c.created_at, m.c.header_message_id)
         .join(m, m.c.ticket_id == _t.c.id)
-        .where(_t.c.status == "new", _t.c.first_response_at.is_(None), m.c.direction == "out")
+        .where(
+            _t.c.status == "new",
+            _t.c.first_response_at.is_(None),
+            m.c.direction == "out",
+            or_(
+                m.c.header_message_id.is_(None),
+                and_(*(m.c.header_message_id.not_like(f"{purpose}.%") for purpose in OUR_PURPOSES)),
+            ),
+        )
         .order_by(m.c.id)
     ).all()
     first: dict[int, Any] = {}
@@ -330,28 +339,27 @@ def _enforce(
 
     if row["priority"] is None and row["triage_breached_at"] is None and due(deadlines.triage_due_at):
         happened("triage", "breach", deadlines.triage_due_at, "triage_breached_at", deadlines.triage_due_at)
-    if row["first_response_at"] is None and status == "new":
-        if row["response_warned_at"] is None and due(deadlines.response_warn_at):
-            happened("response", "warning", deadlines.response_due_at, "response_warned_at", now)
-        if row["response_breached_at"] is None and due(deadlines.response_due_at):
-            happened(
-                "response",
-                "breach",
-                deadlines.response_due_at,
-                "response_breached_at",
-                deadlines.response_due_at,
-            )
-    if row["resolved_at"] is None and status in ("new", "open"):
-        if row["resolution_warned_at"] is None and due(deadlines.resolution_warn_at):
-            happened("resolution", "warning", deadlines.resolution_due_at, "resolution_warned_at", now)
-        if row["resolution_breached_at"] is None and due(deadlines.resolution_due_at):
-            happened(
-                "resolution",
-                "breach",
-                deadlines.resolution_due_at,
-                "resolution_breached_at",
-                deadlines.resolution_due_at,
-            )
+    targets = (
+        (
+            "response",
+            deadlines.response_warn_at,
+            deadlines.response_due_at,
+            row["first_response_at"] is None and status == "new",
+        ),
+        (
+            "resolution",
+            deadlines.resolution_warn_at,
+            deadlines.resolution_due_at,
+            row["resolved_at"] is None and status in ("new", "open"),
+        ),
+    )
+    for target, warn_at, due_at, running in targets:
+        if not running:
+            continue
+        if row[f"{target}_warned_at"] is None and due(warn_at):
+            happened(target, "warning", due_at, f"{target}_warned_at", now)
+        if row[f"{target}_breached_at"] is None and due(due_at):
+            happened(target, "breach", due_at, f"{target}_breached_at", due_at)
     after = compute(ctx, {**row, **values})
     values["sla_next_check_at"] = after.next_check_at
     return values, events, mails

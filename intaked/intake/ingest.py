@@ -27,6 +27,8 @@ from intaked.intake.ledger import ClaimedItem
 from intaked.outbound.acks import AckCandidate, queue_acknowledgements
 from intaked.parsing import ParsedMessage
 from intaked.routing.threading import Decision, decide, first_match, referenced_ids, subject_ticket_numbers
+from intaked.sla.context import current_context
+from intaked.sla.deadlines import compute
 from intaked.store.models import (
     attachment_table,
     blob_table,
@@ -309,6 +311,29 @@ def _plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Setti
     return plans
 
 
+_NOT_YET: dict[str, Any] = {
+    "team": None,
+    "occurred_at": None,
+    "resolved_at": None,
+    "first_response_at": None,
+    "triage_breached_at": None,
+    "response_warned_at": None,
+    "response_breached_at": None,
+    "resolution_warned_at": None,
+    "resolution_breached_at": None,
+    "sla_paused_seconds": 0.0,
+}
+
+
+def _with_deadlines(conn: Connection, ticket_rows: Sequence[dict[str, Any]], settings: Settings) -> None:
+    """New tickets are born with their triage deadline (intaked/sla/deadlines.py), so the SLA
+    tracker has nothing to catch up on for them."""
+    ctx = current_context(conn, settings)
+    for row in ticket_rows:
+        deadlines = compute(ctx, {**_NOT_YET, **row})
+        row.update(deadlines.columns(), sla_status=row["status"], sla_priority=None, sla_occurred_at=None)
+
+
 def ingest_mail_batch(
     conn: Connection, entries: Sequence[ParsedItem], settings: Settings, now: dt.datetime
 ) -> list[IngestOutcome]:
@@ -331,6 +356,8 @@ def ingest_mail_batch(
         )
         for n, i in enumerate(opening)
     ]
+    if ticket_rows:
+        _with_deadlines(conn, ticket_rows, settings)
     new_ids = [row.id for row in conn.execute(_INSERT_TICKETS, ticket_rows)] if ticket_rows else []
     for n, i in enumerate(opening):
         plans[i].ticket_id, plans[i].number = new_ids[n], numbers[n]

@@ -98,6 +98,20 @@ def build_context(settings: Settings, overrides: OverrideRows) -> SlaContext:
     )
 
 
+_cached: list[SlaContext] = []
+
+
+def current_context(conn: Connection, settings: Settings) -> SlaContext:
+    """The context for ``settings`` with the overrides as ``conn`` sees them; the calendars (whose
+    holiday tables take a while to build) are reused while neither changes."""
+    overrides = load_overrides(conn)
+    if _cached and _cached[0].settings is settings and _cached[0].overrides == overrides:
+        return _cached[0]
+    ctx = build_context(settings, overrides)
+    _cached[:] = [ctx]
+    return ctx
+
+
 def load_context(engine: Engine, settings: Settings) -> SlaContext:
     """The context with the database's current overrides."""
     with read_only(engine).connect() as conn:

@@ -68,7 +68,9 @@ class Desk:
                 select(ticket_table.c.number).order_by(ticket_table.c.id.desc())
             ).scalar_one()
             conn.execute(
-                update(ticket_table).where(ticket_table.c.number == number).values(created_at=created)
+                update(ticket_table)
+                .where(ticket_table.c.number == number)
+                .values(created_at=created, sla_status=None)
             )
         sync_tickets(self.engine, self.ctx, now=created)
         return number
@@ -347,3 +349,14 @@ def test_a_persons_reply_is_the_first_response_our_acknowledgement_is_not(desk: 
     assert "first_response" in [e["kind"] for e in desk.events(number)]
     check_due(desk.engine, desk.ctx, now=at(28, 12))
     assert desk.ticket(number)["response_breached_at"] is None, "answered in time: no breach"
+
+
+def test_tickets_are_born_with_their_triage_deadline(desk: Desk) -> None:
+    raw = b"From: a@example.com\r\nSubject: VPN\r\nMessage-ID: <born@example.com>\r\n\r\nx\r\n"
+    insert_items(desk.engine, [RawItem("smtp", raw, envelope_from="a@example.com")])
+    process_once(desk.engine, desk.settings)
+    with desk.engine.connect() as conn:
+        t = conn.execute(select(ticket_table)).mappings().one()
+    assert t["triage_due_at"] - t["created_at"] == dt.timedelta(minutes=15)
+    assert t["sla_next_check_at"] == t["triage_due_at"] and t["sla_status"] == "new"
+    assert sync_tickets(desk.engine, desk.ctx) == 0, "nothing left for the tracker to catch up on"

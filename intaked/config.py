@@ -503,7 +503,10 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
             reason = err["msg"].removeprefix("Value error, ")
             if err["type"] not in ("value_error",) and "input" in err:
                 reason += f" (got {err['input']!r})"
-        lines.append(f"{source}: {key}: {reason}")
+        if not err["loc"] and re.match(r"^[a-z][\w.]*: ", reason):  # a cross-key check names its key
+            lines.append(f"{source}: {reason}")
+        else:
+            lines.append(f"{source}: {key}: {reason}")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from intaked.config import (
     ConfigError,
     ImapMailboxSettings,
     Settings,
+    TeamSettings,
     effective_database_url,
     load_settings,
     masked_dump,
@@ -107,6 +108,46 @@ def test_example_file_documents_every_imap_key() -> None:
     settings = settings_from_mapping(data, environ={})
     defaults = ImapMailboxSettings(host=mailbox["host"], username=mailbox["username"])
     assert settings.imap[0] == defaults, "the commented example shows the defaults"
+
+
+def test_example_file_documents_every_team_key() -> None:
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# [teams.field_service]")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line.removeprefix("# "))
+    data = tomllib.loads("\n".join(block))
+    assert set(data["teams"]["field_service"]) == set(TeamSettings.model_fields)
+    assert settings_from_mapping(data, environ={}).teams["field_service"].lead_email == "fs-lead@example.com"
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        ("sla", {"calendar": "us"}, "sla.calendar: no calendar named 'us'"),
+        ("sla", {"warn_at": 1.5}, "sla.warn_at"),
+        ("triage", {"within": "soon"}, "triage.within: 'soon' is not a duration"),
+        (
+            "lifecycle",
+            {"auto_close_after": "3 weeks"},
+            "lifecycle.auto_close_after: '3 weeks' is not a duration",
+        ),
+        ("calendars", {"default": {"hours": ["08:30-12:00", "11:00-17:30"]}}, "calendars.default.hours"),
+        (
+            "calendars",
+            {"default": {"working_days": ["monday"]}},
+            "calendars.default.working_days[0]: Input should be 'mon'",
+        ),
+        ("calendars", {"default": {"timezone": "Asia/Taipeh"}}, "calendars.default.timezone"),
+        ("teams", {"network": {"calendar": "mars"}}, "teams.network.calendar: no calendar named 'mars'"),
+    ],
+)
+def test_bad_working_time_settings_name_the_key(section: str, values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({section: values}, environ={})
+    assert message in str(caught.value)
 
 
 def test_one_or_many_mailboxes_and_their_secrets(tmp_path: Path) -> None:

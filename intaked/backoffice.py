@@ -197,7 +197,10 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="intaked-db")
     db = settings.database
     engine = make_engine(
-        effective_database_url(settings), busy_timeout_ms=db.sqlite_busy_timeout_ms, pool_size=db.pool_size
+        effective_database_url(settings),
+        busy_timeout_ms=db.sqlite_busy_timeout_ms,
+        pool_size=db.pool_size,
+        sqlite_synchronous="NORMAL" if role == ROLE_OUTBOX else "FULL",
     )
     stop = asyncio.Event()
     stoppers: list[Callable[[], Awaitable[None]]] = []

@@ -4,6 +4,9 @@ SQLite runs in WAL mode with ``synchronous=FULL`` (a committed message survives 
 is what our SMTP 250 promises), a busy timeout, foreign keys on, and ``BEGIN IMMEDIATE`` for
 writing transactions so two writers queue on the busy timeout instead of failing on upgrade.
 Read-only work uses :func:`read_only` connections that begin with a plain deferred ``BEGIN``.
+The outbox sender's engine alone uses ``synchronous=NORMAL``: marking a mail sent then survives a
+crash of any process (WAL), and a power cut can at worst forget the last marks, so those mails go
+out once more: repeated, never lost, since the send came before the mark.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 READ_ONLY_OPTION = "intaked_read_only"
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 5) -> Engine:
+def make_engine(
+    url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 5, sqlite_synchronous: str = "FULL"
+) -> Engine:
     """Create the engine for ``url`` with intaked's connection settings."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, busy_timeout_ms)
+        return _sqlite_engine(url, busy_timeout_ms, sqlite_synchronous)
     connect_args: dict[str, Any] = {"application_name": "intaked", "connect_timeout": 10}
     return create_engine(
         url,
@@ -37,7 +42,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 5) ->
     )
 
 
-def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
+def _sqlite_engine(url: str, busy_timeout_ms: int, synchronous: str = "FULL") -> Engine:
     parsed = make_url(url)
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
@@ -57,7 +62,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.config import ImapMailboxSettings
@@ -216,12 +216,21 @@ class ImapMailboxWorker:
                         source_ref=source_ref(name, uidvalidity, uid),
                     )
                 )
+            backlog, last_uid = len(new) - start - len(batch), batch[-1]
+
+            def progress(
+                conn: Connection | None = None, backlog: int = backlog, last_uid: int = last_uid
+            ) -> None:
+                self._save_state(uidvalidity, backlog=backlog, last_uid=last_uid, conn=conn)
+
             if items:
-                insert_items(self._engine, items)  # committed: only now may the server forget them
+                # committed, with the mailbox's progress: only now may the server forget them
+                insert_items(self._engine, items, also=progress)
                 captured += len(items)
                 self._on_captured()
-                self.log.info("imap_captured", count=len(items), last_uid=batch[-1])
-            self._save_state(uidvalidity, backlog=len(new) - start - len(batch), last_uid=batch[-1])
+                self.log.info("imap_captured", count=len(items), last_uid=last_uid)
+            else:
+                progress()
             self._move(client, batch)
         self._save_state(uidvalidity, polled=True)
         return captured + len(known)
@@ -262,6 +271,7 @@ class ImapMailboxWorker:
         backlog: int | None = None,
         last_uid: int | None = None,
         polled: bool = False,
+        conn: Connection | None = None,
     ) -> None:
         now = utcnow()
         values: dict[str, Any] = {"uidvalidity": uidvalidity, "updated_at": now}
@@ -269,7 +279,7 @@ class ImapMailboxWorker:
             values["backlog"] = backlog
         if polled:
             values.update(last_poll_at=now, last_error=None, last_error_at=None)
-        self._upsert(values, last_uid=last_uid, uidvalidity=uidvalidity)
+        self._upsert(values, last_uid=last_uid, uidvalidity=uidvalidity, conn=conn)
 
     def _record_error(self, error: str) -> None:
         self.last_error = error
@@ -279,32 +289,38 @@ class ImapMailboxWorker:
             self.log.warning("imap_state_not_saved", error=str(exc))
 
     def _upsert(
-        self, values: dict[str, Any], *, last_uid: int | None = None, uidvalidity: int | None = None
+        self,
+        values: dict[str, Any],
+        *,
+        last_uid: int | None = None,
+        uidvalidity: int | None = None,
+        conn: Connection | None = None,
     ) -> None:
+        if conn is None:
+            with self._engine.begin() as own:
+                self._upsert(values, last_uid=last_uid, uidvalidity=uidvalidity, conn=own)
+            return
         table = imap_mailbox_table
-        with self._engine.begin() as conn:
-            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(
+            dialect_insert(table)
+            .values(name=self.settings.name, last_uid=0, **values)
+            .on_conflict_do_nothing(index_elements=[table.c.name])
+        )
+        if uidvalidity is not None:
+            # A new mailbox generation starts counting UIDs again.
             conn.execute(
-                dialect_insert(table)
-                .values(name=self.settings.name, last_uid=0, **values)
-                .on_conflict_do_nothing(index_elements=[table.c.name])
+                update(table)
+                .where(table.c.name == self.settings.name, table.c.uidvalidity.is_distinct_from(uidvalidity))
+                .values(last_uid=0)
             )
-            if uidvalidity is not None:
-                # A new mailbox generation starts counting UIDs again.
-                conn.execute(
-                    update(table)
-                    .where(
-                        table.c.name == self.settings.name, table.c.uidvalidity.is_distinct_from(uidvalidity)
-                    )
-                    .values(last_uid=0)
-                )
-            conn.execute(update(table).where(table.c.name == self.settings.name).values(**values))
-            if last_uid is not None:
-                conn.execute(
-                    update(table)
-                    .where(table.c.name == self.settings.name, table.c.last_uid < last_uid)
-                    .values(last_uid=last_uid)
-                )
+        conn.execute(update(table).where(table.c.name == self.settings.name).values(**values))
+        if last_uid is not None:
+            conn.execute(
+                update(table)
+                .where(table.c.name == self.settings.name, table.c.last_uid < last_uid)
+                .values(last_uid=last_uid)
+            )
 
 
 def _untagged(client: IMAPClient) -> dict[str, list[bytes]]:

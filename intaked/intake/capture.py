@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
 
 from intaked.store.models import inbound_item_table
 from intaked.store.types import utcnow
@@ -52,8 +52,11 @@ def compress_raw(raw: bytes) -> bytes:
     return zlib.compress(raw, 1)
 
 
-def insert_items(engine: Engine, items: Sequence[RawItem]) -> list[int]:
-    """Insert and commit ``items`` in one transaction; returns their ledger ids, in order."""
+def insert_items(
+    engine: Engine, items: Sequence[RawItem], *, also: Callable[[Connection], object] | None = None
+) -> list[int]:
+    """Insert and commit ``items`` in one transaction (with ``also``'s writes, e.g. a channel's
+    bookkeeping); returns their ledger ids, in order."""
     rows = [
         {
             "channel": item.channel,
@@ -73,7 +76,10 @@ def insert_items(engine: Engine, items: Sequence[RawItem]) -> list[int]:
     ]
     stmt = insert(_items).returning(_items.c.id, sort_by_parameter_order=True)
     with engine.begin() as conn:
-        return [row.id for row in conn.execute(stmt, rows)]
+        ids = [row.id for row in conn.execute(stmt, rows)]
+        if also is not None:
+            also(conn)
+        return ids
 
 
 class CaptureWriter:

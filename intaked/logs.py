@@ -60,3 +60,5 @@ def configure_logging(
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     # Alembic narrates every connection at INFO; `intaked db upgrade` prints its own summary.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # APScheduler logs every run of every job at INFO (every few seconds); the workers log what they do.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

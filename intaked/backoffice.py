@@ -273,11 +273,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the front decides
     settings = pickle.load(sys.stdin.buffer)
     assert isinstance(settings, Settings)
-    configure_logging(settings.logging.level, settings.logging.format)
     role, wake_fd = argv
     if role not in ROLES:
         raise SystemExit(f"unknown back office role {role!r}: one of {', '.join(ROLES)}")
-    structlog.contextvars.bind_contextvars(process=f"back_office.{role}")
+    configure_logging(settings.logging.level, settings.logging.format, process=f"back_office.{role}")
     asyncio.run(run_back_office(settings, role, int(wake_fd)))
     return 0
 

@@ -3,6 +3,7 @@ daemon, and the daemon still works with everything in one process (``back_office
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -102,6 +103,9 @@ def test_the_back_office_dies_with_a_killed_daemon(tmp_path: Path) -> None:
         )
     try:
         wait_until(lambda: '"started"' in log.read_text() or proc.poll() is not None, what="start")
+        wait_until(lambda: '"calendars_loaded"' in log.read_text(), what="the SLA worker's first pass")
+        (line,) = [ln for ln in log.read_text().splitlines() if '"calendars_loaded"' in ln]
+        assert json.loads(line)["process"] == "back_office.intake", "every line says which process wrote it"
         back_offices = [pid for pid in children(proc.pid) if b"intaked.backoffice" in _cmdline(pid)]
         assert len(back_offices) == 1, f"one back office process, children: {children(proc.pid)}"
         family = back_offices + children(back_offices[0])

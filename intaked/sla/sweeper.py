@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import ColumnElement, Engine, select, update
 
 from intaked.sla.tracker import event, try_lock
 from intaked.store.engine import read_only
@@ -30,7 +30,7 @@ class Closed:
     auto_close_at: dt.datetime
 
 
-def _due(now: dt.datetime):  # type: ignore[no-untyped-def]
+def _due(now: dt.datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (_t.c.status == "resolved", _t.c.auto_close_at <= now)
 
 

@@ -42,6 +42,7 @@ from intaked.logs import configure_logging
 from intaked.outbound.dispatcher import OutboxDispatcher
 from intaked.processes import die_with_parent
 from intaked.scheduler import Scheduler
+from intaked.sla.context import warm_up
 from intaked.store.engine import make_engine
 
 log = structlog.get_logger(__name__)
@@ -223,6 +224,7 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
             stoppers.insert(0, _closing(parser))
             await loop.run_in_executor(executor, parser.warm_up)
+            await loop.run_in_executor(executor, warm_up, engine, settings)
             scheduler = Scheduler(engine, executor, settings, on_queued=wake_outbox)
             scheduler.start()
             stoppers.insert(0, scheduler.stop)

@@ -112,6 +112,15 @@ def current_context(conn: Connection, settings: Settings) -> SlaContext:
     return ctx
 
 
+def warm_up(engine: Engine, settings: Settings) -> None:
+    """Build the calendars and load this year's holidays now, not in the first ticket's transaction."""
+    with read_only(engine).connect() as conn:
+        ctx = current_context(conn, settings)
+    now = dt.datetime.now(dt.UTC)
+    for calendar in ctx.calendars.values():
+        calendar.add_working_time(now, dt.timedelta(hours=1))
+
+
 def load_context(engine: Engine, settings: Settings) -> SlaContext:
     """The context with the database's current overrides."""
     with read_only(engine).connect() as conn:

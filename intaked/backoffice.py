@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
-from intaked.config import Settings, effective_database_url
+from intaked.config import Settings
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.logs import configure_logging
@@ -43,7 +43,7 @@ from intaked.outbound.dispatcher import OutboxDispatcher
 from intaked.processes import die_with_parent
 from intaked.scheduler import Scheduler
 from intaked.sla.context import warm_up
-from intaked.store.engine import make_engine
+from intaked.store.engine import engine_for
 
 log = structlog.get_logger(__name__)
 
@@ -196,13 +196,7 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
     """
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="intaked-db")
-    db = settings.database
-    engine = make_engine(
-        effective_database_url(settings),
-        busy_timeout_ms=db.sqlite_busy_timeout_ms,
-        pool_size=db.pool_size,
-        sqlite_synchronous="NORMAL" if role == ROLE_OUTBOX else "FULL",
-    )
+    engine = engine_for(settings, sqlite_synchronous="NORMAL" if role == ROLE_OUTBOX else "FULL")
     stop = asyncio.Event()
     stoppers: list[Callable[[], Awaitable[None]]] = []
     wake: Callable[[], None]

@@ -17,9 +17,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from intaked import __version__, worktime_cli
-from intaked.config import ConfigError, Settings, effective_database_url, load_settings, masked_dump
+from intaked.config import ConfigError, Settings, load_settings, masked_dump
 from intaked.logs import configure_logging
-from intaked.store.engine import make_engine
+from intaked.store.engine import engine_for
 from intaked.store.migrate import SchemaError, current_revision, head_revision, upgrade
 
 EXIT_NOT_FOUND = 1
@@ -81,10 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _engine(settings: Settings) -> Engine:
-    db = settings.database
-    return make_engine(
-        effective_database_url(settings), busy_timeout_ms=db.sqlite_busy_timeout_ms, pool_size=2
-    )
+    return engine_for(settings, pool_size=2)
 
 
 def _print_json(data: Any) -> None:

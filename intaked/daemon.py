@@ -25,13 +25,13 @@ from sqlalchemy import Engine
 from intaked.backoffice import BackOfficeProcess
 from intaked.channels.imap import ImapMailboxWorker
 from intaked.channels.smtp import SmtpIntakeServer
-from intaked.config import Settings, effective_database_url
+from intaked.config import Settings
 from intaked.intake.capture import CaptureWriter
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.outbound.dispatcher import OutboxDispatcher
 from intaked.scheduler import Scheduler
-from intaked.store.engine import make_engine
+from intaked.store.engine import engine_for
 from intaked.store.migrate import ensure_schema
 
 log = structlog.get_logger(__name__)
@@ -77,9 +77,8 @@ class Daemon:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        url = effective_database_url(self.settings)
         db = self.settings.database
-        self.engine = make_engine(url, busy_timeout_ms=db.sqlite_busy_timeout_ms, pool_size=db.pool_size)
+        self.engine = engine_for(self.settings)
         revision = await loop.run_in_executor(
             self.executor,
             lambda: ensure_schema(self.engine, auto_migrate=db.auto_migrate),  # type: ignore[arg-type]

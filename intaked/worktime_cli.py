@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from intaked.config import Settings
 from intaked.lifecycle import (
@@ -23,7 +23,7 @@ from intaked.lifecycle import (
 from intaked.sla.context import load_context
 from intaked.sla.deadlines import Deadlines, compute
 from intaked.sla.sweeper import sweep
-from intaked.store.engine import read_only
+from intaked.store.engine import engine_for, read_only
 from intaked.store.models import PRIORITIES, ticket_table
 
 EXIT_NOT_FOUND = 1
@@ -122,10 +122,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-def _engine(settings: Settings) -> Any:
-    from intaked.cli import _engine as engine
-
-    return engine(settings)
+def _engine(settings: Settings) -> Engine:
+    return engine_for(settings, pool_size=2)
 
 
 def _iso(value: dt.datetime | None, tz: Any = None) -> str | None:

@@ -94,15 +94,19 @@ def test_example_file_documents_every_key_with_its_default() -> None:
             assert text[i - 1].startswith("#"), f"key on line {i + 1} has no comment: {line}"
 
 
-def test_example_file_documents_every_imap_key() -> None:
+def _commented_example(first_line: str) -> dict[str, Any]:
+    """The commented-out TOML block of the example file that starts at ``first_line``, parsed."""
     lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
-    start = lines.index("# [[imap]]")
     block = []
-    for line in lines[start:]:
+    for line in lines[lines.index(first_line) :]:
         if not line.startswith("#"):
             break
         block.append(line.removeprefix("# "))
-    data = tomllib.loads("\n".join(block))
+    return tomllib.loads("\n".join(block))
+
+
+def test_example_file_documents_every_imap_key() -> None:
+    data = _commented_example("# [[imap]]")
     (mailbox,) = data["imap"]
     assert set(mailbox) == set(ImapMailboxSettings.model_fields)
     settings = settings_from_mapping(data, environ={})
@@ -111,14 +115,7 @@ def test_example_file_documents_every_imap_key() -> None:
 
 
 def test_example_file_documents_every_team_key() -> None:
-    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
-    start = lines.index("# [teams.field_service]")
-    block = []
-    for line in lines[start:]:
-        if not line.startswith("#"):
-            break
-        block.append(line.removeprefix("# "))
-    data = tomllib.loads("\n".join(block))
+    data = _commented_example("# [teams.field_service]")
     assert set(data["teams"]["field_service"]) == set(TeamSettings.model_fields)
     assert settings_from_mapping(data, environ={}).teams["field_service"].lead_email == "fs-lead@example.com"
 

@@ -22,6 +22,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from intaked.config import Settings, effective_database_url
+
 READ_ONLY_OPTION = "intaked_read_only"
 
 
@@ -148,6 +150,19 @@ def _lock_file(database: str | None) -> int | None:
         return os.open(f"{Path(database).expanduser()}-writer", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         return None
+
+
+def engine_for(
+    settings: Settings, *, pool_size: int | None = None, sqlite_synchronous: str = "FULL"
+) -> Engine:
+    """The engine the configuration names (``database.*``); ``pool_size`` overrides the setting."""
+    db = settings.database
+    return make_engine(
+        effective_database_url(settings),
+        busy_timeout_ms=db.sqlite_busy_timeout_ms,
+        pool_size=db.pool_size if pool_size is None else pool_size,
+        sqlite_synchronous=sqlite_synchronous,
+    )
 
 
 def read_only(engine: Engine) -> Engine:

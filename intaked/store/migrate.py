@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic.command import downgrade as alembic_downgrade
 from alembic.command import upgrade as alembic_upgrade
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -48,6 +49,14 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         cfg.attributes["connection"] = conn
         alembic_upgrade(cfg, "head")
     return before, head_revision()
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Step the schema back to ``revision`` (``"base"``: empty), e.g. before running an older release."""
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        alembic_downgrade(cfg, revision)
 
 
 def ensure_schema(engine: Engine, *, auto_migrate: bool) -> str:

@@ -11,6 +11,7 @@ from typing import Final, cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     Float,
@@ -32,6 +33,20 @@ TICKET_STATUSES: Final = ("new", "open", "pending", "resolved", "closed")
 PRIORITIES: Final = ("P1", "P2", "P3", "P4")
 OVERRIDE_KINDS: Final = ("holiday", "workday")
 ITEM_STATES: Final = ("received", "processing", "done", "duplicate", "quarantined")
+CATEGORIES: Final = ("incident", "service_request", "security_incident")
+PAGE_STATES: Final = ("active", "acknowledged", "exhausted", "cancelled")
+PAGE_CHANNELS: Final = ("sms", "call", "email")
+ATTEMPT_STATUSES: Final = (
+    "queued",  # written to the outbox, not yet accepted by the provider
+    "sent",  # accepted by the provider (an SMS Sid or a Call Sid exists)
+    "delivered",  # SMS delivered to the handset
+    "ringing",
+    "answered",  # a call was picked up (a person or a machine)
+    "completed",  # a call ended without a keypress, or an SMS had no reply: not an acknowledgement
+    "acknowledged",  # this attempt's person acknowledged through it
+    "failed",  # permanent: invalid number, undelivered, busy/no-answer after retries, refused
+    "cancelled",  # stopped before it reached anyone (the page was acknowledged)
+)
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -60,6 +75,10 @@ class Ticket(Base):
     __table_args__ = (
         CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
         CheckConstraint(f"priority IS NULL OR {_in('priority', PRIORITIES)}", name="priority"),
+        CheckConstraint(
+            f"suggested_priority IS NULL OR {_in('suggested_priority', PRIORITIES)}",
+            name="suggested_priority",
+        ),
         Index(None, "status"),
         Index(None, "created_at"),
         Index(None, "sla_next_check_at"),
@@ -106,6 +125,14 @@ class Ticket(Base):
     sla_paused_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     sla_next_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sla_snapshot: Mapped[str | None] = mapped_column(Text)
+    # Routing and paging (0005): what the rules suggested, and who took command.
+    category: Mapped[str | None] = mapped_column(String(32))
+    suggested_priority: Mapped[str | None] = mapped_column(String(2))
+    suggested_by: Mapped[str | None] = mapped_column(Text)
+    suggestion_trusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    requester_department: Mapped[str | None] = mapped_column(Text)
+    requester_site: Mapped[str | None] = mapped_column(Text)
+    incident_commander: Mapped[str | None] = mapped_column(String(128))
 
     messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
     events: Mapped[list[TicketEvent]] = relationship(order_by="TicketEvent.id")
@@ -288,6 +315,104 @@ class CalendarOverride(Base):
     created_by: Mapped[str | None] = mapped_column(String(128))
 
 
+class OncallOverride(Base):
+    """A stretch of time in which someone else holds an on-call role (0005)."""
+
+    __tablename__ = "oncall_overrides"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="span"),
+        Index(None, "schedule", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(64))
+    person: Mapped[str] = mapped_column(String(128))
+    replaces: Mapped[str | None] = mapped_column(String(128))
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class Page(Base):
+    """One ticket's paging of the Quick Response Center: a persisted escalation state machine (0005)."""
+
+    __tablename__ = "pages"
+    __table_args__ = (
+        CheckConstraint(_in("state", PAGE_STATES), name="state"),
+        CheckConstraint(_in("priority", PRIORITIES), name="priority"),
+        Index(None, "state", "next_step_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), unique=True)
+    priority: Mapped[str] = mapped_column(String(2))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    unconfirmed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    policy: Mapped[str] = mapped_column(Text)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    fence: Mapped[int] = mapped_column(Integer, default=0)
+    next_step_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    reply_code: Mapped[str] = mapped_column(String(8), unique=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    ack_channel: Mapped[str | None] = mapped_column(String(16))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    provider_down_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    fallback_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PageAttempt(Base):
+    """One SMS, call or mail sent to one person for one step of a page (0005)."""
+
+    __tablename__ = "page_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("channel", PAGE_CHANNELS), name="channel"),
+        CheckConstraint(_in("status", ATTEMPT_STATUSES), name="status"),
+        UniqueConstraint("page_id", "round", "step", "person", "channel", "retry"),
+        Index(None, "provider_sid"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    person: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(8))
+    retry: Mapped[int] = mapped_column(Integer, default=0)
+    address: Mapped[str] = mapped_column(String(320))
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookReceipt(Base):
+    """A provider webhook already acted on, keyed so a replay or a retry changes nothing (0005)."""
+
+    __tablename__ = "webhook_receipts"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class TicketCounter(Base):
     """The last ticket number handed out per prefix and month (e.g. ``IT-202611`` → 42)."""
 
@@ -308,3 +433,7 @@ ticket_counter_table = cast(Table, TicketCounter.__table__)
 imap_mailbox_table = cast(Table, ImapMailbox.__table__)
 outbox_table = cast(Table, OutboxEntry.__table__)
 calendar_override_table = cast(Table, CalendarOverride.__table__)
+oncall_override_table = cast(Table, OncallOverride.__table__)
+page_table = cast(Table, Page.__table__)
+page_attempt_table = cast(Table, PageAttempt.__table__)
+webhook_receipt_table = cast(Table, WebhookReceipt.__table__)

@@ -355,6 +355,57 @@ class DaemonSettings(_Section):
     outbox: Literal["process", "inline"] = "process"
 
 
+PageChannel = Literal["sms", "call", "email"]
+
+
+def _sms_and_call() -> list[PageChannel]:
+    return ["sms", "call"]
+
+
+class PageTargetSettings(_Section):
+    """One target of an escalation step: whoever an on-call schedule names, or a person."""
+
+    oncall: str = ""
+    person: str = ""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PageTargetSettings:
+        if bool(self.oncall) == bool(self.person):
+            raise ValueError('give exactly one of oncall = "<schedule>" or person = "<name>"')
+        return self
+
+
+class PageStepSettings(_Section):
+    """``[[paging.policies.<P>.steps]]``: who is paged how, ``after`` the previous step."""
+
+    after: Duration = "0m"
+    targets: Annotated[list[PageTargetSettings], Field(min_length=1)]
+    channels: Annotated[list[PageChannel], Field(min_length=1)] = Field(default_factory=_sms_and_call)
+
+
+class PagePolicySettings(_Section):
+    """``[paging.policies.<P>]``: the escalation chain for one priority, frozen onto each page."""
+
+    steps: Annotated[list[PageStepSettings], Field(min_length=1)]
+    repeat: Annotated[int, Field(ge=1, le=10)] = 3
+    give_up_after: Duration = "10m"
+
+
+class PagingSettings(_Section):
+    """``[paging]``: paging the Quick Response Center for P1/P2, escalated until someone acknowledges."""
+
+    policies: dict[Literal["P1", "P2", "P3", "P4"], PagePolicySettings] = Field(default_factory=dict)
+    check_seconds: Annotated[float, Field(gt=0)] = 1.0
+    fallback_after: Duration = "2m"
+    fallback_email: str = ""
+    call_retries: Annotated[int, Field(ge=0, le=5)] = 1
+    call_retry_after: Duration = "1m"
+    voice_language: str = "zh-TW"
+    voice: str = "Google.cmn-TW-Standard-A"
+    english_voice: str = "Polly.Joanna"
+    gather_seconds: Annotated[int, Field(ge=3, le=60)] = 8
+
+
 class LoggingSettings(_Section):
     """``[logging]``: structlog output."""
 
@@ -406,6 +457,7 @@ class Settings(_Section):
     sla: SlaSettings = SlaSettings()
     triage: TriageSettings = TriageSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    paging: PagingSettings = PagingSettings()
     teams: dict[str, TeamSettings] = Field(default_factory=dict)
     logging: LoggingSettings = LoggingSettings()
 

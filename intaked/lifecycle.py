@@ -6,6 +6,7 @@ changes: deadlines recomputed in the same transaction, every change recorded in 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.outbound.compose import mail_payload, new_message_id, render_notice
 from intaked.outbound.outbox import enqueue
+from intaked.paging.engine import PAGED_PRIORITIES, cancel_page, start_page
 from intaked.sla.context import SlaContext, load_context
 from intaked.sla.deadlines import Deadlines, compute
 from intaked.sla.tracker import apply_changes, event, recompute_open
@@ -63,7 +65,10 @@ def _change(
     actor: str,
     now: dt.datetime,
     check: Any = None,
+    also: Callable[[Connection, Any], object] | None = None,
 ) -> Changed:
+    """Apply ``values`` to ticket ``number`` with its SLA consequences and event, and ``also``'s
+    writes (side effects of the change), in one transaction."""
     with engine.begin() as conn:
         row = _locked_row(conn, number)
         if check is not None:
@@ -74,6 +79,8 @@ def _change(
         conn.execute(update(_t).where(_t.c.id == row["id"]).values(**sla_values))
         conn.execute(ticket_event_table.insert(), [event(row["id"], kind, detail, now, actor), *sla_events])
         row = _locked_row(conn, number)
+        if also is not None:
+            also(conn, row)
         return Changed(number, compute(ctx, row))
 
 
@@ -99,8 +106,23 @@ def triage(
         if row["status"] == "closed":
             raise InvalidChange(f"{number} is closed")
 
+    def page(conn: Connection, row: Any) -> None:
+        if priority in PAGED_PRIORITIES:
+            start_page(
+                conn,
+                ctx.settings,
+                row["id"],
+                priority,
+                reason=f"triaged by {by}",
+                unconfirmed=False,
+                actor=by,
+                now=now,
+            )
+        else:
+            cancel_page(conn, row["id"], reason=f"priority set to {priority} by {by}", actor=by, now=now)
+
     return _change(
-        engine, ctx, number, values, "triaged", {"priority": priority, "team": team}, by, now, open_only
+        engine, ctx, number, values, "triaged", {"priority": priority, "team": team}, by, now, open_only, page
     )
 
 
@@ -133,13 +155,15 @@ def resolve(
         if row["status"] in ("resolved", "closed"):
             raise InvalidChange(f"{number} is already {row['status']}")
 
-    values = {"status": "resolved", "resolved_at": now, "resolved_by": by}
-    changed = _change(engine, ctx, number, values, "resolved", {"by": by, "note": note}, by, now, resolvable)
-    with engine.begin() as conn:
-        row = _locked_row(conn, number)
+    def notify(conn: Connection, row: Any) -> None:
         if row["requester_email"]:
             enqueue(conn, [_resolved_notice(conn, ctx, row, note)], now)
-    return changed
+        cancel_page(conn, row["id"], reason=f"resolved by {by}", actor=by, now=now)
+
+    values = {"status": "resolved", "resolved_at": now, "resolved_by": by}
+    return _change(
+        engine, ctx, number, values, "resolved", {"by": by, "note": note}, by, now, resolvable, notify
+    )
 
 
 def _resolved_notice(conn: Connection, ctx: SlaContext, row: Any, note: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Timed work: APScheduler wakes the working-time workers; the database decides what is due.
 
 Jobs do nothing but wake a worker (``sla.check_seconds``: deadlines and warnings;
-``lifecycle.sweep_interval``: the auto-close sweep). The workers run their passes on database
+``lifecycle.sweep_interval``: the auto-close sweep; ``paging.check_seconds``: pages to start and
+escalation steps that are due). The workers run their passes on database
 threads; a pass that runs twice, or on two daemons at once, does no harm (advisory locks on
 PostgreSQL, conditional updates, outbox idempotency keys).
 """
@@ -17,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
 from intaked.config import Settings
+from intaked.paging.engine import run_due, start_pages_for_priorities
 from intaked.sla.context import SlaContext, build_context, load_overrides
 from intaked.sla.sweeper import sweep
 from intaked.sla.targets import parse_duration
@@ -77,6 +79,28 @@ class SweepWorker(WakeableWorker):
         return len(closed)
 
 
+class PagingWorker(WakeableWorker):
+    """Starts pages for tickets that became P1/P2 and runs due escalation steps (intaked/paging/engine.py)."""
+
+    def __init__(
+        self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._on_queued = on_queued
+        super().__init__(
+            "paging", executor, self._pass, poll_seconds=max(10.0, settings.paging.check_seconds)
+        )
+
+    def _pass(self) -> int:
+        done = start_pages_for_priorities(self._engine, self._settings) + run_due(
+            self._engine, self._settings
+        )
+        if done:
+            self._on_queued()
+        return done
+
+
 class Scheduler:
     """The working-time workers and the APScheduler jobs that wake them."""
 
@@ -85,6 +109,9 @@ class Scheduler:
     ) -> None:
         self.sla = SlaWorker(engine, executor, settings, on_queued)
         self.sweeper = SweepWorker(engine, executor, settings)
+        self.paging = (
+            PagingWorker(engine, executor, settings, on_queued) if settings.paging.policies else None
+        )
         self._settings = settings
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
 
@@ -107,6 +134,16 @@ class Scheduler:
             coalesce=True,
             max_instances=1,
         )
+        if self.paging is not None:
+            self.paging.start()
+            self._scheduler.add_job(
+                self.paging.wake,
+                "interval",
+                seconds=self._settings.paging.check_seconds,
+                id="paging",
+                coalesce=True,
+                max_instances=1,
+            )
         self._scheduler.start()
 
     async def stop(self) -> None:
@@ -114,3 +151,5 @@ class Scheduler:
             self._scheduler.shutdown(wait=False)
         await self.sla.stop()
         await self.sweeper.stop()
+        if self.paging is not None:
+            await self.paging.stop()

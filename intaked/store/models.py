@@ -84,6 +84,7 @@ class Ticket(Base):
         Index(None, "sla_next_check_at"),
         Index(None, "sla_status"),
         Index(None, "status", "auto_close_at"),
+        Index(None, "priority", "status"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)

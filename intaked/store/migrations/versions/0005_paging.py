@@ -42,6 +42,7 @@ def upgrade() -> None:
             op.f("ck_tickets_suggested_priority"),
             "suggested_priority IS NULL OR suggested_priority IN ('P1', 'P2', 'P3', 'P4')",
         )
+    op.create_index(op.f("ix_tickets_priority_status"), "tickets", ["priority", "status"])
     op.create_table(
         "oncall_overrides",
         sa.Column("id", ID, nullable=False),
@@ -160,6 +161,7 @@ def downgrade() -> None:
     op.drop_table("pages")
     op.drop_index(op.f("ix_oncall_overrides_schedule_starts_at"), table_name="oncall_overrides")
     op.drop_table("oncall_overrides")
+    op.drop_index(op.f("ix_tickets_priority_status"), table_name="tickets")
     with op.batch_alter_table("tickets") as batch:
         batch.drop_constraint(op.f("ck_tickets_suggested_priority"), type_="check")
         for name in TICKET_COLUMNS:

@@ -1,0 +1,97 @@
+"""The paging commands of ``intaked``: ``page ack`` (acknowledge from a terminal) and ``page show``
+(the timeline of a ticket's page: who was paged how, and what happened)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from intaked.config import Settings
+from intaked.paging.engine import PageNotFound, acknowledge_ticket, timeline
+from intaked.store.engine import engine_for, read_only
+
+EXIT_NOT_FOUND = 1
+COMMANDS = ("page",)
+
+
+def add_parsers(sub: Any, config_parent: argparse.ArgumentParser) -> None:
+    page = sub.add_parser("page", help="QRC pages").add_subparsers(dest="page_command", required=True)
+    ack = page.add_parser("ack", parents=[config_parent], help="acknowledge a ticket's page")
+    ack.add_argument("number", help="ticket number, e.g. IT-202611-00042")
+    ack.add_argument("--by", required=True, help="who acknowledges (becomes incident commander)")
+    show = page.add_parser("show", parents=[config_parent], help="a ticket's page, step by step")
+    show.add_argument("number")
+    show.add_argument("--json", action="store_true")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    engine = engine_for(settings, pool_size=2)
+    try:
+        if args.page_command == "ack":
+            result = acknowledge_ticket(engine, settings, args.number, by=args.by)
+            if result.acknowledged:
+                print(f"{result.number}: acknowledged by {result.by}; escalation stopped")
+            else:
+                print(
+                    f"{result.number}: page already {result.state}"
+                    + (f" by {result.by}" if result.by else "")
+                )
+            return 0
+        with read_only(engine).connect() as conn:
+            page, attempts = timeline(conn, args.number)
+        _print_timeline(args.number, page, attempts, as_json=args.json)
+        return 0
+    except PageNotFound as exc:
+        print(f"intaked: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    finally:
+        engine.dispose()
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _print_timeline(number: str, page: Any, attempts: list[Any], *, as_json: bool) -> None:
+    times = ("created_at", "sent_at", "delivered_at", "answered_at", "ended_at", "acknowledged_at")
+    if as_json:
+        out = {
+            "ticket": number,
+            "page": {
+                k: (_iso(v) if hasattr(v, "isoformat") else v) for k, v in page.items() if k != "policy"
+            },
+            "policy": json.loads(page["policy"]),
+            "attempts": [
+                {k: (_iso(v) if hasattr(v, "isoformat") else v) for k, v in attempt.items()}
+                for attempt in attempts
+            ],
+        }
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    flag = " (unconfirmed)" if page["unconfirmed"] else ""
+    print(f"{number}: {page['priority']} page{flag}, {page['state']}; reply code {page['reply_code']}")
+    print(f"  started {_iso(page['started_at'])}: {page['reason']}")
+    events: list[tuple[Any, str]] = []
+    for a in attempts:
+        who = f"round {a['round'] + 1} step {a['step'] + 1}: {a['channel']} to {a['person']} ({a['address']})"
+        if a["retry"]:
+            who += f" re-dial {a['retry']}"
+        for column in times:
+            if a[column] is not None:
+                what = column.removesuffix("_at")
+                detail = ""
+                if what == "ended" and a["status"] in ("failed", "cancelled", "completed"):
+                    what = a["status"]
+                    detail = f" {a['error_code'] or ''} {a['error'] or ''}".rstrip()
+                events.append((a[column], f"{who}: {what}{detail}"))
+    for at, line in sorted(events, key=lambda item: item[0]):
+        print(f"  {_iso(at)}  {line}")
+    if page["acknowledged_at"] is not None:
+        by, how = page["acknowledged_by"], page["ack_channel"]
+        print(f"  {_iso(page['acknowledged_at'])}  acknowledged by {by} ({how})")
+    elif page["state"] == "active" and page["next_step_at"] is not None:
+        print(f"  next step at {_iso(page['next_step_at'])}")
+    if page["fallback_sent_at"] is not None:
+        print(f"  {_iso(page['fallback_sent_at'])}  paged by e-mail (provider unreachable)")

@@ -1,0 +1,184 @@
+"""What paged people send back: keypresses on a page call and SMS replies.
+
+Each function runs in the caller's transaction (the webhook server's handler, after the
+signature was checked) and returns the TwiML to answer with. Only a keypress of 1, an SMS reply
+(``1``, ``ack``, ``確認`` with the page's reply code), or ``intaked page ack`` acknowledges; a call
+that ends without a key (voicemail, an answering machine) is not an acknowledgement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import structlog
+from sqlalchemy import Connection, select, update
+
+from intaked.config import Settings
+from intaked.paging.engine import acknowledge, escalate_now, lock_page, page_facts, ticket_row
+from intaked.paging.texts import VoiceSettings, page_twiml, redirect_twiml, say_twiml
+from intaked.store.models import page_attempt_table, page_table
+
+log = structlog.get_logger(__name__)
+
+_attempts = page_attempt_table
+_pages = page_table
+
+ACK_WORDS = frozenset({"1", "ack", "ok", "yes", "確認", "收到", "確定"})
+MAX_REPEATS = 3
+_TOKENS = re.compile(r"[0-9]+|[^\s0-9,.;:!?，。！？、]+")
+
+
+def voice_settings(settings: Settings) -> VoiceSettings:
+    paging = settings.paging
+    return VoiceSettings(
+        language=paging.voice_language,
+        voice=paging.voice,
+        english_voice=paging.english_voice,
+        gather_seconds=paging.gather_seconds,
+    )
+
+
+def _attempt(conn: Connection, attempt_id: int) -> Any:
+    return conn.execute(select(_attempts).where(_attempts.c.id == attempt_id)).mappings().one_or_none()
+
+
+def call_twiml(
+    conn: Connection,
+    settings: Settings,
+    attempt_id: int,
+    *,
+    base_url: str,
+    answered_by: str = "",
+    repeats: int = 0,
+    now: dt.datetime,
+) -> str:
+    """The TwiML of a page call when it is answered (or asked to repeat)."""
+    voice = voice_settings(settings)
+    attempt = _attempt(conn, attempt_id)
+    if attempt is None:
+        return say_twiml(voice, "找不到此呼叫。", "This page is unknown.")
+    page = conn.execute(select(_pages).where(_pages.c.id == attempt["page_id"])).mappings().one()
+    ticket = ticket_row(conn, page["ticket_id"])
+    if attempt["status"] in ("queued", "sent", "ringing"):
+        conn.execute(
+            update(_attempts)
+            .where(_attempts.c.id == attempt_id, _attempts.c.status.in_(("queued", "sent", "ringing")))
+            .values(status="answered", answered_at=now)
+        )
+    facts = page_facts(ticket, page)
+    if page["state"] != "active":
+        by = page["acknowledged_by"] or ""
+        return say_twiml(
+            voice,
+            f"工單 {facts.number} 已由 {by} 確認，不需處理。"
+            if by
+            else f"工單 {facts.number} 的呼叫已結束。",
+            f"Ticket already acknowledged by {by}." if by else "This page has ended.",
+        )
+    if answered_by.startswith(("machine", "fax")):
+        # A voicemail box: leave the summary, which does not acknowledge anything.
+        return say_twiml(
+            voice,
+            f"資訊緊急事件 {facts.priority}，工單 {facts.number}。{facts.subject}。請盡快回電或回覆簡訊。",
+            f"IT emergency {facts.priority}, ticket {facts.number}. Please respond.",
+        )
+    if repeats >= MAX_REPEATS:
+        return say_twiml(voice, "未收到回應，再見。", "No response. Goodbye.")
+    action = f"{base_url}/twilio/voice/page/keypress?attempt={attempt_id}"
+    again = f"{base_url}/twilio/voice/page?attempt={attempt_id}&repeat={repeats + 1}"
+    return page_twiml(facts, voice, action, repeat_url=again)
+
+
+def keypress(
+    conn: Connection,
+    settings: Settings,
+    attempt_id: int,
+    digits: str,
+    *,
+    base_url: str,
+    now: dt.datetime,
+) -> str:
+    """A key pressed on a page call: 1 acknowledges, 9 escalates now, * (or anything else) repeats."""
+    voice = voice_settings(settings)
+    attempt = _attempt(conn, attempt_id)
+    if attempt is None:
+        return say_twiml(voice, "找不到此呼叫。", "This page is unknown.")
+    bound = log.bind(attempt=attempt_id, page=attempt["page_id"], person=attempt["person"], digits=digits)
+    if digits == "1":
+        result = acknowledge(
+            conn,
+            settings,
+            attempt["page_id"],
+            by=attempt["person"],
+            channel="call",
+            now=now,
+            attempt_id=attempt_id,
+        )
+        if result.acknowledged:
+            bound.info("page_ack_by_keypress")
+            return say_twiml(
+                voice,
+                f"已確認工單 {result.number}，你是事件指揮官。謝謝。",
+                "Acknowledged. You are the incident commander. Thank you.",
+            )
+        return say_twiml(
+            voice,
+            f"工單 {result.number} 已由 {result.by or '他人'} 確認。",
+            f"Already acknowledged by {result.by or 'someone else'}.",
+        )
+    if digits == "9":
+        page = lock_page(conn, attempt["page_id"])
+        if page is not None and escalate_now(
+            conn, page, reason=f"9 pressed by {attempt['person']}", actor=attempt["person"], now=now
+        ):
+            bound.warning("page_escalated_by_keypress")
+            return say_twiml(voice, "正在立即升級。", "Escalating now.")
+        return say_twiml(voice, "此呼叫已結束。", "This page has ended.")
+    return redirect_twiml(f"{base_url}/twilio/voice/page?attempt={attempt_id}")
+
+
+def sms_reply(
+    conn: Connection, settings: Settings, sender: str, body: str, *, now: dt.datetime
+) -> str | None:
+    """An SMS to our number: an acknowledgement if it says so and names (or implies) a page the
+    sender was paged for; returns the text to answer with, or None for no answer (success: the
+    confirmation SMS goes out through the outbox)."""
+    tokens = [t.lower() for t in _TOKENS.findall(body.strip())]
+    if not tokens or tokens[0] not in ACK_WORDS:
+        return None  # not a page reply (the hotline issue handles other texts)
+    codes = [t for t in tokens[1:] if t.isdigit()]
+    if tokens[0] == "1" and not codes and len(tokens) > 1 and tokens[1].isdigit():
+        codes = [tokens[1]]
+    sender_pages = (
+        select(_attempts.c.page_id, _attempts.c.person, _attempts.c.id)
+        .join(_pages, _pages.c.id == _attempts.c.page_id)
+        .where(_attempts.c.address == sender, _attempts.c.channel.in_(("sms", "call")))
+    )
+    if codes:
+        sender_pages = sender_pages.where(_pages.c.reply_code == codes[0])
+    else:
+        sender_pages = sender_pages.where(_pages.c.state == "active")
+    rows = conn.execute(sender_pages.order_by(_attempts.c.id.desc())).all()
+    pages = {page_id: (person, attempt_id) for page_id, person, attempt_id in reversed(rows)}
+    if not pages:
+        log.warning("page_reply_unmatched", sender=sender, body=body[:40])
+        return "找不到你被呼叫的事件，請附上代碼，例如：1 1234 / No page found for you: reply 1 <code>."
+    if len(pages) > 1:
+        return "你有多個呼叫，請附上代碼，例如：1 1234 / Several pages: reply 1 <code>."
+    ((page_id, (person, attempt_id)),) = pages.items()
+    result = acknowledge(conn, settings, page_id, by=person, channel="sms", now=now, attempt_id=attempt_id)
+    if result.acknowledged:
+        log.info("page_ack_by_sms", page=page_id, person=person)
+        return None
+    by = result.by or "someone else"
+    return f"{result.number} 已由 {by} 確認 / already acknowledged by {by}."
+
+
+def sms_twiml(text: str | None) -> str:
+    response = ET.Element("Response")
+    if text:
+        ET.SubElement(response, "Message").text = text
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(response, encoding="unicode")

@@ -1,0 +1,162 @@
+"""What a page says: the SMS text (one segment where possible) and the voice call's TwiML.
+
+Pure functions. An SMS is sent in GSM-7 (160 characters a segment) only when every character is
+in the GSM basic set; anything else, Chinese included, goes as UCS-2 at 70 characters a segment
+(67 when split), so the page text is built to fit one UCS-2 segment by shortening the subject
+first and the requester second, never the ticket number or the reply code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.etree import ElementTree as ET
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
+UCS2_SEGMENT = 70
+UCS2_MULTIPART_SEGMENT = 67
+GSM7_SEGMENT = 160
+GSM7_MULTIPART_SEGMENT = 153
+
+
+def is_gsm7(text: str) -> bool:
+    return all(ch in GSM7_BASIC or ch in GSM7_EXTENDED for ch in text)
+
+
+def sms_segments(text: str) -> int:
+    """How many segments ``text`` takes (UCS-2 counts UTF-16 code units, as handsets do)."""
+    if is_gsm7(text):
+        units = sum(2 if ch in GSM7_EXTENDED else 1 for ch in text)
+        single, multi = GSM7_SEGMENT, GSM7_MULTIPART_SEGMENT
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, multi = UCS2_SEGMENT, UCS2_MULTIPART_SEGMENT
+    if units <= single:
+        return 1
+    return -(-units // multi)
+
+
+@dataclass(frozen=True, slots=True)
+class PageFacts:
+    """What a page tells the person paged."""
+
+    priority: str
+    number: str
+    subject: str
+    requester: str
+    reply_code: str
+    unconfirmed: bool
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + "…" if limit > 0 else ""
+
+
+def page_sms(facts: PageFacts) -> str:
+    """The page SMS: priority (and 未確認/unconfirmed), ticket number, subject, requester, reply code."""
+    head = f"[{facts.priority}{' 未確認' if facts.unconfirmed else ''}] {facts.number}"
+    tail = f" 回覆 1 {facts.reply_code} 確認"
+    subject, requester = " ".join(facts.subject.split()), " ".join(facts.requester.split())
+    for subject_limit, requester_limit in (
+        (len(subject), len(requester)),
+        (40, 16),
+        (24, 12),
+        (14, 8),
+        (8, 0),
+    ):
+        body = f"{head} {_shorten(subject, subject_limit)}"
+        if requester_limit and requester:
+            body += f" / {_shorten(requester, requester_limit)}"
+        text = body + tail
+        if sms_segments(text) == 1:
+            return text
+    return text
+
+
+def confirmation_sms(number: str, priority: str, by: str, *, to_acknowledger: bool) -> str:
+    """The SMS telling people a page was acknowledged (and by whom)."""
+    if to_acknowledger:
+        return f"{number} {priority} 已由你確認，你是事件指揮官。Acked: you are incident commander."
+    return f"{number} {priority} 已由 {by} 確認，不需再回覆。Acked by {by}."
+
+
+def spell_digits(text: str) -> str:
+    """A ticket number read out one character at a time: ``IT-202611-00042`` → ``I T, 2 0 2 6 1 1, ...``."""
+    groups = [" ".join(part) for part in text.replace("_", "-").split("-") if part]
+    return ", ".join(groups)
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSettings:
+    """Voices and languages of a page call."""
+
+    language: str
+    voice: str
+    english_voice: str
+    gather_seconds: int
+
+
+def page_twiml(facts: PageFacts, voice: VoiceSettings, action_url: str, *, repeat_url: str) -> str:
+    """TwiML for a page call: the summary in Chinese then English, the ticket number digit by
+    digit, then 1 to acknowledge, 9 to escalate now, * to repeat; no key: say it once more."""
+    spelled = spell_digits(facts.number)
+    state_zh = "未確認的" if facts.unconfirmed else ""
+    state_en = "unconfirmed " if facts.unconfirmed else ""
+    zh = (
+        f"資訊緊急事件，{state_zh}優先等級 {' '.join(facts.priority)}。"
+        f"工單號碼 {spelled}。{facts.subject}。報案人 {facts.requester}。"
+        "確認請按 1，立即升級請按 9，重聽請按星號。"
+    )
+    en = (
+        f"IT emergency, {state_en}priority {' '.join(facts.priority)}. Ticket {spelled}. "
+        "Press 1 to acknowledge, 9 to escalate now, star to repeat."
+    )
+    response = ET.Element("Response")
+    gather = ET.SubElement(
+        response,
+        "Gather",
+        {
+            "input": "dtmf",
+            "numDigits": "1",
+            "timeout": str(voice.gather_seconds),
+            "action": action_url,
+            "method": "POST",
+            "finishOnKey": "",
+        },
+    )
+    ET.SubElement(gather, "Say", {"language": voice.language, "voice": voice.voice}).text = zh
+    ET.SubElement(gather, "Say", {"language": "en-US", "voice": voice.english_voice}).text = en
+    ET.SubElement(response, "Redirect", {"method": "POST"}).text = repeat_url
+    return _xml(response)
+
+
+def say_twiml(voice: VoiceSettings, zh: str, en: str, *, then_redirect: str | None = None) -> str:
+    """A short spoken answer (after a keypress), optionally followed by a redirect."""
+    response = ET.Element("Response")
+    ET.SubElement(response, "Say", {"language": voice.language, "voice": voice.voice}).text = zh
+    ET.SubElement(response, "Say", {"language": "en-US", "voice": voice.english_voice}).text = en
+    if then_redirect:
+        ET.SubElement(response, "Redirect", {"method": "POST"}).text = then_redirect
+    else:
+        ET.SubElement(response, "Hangup")
+    return _xml(response)
+
+
+def redirect_twiml(url: str) -> str:
+    response = ET.Element("Response")
+    ET.SubElement(response, "Redirect", {"method": "POST"}).text = url
+    return _xml(response)
+
+
+def empty_twiml() -> str:
+    return _xml(ET.Element("Response"))
+
+
+def _xml(element: ET.Element) -> str:
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(element, encoding="unicode")

@@ -62,7 +62,7 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if name in ("imap", "teams"):  # none by default: documented in a commented-out block
+        if name in ("imap", "teams", "policies"):  # none by default: documented in a commented-out block
             continue
         if name == "calendars":  # one calendar, "default", by default
             keys |= _keys(CalendarSettings, f"{prefix}{name}.default.")
@@ -118,6 +118,17 @@ def test_example_file_documents_every_team_key() -> None:
     data = _commented_example("# [teams.field_service]")
     assert set(data["teams"]["field_service"]) == set(TeamSettings.model_fields)
     assert settings_from_mapping(data, environ={}).teams["field_service"].lead_email == "fs-lead@example.com"
+
+
+def test_example_file_documents_every_paging_policy_key() -> None:
+    from intaked.config import PagePolicySettings, PageStepSettings
+
+    data = _commented_example("# [paging.policies.P1]")
+    policy = data["paging"]["policies"]["P1"]
+    assert set(policy) == set(PagePolicySettings.model_fields)
+    assert set(policy["steps"][0]) == set(PageStepSettings.model_fields)
+    parsed = settings_from_mapping(data, environ={}).paging.policies["P1"]
+    assert parsed.steps[0].targets[0].oncall == "qrc_duty" and parsed.steps[0].channels == ["sms", "call"]
 
 
 @pytest.mark.parametrize(

@@ -451,17 +451,23 @@ def run_due(engine: Engine, settings: Settings, now: dt.datetime | None = None, 
             .order_by(_pages.c.next_step_at)
             .limit(limit)
         ).all()
-    ran = 0
-    for page_id, fence in due:
-        with engine.begin() as conn:
-            page = lock_page(conn, page_id)
-            if page is None or page["state"] != "active" or page["fence"] != fence:
-                continue  # someone else moved it since we looked
-            if page["next_step_at"] is None or page["next_step_at"] > now:
-                continue
-            _run_step(conn, settings, page, now)
-            ran += 1
+    ran = sum(run_step_if_current(engine, settings, page_id, fence, now) for page_id, fence in due)
     return ran + _fallbacks_due(engine, settings, now)
+
+
+def run_step_if_current(
+    engine: Engine, settings: Settings, page_id: int, fence: int, now: dt.datetime
+) -> bool:
+    """Run the page's due step if the page is still active, still due and still at ``fence``
+    (the fencing token the wake-up read); False if anyone moved it since."""
+    with engine.begin() as conn:
+        page = lock_page(conn, page_id)
+        if page is None or page["state"] != "active" or page["fence"] != fence:
+            return False
+        if page["next_step_at"] is None or page["next_step_at"] > now:
+            return False
+        _run_step(conn, settings, page, now)
+        return True
 
 
 # --------------------------------------------------------------------------- provider outage

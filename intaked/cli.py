@@ -20,6 +20,7 @@ from intaked import __version__, worktime_cli
 from intaked.config import ConfigError, Settings, load_settings, masked_dump
 from intaked.logs import configure_logging
 from intaked.paging import page_cli
+from intaked.paging import cli as oncall_cli
 from intaked.store.engine import engine_for
 from intaked.store.migrate import SchemaError, current_revision, head_revision, upgrade
 
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     reprocess.add_argument("number")
     worktime_cli.add_parsers(sub, config_parent)
     page_cli.add_parsers(sub, config_parent)
+    oncall_cli.add_parsers(sub, config_parent)
     return parser
 
 
@@ -355,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return worktime_cli.run(settings, args)
         if args.command in page_cli.COMMANDS:
             return page_cli.run(settings, args)
+        if args.command in oncall_cli.COMMANDS:
+            return oncall_cli.run(settings, args)
     except SchemaError as exc:
         print(f"intaked: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -14,6 +14,7 @@ a credential, which beats the file. With a single mailbox, ``imap.password`` /
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -340,6 +341,138 @@ class LifecycleSettings(_Section):
     sweep_interval: Duration = "5m"
 
 
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_SHIFT = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
+_SHIFT_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400}
+#: The weekdays a rotation may hand off on (``handoff_weekday``), Monday first.
+WEEKDAY_NAMES: tuple[str, ...] = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
+#: A Monday: the default ``start`` of every rotation (its first shift starts there at handoff time).
+DEFAULT_ROTATION_START = dt.date(2024, 1, 1)
+#: Names of people and schedules: they are stored in ``oncall_overrides`` and typed on the command line.
+_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+PersonName = Annotated[str, Field(pattern=_NAME)]
+
+
+def parse_shift(value: str) -> dt.timedelta:
+    """The length of a rotation shift such as "1w", "1d" or "12h" (whole hours), else a ValueError."""
+    match = _SHIFT.match(value)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f'{value!r} is not a shift length such as "1w", "2w", "1d" or "12h"')
+    return dt.timedelta(seconds=int(match.group(1)) * _SHIFT_UNITS[match.group(2)])
+
+
+class PersonSettings(_Section):
+    """``[people.<name>]``: someone who can be paged, by SMS and voice call, or e-mail."""
+
+    display_name: str = ""  # "" = the key
+    phone: str
+    email: str = ""
+    sms: bool = True
+    voice: bool = True
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = "zh-TW"
+
+    @field_validator("phone")
+    @classmethod
+    def _check_phone(cls, value: str) -> str:
+        compact = re.sub(r"[\s()-]", "", value)
+        if not _E164.match(compact):
+            raise ValueError(
+                f"{value!r} is not an E.164 phone number (+, then 8 to 15 digits, e.g. +886912345678)"
+            )
+        return compact
+
+    @field_validator("email")
+    @classmethod
+    def _check_email(cls, value: str) -> str:
+        if value and ("@" not in value or any(c.isspace() for c in value)):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+
+class OncallScheduleSettings(_Section):
+    """``[oncall.<schedule>]``: a rotation of people through one on-call role.
+
+    The first person's first shift starts on ``start`` at ``handoff_time`` (local wall time in
+    ``time_zone``); every ``shift`` the next person in ``people`` takes over, and after the last
+    the first again. The rotation is periodic in both directions, so it also answers for times
+    before ``start``. Handoffs are computed in local wall time: across a daylight-saving change a
+    weekly handoff stays at 09:00 local time.
+    """
+
+    time_zone: TimeZoneName = "Asia/Taipei"
+    people: Annotated[list[PersonName], Field(min_length=1)]
+    handoff_time: str = "09:00"
+    handoff_weekday: str = ""  # "" = the weekday of start
+    shift: str = "1w"
+    start: dt.date | None = None  # None = DEFAULT_ROTATION_START, moved to handoff_weekday if set
+
+    @field_validator("handoff_time")
+    @classmethod
+    def _check_handoff_time(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f'{value!r} is not a time of day like "09:00"')
+        return value
+
+    @field_validator("handoff_weekday")
+    @classmethod
+    def _check_weekday(cls, value: str) -> str:
+        if not value:
+            return value
+        for name in WEEKDAY_NAMES:
+            if value.lower() in (name, name[:3]):
+                return name
+        raise ValueError(f"{value!r} is not a weekday (monday .. sunday)")
+
+    @field_validator("shift")
+    @classmethod
+    def _check_shift(cls, value: str) -> str:
+        parse_shift(value)
+        return value
+
+    @model_validator(mode="after")
+    def _weekday_fits(self) -> OncallScheduleSettings:
+        if not self.handoff_weekday:
+            return self
+        if self.shift_length % dt.timedelta(weeks=1):
+            raise ValueError(
+                f"handoff_weekday needs a shift of whole weeks (got {self.shift!r}); "
+                "leave handoff_weekday out for shorter shifts"
+            )
+        if self.start is not None and self.start.weekday() != WEEKDAY_NAMES.index(self.handoff_weekday):
+            raise ValueError(
+                f"start {self.start} is a {WEEKDAY_NAMES[self.start.weekday()]}, "
+                f"but handoff_weekday is {self.handoff_weekday}"
+            )
+        return self
+
+    @property
+    def shift_length(self) -> dt.timedelta:
+        """``shift`` as a length of local wall time."""
+        return parse_shift(self.shift)
+
+    @property
+    def first_handoff(self) -> dt.datetime:
+        """The first shift's start as a naive local wall time (in ``time_zone``)."""
+        day = self.start or DEFAULT_ROTATION_START
+        if self.start is None and self.handoff_weekday:
+            day += dt.timedelta(days=(WEEKDAY_NAMES.index(self.handoff_weekday) - day.weekday()) % 7)
+        hour, minute = (int(part) for part in self.handoff_time.split(":"))
+        return dt.datetime.combine(day, dt.time(hour, minute))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+
 class TeamSettings(_Section):
     """``[teams.<name>]``: who is told about a ticket's deadlines."""
 
@@ -422,6 +555,18 @@ class Settings(_Section):
         return [value] if isinstance(value, Mapping) else value
 
     @model_validator(mode="after")
+    def _oncall_people_exist(self) -> Settings:
+        for schedule, rotation in self.oncall.items():
+            for index, name in enumerate(rotation.people):
+                if name not in self.people:
+                    known = ", ".join(sorted(self.people)) or "none"
+                    raise ValueError(
+                        f"oncall.{schedule}.people[{index}]: no person named {name!r} "
+                        f"(defined: {known}; add [people.{name}])"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _calendars_exist(self) -> Settings:
         named = [("sla.calendar", self.sla.calendar)]
         named += [
@@ -459,6 +604,8 @@ class Settings(_Section):
     lifecycle: LifecycleSettings = LifecycleSettings()
     paging: PagingSettings = PagingSettings()
     teams: dict[str, TeamSettings] = Field(default_factory=dict)
+    people: dict[Annotated[str, Field(pattern=_NAME)], PersonSettings] = Field(default_factory=dict)
+    oncall: dict[Annotated[str, Field(pattern=_NAME)], OncallScheduleSettings] = Field(default_factory=dict)
     logging: LoggingSettings = LoggingSettings()
 
 
@@ -555,7 +702,7 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
             reason = err["msg"].removeprefix("Value error, ")
             if err["type"] not in ("value_error",) and "input" in err:
                 reason += f" (got {err['input']!r})"
-        if not err["loc"] and re.match(r"^[a-z][\w.]*: ", reason):  # a cross-key check names its key
+        if not err["loc"] and re.match(r"^[a-z][\w.\[\]-]*: ", reason):  # a cross-key check names its key
             lines.append(f"{source}: {reason}")
         else:
             lines.append(f"{source}: {key}: {reason}")

@@ -14,6 +14,8 @@ from intaked.config import (
     CalendarSettings,
     ConfigError,
     ImapMailboxSettings,
+    OncallScheduleSettings,
+    PersonSettings,
     Settings,
     TeamSettings,
     effective_database_url,
@@ -62,7 +64,13 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if name in ("imap", "teams", "policies"):  # none by default: documented in a commented-out block
+        if name in (
+            "imap",
+            "teams",
+            "policies",
+            "people",
+            "oncall",
+        ):  # none by default: a commented-out block
             continue
         if name == "calendars":  # one calendar, "default", by default
             keys |= _keys(CalendarSettings, f"{prefix}{name}.default.")
@@ -129,6 +137,84 @@ def test_example_file_documents_every_paging_policy_key() -> None:
     assert set(policy["steps"][0]) == set(PageStepSettings.model_fields)
     parsed = settings_from_mapping(data, environ={}).paging.policies["P1"]
     assert parsed.steps[0].targets[0].oncall == "qrc_duty" and parsed.steps[0].channels == ["sms", "call"]
+
+
+def test_example_file_documents_every_people_and_oncall_key() -> None:
+    data = {**_commented_example("# [people.chen]"), **_commented_example("# [oncall.qrc_duty]")}
+    assert set(data["people"]["chen"]) == set(PersonSettings.model_fields)
+    assert set(data["oncall"]["qrc_duty"]) == set(OncallScheduleSettings.model_fields)
+    settings = settings_from_mapping(data, environ={})
+    assert settings.people["chen"].phone == "+886912345678"
+    assert settings.people["lin"].display_name == "" and settings.people["lin"].language == "zh-TW"
+    duty = settings.oncall["qrc_duty"]
+    assert duty.people == ["chen", "lin", "wang"] and duty.handoff_weekday == "monday"
+    assert settings.oncall["qrc_director"].people == ["huang"]
+    defaults = settings.oncall["qrc_backup"]
+    assert (defaults.time_zone, defaults.handoff_time, defaults.shift) == ("Asia/Taipei", "09:00", "1w")
+
+
+_PEOPLE = {"chen": {"phone": "+886912345678"}, "lin": {"phone": "+886912345679"}}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"people": {"chen": {"phone": "0912345678"}}},
+            "people.chen.phone: '0912345678' is not an E.164 phone number",
+        ),
+        ({"people": {"chen": {"phone": "+8869"}}}, "people.chen.phone: '+8869' is not an E.164"),
+        ({"people": {"chen": {"email": "chen@example.com"}}}, "people.chen.phone: required key is missing"),
+        (
+            {"people": {"chen": {"phone": "+886912345678", "email": "chen"}}},
+            "people.chen.email: 'chen' is not",
+        ),
+        (
+            {"people": _PEOPLE, "oncall": {"qrc_duty": {"people": ["chen", "lin", "wang"]}}},
+            "oncall.qrc_duty.people[2]: no person named 'wang' (defined: chen, lin; add [people.wang])",
+        ),
+        ({"people": _PEOPLE, "oncall": {"qrc_duty": {"people": []}}}, "oncall.qrc_duty.people: List should"),
+        (
+            {"people": _PEOPLE, "oncall": {"qrc_duty": {"people": ["chen"], "time_zone": "Asia/Taipeh"}}},
+            "oncall.qrc_duty.time_zone: unknown time zone 'Asia/Taipeh'",
+        ),
+        (
+            {"people": _PEOPLE, "oncall": {"qrc_duty": {"people": ["chen"], "handoff_time": "9am"}}},
+            "oncall.qrc_duty.handoff_time: '9am' is not a time of day",
+        ),
+        (
+            {"people": _PEOPLE, "oncall": {"qrc_duty": {"people": ["chen"], "handoff_weekday": "montag"}}},
+            "oncall.qrc_duty.handoff_weekday: 'montag' is not a weekday",
+        ),
+        (
+            {"people": _PEOPLE, "oncall": {"qrc_duty": {"people": ["chen"], "shift": "30m"}}},
+            "oncall.qrc_duty.shift: '30m' is not a shift length",
+        ),
+        (
+            {
+                "people": _PEOPLE,
+                "oncall": {"x": {"people": ["chen"], "shift": "1d", "handoff_weekday": "monday"}},
+            },
+            "oncall.x: handoff_weekday needs a shift of whole weeks",
+        ),
+        (
+            {
+                "people": _PEOPLE,
+                "oncall": {"x": {"people": ["chen"], "start": "2026-01-06", "handoff_weekday": "mon"}},
+            },
+            "oncall.x: start 2026-01-06 is a tuesday, but handoff_weekday is monday",
+        ),
+    ],
+)
+def test_bad_people_and_oncall_settings_name_the_key(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(data, environ={})
+    assert message in str(caught.value)
+
+
+def test_phone_numbers_are_kept_in_e164_form() -> None:
+    settings = settings_from_mapping({"people": {"chen": {"phone": "+886 912-345 678"}}}, environ={})
+    assert settings.people["chen"].phone == "+886912345678"
 
 
 @pytest.mark.parametrize(

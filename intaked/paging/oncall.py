@@ -366,7 +366,7 @@ def upcoming(
     return found
 
 
-def person(settings: Settings, name: str) -> Person:
+def find_person(settings: Settings, name: str) -> Person:
     """``[people.<name>]`` as a :class:`Person`."""
     try:
         entry = settings.people[name]
@@ -388,7 +388,7 @@ def resolve_target(
 ) -> Person:
     """The person a page target means at ``at``: ``{"oncall": "<schedule>"}`` or ``{"person": "<name>"}``."""
     if set(target) == {"oncall"}:
-        return person(settings, who_is_on_duty(conn, settings, target["oncall"], at).person)
+        return find_person(settings, who_is_on_duty(conn, settings, target["oncall"], at).person)
     if set(target) == {"person"}:
-        return person(settings, target["person"])
+        return find_person(settings, target["person"])
     raise UnknownTarget(f'a target is {{"oncall": SCHEDULE}} or {{"person": NAME}}, got {dict(target)!r}')

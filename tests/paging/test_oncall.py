@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -278,3 +279,15 @@ def test_stints_lists_the_upcoming_shifts_with_overrides_applied() -> None:
         ("lin", "12-01 00:00"),
         ("wang", "12-07 09:00"),
     ]
+
+
+def test_hourly_stints_stay_contiguous_across_both_changes() -> None:
+    hourly = schedule(start="2026-03-28", shift="1h", handoff_time="00:00", time_zone="Europe/Berlin")
+    for day in (
+        dt.datetime(2026, 3, 28, 20, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 10, 24, 20, 0, tzinfo=dt.UTC),
+    ):
+        found = stints(hourly, [], day, day + dt.timedelta(hours=10))
+        assert all(s.since < s.until for s in found)
+        assert all(a.until == b.since for a, b in itertools.pairwise(found))
+        assert sum((s.until - s.since for s in found), dt.timedelta()) >= dt.timedelta(hours=10)

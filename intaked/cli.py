@@ -19,8 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from intaked import __version__, worktime_cli
 from intaked.config import ConfigError, Settings, load_settings, masked_dump
 from intaked.logs import configure_logging
-from intaked.paging import page_cli
 from intaked.paging import cli as oncall_cli
+from intaked.paging import page_cli
 from intaked.store.engine import engine_for
 from intaked.store.migrate import SchemaError, current_revision, head_revision, upgrade
 

@@ -64,13 +64,7 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if name in (
-            "imap",
-            "teams",
-            "policies",
-            "people",
-            "oncall",
-        ):  # none by default: a commented-out block
+        if name in ("imap", "teams", "policies", "people", "oncall"):  # none by default: commented out
             continue
         if name == "calendars":  # one calendar, "default", by default
             keys |= _keys(CalendarSettings, f"{prefix}{name}.default.")

@@ -402,13 +402,13 @@ class OncallScheduleSettings(_Section):
     """``[oncall.<schedule>]``: a rotation of people through one on-call role.
 
     The first person's first shift starts on ``start`` at ``handoff_time`` (local wall time in
-    ``time_zone``); every ``shift`` the next person in ``people`` takes over, and after the last
+    ``timezone``); every ``shift`` the next person in ``people`` takes over, and after the last
     the first again. The rotation is periodic in both directions, so it also answers for times
     before ``start``. Handoffs are computed in local wall time: across a daylight-saving change a
     weekly handoff stays at 09:00 local time.
     """
 
-    time_zone: TimeZoneName = "Asia/Taipei"
+    timezone: TimeZoneName = "Asia/Taipei"
     people: Annotated[list[PersonName], Field(min_length=1)]
     handoff_time: str = "09:00"
     handoff_weekday: str = ""  # "" = the weekday of start
@@ -461,7 +461,7 @@ class OncallScheduleSettings(_Section):
 
     @property
     def first_handoff(self) -> dt.datetime:
-        """The first shift's start as a naive local wall time (in ``time_zone``)."""
+        """The first shift's start as a naive local wall time (in ``timezone``)."""
         day = self.start or DEFAULT_ROTATION_START
         if self.start is None and self.handoff_weekday:
             day += dt.timedelta(days=(WEEKDAY_NAMES.index(self.handoff_weekday) - day.weekday()) % 7)
@@ -470,7 +470,7 @@ class OncallScheduleSettings(_Section):
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
+        return ZoneInfo(self.timezone)
 
 
 class TeamSettings(_Section):
@@ -564,6 +564,26 @@ class Settings(_Section):
                         f"oncall.{schedule}.people[{index}]: no person named {name!r} "
                         f"(defined: {known}; add [people.{name}])"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _page_targets_exist(self) -> Settings:
+        for priority, policy in self.paging.policies.items():
+            for s, step in enumerate(policy.steps):
+                for t, target in enumerate(step.targets):
+                    key = f"paging.policies.{priority}.steps[{s}].targets[{t}]"
+                    if target.oncall and target.oncall not in self.oncall:
+                        known = ", ".join(sorted(self.oncall)) or "none"
+                        raise ValueError(
+                            f"{key}.oncall: no schedule named {target.oncall!r} "
+                            f"(defined: {known}; add [oncall.{target.oncall}])"
+                        )
+                    if target.person and target.person not in self.people:
+                        known = ", ".join(sorted(self.people)) or "none"
+                        raise ValueError(
+                            f"{key}.person: no person named {target.person!r} "
+                            f"(defined: {known}; add [people.{target.person}])"
+                        )
         return self
 
     @model_validator(mode="after")

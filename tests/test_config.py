@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,7 @@ def test_example_file_documents_every_paging_policy_key() -> None:
     from intaked.config import PagePolicySettings, PageStepSettings
 
     data = _commented_example("# [paging.policies.P1]")
+    data |= _commented_example("# [people.chen]") | _commented_example("# [oncall.qrc_duty]")
     policy = data["paging"]["policies"]["P1"]
     assert set(policy) == set(PagePolicySettings.model_fields)
     assert set(policy["steps"][0]) == set(PageStepSettings.model_fields)
@@ -144,7 +146,7 @@ def test_example_file_documents_every_people_and_oncall_key() -> None:
     assert duty.people == ["chen", "lin", "wang"] and duty.handoff_weekday == "monday"
     assert settings.oncall["qrc_director"].people == ["huang"]
     defaults = settings.oncall["qrc_backup"]
-    assert (defaults.time_zone, defaults.handoff_time, defaults.shift) == ("Asia/Taipei", "09:00", "1w")
+    assert (defaults.timezone, defaults.handoff_time, defaults.shift) == ("Asia/Taipei", "09:00", "1w")
 
 
 _PEOPLE = {"chen": {"phone": "+886912345678"}, "lin": {"phone": "+886912345679"}}
@@ -169,8 +171,8 @@ _PEOPLE = {"chen": {"phone": "+886912345678"}, "lin": {"phone": "+886912345679"}
         ),
         ({"people": _PEOPLE, "oncall": {"qrc_duty": {"people": []}}}, "oncall.qrc_duty.people: List should"),
         (
-            {"people": _PEOPLE, "oncall": {"qrc_duty": {"people": ["chen"], "time_zone": "Asia/Taipeh"}}},
-            "oncall.qrc_duty.time_zone: unknown time zone 'Asia/Taipeh'",
+            {"people": _PEOPLE, "oncall": {"qrc_duty": {"people": ["chen"], "timezone": "Asia/Taipeh"}}},
+            "oncall.qrc_duty.timezone: unknown time zone 'Asia/Taipeh'",
         ),
         (
             {"people": _PEOPLE, "oncall": {"qrc_duty": {"people": ["chen"], "handoff_time": "9am"}}},
@@ -209,6 +211,25 @@ def test_bad_people_and_oncall_settings_name_the_key(data: dict[str, Any], messa
 def test_phone_numbers_are_kept_in_e164_form() -> None:
     settings = settings_from_mapping({"people": {"chen": {"phone": "+886 912-345 678"}}}, environ={})
     assert settings.people["chen"].phone == "+886912345678"
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (
+            {"oncall": "qrc_dutty"},
+            "paging.policies.P1.steps[0].targets[0].oncall: no schedule named 'qrc_dutty'",
+        ),
+        ({"person": "chan"}, "paging.policies.P1.steps[0].targets[0].person: no person named 'chan'"),
+        ({"oncall": "qrc_duty", "person": "chen"}, "give exactly one of oncall"),
+        ({}, "give exactly one of oncall"),
+    ],
+)
+def test_a_page_target_must_exist(target: dict[str, str], message: str) -> None:
+    data = _commented_example("# [people.chen]") | _commented_example("# [oncall.qrc_duty]")
+    data["paging"] = {"policies": {"P1": {"steps": [{"targets": [target]}]}}}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        settings_from_mapping(data, environ={})
 
 
 @pytest.mark.parametrize(

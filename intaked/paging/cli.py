@@ -168,7 +168,7 @@ def _duty_json(settings: Settings, schedule: str, duty: OnDuty) -> dict[str, Any
     entry = settings.people.get(duty.person)
     return {
         "schedule": schedule,
-        "time_zone": str(zone),
+        "timezone": str(zone),
         "person": duty.person,
         "display_name": (entry.display_name or duty.person) if entry else duty.person,
         "phone": entry.phone if entry else None,

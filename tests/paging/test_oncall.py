@@ -127,7 +127,7 @@ def test_a_one_person_rotation_always_names_that_person() -> None:
 
 def test_weekly_handoff_stays_at_local_wall_time_across_spring_forward() -> None:
     # Europe/Berlin moves from CET (+01) to CEST (+02) on Sunday 2026-03-29.
-    berlin = schedule(start="2026-03-23", time_zone="Europe/Berlin", people=["chen", "lin"])
+    berlin = schedule(start="2026-03-23", timezone="Europe/Berlin", people=["chen", "lin"])
     handoff = dt.datetime(2026, 3, 30, 9, 0, tzinfo=BERLIN)
     assert handoff == dt.datetime(2026, 3, 30, 7, 0, tzinfo=dt.UTC)
     first = on_duty(berlin, [], handoff - TICK)
@@ -144,7 +144,7 @@ def test_weekly_handoff_stays_at_local_wall_time_across_spring_forward() -> None
 
 def test_daily_handoff_across_fall_back_in_new_york() -> None:
     # America/New_York leaves EDT (-04) for EST (-05) on Sunday 2026-11-01.
-    ny = schedule(start="2026-10-30", shift="1d", time_zone="America/New_York", people=["chen", "lin"])
+    ny = schedule(start="2026-10-30", shift="1d", timezone="America/New_York", people=["chen", "lin"])
     saturday = on_duty(ny, [], dt.datetime(2026, 10, 31, 12, 0, tzinfo=NEW_YORK))
     assert saturday.person == "lin"
     assert saturday.since == dt.datetime(2026, 10, 31, 13, 0, tzinfo=dt.UTC)
@@ -159,7 +159,7 @@ def test_a_handoff_in_the_spring_forward_gap_happens_an_hour_later_by_the_clock(
         start="2026-03-27",
         shift="1d",
         handoff_time="02:30",
-        time_zone="Europe/Berlin",
+        timezone="Europe/Berlin",
         people=["chen", "lin"],
     )
     # 2026-03-29 02:30 does not exist in Berlin: the handoff is at 01:30 UTC (03:30 CEST)
@@ -282,7 +282,7 @@ def test_stints_lists_the_upcoming_shifts_with_overrides_applied() -> None:
 
 
 def test_hourly_stints_stay_contiguous_across_both_changes() -> None:
-    hourly = schedule(start="2026-03-28", shift="1h", handoff_time="00:00", time_zone="Europe/Berlin")
+    hourly = schedule(start="2026-03-28", shift="1h", handoff_time="00:00", timezone="Europe/Berlin")
     for day in (
         dt.datetime(2026, 3, 28, 20, 0, tzinfo=dt.UTC),
         dt.datetime(2026, 10, 24, 20, 0, tzinfo=dt.UTC),

@@ -33,7 +33,7 @@ handoff_weekday = "monday"
 [oncall.qrc_director]
 people = ["huang"]
 [oncall.berlin]
-time_zone = "Europe/Berlin"
+timezone = "Europe/Berlin"
 people = ["lin", "wang"]
 shift = "1d"
 handoff_time = "08:00"

@@ -54,7 +54,7 @@ PAGED_PRIORITIES = ("P1", "P2")
 #: Attempt statuses after which nothing more will happen on their own.
 FINAL_STATUSES = ("completed", "acknowledged", "failed", "cancelled")
 #: Call outcomes worth dialling again (the phone may be free a minute later).
-REDIAL_ERRORS = ("busy", "no-answer")
+REDIAL_ERRORS = frozenset({"busy", "no-answer"})
 #: An attempt reached the provider (it may have rung or been delivered).
 REACHED_STATUSES = ("sent", "delivered", "ringing", "answered", "completed", "acknowledged")
 
@@ -75,6 +75,8 @@ def freeze_policy(settings: Settings, priority: str) -> dict[str, Any] | None:
         "wait_after_last_step_seconds": _seconds(policy.give_up_after),
         "call_retries": settings.paging.call_retries,
         "call_retry_after_seconds": _seconds(settings.paging.call_retry_after),
+        "callback_base": _callback_base(settings),
+        "from_address": settings.outbound_mail.from_address,
         "steps": [
             {
                 "after_seconds": _seconds(step.after),
@@ -272,9 +274,18 @@ def _callback_base(settings: Settings) -> str:
     return str(public).rstrip("/")
 
 
+@dataclass(frozen=True, slots=True)
+class _Reach:
+    """How to reach one person again (a re-dial): what the first attempt used."""
+
+    name: str
+    phone: str
+    email: str = ""
+    display_name: str = ""
+
+
 def _queue_attempt(
     conn: Connection,
-    settings: Settings,
     page: Mapping[str, Any],
     ticket: Mapping[str, Any],
     person: Any,
@@ -311,7 +322,8 @@ def _queue_attempt(
         return None
     facts = page_facts(ticket, page)
     key = f"page:{page['id']}:{round_}:{step}:{person.name}:{channel}:{retry}"
-    base = _callback_base(settings)
+    policy = json.loads(page["policy"])
+    base = policy["callback_base"]
     if channel == "sms":
         row = {"kind": "sms", "payload": {"to": address, "body": page_sms(facts), "attempt_id": attempt_id}}
     elif channel == "call":
@@ -324,7 +336,7 @@ def _queue_attempt(
             },
         }
     else:
-        from_address = settings.outbound_mail.from_address
+        from_address = policy["from_address"]
         text = page_sms(facts)
         row = {
             "kind": "mail",
@@ -396,7 +408,7 @@ def _run_step(conn: Connection, settings: Settings, page: Mapping[str, Any], now
             if channel == "call" and not getattr(person, "voice", True):
                 continue
             attempt = _queue_attempt(
-                conn, settings, page, ticket, person, channel, round_=round_, step=index, retry=0, now=now
+                conn, page, ticket, person, channel, round_=round_, step=index, retry=0, now=now
             )
             if attempt is not None:
                 targets.append({"person": person.name, "channel": channel})
@@ -582,9 +594,12 @@ def _previous_position(page: Mapping[str, Any], steps: int) -> tuple[int, int]:
     return page["round"], page["step"] - 1
 
 
-def attempt_updated(conn: Connection, settings: Settings, attempt_id: int, now: dt.datetime) -> None:
+def attempt_updated(conn: Connection, attempt_id: int, now: dt.datetime) -> None:
     """React to an attempt's new status (in the caller's transaction): re-dial a busy or
-    unanswered call, or escalate at once when every attempt of the step that ran last failed."""
+    unanswered call, or escalate at once when every attempt of the step that ran last failed.
+
+    Needs nothing but the database: what it acts on is frozen on the page (intaked/paging/hooks.py
+    calls it after every change the Twilio transport makes)."""
     attempt = conn.execute(select(_attempts).where(_attempts.c.id == attempt_id)).mappings().one_or_none()
     if attempt is None or attempt["status"] != "failed":
         return
@@ -595,14 +610,13 @@ def attempt_updated(conn: Connection, settings: Settings, attempt_id: int, now: 
     ticket = ticket_row(conn, page["ticket_id"])
     if (
         attempt["channel"] == "call"
-        and attempt["error_code"] in REDIAL_ERRORS
+        and REDIAL_ERRORS & {attempt["error"], attempt["error_code"]}
         and attempt["retry"] < policy["call_retries"]
     ):
-        person = _person_for(conn, settings, attempt)
+        person = _Reach(name=attempt["person"], phone=attempt["address"])
         later = now + dt.timedelta(seconds=policy["call_retry_after_seconds"])
         _queue_attempt(
             conn,
-            settings,
             page,
             ticket,
             person,
@@ -632,12 +646,6 @@ def attempt_updated(conn: Connection, settings: Settings, attempt_id: int, now: 
         escalate_now(
             conn, page, reason=f"every attempt of step {last_step + 1} failed", actor="intaked", now=now
         )
-
-
-def _person_for(conn: Connection, settings: Settings, attempt: Any) -> Any:
-    from intaked.paging.oncall import resolve_target
-
-    return resolve_target(conn, settings, {"person": attempt["person"]}, attempt["created_at"])
 
 
 def escalate_now(

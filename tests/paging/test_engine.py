@@ -211,7 +211,7 @@ def test_every_attempt_of_a_step_failing_escalates_at_once(engine: Engine, setti
             .where(page_attempt_table.c.id == sms["id"])
             .values(status="failed", error_code="30003", ended_at=now)
         )
-        attempt_updated(conn, settings, sms["id"], now)
+        attempt_updated(conn, sms["id"], now)
     assert page(engine)["next_step_at"] == T0 + dt.timedelta(minutes=5), "the call may still reach him"
     with engine.begin() as conn:
         conn.execute(
@@ -219,7 +219,7 @@ def test_every_attempt_of_a_step_failing_escalates_at_once(engine: Engine, setti
             .where(page_attempt_table.c.id == call["id"])
             .values(status="failed", error_code="21211", ended_at=now)
         )
-        attempt_updated(conn, settings, call["id"], now)
+        attempt_updated(conn, call["id"], now)
     assert page(engine)["next_step_at"] == now
     assert run_due(engine, settings, now) == 1
     assert who(attempts(engine))[2:] == [(0, 1, "lin", "sms"), (0, 1, "lin", "call")]
@@ -235,9 +235,9 @@ def test_a_busy_call_is_dialled_again_before_escalating(engine: Engine, settings
         conn.execute(
             update(page_attempt_table)
             .where(page_attempt_table.c.id == call["id"])
-            .values(status="failed", error_code="busy", ended_at=now)
+            .values(status="failed", error="busy", ended_at=now)
         )
-        attempt_updated(conn, settings, call["id"], now)
+        attempt_updated(conn, call["id"], now)
     redial = attempts(engine)[-1]
     assert (redial["person"], redial["channel"], redial["retry"]) == ("chen", "call", 1)
     (row,) = [r for r in outbox(engine) if r["id"] == redial["outbox_id"]]

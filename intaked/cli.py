@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from intaked import __version__, worktime_cli
 from intaked.config import ConfigError, Settings, load_settings, masked_dump
 from intaked.logs import configure_logging
+from intaked.routing import cli as routing_cli
 from intaked.store.engine import engine_for
 from intaked.store.migrate import SchemaError, current_revision, head_revision, upgrade
 
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     reprocess.add_argument("number")
     worktime_cli.add_parsers(sub, config_parent)
+    routing_cli.add_parsers(sub, config_parent)
     return parser
 
 
@@ -351,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_outbox_list(settings, args)
         if args.command in worktime_cli.COMMANDS:
             return worktime_cli.run(settings, args)
+        if args.command in routing_cli.COMMANDS:
+            return routing_cli.run(settings, args)
     except SchemaError as exc:
         print(f"intaked: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -454,6 +454,7 @@ class TrustSettings(_Section):
 
     internal_domains: list[DomainName] = Field(default_factory=list)
     authserv_id: str = ""
+    authserv_fields: Annotated[int, Field(ge=1, le=10)] = 1
     hotline_emergency_choice: NonBlank = "1"
 
     @field_validator("internal_domains", mode="before")

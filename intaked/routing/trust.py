@@ -18,13 +18,13 @@ What a forger controls, and why it does not help them:
 
 - Any header field of their message, including ``Authentication-Results: <our id>; spf=pass``.
   Every MTA *prepends* its trace fields, so what our MTA writes is above everything that came with
-  the message. Only the run of fields with our authserv-id **at the very top** of the
-  Authentication-Results fields counts; the first field with another id ends it, and anything
-  below (where an injected field would be) is ignored. A field with our id that is not at the top
-  is therefore never read, even when our MTA's real field above it says ``fail``. If a hop after
-  our MTA adds its own field above ours, nothing is trusted: this fails closed, never open.
-  (RFC 8601 §5 also asks our MTA to delete incoming fields with its id; Postfix with OpenDKIM /
-  OpenDMARC, or rspamd, can. The top-run rule holds even when it does not.)
+  the message: only the top ``trust.authserv_fields`` Authentication-Results fields (default 1,
+  the number our MTA adds to every message) are read, and only if they carry our authserv-id.
+  A field with our id further down is never read, whatever it says, even when our MTA's real
+  field above it says ``fail``. If a hop after our MTA adds its own field on top, nothing is
+  trusted: this fails closed, never open. (RFC 8601 §5 also asks our MTA to delete incoming
+  fields with its id; Postfix with OpenDKIM / OpenDMARC, or rspamd, can. Reading only the top
+  fields holds even when it does not.)
 - The header From: and the envelope sender: an outside SPF or DKIM pass is for the outsider's
   domain, so it is checked against the internal list, and the From: must be internal too (an
   outsider's DKIM pass for ``evil.example`` on mail "From: ceo@our.example" is not trusted).
@@ -67,21 +67,27 @@ def is_internal(domain: str, internal_domains: Sequence[str]) -> bool:
     return bool(domain) and any(domain == d or domain.endswith("." + d) for d in internal_domains)
 
 
-def our_fields(fields: Sequence[str], authserv_id: str) -> tuple[list[AuthResults], str]:
-    """The Authentication-Results fields our MTA wrote: the run with our authserv-id at the top of
-    ``fields`` (in message order, topmost first), and a note on what was ignored."""
+def our_fields(fields: Sequence[str], authserv_id: str, count: int = 1) -> tuple[list[AuthResults], str]:
+    """The Authentication-Results fields our MTA wrote: of ``fields`` (in message order, topmost
+    first) the first ``count``, as long as they carry our authserv-id; and a note on what was
+    ignored. Fields below them are never read: that is where a forger's fields end up."""
     ours: list[AuthResults] = []
-    for index, value in enumerate(fields):
+    for index, value in enumerate(fields[:count]):
         try:
             parsed = parse_authentication_results(value)
         except AuthResultsSyntaxError as exc:
-            return ours, f"field {index + 1} is unreadable ({exc}); it and the fields below are ignored"
+            return (
+                ours,
+                f"field {index + 1} from the top is unreadable ({exc}); it and those below are ignored",
+            )
         if parsed.authserv_id != authserv_id:
-            if not ours:
-                return ours, f"the topmost field is from {parsed.authserv_id!r}, not our MTA {authserv_id!r}"
-            return ours, f"fields from field {index + 1} down ({parsed.authserv_id!r}) are ignored"
+            return ours, (
+                f"field {index + 1} from the top is from {parsed.authserv_id!r}, not our MTA "
+                f"{authserv_id!r}; it and those below are ignored"
+            )
         ours.append(parsed)
-    return ours, ""
+    below = len(fields) - len(ours)
+    return ours, f"{below} field(s) below ours ignored" if below > 0 else ""
 
 
 def assess_mail(
@@ -97,7 +103,7 @@ def assess_mail(
         return TrustVerdict(False, f"From: domain {from_domain or 'none'!r} is not internal")
     if not auth_fields:
         return TrustVerdict(False, "no Authentication-Results field")
-    ours, ignored = our_fields(auth_fields, cfg.authserv_id)
+    ours, ignored = our_fields(auth_fields, cfg.authserv_id, cfg.authserv_fields)
     if not ours:
         return TrustVerdict(False, ignored or f"no Authentication-Results field from {cfg.authserv_id!r}")
     seen: list[str] = []

@@ -96,6 +96,8 @@ def _cmd_check_config(settings: Settings, source: str) -> int:
     _print_json(masked_dump(settings))
     if not settings.smtp_intake.recipients and settings.smtp_intake.enabled:
         print("# note: smtp_intake.recipients is empty: every recipient is accepted", file=sys.stderr)
+    for note in routing_cli.config_notes(settings):
+        print(f"# note: {note}", file=sys.stderr)
     return 0
 
 

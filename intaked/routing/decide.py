@@ -160,3 +160,9 @@ def route_call(
             set_by={**result.set_by, "suggested_priority": HOTLINE_EMERGENCY},
         )
     return RoutedReport(facts, result, trust, person)
+
+
+def warm_up_routing(settings: Settings) -> None:
+    """Compile the rules and load the directory now, not in the first ticket's transaction."""
+    compiled_rules(settings)
+    directory_for(settings).refresh(force=True)

@@ -156,3 +156,18 @@ def test_directory_lookup(config: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0 and "林美華" in out and "site Tainan" in out
     code, _, err = run(capsys, "directory", "lookup", "--config", str(config), "nobody@corp.example.com.tw")
     assert code == 1 and "no one in the directory" in err
+
+
+def test_check_config_warns_about_a_missing_directory_and_untrusted_p1_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "intaked.toml"
+    path.write_text(
+        f'[directory]\npath = "{tmp_path / "absent.csv"}"\n'
+        '[[routing.rules]]\nname = "p1"\nkeywords = ["產線停工"]\nsuggested_priority = "P1"\n',
+        encoding="utf-8",
+    )
+    code, _, err = run(capsys, "check-config", "--config", str(path))
+    assert code == 0
+    assert "absent.csv' does not exist (yet)" in err
+    assert "rules p1 suggest P1/P2 but trust.authserv_id or trust.internal_domains is empty" in err

@@ -247,6 +247,8 @@ def route(
     Without ``explain`` the walk stops once every field is set and skips rules that could only set
     fields already set (the ingest path); with it every rule is checked, for ``intaked rules test``.
     """
+    if not rules:
+        return RoutingResult()
     prepared = _prepare(facts)
     values: dict[str, str] = {}
     set_by: dict[str, str] = {}

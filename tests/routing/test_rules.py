@@ -229,6 +229,8 @@ def test_example_file_documents_every_rule_key() -> None:
     [
         ("MES系統當機", "", ("incident", "field_service_apac", "P1")),
         ("SCADA down", "", ("incident", "field_service_apac", "P1")),
+        ("the ERP is down", "", ("incident", "server", "P2")),
+        ("TIMES SQUARE", "MESSAGES", (None, None, None)),
         ("請協助", "三廠產線停工了", ("incident", "field_service_apac", "P1")),
         ("全廠網路中斷", "", ("incident", "field_service_apac", "P1")),
         ("ERP 無法使用", "", ("incident", "server", "P2")),

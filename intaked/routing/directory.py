@@ -251,7 +251,7 @@ class Directory:
         try:
             data = self.path.read_bytes()
             table = parse_directory(decode_directory(data), self.country_code)
-        except (OSError, DirectoryFileError) as exc:
+        except Exception as exc:  # whatever is wrong with the file, the daemon keeps running
             self.last_error = f"{self.path}: {exc}"
             # remember the signature so a broken file is reported once, not on every lookup
             self._table = DirectoryTable(self._table.by_email, self._table.by_phone, signature)

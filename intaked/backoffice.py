@@ -41,6 +41,7 @@ from intaked.intake.processor import IntakeProcessor
 from intaked.logs import configure_logging
 from intaked.outbound.dispatcher import OutboxDispatcher
 from intaked.processes import die_with_parent
+from intaked.routing.decide import warm_up_routing
 from intaked.scheduler import Scheduler
 from intaked.sla.context import warm_up
 from intaked.store.engine import engine_for
@@ -219,6 +220,7 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             stoppers.insert(0, _closing(parser))
             await loop.run_in_executor(executor, parser.warm_up)
             await loop.run_in_executor(executor, warm_up, engine, settings)
+            await loop.run_in_executor(executor, warm_up_routing, settings)
             scheduler = Scheduler(engine, executor, settings, on_queued=wake_outbox)
             scheduler.start()
             stoppers.insert(0, scheduler.stop)

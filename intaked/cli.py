@@ -21,6 +21,7 @@ from intaked.config import ConfigError, Settings, load_settings, masked_dump
 from intaked.logs import configure_logging
 from intaked.paging import cli as oncall_cli
 from intaked.paging import page_cli
+from intaked.routing import cli as routing_cli
 from intaked.store.engine import engine_for
 from intaked.store.migrate import SchemaError, current_revision, head_revision, upgrade
 
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     worktime_cli.add_parsers(sub, config_parent)
     page_cli.add_parsers(sub, config_parent)
     oncall_cli.add_parsers(sub, config_parent)
+    routing_cli.add_parsers(sub, config_parent)
     return parser
 
 
@@ -98,6 +100,8 @@ def _cmd_check_config(settings: Settings, source: str) -> int:
     _print_json(masked_dump(settings))
     if not settings.smtp_intake.recipients and settings.smtp_intake.enabled:
         print("# note: smtp_intake.recipients is empty: every recipient is accepted", file=sys.stderr)
+    for note in routing_cli.config_notes(settings):
+        print(f"# note: {note}", file=sys.stderr)
     return 0
 
 
@@ -359,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return page_cli.run(settings, args)
         if args.command in oncall_cli.COMMANDS:
             return oncall_cli.run(settings, args)
+        if args.command in routing_cli.COMMANDS:
+            return routing_cli.run(settings, args)
     except SchemaError as exc:
         print(f"intaked: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

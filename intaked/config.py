@@ -325,6 +325,155 @@ class SlaSettings(_Section):
     P4: TargetSettings = Field(default_factory=lambda: _default_targets()["P4"])
 
 
+#: Categories a routing rule may set (``tickets.category``).
+Category = Literal["incident", "service_request", "security_incident"]
+#: Priorities a routing rule may suggest (``tickets.suggested_priority``).
+SuggestedPriority = Literal["P1", "P2", "P3", "P4"]
+
+
+def _one_or_many(value: Any) -> Any:
+    """A single string where a list is expected means a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+def _regular_expression(value: str) -> str:
+    """``value`` if it compiles as a Python regular expression, else a ValueError saying why."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+def _domain(value: str) -> str:
+    value = value.strip().lower().removeprefix("@")
+    if not value or "@" in value or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a domain name")
+    return value
+
+
+def _address(value: str) -> str:
+    value = value.strip().lower()
+    if "@" not in value or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+RegularExpression = Annotated[str, AfterValidator(_regular_expression)]
+DomainName = Annotated[str, AfterValidator(_domain)]
+MailAddress = Annotated[str, AfterValidator(_address)]
+_ROUTING_CONDITIONS = (
+    "channel",
+    "recipient",
+    "hotline_choice",
+    "sender",
+    "sender_domain",
+    "department",
+    "site",
+    "keywords",
+    "patterns",
+)
+_ROUTING_ACTIONS = ("category", "team", "suggested_priority")
+
+
+class RoutingRuleSettings(_Section):
+    """One ``[[routing.rules]]`` table: conditions (all given ones must hold; a list means any of
+    its entries) and the fields it sets (intaked/routing/rules.py)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    channel: list[NonBlank] = Field(default_factory=list)
+    recipient: list[MailAddress] = Field(default_factory=list)
+    hotline_choice: list[NonBlank] = Field(default_factory=list)
+    sender: list[MailAddress] = Field(default_factory=list)
+    sender_domain: list[DomainName] = Field(default_factory=list)
+    department: list[NonBlank] = Field(default_factory=list)
+    site: list[NonBlank] = Field(default_factory=list)
+    keywords: list[NonBlank] = Field(default_factory=list)
+    patterns: list[RegularExpression] = Field(default_factory=list)
+    subject_only: bool = False
+    category: Category | None = None
+    team: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] | None = None
+    suggested_priority: SuggestedPriority | None = None
+
+    @field_validator(*_ROUTING_CONDITIONS, mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _one_or_many(value)
+
+    @field_validator("channel")
+    @classmethod
+    def _lower_channels(cls, value: list[str]) -> list[str]:
+        return [entry.lower() for entry in value]
+
+    @model_validator(mode="after")
+    def _has_condition_and_action(self) -> RoutingRuleSettings:
+        if not any(getattr(self, key) for key in _ROUTING_CONDITIONS):
+            raise ValueError(
+                f"rule {self.name!r} has no condition: give at least one of " + ", ".join(_ROUTING_CONDITIONS)
+            )
+        if all(getattr(self, key) is None for key in _ROUTING_ACTIONS):
+            raise ValueError(
+                f"rule {self.name!r} sets nothing: give at least one of " + ", ".join(_ROUTING_ACTIONS)
+            )
+        return self
+
+
+class RoutingSettings(_Section):
+    """``[routing]``: the routing rules, in order; for each field the first matching rule that
+    sets it wins. No rules: nothing is routed."""
+
+    rules: list[RoutingRuleSettings] = Field(default_factory=list)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rule_names(cls, value: list[RoutingRuleSettings]) -> list[RoutingRuleSettings]:
+        names = [rule.name for rule in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"rule name {name!r} is used twice: give each rule its own name")
+        return value
+
+
+class DirectorySettings(_Section):
+    """``[directory]``: the employee directory CSV that enriches requesters (intaked/routing/directory.py)."""
+
+    path: str = ""
+    reload_seconds: Annotated[float, Field(ge=0)] = 30.0
+    country_code: Annotated[str, Field(pattern=r"^[1-9]\d{0,2}$")] = "886"
+
+
+class TrustSettings(_Section):
+    """``[trust]``: which suggestions are trusted enough to page before a person looks
+    (intaked/routing/trust.py)."""
+
+    internal_domains: list[DomainName] = Field(default_factory=list)
+    authserv_id: str = ""
+    authserv_fields: Annotated[int, Field(ge=1, le=10)] = 1
+    hotline_emergency_choice: NonBlank = "1"
+
+    @field_validator("internal_domains", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _one_or_many(value)
+
+    @field_validator("authserv_id")
+    @classmethod
+    def _check_authserv_id(cls, value: str) -> str:
+        value = value.strip().lower()
+        if any(c.isspace() or c in '();"' for c in value):
+            raise ValueError(
+                f"{value!r} is not a host name (the first token of our MTA's Authentication-Results)"
+            )
+        return value
+
+
 class TriageSettings(_Section):
     """``[triage]``: how soon a person must set the priority of a new ticket, and who does it."""
 
@@ -616,6 +765,9 @@ class Settings(_Section):
     acknowledgements: AcknowledgementSettings = AcknowledgementSettings()
     outbox: OutboxSettings = OutboxSettings()
     tickets: TicketSettings = TicketSettings()
+    routing: RoutingSettings = RoutingSettings()
+    directory: DirectorySettings = DirectorySettings()
+    trust: TrustSettings = TrustSettings()
     intake: IntakeSettings = IntakeSettings()
     daemon: DaemonSettings = DaemonSettings()
     calendars: dict[str, CalendarSettings] = Field(default_factory=lambda: {"default": CalendarSettings()})

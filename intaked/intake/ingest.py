@@ -25,7 +25,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from intaked.config import Settings
 from intaked.intake.ledger import ClaimedItem
 from intaked.outbound.acks import AckCandidate, queue_acknowledgements
+from intaked.paging.engine import PAGED_PRIORITIES, start_page
 from intaked.parsing import ParsedMessage
+from intaked.routing.decide import RoutedReport, route_mail
 from intaked.routing.threading import Decision, decide, first_match, referenced_ids, subject_ticket_numbers
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute
@@ -356,6 +358,7 @@ def ingest_mail_batch(
         )
         for n, i in enumerate(opening)
     ]
+    routed = _route_new_tickets(entries, opening, ticket_rows, settings)
     if ticket_rows:
         _with_deadlines(conn, ticket_rows, settings)
     new_ids = [row.id for row in conn.execute(_INSERT_TICKETS, ticket_rows)] if ticket_rows else []
@@ -376,11 +379,13 @@ def ingest_mail_batch(
     store_attachments(conn, [(message_ids[n], entries[i][1]) for n, i in enumerate(storing)])
     _touch_tickets(conn, plans, now)
     events = _event_rows(entries, plans, storing, ticket_rows, opening, problems, now)
+    events += _routed_events(plans, routed, now)
     events += _acknowledge(
         conn, entries, plans, storing, dict(zip(opening, ticket_rows, strict=True)), settings, now
     )
     if events:
         conn.execute(_INSERT_EVENTS, events)
+    _page_trusted_suggestions(conn, ticket_rows, new_ids, settings, now)
 
     outcomes: list[IngestOutcome] = []
     finish_rows = []
@@ -403,6 +408,71 @@ def ingest_mail_batch(
     if result.rowcount != len(finish_rows):
         raise ClaimLost(f"{len(finish_rows) - result.rowcount} item(s) of this batch were taken over")
     return outcomes
+
+
+def _page_trusted_suggestions(
+    conn: Connection,
+    ticket_rows: Sequence[dict[str, Any]],
+    ticket_ids: Sequence[int],
+    settings: Settings,
+    now: dt.datetime,
+) -> None:
+    """A P1/P2 suggested by a trusted source pages QRC in this same transaction, marked
+    unconfirmed until a person sets the priority (intaked/paging/engine.py)."""
+    if not settings.paging.policies:
+        return
+    for row, ticket_id in zip(ticket_rows, ticket_ids, strict=True):
+        if row.get("suggestion_trusted") and row.get("suggested_priority") in PAGED_PRIORITIES:
+            start_page(
+                conn,
+                settings,
+                ticket_id,
+                row["suggested_priority"],
+                reason=f"trusted suggestion ({row.get('suggested_by') or 'routing'})",
+                unconfirmed=True,
+                actor="intaked",
+                now=now,
+            )
+
+
+def _route_new_tickets(
+    entries: Sequence[ParsedItem],
+    opening: Sequence[int],
+    ticket_rows: Sequence[dict[str, Any]],
+    settings: Settings,
+) -> dict[int, RoutedReport]:
+    """Routing rules, directory and trust for each new ticket (intaked/routing/decide.py): sets
+    the routing columns on its row (before its deadlines, so a routed team's calendar counts);
+    returns the outcome per entry index."""
+    routed: dict[int, RoutedReport] = {}
+    for i, row in zip(opening, ticket_rows, strict=True):
+        item, parsed, _ = entries[i]
+        report = route_mail(settings, parsed, item.envelope_from, item.envelope_to)
+        columns = report.ticket_columns(row["requester_name"], row["requester_phone"])
+        row.update(
+            {key: clean_text(value) if isinstance(value, str) else value for key, value in columns.items()}
+        )
+        routed[i] = report
+    return routed
+
+
+def _routed_events(
+    plans: Sequence[_Plan], routed: dict[int, RoutedReport], now: dt.datetime
+) -> list[dict[str, Any]]:
+    """One ``routed`` event per new ticket where a rule matched or the directory knew the requester."""
+    return [
+        {
+            "ticket_id": _id(plans[i]),
+            "at": now,
+            "actor": ACTOR,
+            "kind": "routed",
+            "before": None,
+            "after": None,
+            "detail": clean_text(to_json(report.event_detail())),
+        }
+        for i, report in routed.items()
+        if report.worth_an_event
+    ]
 
 
 def _acknowledge(

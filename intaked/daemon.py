@@ -3,7 +3,8 @@
 Start-up: connect, bring the schema up to date (or refuse with a clear message), start the back
 office (intaked/backoffice.py: a second process that releases the claims a crashed run left, turns
 captured items into tickets and sends the outbox; with ``daemon.back_office = "inline"`` the same
-work runs in this process), then open the listeners and the IMAP mailboxes. Shutdown on the first
+work runs in this process), then open the listeners (SMTP/LMTP; the Twilio webhooks when paging
+is on) and the IMAP mailboxes. Shutdown on the first
 SIGTERM/SIGINT: stop accepting, let messages being committed finish, turn everything already
 captured into tickets, exit 0. A second signal exits at once (nothing committed is lost: the
 ledger resumes on the next start).
@@ -25,6 +26,8 @@ from sqlalchemy import Engine
 from intaked.backoffice import BackOfficeProcess
 from intaked.channels.imap import ImapMailboxWorker
 from intaked.channels.smtp import SmtpIntakeServer
+from intaked.channels.twilio_status import register_status_routes
+from intaked.channels.webhooks import ROUTES, WebhookServer
 from intaked.config import Settings
 from intaked.intake.capture import CaptureWriter
 from intaked.intake.parsepool import ParsePool
@@ -74,6 +77,8 @@ class Daemon:
     smtp: SmtpIntakeServer | None = None
     smtp_address: tuple[str, int] | None = None
     imap_workers: list[ImapMailboxWorker] = field(default_factory=list)
+    webhooks: WebhookServer | None = None
+    webhooks_address: tuple[str, int] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -92,6 +97,10 @@ class Daemon:
         if self.settings.smtp_intake.enabled:
             self.smtp = SmtpIntakeServer(self.settings.smtp_intake, self.capture)
             self.smtp_address = await self.smtp.start()
+        if self.settings.twilio.enabled and self.settings.webhooks.listen:
+            register_status_routes(ROUTES)
+            self.webhooks = WebhookServer(self.settings, self.engine, self.executor)
+            self.webhooks_address = await self.webhooks.start()
 
         def wake_from_thread() -> None:
             loop.call_soon_threadsafe(wake)
@@ -139,6 +148,8 @@ class Daemon:
             worker.stop.set()
         if self.smtp is not None:
             await self.smtp.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         loop = asyncio.get_running_loop()
         for worker in self.imap_workers:  # a worker finishes the batch it is committing and moving
             await loop.run_in_executor(None, worker.join, 60.0)

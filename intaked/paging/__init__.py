@@ -1,0 +1,1 @@
+"""QRC paging: on-call, escalation, acknowledgement."""

@@ -33,6 +33,7 @@ from intaked.intake.capture import CaptureWriter
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.outbound.dispatcher import OutboxDispatcher
+from intaked.outbound.twilio_dispatcher import TwilioDispatcher
 from intaked.scheduler import Scheduler
 from intaked.store.engine import engine_for
 from intaked.store.migrate import ensure_schema
@@ -72,6 +73,7 @@ class Daemon:
     processor: IntakeProcessor | None = None
     parser: ParsePool | None = None
     dispatcher: OutboxDispatcher | None = None
+    pager: TwilioDispatcher | None = None
     back_office: BackOfficeProcess | None = None
     scheduler: Scheduler | None = None
     smtp: SmtpIntakeServer | None = None
@@ -123,7 +125,9 @@ class Daemon:
         self.dispatcher = OutboxDispatcher(self.engine, self.executor, self.settings)
         await self.dispatcher.recover()
         self.dispatcher.start()
-        dispatcher = self.dispatcher
+        if self.settings.twilio.enabled:
+            self.pager = TwilioDispatcher(self.engine, self.executor, self.settings)
+            self.pager.start()
         self.parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
         self.processor = IntakeProcessor(
             self.engine,
@@ -134,13 +138,15 @@ class Daemon:
         )
         await self.processor.recover()
         self.processor.start()
-        self.scheduler = Scheduler(self.engine, self.executor, self.settings, on_queued=dispatcher.wake)
+        self.scheduler = Scheduler(self.engine, self.executor, self.settings, on_queued=self._stored)
         self.scheduler.start()
         return self.processor.wake
 
     def _stored(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.wake()
+        if self.pager is not None:
+            self.pager.wake()
 
     async def stop(self) -> None:
         log.info("stopping")
@@ -163,6 +169,8 @@ class Daemon:
             await self.scheduler.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        if self.pager is not None:
+            await self.pager.stop()
         self.executor.shutdown(wait=True)
         if self.parser is not None:
             self.parser.close()

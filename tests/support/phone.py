@@ -185,6 +185,7 @@ class FakePhoneNetwork:
             self.scripts: dict[str, Script] = {}
             self.resources: dict[str, _Resource] = {}
             self.down = False  # every request answered 503
+            self._threads = [t for t in self._threads if t.is_alive()]
 
     def script(self, number: str, script: Script) -> None:
         """What ``number`` does from now on."""

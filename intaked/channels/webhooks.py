@@ -220,9 +220,7 @@ class WebhookServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        bound = server.sockets[0].getsockname()
+        bound = self._runner.addresses[0]
         address = (str(bound[0]), int(bound[1]))
         log.info("webhooks_listening", host=address[0], port=address[1], public_url=hooks.public_url)
         return address

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from intaked.channels.twilio_status import CALL_STATUS_PATH, SMS_STATUS_PATH, register_status_routes
 from intaked.channels.webhooks import (
@@ -19,7 +20,7 @@ from intaked.channels.webhooks import (
     record_receipt,
     signature_valid,
 )
-from intaked.store.models import webhook_receipt_table
+from intaked.store.models import page_attempt_table, webhook_receipt_table
 from tests.support.phone import signed_post, twilio_signature
 from tests.support.webhookd import running_webhooks
 from tests.twilio.conftest import (
@@ -264,3 +265,26 @@ def test_record_receipt_is_idempotent(engine: Engine) -> None:
         assert not record_receipt(conn, "call_status", CALL_SID, "completed", [("a", "1")])
         assert record_receipt(conn, "call_status", CALL_SID, "ringing", [])
     assert receipts(engine) == 2
+
+
+def test_attempt_hook_runs_in_the_same_transaction(
+    engine: Engine, server: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, str]] = []
+
+    def hook(conn: Connection, attempt_id: int, now: dt.datetime) -> None:
+        status = conn.execute(
+            select(page_attempt_table.c.status).where(page_attempt_table.c.id == attempt_id)
+        ).scalar_one()
+        calls.append((attempt_id, status))
+
+    monkeypatch.setattr("intaked.outbound.attempts.on_attempt_updated", hook)
+    attempt_id = make_attempt(engine, make_page(engine), "call", CALLED, provider_sid=CALL_SID, status="sent")
+    for status in ("ringing", "ringing", "no-answer"):
+        assert (
+            signed_post(
+                server.base_url, server.public_url, CALL_STATUS_PATH, call_params(status), AUTH_TOKEN
+            )[0]
+            == 200
+        )
+    assert calls == [(attempt_id, "ringing"), (attempt_id, "failed")], "once per change, after it"

@@ -130,9 +130,9 @@ def _on_success(attempt_id: int | None, sid: str) -> Callable[[Connection], None
     return record
 
 
-def _on_permanent(attempt_id: int | None, exc: PermanentFailure) -> Callable[[Connection], None]:
+def _on_permanent(attempt_id: int | None, exc: PermanentFailure, kind: str) -> Callable[[Connection], None]:
     def record(conn: Connection) -> None:
-        if attempt_id is None:
+        if attempt_id is None or kind == "call_cancel":  # a cancel that failed does not fail the call
             return
         attempt = lock_attempt(conn, attempt_id)
         if attempt is None:
@@ -153,7 +153,7 @@ def _on_temporary(error: str) -> Callable[[Connection, OutboxRow, str], None]:
             return
         now = utcnow()
         mark_provider_down(conn, int(attempt.page_id), now, error)
-        if state == "failed":  # gave up after outbox.give_up_after_seconds
+        if state == "failed" and row.kind != "call_cancel":  # gave up after outbox.give_up_after_seconds
             move_attempt(conn, attempt, "failed", now, error=error)
 
     return record
@@ -236,7 +236,7 @@ class TwilioSender:
             else:
                 adopted = True
         except PermanentFailure as exc:
-            mark_failed(self._engine, row, str(exc), within=_on_permanent(attempt_id, exc))
+            mark_failed(self._engine, row, str(exc), within=_on_permanent(attempt_id, exc, row.kind))
             bound.warning("twilio_refused", error=str(exc), code=exc.code, to=row.payload.get("to"))
             return
         except TemporaryFailure as exc:
@@ -245,7 +245,7 @@ class TwilioSender:
             raise
         except Exception as exc:  # a payload we cannot use: a bug, not a reason to retry forever
             failure = PermanentFailure(f"{type(exc).__name__}: {exc}")
-            mark_failed(self._engine, row, str(failure), within=_on_permanent(attempt_id, failure))
+            mark_failed(self._engine, row, str(failure), within=_on_permanent(attempt_id, failure, row.kind))
             bound.exception("twilio_row_unsendable", error=str(exc))
             return
         bound = bound.bind(sid=sid)
@@ -283,8 +283,11 @@ class TwilioSender:
         try:
             found: list[ProviderRecord]
             if row.kind == "sms":
-                found = [
-                    r for r in self._client.find_messages(to, row.created_at) if r.body == row.payload["body"]
+                body = str(row.payload["body"])
+                found = [  # a trial account prefixes its bodies: "Sent from your Twilio trial account - "
+                    r
+                    for r in self._client.find_messages(to, row.created_at)
+                    if r.body is not None and (r.body == body or r.body.endswith(body))
                 ]
             else:
                 found = self._client.find_calls(to, row.created_at)

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from twilio.base import values
 
-from intaked.outbound.twilio import CALL_EVENTS, PermanentFailure, TwilioClient
+from intaked.outbound.twilio import CALL_EVENTS, PermanentFailure, TemporaryFailure, TwilioClient
+from tests.support.dovecot import free_port
 from tests.support.prism import Prism
 from tests.twilio.conftest import twilio_settings
 
@@ -67,3 +68,10 @@ def test_base_url_is_rewritten_only_for_twilio_hosts(client: TwilioClient, prism
         prism_mock.base_url + "/2010-04-01/x.json?a=1"
     )
     assert client.http.rebase("https://example.com/x") == "https://example.com/x"
+
+
+def test_unreachable_twilio_is_a_temporary_failure_with_a_known_outcome() -> None:
+    client = TwilioClient(twilio_settings(f"http://127.0.0.1:{free_port()}").twilio)
+    with pytest.raises(TemporaryFailure) as caught:
+        client.send_sms(TO, "x", None)
+    assert not caught.value.unknown_outcome, "a refused connection sent nothing: safe to resend"

@@ -299,3 +299,21 @@ def _no_leftover_threads(phone: FakePhoneNetwork) -> Iterator[None]:
     yield
     for resource in phone.resources.values():
         resource.cancelled.set()
+
+
+def test_twilio_down_puts_the_rest_of_the_batch_back_untried(
+    engine: Engine, settings: Settings, phone: FakePhoneNetwork
+) -> None:
+    page_id = make_page(engine)
+    rows = []
+    for n, number in enumerate((NUMBER, OTHER)):
+        attempt_id = make_attempt(engine, page_id, "sms", number)
+        rows.append(queue(engine, "sms", {"to": number, "body": "P1", "attempt_id": attempt_id}, f"s{n}"))
+    phone.down = True
+    with pytest.raises(TemporaryFailure):
+        sender(engine, settings).dispatch_once("sms")
+    first, second = (outbox_row(engine, row_id) for row_id in rows)
+    assert first.state == second.state == "pending"
+    assert "503" in first.last_error and second.last_error.startswith("not tried")
+    assert len(phone.creates("Messages")) == 1, "one request per outage, not one per row"
+    assert page(engine, page_id).provider_down_since is not None

@@ -243,7 +243,7 @@ class TwilioSender:
             states = self._defer([row], str(exc))
             bound.warning("twilio_deferred", error=str(exc), attempts=row.attempts, state=states[0])
             raise
-        except Exception as exc:  # a payload we cannot use: a bug, not a reason to retry forever
+        except (KeyError, TypeError, ValueError) as exc:  # a payload we cannot use: never retried
             failure = PermanentFailure(f"{type(exc).__name__}: {exc}")
             mark_failed(self._engine, row, str(failure), within=_on_permanent(attempt_id, failure, row.kind))
             bound.exception("twilio_row_unsendable", error=str(exc))

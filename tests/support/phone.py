@@ -212,9 +212,11 @@ class FakePhoneNetwork:
 
     def send_sms_reply(self, from_number: str, to_number: str, body: str) -> Callback:
         """An incoming SMS from ``from_number`` to our number, posted to :attr:`inbound_sms_url`."""
+        sid = _sid("SM")
         params = (
-            ("MessageSid", _sid("SM")),
-            ("SmsSid", ""),
+            ("MessageSid", sid),
+            ("SmsSid", sid),
+            ("SmsMessageSid", sid),
             ("AccountSid", self.account_sid),
             ("MessagingServiceSid", ""),
             ("From", from_number),
@@ -222,9 +224,9 @@ class FakePhoneNetwork:
             ("Body", body),
             ("NumMedia", "0"),
             ("NumSegments", "1"),
+            ("SmsStatus", "received"),
             ("ApiVersion", "2010-04-01"),
         )
-        params = tuple((k, v if k != "SmsSid" else params[0][1]) for k, v in params)
         return self.post_signed(self.inbound_sms_url, params)
 
     # -- webhooks --------------------------------------------------------------------------------

@@ -317,3 +317,14 @@ def test_twilio_down_puts_the_rest_of_the_batch_back_untried(
     assert "503" in first.last_error and second.last_error.startswith("not tried")
     assert len(phone.creates("Messages")) == 1, "one request per outage, not one per row"
     assert page(engine, page_id).provider_down_since is not None
+
+
+def test_unusable_payload_fails_the_row_and_its_attempt(
+    engine: Engine, settings: Settings, phone: FakePhoneNetwork
+) -> None:
+    attempt_id = make_attempt(engine, make_page(engine), "call", NUMBER)
+    row_id = queue(engine, "call", {"to": NUMBER, "attempt_id": attempt_id}, "c1")  # neither url nor twiml
+    assert sender(engine, settings).dispatch_once("call") == 1
+    assert outbox_row(engine, row_id).state == "failed"
+    assert attempt(engine, attempt_id).status == "failed"
+    assert not phone.creates("Calls")

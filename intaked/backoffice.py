@@ -40,6 +40,7 @@ from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.logs import configure_logging
 from intaked.outbound.dispatcher import OutboxDispatcher
+from intaked.outbound.twilio_dispatcher import TwilioDispatcher
 from intaked.processes import die_with_parent
 from intaked.routing.decide import warm_up_routing
 from intaked.scheduler import Scheduler
@@ -193,7 +194,8 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
 
     ``intake``: the intake processor and the timed working-time work (intaked/scheduler.py); it
     starts the ``outbox`` role as its own child process (``daemon.outbox = "process"``) and wakes
-    it whenever it queued something, or runs the dispatcher itself. ``outbox``: the outbox dispatcher alone.
+    it whenever it queued something, or runs the dispatchers itself. ``outbox``: the outbox
+    dispatchers alone (mail; SMS and calls through Twilio when ``twilio.account_sid`` is set).
     """
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="intaked-db")
@@ -207,8 +209,12 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             await dispatcher.recover()
             dispatcher.start()
             stoppers.append(dispatcher.stop)
-            wake = dispatcher.wake
-            wake_outbox = dispatcher.wake
+            wake = wake_outbox = dispatcher.wake
+            if settings.twilio.enabled:  # SMS and calls of pages, beside the mail
+                pager = TwilioDispatcher(engine, executor, settings)
+                pager.start()
+                stoppers.append(pager.stop)
+                wake = wake_outbox = _both(dispatcher.wake, pager.wake)
         else:
             outbox = BackOfficeProcess(settings, ROLE_OUTBOX)
             await outbox.start()
@@ -232,7 +238,8 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             await processor.recover()
             processor.start()
             stoppers.insert(0, processor.stop)  # first: turn what is captured into tickets
-            wake = processor.wake
+            # A wake-up from the front may also mean it queued outbox rows (a webhook acknowledged a page).
+            wake = _both(processor.wake, wake_outbox)
 
         def on_wake() -> None:
             try:
@@ -257,6 +264,14 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             await stopper()
         executor.shutdown(wait=True)
         engine.dispose()
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def wake() -> None:
+        first()
+        second()
+
+    return wake
 
 
 def _closing(parser: ParsePool) -> Callable[[], Awaitable[None]]:

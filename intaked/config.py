@@ -40,7 +40,12 @@ DEFAULT_CONFIG_PATH = Path("/etc/intaked/intaked.toml")
 ENV_CONFIG_PATH = "INTAKED_CONFIG"
 
 #: Keys whose values may come from a credential file or an environment variable.
-SECRET_KEYS: tuple[str, ...] = ("database.url", "outbound_mail.password")
+SECRET_KEYS: tuple[str, ...] = (
+    "database.url",
+    "outbound_mail.password",
+    "twilio.auth_token",
+    "twilio.previous_auth_token",
+)
 
 
 class ConfigError(Exception):
@@ -630,6 +635,88 @@ class TeamSettings(_Section):
     calendar: str = ""
 
 
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class TwilioSettings(_Section):
+    """``[twilio]``: the account SMS and voice pages go through; paging is off while
+    ``account_sid`` is empty."""
+
+    account_sid: str = ""
+    auth_token: SecretStr = SecretStr("")
+    previous_auth_token: SecretStr = SecretStr("")
+    from_number: str = ""
+    api_base_url: str = "https://api.twilio.com"
+    calls_per_second: Annotated[float, Field(gt=0, le=100)] = 1.0
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    machine_detection: Literal["Enable", "DetectMessageEnd", ""] = "Enable"
+    voice_zh: str = "Google.cmn-TW-Standard-A"
+    language_zh: str = "cmn-TW"
+    voice_en: str = "Polly.Joanna"
+    language_en: str = "en-US"
+
+    @field_validator("account_sid")
+    @classmethod
+    def _check_account_sid(cls, value: str) -> str:
+        if value and not re.fullmatch(r"AC[0-9a-fA-F]{32}", value):
+            raise ValueError(f"{value!r} is not an Account Sid (AC followed by 32 hex digits)")
+        return value
+
+    @field_validator("from_number")
+    @classmethod
+    def _check_from_number(cls, value: str) -> str:
+        if value and not _E164.match(value):
+            raise ValueError(f"{value!r} is not an E.164 number such as +886212345678")
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _check_api_base_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^/\s]+/?", value):
+            raise ValueError(f"{value!r} is not a base URL such as https://api.twilio.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> TwilioSettings:
+        if self.account_sid:
+            if not self.auth_token.get_secret_value():
+                raise ValueError("auth_token is required when account_sid is set")
+            if not self.from_number:
+                raise ValueError("from_number is required when account_sid is set")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Paging by SMS and voice is on."""
+        return bool(self.account_sid)
+
+
+class WebhookSettings(_Section):
+    """``[webhooks]``: the HTTP listener Twilio calls back (status callbacks, replies, keypresses)."""
+
+    listen: str = "127.0.0.1:8088"
+    public_url: str = ""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        if value:
+            _split_listen(value)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"{value!r} is not a base URL such as https://intaked.example.com")
+        return value.rstrip("/")
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return _split_listen(self.listen)
+
+
 class DaemonSettings(_Section):
     """``[daemon]``: how ``intaked run`` divides its work."""
 
@@ -682,9 +769,6 @@ class PagingSettings(_Section):
     fallback_email: str = ""
     call_retries: Annotated[int, Field(ge=0, le=5)] = 1
     call_retry_after: Duration = "1m"
-    voice_language: str = "zh-TW"
-    voice: str = "Google.cmn-TW-Standard-A"
-    english_voice: str = "Polly.Joanna"
     gather_seconds: Annotated[int, Field(ge=3, le=60)] = 8
 
 
@@ -749,6 +833,14 @@ class Settings(_Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _webhooks_reachable(self) -> Settings:
+        if self.twilio.enabled and self.webhooks.listen and not self.webhooks.public_url:
+            raise ValueError(
+                "webhooks.public_url: required when twilio.account_sid is set (the URL Twilio calls back)"
+            )
+        return self
+
     @field_validator("imap")
     @classmethod
     def _unique_mailbox_names(cls, value: list[ImapMailboxSettings]) -> list[ImapMailboxSettings]:
@@ -764,6 +856,8 @@ class Settings(_Section):
     imap: list[ImapMailboxSettings] = Field(default_factory=list)
     acknowledgements: AcknowledgementSettings = AcknowledgementSettings()
     outbox: OutboxSettings = OutboxSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     tickets: TicketSettings = TicketSettings()
     routing: RoutingSettings = RoutingSettings()
     directory: DirectorySettings = DirectorySettings()
@@ -926,6 +1020,9 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     data = settings.model_dump(mode="json")
     if data["outbound_mail"]["password"]:
         data["outbound_mail"]["password"] = "********"
+    for key in ("auth_token", "previous_auth_token"):
+        if data["twilio"][key]:
+            data["twilio"][key] = "********"
     for mailbox in data["imap"]:
         if mailbox["password"]:
             mailbox["password"] = "********"

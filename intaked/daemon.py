@@ -3,7 +3,8 @@
 Start-up: connect, bring the schema up to date (or refuse with a clear message), start the back
 office (intaked/backoffice.py: a second process that releases the claims a crashed run left, turns
 captured items into tickets and sends the outbox; with ``daemon.back_office = "inline"`` the same
-work runs in this process), then open the listeners and the IMAP mailboxes. Shutdown on the first
+work runs in this process), then open the listeners (SMTP/LMTP; the Twilio webhooks when paging
+is on) and the IMAP mailboxes. Shutdown on the first
 SIGTERM/SIGINT: stop accepting, let messages being committed finish, turn everything already
 captured into tickets, exit 0. A second signal exits at once (nothing committed is lost: the
 ledger resumes on the next start).
@@ -25,11 +26,15 @@ from sqlalchemy import Engine
 from intaked.backoffice import BackOfficeProcess
 from intaked.channels.imap import ImapMailboxWorker
 from intaked.channels.smtp import SmtpIntakeServer
+from intaked.channels.twilio_status import register_status_routes
+from intaked.channels.webhooks import WebhookRoutes, WebhookServer
 from intaked.config import Settings
 from intaked.intake.capture import CaptureWriter
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.outbound.dispatcher import OutboxDispatcher
+from intaked.outbound.twilio_dispatcher import TwilioDispatcher
+from intaked.paging.webhook_routes import register_paging_routes
 from intaked.scheduler import Scheduler
 from intaked.store.engine import engine_for
 from intaked.store.migrate import ensure_schema
@@ -69,11 +74,14 @@ class Daemon:
     processor: IntakeProcessor | None = None
     parser: ParsePool | None = None
     dispatcher: OutboxDispatcher | None = None
+    pager: TwilioDispatcher | None = None
     back_office: BackOfficeProcess | None = None
     scheduler: Scheduler | None = None
     smtp: SmtpIntakeServer | None = None
     smtp_address: tuple[str, int] | None = None
     imap_workers: list[ImapMailboxWorker] = field(default_factory=list)
+    webhooks: WebhookServer | None = None
+    webhooks_address: tuple[str, int] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -92,6 +100,12 @@ class Daemon:
         if self.settings.smtp_intake.enabled:
             self.smtp = SmtpIntakeServer(self.settings.smtp_intake, self.capture)
             self.smtp_address = await self.smtp.start()
+        if self.settings.twilio.enabled and self.settings.webhooks.listen:
+            routes = WebhookRoutes()
+            register_status_routes(routes)
+            register_paging_routes(routes, self.settings)
+            self.webhooks = WebhookServer(self.settings, self.engine, self.executor, routes)
+            self.webhooks_address = await self.webhooks.start()
 
         def wake_from_thread() -> None:
             loop.call_soon_threadsafe(wake)
@@ -114,7 +128,9 @@ class Daemon:
         self.dispatcher = OutboxDispatcher(self.engine, self.executor, self.settings)
         await self.dispatcher.recover()
         self.dispatcher.start()
-        dispatcher = self.dispatcher
+        if self.settings.twilio.enabled:
+            self.pager = TwilioDispatcher(self.engine, self.executor, self.settings)
+            self.pager.start()
         self.parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
         self.processor = IntakeProcessor(
             self.engine,
@@ -125,13 +141,15 @@ class Daemon:
         )
         await self.processor.recover()
         self.processor.start()
-        self.scheduler = Scheduler(self.engine, self.executor, self.settings, on_queued=dispatcher.wake)
+        self.scheduler = Scheduler(self.engine, self.executor, self.settings, on_queued=self._stored)
         self.scheduler.start()
         return self.processor.wake
 
     def _stored(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.wake()
+        if self.pager is not None:
+            self.pager.wake()
 
     async def stop(self) -> None:
         log.info("stopping")
@@ -139,6 +157,8 @@ class Daemon:
             worker.stop.set()
         if self.smtp is not None:
             await self.smtp.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         loop = asyncio.get_running_loop()
         for worker in self.imap_workers:  # a worker finishes the batch it is committing and moving
             await loop.run_in_executor(None, worker.join, 60.0)
@@ -152,6 +172,8 @@ class Daemon:
             await self.scheduler.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        if self.pager is not None:
+            await self.pager.stop()
         self.executor.shutdown(wait=True)
         if self.parser is not None:
             self.parser.close()

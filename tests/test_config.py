@@ -19,6 +19,8 @@ from intaked.config import (
     PersonSettings,
     Settings,
     TeamSettings,
+    TwilioSettings,
+    WebhookSettings,
     effective_database_url,
     load_settings,
     masked_dump,
@@ -65,7 +67,7 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if name in ("imap", "teams", "policies", "people", "oncall"):  # none by default: commented out
+        if name in ("imap", "teams", "policies", "people", "oncall", "twilio", "webhooks"):  # commented out
             continue
         if name == "calendars":  # one calendar, "default", by default
             keys |= _keys(CalendarSettings, f"{prefix}{name}.default.")
@@ -230,6 +232,61 @@ def test_a_page_target_must_exist(target: dict[str, str], message: str) -> None:
     data["paging"] = {"policies": {"P1": {"steps": [{"targets": [target]}]}}}
     with pytest.raises(ConfigError, match=re.escape(message)):
         settings_from_mapping(data, environ={})
+
+
+def test_example_file_documents_every_twilio_and_webhook_key() -> None:
+    data = _commented_example("# [twilio]")
+    assert set(data["twilio"]) == set(TwilioSettings.model_fields)
+    hooks = _commented_example("# [webhooks]")
+    assert set(hooks["webhooks"]) == set(WebhookSettings.model_fields)
+    settings = settings_from_mapping(data | hooks, environ={})
+    shown = {"account_sid", "auth_token", "from_number"}
+    for name in set(TwilioSettings.model_fields) - shown:
+        assert getattr(settings.twilio, name) == getattr(TwilioSettings(), name), name
+    assert settings.twilio.enabled and settings.twilio.from_number == "+886212345678"
+    assert settings.webhooks.listen == WebhookSettings().listen
+    assert settings.webhooks.max_body_bytes == WebhookSettings().max_body_bytes
+    assert settings.webhooks.public_url == "https://intaked.example.com"
+    assert not Settings().twilio.enabled, "paging is off without configuration"
+
+
+def test_twilio_secrets_come_from_credentials_and_are_masked(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "twilio.auth_token").write_text("token-from-credential\n")
+    settings = settings_from_mapping(
+        {
+            "twilio": {"account_sid": "AC" + "0" * 32, "from_number": "+886212345678"},
+            "webhooks": {"public_url": "https://intaked.example.com/"},
+        },
+        environ={"CREDENTIALS_DIRECTORY": str(creds), "INTAKED_TWILIO__PREVIOUS_AUTH_TOKEN": "old"},
+    )
+    assert settings.twilio.auth_token.get_secret_value() == "token-from-credential"
+    assert settings.twilio.previous_auth_token.get_secret_value() == "old"
+    assert settings.webhooks.public_url == "https://intaked.example.com"
+    dumped = masked_dump(settings)["twilio"]
+    assert dumped["auth_token"] == dumped["previous_auth_token"] == "********"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"twilio": {"account_sid": "AC123"}}, "twilio.account_sid: 'AC123' is not an Account Sid"),
+        (
+            {"twilio": {"account_sid": "AC" + "a" * 32, "from_number": "+886212345678"}},
+            "twilio: auth_token is required when account_sid is set",
+        ),
+        ({"twilio": {"from_number": "0912345678"}}, "twilio.from_number: '0912345678' is not an E.164"),
+        (
+            {"twilio": {"account_sid": "AC" + "a" * 32, "auth_token": "t", "from_number": "+886212345678"}},
+            "webhooks.public_url: required when twilio.account_sid is set",
+        ),
+        ({"webhooks": {"listen": "8088"}}, "webhooks.listen"),
+    ],
+)
+def test_twilio_errors_name_the_key(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        settings_from_mapping(values, environ={})
 
 
 @pytest.mark.parametrize(

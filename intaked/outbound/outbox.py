@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,10 @@ from intaked.store.models import message_table, outbox_table, ticket_event_table
 from intaked.store.types import utcnow
 
 ACTOR = "intaked"
+
+#: Work done in the transaction that records a row's outcome, only when the claim still held
+#: (e.g. the Twilio dispatcher moving the page attempt the row carries).
+Within = Callable[[Connection], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +145,15 @@ def _event(conn: Connection, row: OutboxRow, kind: str, detail: dict[str, Any], 
 
 
 def mark_sent(
-    engine: Engine, row: OutboxRow, provider_id: str | None, now: dt.datetime | None = None
+    engine: Engine,
+    row: OutboxRow,
+    provider_id: str | None,
+    now: dt.datetime | None = None,
+    *,
+    within: Within | None = None,
 ) -> bool:
-    """Record a delivered row; for a mail, store it as the ticket's outbound message. False: claim lost."""
+    """Record a delivered row; for a mail, store it as the ticket's outbound message. False: claim lost.
+    ``within`` runs in the same transaction once the claim is known to hold."""
     now = now or utcnow()
     with engine.begin() as conn:
         result = conn.execute(
@@ -153,6 +163,8 @@ def mark_sent(
         )
         if result.rowcount != 1:
             return False
+        if within is not None:
+            within(conn)
         if row.kind == "mail" and row.ticket_id is not None:
             payload = row.payload
             conn.execute(
@@ -252,10 +264,12 @@ def defer(
     max_seconds: float,
     give_up_after_seconds: float,
     now: dt.datetime | None = None,
+    within: Callable[[Connection, OutboxRow, str], None] | None = None,
 ) -> list[str]:
     """Temporary failures of several rows (a relay that is down fails a whole batch), in one
     transaction: each back to ``pending`` after its own exponential backoff with jitter, or
-    ``failed`` once older than ``give_up_after_seconds``. Returns each row's new state."""
+    ``failed`` once older than ``give_up_after_seconds``. Returns each row's new state.
+    ``within(conn, row, state)`` runs for each row whose claim held, in the transaction recording it."""
     now = now or utcnow()
     states: list[str] = []
     later: list[dict[str, Any]] = []
@@ -266,13 +280,32 @@ def defer(
                 row,
                 f"gave up after {give_up_after_seconds:g}s of temporary failures: {error}",
                 now=now,
+                within=None if within is None else _bound_within(within, row, "failed"),
             )
             states.append("failed")
             continue
         delay = min(max_seconds, base_seconds * 2 ** (max(row.attempts, 1) - 1)) * random.uniform(0.5, 1.0)
         later.append({"b_id": row.id, "b_token": row.token, "b_at": now + dt.timedelta(seconds=delay)})
         states.append("pending")
-    if later:
+    if later and within is not None:
+        by_id = {row.id: row for row in rows}
+        with engine.begin() as conn:
+            for item in later:
+                row = by_id[item["b_id"]]
+                result = conn.execute(
+                    update(outbox_table)
+                    .where(_fenced(row))
+                    .values(
+                        state="pending",
+                        last_error=error[:2000],
+                        next_attempt_at=item["b_at"],
+                        claimed_by=None,
+                        claimed_at=None,
+                    )
+                )
+                if result.rowcount == 1:
+                    within(conn, row, "pending")
+    elif later:
         with engine.begin() as conn:
             conn.execute(
                 update(outbox_table)
@@ -293,8 +326,22 @@ def defer(
     return states
 
 
-def mark_failed(engine: Engine, row: OutboxRow, error: str, now: dt.datetime | None = None) -> None:
-    """A permanent failure: never retried, recorded on the ticket."""
+def _bound_within(within: Callable[[Connection, OutboxRow, str], None], row: OutboxRow, state: str) -> Within:
+    def run(conn: Connection) -> None:
+        within(conn, row, state)
+
+    return run
+
+
+def mark_failed(
+    engine: Engine,
+    row: OutboxRow,
+    error: str,
+    now: dt.datetime | None = None,
+    *,
+    within: Within | None = None,
+) -> None:
+    """A permanent failure: never retried, recorded on the ticket (``within``: as for :func:`mark_sent`)."""
     now = now or utcnow()
     with engine.begin() as conn:
         result = conn.execute(
@@ -303,6 +350,8 @@ def mark_failed(engine: Engine, row: OutboxRow, error: str, now: dt.datetime | N
             .values(state="failed", last_error=error[:2000], claimed_by=None)
         )
         if result.rowcount == 1:
+            if within is not None:
+                within(conn)
             _event(
                 conn,
                 row,

@@ -323,7 +323,7 @@ def _queue_attempt(
     facts = page_facts(ticket, page)
     key = f"page:{page['id']}:{round_}:{step}:{person.name}:{channel}:{retry}"
     policy = json.loads(page["policy"])
-    base = policy["callback_base"]
+    base = policy.get("callback_base", "")
     if channel == "sms":
         row = {"kind": "sms", "payload": {"to": address, "body": page_sms(facts), "attempt_id": attempt_id}}
     elif channel == "call":
@@ -336,7 +336,7 @@ def _queue_attempt(
             },
         }
     else:
-        from_address = policy["from_address"]
+        from_address = policy.get("from_address", "")
         text = page_sms(facts)
         row = {
             "kind": "mail",
@@ -611,10 +611,10 @@ def attempt_updated(conn: Connection, attempt_id: int, now: dt.datetime) -> None
     if (
         attempt["channel"] == "call"
         and REDIAL_ERRORS & {attempt["error"], attempt["error_code"]}
-        and attempt["retry"] < policy["call_retries"]
+        and attempt["retry"] < policy.get("call_retries", 0)
     ):
         person = _Reach(name=attempt["person"], phone=attempt["address"])
-        later = now + dt.timedelta(seconds=policy["call_retry_after_seconds"])
+        later = now + dt.timedelta(seconds=policy.get("call_retry_after_seconds", 60))
         _queue_attempt(
             conn,
             page,
@@ -628,7 +628,10 @@ def attempt_updated(conn: Connection, attempt_id: int, now: dt.datetime) -> None
             not_before=later,
         )
         return
-    last_round, last_step = _previous_position(page, len(policy["steps"]))
+    steps = policy.get("steps") or []
+    if not steps:
+        return
+    last_round, last_step = _previous_position(page, len(steps))
     if (attempt["round"], attempt["step"]) != (last_round, last_step):
         return  # an earlier step's failure: the chain has moved on already
     statuses = (

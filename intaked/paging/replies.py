@@ -32,12 +32,13 @@ _TOKENS = re.compile(r"[0-9]+|[^\s0-9,.;:!?，。！？、]+")
 
 
 def voice_settings(settings: Settings) -> VoiceSettings:
-    paging = settings.paging
+    twilio = settings.twilio
     return VoiceSettings(
-        language=paging.voice_language,
-        voice=paging.voice,
-        english_voice=paging.english_voice,
-        gather_seconds=paging.gather_seconds,
+        language=twilio.language_zh,
+        voice=twilio.voice_zh,
+        english_language=twilio.language_en,
+        english_voice=twilio.voice_en,
+        gather_seconds=settings.paging.gather_seconds,
     )
 
 

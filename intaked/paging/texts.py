@@ -98,6 +98,7 @@ class VoiceSettings:
 
     language: str
     voice: str
+    english_language: str
     english_voice: str
     gather_seconds: int
 
@@ -131,7 +132,7 @@ def page_twiml(facts: PageFacts, voice: VoiceSettings, action_url: str, *, repea
         },
     )
     ET.SubElement(gather, "Say", {"language": voice.language, "voice": voice.voice}).text = zh
-    ET.SubElement(gather, "Say", {"language": "en-US", "voice": voice.english_voice}).text = en
+    ET.SubElement(gather, "Say", {"language": voice.english_language, "voice": voice.english_voice}).text = en
     ET.SubElement(response, "Redirect", {"method": "POST"}).text = repeat_url
     return _xml(response)
 
@@ -140,7 +141,9 @@ def say_twiml(voice: VoiceSettings, zh: str, en: str, *, then_redirect: str | No
     """A short spoken answer (after a keypress), optionally followed by a redirect."""
     response = ET.Element("Response")
     ET.SubElement(response, "Say", {"language": voice.language, "voice": voice.voice}).text = zh
-    ET.SubElement(response, "Say", {"language": "en-US", "voice": voice.english_voice}).text = en
+    ET.SubElement(
+        response, "Say", {"language": voice.english_language, "voice": voice.english_voice}
+    ).text = en
     if then_redirect:
         ET.SubElement(response, "Redirect", {"method": "POST"}).text = then_redirect
     else:

@@ -39,6 +39,7 @@ CHEN, LIN, WANG = "+886911111111", "+886922222222", "+886933333333"
 
 CONFIG: dict[str, Any] = {
     "outbound_mail": {"from_address": "helpdesk@example.com"},
+    "webhooks": {"public_url": "https://intaked.example.com"},
     "people": {
         "chen": {"phone": CHEN, "email": "chen@example.com"},
         "lin": {"phone": LIN, "email": "lin@example.com"},
@@ -148,7 +149,10 @@ def test_triage_p1_pages_the_duty_commander_at_once_by_sms_and_call(
     assert body.startswith("[P1] IT-202611-00042 MES 產線停工") and f"回覆 1 {p['reply_code']} 確認" in body
     call_payload = json.loads(call["payload"])
     assert call["kind"] == "call" and call_payload["to"] == CHEN
-    assert call_payload["url"] == f"/twilio/voice/page?attempt={call_payload['attempt_id']}"
+    assert (
+        call_payload["url"]
+        == f"https://intaked.example.com/twilio/voice/page?attempt={call_payload['attempt_id']}"
+    )
     assert p["next_step_at"] == T0 + dt.timedelta(minutes=5)
 
 

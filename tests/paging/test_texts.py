@@ -24,7 +24,11 @@ FACTS = PageFacts(
     unconfirmed=True,
 )
 VOICE = VoiceSettings(
-    language="zh-TW", voice="Google.cmn-TW-Standard-A", english_voice="Polly.Joanna", gather_seconds=8
+    language="cmn-TW",
+    voice="Google.cmn-TW-Standard-A",
+    english_language="en-US",
+    english_voice="Polly.Joanna",
+    gather_seconds=8,
 )
 
 
@@ -74,7 +78,7 @@ def test_page_twiml_gathers_one_key_then_repeats() -> None:
     assert gather is not None
     assert gather.get("numDigits") == "1" and gather.get("action", "").endswith("keypress?attempt=5")
     says = gather.findall("Say")
-    assert [s.get("language") for s in says] == ["zh-TW", "en-US"]
+    assert [s.get("language") for s in says] == ["cmn-TW", "en-US"]
     assert "I T, 2 0 2 6 1 1, 0 0 0 4 2" in (says[0].text or "")
     assert "確認請按 1，立即升級請按 9，重聽請按星號" in (says[0].text or "")
     assert "Press 1 to acknowledge, 9 to escalate now, star to repeat" in (says[1].text or "")

@@ -1,0 +1,285 @@
+"""A thin, classified client over twilio-python 9 for the few REST calls paging needs.
+
+Twilio's API v2010 (Messages and Calls resources) is reached through the official library, with
+one change: every ``*.twilio.com`` URL the library builds is rewritten to ``twilio.api_base_url``
+by :class:`RebasedHttpClient` (tests point it at Prism; never set through the environment, which
+the library would also read).
+
+Every failure is classified for the outbox:
+
+- :class:`TemporaryFailure`: HTTP 429 (error 20429: not processed, safe to retry), 5xx, timeouts
+  and connection errors. ``unknown_outcome`` is true when the request may have reached Twilio
+  (a read timeout, a connection dropped after sending, a 5xx): Twilio may have acted, so the
+  dispatcher asks the list API before sending again.
+- :class:`PermanentFailure`: any other 4xx, carrying Twilio's error code (21211 invalid To,
+  21610 unsubscribed recipient, ...). Prism's 422 validation text is kept in the message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import structlog
+from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from intaked.config import TwilioSettings
+
+log = structlog.get_logger(__name__)
+
+#: Prefix of the error text of a temporary failure after which Twilio may have acted.
+UNKNOWN_OUTCOME = "outcome unknown"
+#: Status callback events a paging call asks for.
+CALL_EVENTS: tuple[str, ...] = ("initiated", "ringing", "answered", "completed")
+#: Twilio error codes that mean a call is already over (nothing left to cancel).
+CALL_ALREADY_ENDED_CODES = frozenset({20404, 21220})
+#: How many of a number's newest messages or calls reconciliation looks at.
+RECONCILE_LIMIT = 50
+
+
+class TwilioFailure(Exception):
+    """A request Twilio did not accept (or whose answer we did not get)."""
+
+
+class TemporaryFailure(TwilioFailure):
+    """Try again later; with ``unknown_outcome``, first ask Twilio whether it already acted."""
+
+    def __init__(self, message: str, *, unknown_outcome: bool = False, status: int | None = None) -> None:
+        super().__init__(f"{UNKNOWN_OUTCOME}: {message}" if unknown_outcome else message)
+        self.unknown_outcome = unknown_outcome
+        self.status = status
+
+
+class PermanentFailure(TwilioFailure):
+    """Twilio refused the request for good; ``code`` is Twilio's error code when it gave one."""
+
+    def __init__(self, message: str, *, code: int | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRecord:
+    """A Message or Call as Twilio lists it (what reconciliation compares)."""
+
+    sid: str
+    to: str
+    status: str
+    body: str | None
+    date_created: dt.datetime | None
+
+
+class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """twilio-python's HTTP client, sending every ``*.twilio.com`` request to ``base_url`` instead,
+    and keeping the last error body per thread (Prism's validation text is otherwise lost)."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        super().__init__(pool_connections=True, timeout=timeout)
+        base = urlsplit(base_url)
+        self._scheme, self._netloc = base.scheme, base.netloc
+        self._local = threading.local()
+
+    def rebase(self, url: str) -> str:
+        """``url`` with scheme and host replaced when it points at Twilio."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if host == "twilio.com" or host.endswith(".twilio.com"):
+            return urlunsplit((self._scheme, self._netloc, parts.path, parts.query, parts.fragment))
+        return url
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        response: Response = super().request(
+            method,
+            self.rebase(url),
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
+        self._local.last_error_text = response.text if response.status_code >= 400 else ""
+        return response
+
+    def last_error_text(self) -> str:
+        """The body of this thread's last error response ("" when it succeeded)."""
+        return str(getattr(self._local, "last_error_text", ""))
+
+
+def _validation_text(body: str) -> str:
+    """Prism's (or Twilio's) explanation from an error body, as one line."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.strip()[:500]
+    if not isinstance(data, dict):
+        return ""
+    parts = [str(data[key]) for key in ("message", "title", "detail") if data.get(key)]
+    for item in data.get("validation") or []:
+        if isinstance(item, dict):
+            where = ".".join(str(p) for p in item.get("location") or [])
+            parts.append(f"{where}: {item.get('message')}")
+    return "; ".join(parts)
+
+
+def _parse_date(value: object) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, str) and value:
+        try:
+            return email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+class TwilioClient:
+    """The REST calls paging makes; thread-safe (one connection pool, shared by the sending loops)."""
+
+    def __init__(self, settings: TwilioSettings) -> None:
+        self._settings = settings
+        self.http = RebasedHttpClient(settings.api_base_url, settings.timeout_seconds)
+        self._client = Client(
+            settings.account_sid,
+            settings.auth_token.get_secret_value(),
+            account_sid=settings.account_sid,
+            http_client=self.http,
+            environment={"TWILIO_ACCOUNT_SID": settings.account_sid},  # never os.environ's region/edge
+        )
+        self._account = self._client.api.v2010.accounts(settings.account_sid)
+
+    def _call(self, what: str, function: Any, **kwargs: Any) -> Any:
+        """Run one library call, turning every failure into a classified :class:`TwilioFailure`."""
+        try:
+            return function(**kwargs)
+        except TwilioException as exc:
+            status = int(getattr(exc, "status", 0) or 0)
+            if not status and len(exc.args) > 1 and hasattr(exc.args[1], "status_code"):
+                status = int(exc.args[1].status_code)  # "Unable to fetch page" carries the response
+            code = getattr(exc, "code", None)
+            code = int(code) if isinstance(code, int) and code != status else None
+            detail = _validation_text(self.http.last_error_text()) or str(getattr(exc, "msg", exc))
+            message = f"{what}: HTTP {status}" + (f" error {code}" if code else "") + f": {detail}"
+            if status == 429:
+                raise TemporaryFailure(message, status=status) from None
+            if status >= 500:
+                raise TemporaryFailure(message, unknown_outcome=True, status=status) from None
+            if 400 <= status < 500:
+                raise PermanentFailure(message, code=code, status=status) from None
+            raise TemporaryFailure(f"{what}: {exc!r}", unknown_outcome=True) from None
+        except requests.exceptions.ConnectTimeout as exc:
+            raise TemporaryFailure(f"{what}: cannot connect to Twilio: {exc}") from None
+        except requests.exceptions.ReadTimeout as exc:
+            raise TemporaryFailure(f"{what}: no answer in time: {exc}", unknown_outcome=True) from None
+        except requests.exceptions.ConnectionError as exc:
+            text = str(exc)
+            before_send = any(
+                mark in text for mark in ("NewConnectionError", "Connection refused", "Name or service")
+            )
+            raise TemporaryFailure(
+                f"{what}: connection failed: {text}", unknown_outcome=not before_send
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise TemporaryFailure(f"{what}: {exc}", unknown_outcome=True) from None
+
+    def send_sms(self, to: str, body: str, status_callback: str | None) -> str:
+        """Queue an SMS at Twilio; returns its Message Sid (SM...)."""
+        kwargs: dict[str, Any] = {"to": to, "from_": self._settings.from_number, "body": body}
+        if status_callback:
+            kwargs["status_callback"] = status_callback
+        message = self._call("create message", self._account.messages.create, **kwargs)
+        return str(message.sid)
+
+    def create_call(
+        self,
+        to: str,
+        *,
+        url: str | None = None,
+        twiml: str | None = None,
+        status_callback: str | None = None,
+        status_events: Sequence[str] = CALL_EVENTS,
+        machine_detection: str | None = None,
+        timeout: int | None = None,
+    ) -> str:
+        """Place a call that runs the TwiML at ``url`` (or the inline ``twiml``); returns its Call Sid."""
+        if (url is None) == (twiml is None):
+            raise ValueError("give exactly one of url and twiml")
+        kwargs: dict[str, Any] = {"to": to, "from_": self._settings.from_number}
+        if url is not None:
+            kwargs["url"] = url
+        else:
+            kwargs["twiml"] = twiml
+        if status_callback:
+            kwargs["status_callback"] = status_callback
+            kwargs["status_callback_event"] = list(status_events)
+            kwargs["status_callback_method"] = "POST"
+        detection = self._settings.machine_detection if machine_detection is None else machine_detection
+        if detection:
+            kwargs["machine_detection"] = detection
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        call = self._call("create call", self._account.calls.create, **kwargs)
+        return str(call.sid)
+
+    def cancel_call(self, sid: str) -> str:
+        """Stop a call: ``canceled`` while queued or ringing, hung up (``completed``) once answered.
+        A call that is already over or unknown to Twilio counts as stopped. Returns its status."""
+        try:
+            call = self._call("cancel call", self._account.calls(sid).update, status="canceled")
+        except PermanentFailure as exc:
+            if exc.code in CALL_ALREADY_ENDED_CODES or exc.status == 404:
+                return "ended"
+            raise
+        status = str(call.status)
+        if status == "in-progress":
+            try:
+                call = self._call("hang up call", self._account.calls(sid).update, status="completed")
+            except PermanentFailure as exc:
+                if exc.code in CALL_ALREADY_ENDED_CODES or exc.status == 404:
+                    return "ended"
+                raise
+            status = str(call.status)
+        return status
+
+    def find_messages(self, to: str, since: dt.datetime) -> list[ProviderRecord]:
+        """The messages to ``to`` created at or after ``since`` (of its newest few), newest first."""
+        found = self._call("list messages", self._account.messages.page, to=to, page_size=RECONCILE_LIMIT)
+        return self._since(
+            [ProviderRecord(m.sid, m.to, str(m.status), m.body, _parse_date(m.date_created)) for m in found],
+            since,
+        )
+
+    def find_calls(self, to: str, since: dt.datetime) -> list[ProviderRecord]:
+        """The calls to ``to`` created at or after ``since`` (of its newest few), newest first."""
+        found = self._call("list calls", self._account.calls.page, to=to, page_size=RECONCILE_LIMIT)
+        return self._since(
+            [ProviderRecord(c.sid, c.to, str(c.status), None, _parse_date(c.date_created)) for c in found],
+            since,
+        )
+
+    @staticmethod
+    def _since(records: list[ProviderRecord], since: dt.datetime) -> list[ProviderRecord]:
+        # Twilio's dates have whole seconds: compare at that precision.
+        floor = since.replace(microsecond=0)
+        return [r for r in records if r.date_created is None or r.date_created >= floor]

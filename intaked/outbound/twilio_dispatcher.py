@@ -1,0 +1,375 @@
+"""The Twilio dispatcher: sends the outbox's ``sms``, ``call`` and ``call_cancel`` rows.
+
+Payloads (docs/schema.md, ``outbox``):
+
+- ``sms``: ``{"to", "body", "attempt_id"?}``;
+- ``call``: ``{"to", "twiml" | "url", "attempt_id"?, "machine_detection"?, "timeout"?}``;
+- ``call_cancel``: ``{"call_sid"}`` or ``{"attempt_id"}`` (that attempt's call, once its Sid is known).
+
+Status callbacks go to ``webhooks.public_url`` + ``/twilio/status/sms`` or ``/twilio/status/call``,
+with ``?attempt=<id>`` when the row carries an attempt (intaked/channels/twilio_status.py).
+
+Outcomes, each in the transaction that records the row's own (fenced) outcome: accepted → the
+row is ``sent`` with the Sid as ``provider_id``; its attempt gets the Sid, ``sent_at`` and status
+``sent`` (if still ``queued``) and its page's ``provider_down_since`` is cleared. Refused for good
+(:class:`PermanentFailure`) → the row and the attempt are ``failed`` with Twilio's error code.
+Temporary trouble (429, 5xx, timeouts, connection errors) → the row is retried with backoff and
+its page's ``provider_down_since`` is set (the first time); the rest of the batch is put back
+untried and the dispatcher pauses. The attempt hook (intaked/paging/hooks.py) runs after each
+attempt change.
+
+Unknown outcomes: when the previous try of a row may have reached Twilio (its ``last_error``
+starts with ``outcome unknown``), Twilio's list of Messages or Calls to that number since the row
+was queued is read first; a message with the same body, or a call whose Sid no attempt or outbox
+row knows yet, is adopted instead of sending again.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, select, update
+
+from intaked.config import Settings
+from intaked.outbound.attempts import lock_attempt, mark_provider_down, mark_provider_up, move_attempt
+from intaked.outbound.outbox import OutboxRow, claim_due, defer, mark_failed, mark_sent, recover_stale
+from intaked.outbound.twilio import (
+    UNKNOWN_OUTCOME,
+    PermanentFailure,
+    ProviderRecord,
+    TemporaryFailure,
+    TwilioClient,
+)
+from intaked.store.models import outbox_table, page_attempt_table
+from intaked.store.types import utcnow
+from intaked.worker import WakeableWorker
+
+log = structlog.get_logger(__name__)
+
+KINDS = ("call_cancel", "call", "sms")  # in this order each pass: stopping a call first
+SMS_STATUS_PATH = "/twilio/status/sms"
+CALL_STATUS_PATH = "/twilio/status/call"
+CANCEL_WAIT_SECONDS = (1.0, 5.0)  # a cancel waiting for its call's Sid: first and longest pause
+NOT_TRIED = "not tried: Twilio unavailable for an earlier row of the batch"
+
+
+class TokenBucket:
+    """At most ``rate`` acquisitions per second on average, ``capacity`` at once, for every thread
+    of this process. Several daemons sharing one Twilio account each have their own bucket: give
+    each ``twilio.calls_per_second`` divided by their number to stay under the account's rate."""
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._rate = rate
+        self._capacity = capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = capacity
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> float:
+        """Take a token: 0.0 when taken, else the seconds until one will be there (none taken)."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / self._rate
+
+    def acquire(self) -> None:
+        """Wait for a token and take it."""
+        while (wait := self.try_acquire()) > 0:
+            self._sleep(wait)
+
+
+def callback_url(settings: Settings, path: str, attempt_id: int | None) -> str | None:
+    """The status callback URL Twilio is given (None without a public URL: no callbacks)."""
+    base = settings.webhooks.public_url
+    if not base:
+        return None
+    return base + path + (f"?attempt={attempt_id}" if attempt_id is not None else "")
+
+
+def _attempt_id(row: OutboxRow) -> int | None:
+    value = row.payload.get("attempt_id")
+    return int(value) if value is not None else None
+
+
+def _on_success(attempt_id: int | None, sid: str) -> Callable[[Connection], None]:
+    def record(conn: Connection) -> None:
+        if attempt_id is None:
+            return
+        attempt = lock_attempt(conn, attempt_id)
+        if attempt is None:
+            return
+        now = utcnow()
+        if not move_attempt(conn, attempt, "sent", now, provider_sid=sid):
+            conn.execute(
+                update(page_attempt_table)
+                .where(page_attempt_table.c.id == attempt_id, page_attempt_table.c.sent_at.is_(None))
+                .values(sent_at=now)
+            )
+        mark_provider_up(conn, int(attempt.page_id), now)
+
+    return record
+
+
+def _on_permanent(attempt_id: int | None, exc: PermanentFailure, kind: str) -> Callable[[Connection], None]:
+    def record(conn: Connection) -> None:
+        if attempt_id is None or kind == "call_cancel":  # a cancel that failed does not fail the call
+            return
+        attempt = lock_attempt(conn, attempt_id)
+        if attempt is None:
+            return
+        code = str(exc.code) if exc.code is not None else None
+        move_attempt(conn, attempt, "failed", utcnow(), error_code=code, error=str(exc))
+
+    return record
+
+
+def _on_temporary(error: str) -> Callable[[Connection, OutboxRow, str], None]:
+    def record(conn: Connection, row: OutboxRow, state: str) -> None:
+        attempt_id = _attempt_id(row)
+        if attempt_id is None:
+            return
+        attempt = lock_attempt(conn, attempt_id)
+        if attempt is None:
+            return
+        now = utcnow()
+        mark_provider_down(conn, int(attempt.page_id), now, error)
+        if state == "failed" and row.kind != "call_cancel":  # gave up after outbox.give_up_after_seconds
+            move_attempt(conn, attempt, "failed", now, error=error)
+
+    return record
+
+
+def _known_sids(engine: Engine, sids: list[str]) -> set[str]:
+    """Which of ``sids`` an attempt or an outbox row already carries."""
+    if not sids:
+        return set()
+    with engine.connect() as conn:
+        known = conn.execute(
+            select(page_attempt_table.c.provider_sid).where(page_attempt_table.c.provider_sid.in_(sids))
+        ).scalars()
+        found = {str(s) for s in known}
+        sent = conn.execute(select(outbox_table.c.provider_id).where(outbox_table.c.provider_id.in_(sids)))
+        return found | {str(s) for s in sent.scalars()}
+
+
+def _last_error(engine: Engine, row: OutboxRow) -> str:
+    with engine.connect() as conn:
+        value = conn.execute(select(outbox_table.c.last_error).where(outbox_table.c.id == row.id)).scalar()
+    return str(value or "")
+
+
+class TwilioSender:
+    """Sends claimed rows through one :class:`TwilioClient` (blocking; on database threads)."""
+
+    def __init__(
+        self, engine: Engine, settings: Settings, client: TwilioClient, bucket: TokenBucket | None = None
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._client = client
+        self._bucket = bucket or TokenBucket(settings.twilio.calls_per_second)
+
+    def _defer(self, rows: list[OutboxRow], error: str, *, cancel_wait: bool = False) -> list[str]:
+        retry = self._settings.outbox
+        base, longest = (
+            CANCEL_WAIT_SECONDS if cancel_wait else (retry.retry_base_seconds, retry.retry_max_seconds)
+        )
+        return defer(
+            self._engine,
+            rows,
+            error,
+            base_seconds=base,
+            max_seconds=longest,
+            give_up_after_seconds=retry.give_up_after_seconds,
+            within=None if cancel_wait else _on_temporary(error),
+        )
+
+    def dispatch_once(self, kind: str) -> int:
+        """Claim and send one batch of ``kind``; returns how many rows were handled.
+        Raises :class:`TemporaryFailure` (after putting the batch back) when Twilio is unavailable."""
+        limit = self._settings.outbox.batch_size
+        if kind == "call":  # no more than the rate lets out within a few seconds
+            limit = min(limit, max(1, math.ceil(self._settings.twilio.calls_per_second * 5)))
+        rows = claim_due(self._engine, kind, limit)
+        for index, row in enumerate(rows):
+            try:
+                self._send(row)
+            except TemporaryFailure:
+                for untried in rows[index + 1 :]:
+                    # a row whose earlier try may have reached Twilio keeps the marker
+                    unknown = _last_error(self._engine, untried).startswith(UNKNOWN_OUTCOME)
+                    self._defer([untried], f"{UNKNOWN_OUTCOME}: {NOT_TRIED}" if unknown else NOT_TRIED)
+                raise
+        return len(rows)
+
+    def _send(self, row: OutboxRow) -> None:
+        attempt_id = _attempt_id(row)
+        bound = log.bind(outbox=row.id, kind=row.kind, attempt=attempt_id, ticket_id=row.ticket_id)
+        try:
+            if row.kind == "call_cancel":
+                self._cancel(row, bound)
+                return
+            sid = self._reconcile(row, bound)
+            if sid is None:
+                sid = self._create(row)
+                adopted = False
+            else:
+                adopted = True
+        except PermanentFailure as exc:
+            mark_failed(self._engine, row, str(exc), within=_on_permanent(attempt_id, exc, row.kind))
+            bound.warning("twilio_refused", error=str(exc), code=exc.code, to=row.payload.get("to"))
+            return
+        except TemporaryFailure as exc:
+            states = self._defer([row], str(exc))
+            bound.warning("twilio_deferred", error=str(exc), attempts=row.attempts, state=states[0])
+            raise
+        except (KeyError, TypeError, ValueError) as exc:  # a payload we cannot use: never retried
+            failure = PermanentFailure(f"{type(exc).__name__}: {exc}")
+            mark_failed(self._engine, row, str(failure), within=_on_permanent(attempt_id, failure, row.kind))
+            bound.exception("twilio_row_unsendable", error=str(exc))
+            return
+        bound = bound.bind(sid=sid)
+        if mark_sent(self._engine, row, sid, within=_on_success(attempt_id, sid)):
+            bound.info("twilio_accepted", to=row.payload.get("to"), adopted=adopted, attempts=row.attempts)
+        else:
+            bound.warning("twilio_accepted_but_claim_lost", to=row.payload.get("to"))
+
+    def _create(self, row: OutboxRow) -> str:
+        payload = row.payload
+        to = str(payload["to"])
+        attempt_id = _attempt_id(row)
+        if row.kind == "sms":
+            return self._client.send_sms(
+                to, str(payload["body"]), callback_url(self._settings, SMS_STATUS_PATH, attempt_id)
+            )
+        if row.kind == "call":
+            self._bucket.acquire()
+            timeout = payload.get("timeout")
+            return self._client.create_call(
+                to,
+                url=payload.get("url"),
+                twiml=payload.get("twiml"),
+                status_callback=callback_url(self._settings, CALL_STATUS_PATH, attempt_id),
+                machine_detection=payload.get("machine_detection"),
+                timeout=int(timeout) if timeout is not None else None,
+            )
+        raise ValueError(f"not a Twilio outbox kind: {row.kind!r}")
+
+    def _reconcile(self, row: OutboxRow, bound: Any) -> str | None:
+        """The Sid of what an earlier try of ``row`` already created at Twilio, if anything."""
+        if row.attempts <= 1 or not _last_error(self._engine, row).startswith(UNKNOWN_OUTCOME):
+            return None
+        to = str(row.payload["to"])
+        try:
+            found: list[ProviderRecord]
+            if row.kind == "sms":
+                body = str(row.payload["body"])
+                found = [  # a trial account prefixes its bodies: "Sent from your Twilio trial account - "
+                    r
+                    for r in self._client.find_messages(to, row.created_at)
+                    if r.body is not None and (r.body == body or r.body.endswith(body))
+                ]
+            else:
+                found = self._client.find_calls(to, row.created_at)
+        except TemporaryFailure as exc:  # keep the marker: the next try must ask again
+            raise TemporaryFailure(f"{UNKNOWN_OUTCOME}: reconciling before a resend: {exc}") from None
+        known = _known_sids(self._engine, [r.sid for r in found])
+        fresh = [r for r in found if r.sid not in known]
+        if fresh:
+            adopted = fresh[-1]  # the oldest unknown one: the earliest try
+            bound.info(
+                "twilio_outcome_reconciled", sid=adopted.sid, status=adopted.status, candidates=len(fresh)
+            )
+            return adopted.sid
+        bound.info("twilio_outcome_reconciled_nothing_found", to=to)
+        return None
+
+    def _cancel(self, row: OutboxRow, bound: Any) -> None:
+        payload = row.payload
+        sid = payload.get("call_sid")
+        attempt_id = _attempt_id(row)
+        if sid is None and attempt_id is not None:
+            with self._engine.connect() as conn:
+                attempt = conn.execute(
+                    select(page_attempt_table.c.provider_sid, page_attempt_table.c.status).where(
+                        page_attempt_table.c.id == attempt_id
+                    )
+                ).first()
+            if attempt is not None and attempt.provider_sid is None and attempt.status == "queued":
+                self._defer([row], f"waiting for the Sid of attempt {attempt_id}'s call", cancel_wait=True)
+                bound.info("twilio_cancel_waits_for_sid")
+                return
+            sid = attempt.provider_sid if attempt is not None else None
+        if sid is None:
+            mark_sent(self._engine, row, None)
+            bound.info("twilio_cancel_nothing_to_cancel")
+            return
+        bound = bound.bind(sid=sid)
+        status = self._client.cancel_call(str(sid))
+
+        def record(conn: Connection) -> None:
+            if attempt_id is not None and status == "canceled":
+                attempt = lock_attempt(conn, attempt_id)
+                if attempt is not None:
+                    move_attempt(conn, attempt, "cancelled", utcnow(), error="cancelled by intaked")
+
+        mark_sent(self._engine, row, str(sid), within=record)
+        bound.info("twilio_call_cancelled", call_status=status)
+
+
+class TwilioDispatcher(WakeableWorker):
+    """Runs the :class:`TwilioSender` for every kind in ``outbox.senders`` loops whenever there
+    may be something to send; pauses after Twilio was unavailable. One rate limit for calls is
+    shared by the loops."""
+
+    def __init__(self, engine: Engine, executor: Executor, settings: Settings) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._sender = TwilioSender(engine, settings, TwilioClient(settings.twilio))
+        self._paused_until = 0.0
+        super().__init__(
+            "twilio",
+            executor,
+            self._pass,
+            poll_seconds=settings.outbox.poll_seconds,
+            housekeeping=self._recover_stale,
+            housekeeping_seconds=settings.outbox.claim_timeout_seconds / 2,
+            loops=settings.outbox.senders,
+        )
+
+    def _recover_stale(self) -> int:
+        return recover_stale(self._engine, timeout_seconds=self._settings.outbox.claim_timeout_seconds)
+
+    def _pass(self) -> int:
+        if time.monotonic() < self._paused_until:
+            return 0
+        handled = 0
+        for kind in KINDS:
+            try:
+                handled += self._sender.dispatch_once(kind)
+            except TemporaryFailure as exc:
+                pause = self._settings.outbox.retry_base_seconds * random.uniform(0.5, 1.0)
+                self._paused_until = time.monotonic() + pause
+                log.warning("twilio_unavailable", error=str(exc), pause_seconds=round(pause, 2))
+                return 0
+        return handled

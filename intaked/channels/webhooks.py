@@ -48,6 +48,7 @@ HTTP_METHOD_NOT_ALLOWED = 405
 HTTP_TOO_LARGE = 413
 HTTP_INTERNAL_ERROR = 500
 TWIML_CONTENT_TYPE = "application/xml"
+SHUTDOWN_TIMEOUT_SECONDS = 3.0
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
@@ -216,7 +217,10 @@ class WebhookServer:
         host, port = hooks.host_port
         app = web.Application(client_max_size=hooks.max_body_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Handlers are short transactions: on stop, wait for them, not for idle keep-alive peers.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, exists, func, select, update
+from sqlalchemy import Connection, Engine, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.config import PagePolicySettings, Settings
@@ -819,13 +819,14 @@ def _confirm(
     by: str,
     now: dt.datetime,
 ) -> list[str]:
-    """SMS the acknowledger and everyone already reached that the page is acknowledged."""
+    """SMS the acknowledger and everyone already paged (an SMS or call that left us, answered
+    or not) that the page is acknowledged, so no one else acts on it."""
     reached = conn.execute(
         select(_attempts.c.person, func.min(_attempts.c.address))
         .where(
             _attempts.c.page_id == page["id"],
             _attempts.c.channel.in_(("sms", "call")),
-            _attempts.c.status.in_(REACHED_STATUSES),
+            or_(_attempts.c.status.in_(REACHED_STATUSES), _attempts.c.sent_at.is_not(None)),
         )
         .group_by(_attempts.c.person)
     ).all()

@@ -154,7 +154,7 @@ def sms_reply(
     if tokens[0] == "1" and not codes and len(tokens) > 1 and tokens[1].isdigit():
         codes = [tokens[1]]
     sender_pages = (
-        select(_attempts.c.page_id, _attempts.c.person, _attempts.c.id)
+        select(_attempts.c.page_id, _attempts.c.person, _attempts.c.id, _attempts.c.channel)
         .join(_pages, _pages.c.id == _attempts.c.page_id)
         .where(_attempts.c.address == sender, _attempts.c.channel.in_(("sms", "call")))
     )
@@ -162,8 +162,12 @@ def sms_reply(
         sender_pages = sender_pages.where(_pages.c.reply_code == codes[0])
     else:
         sender_pages = sender_pages.where(_pages.c.state == "active")
-    rows = conn.execute(sender_pages.order_by(_attempts.c.id.desc())).all()
-    pages = {page_id: (person, attempt_id) for page_id, person, attempt_id in reversed(rows)}
+    rows = conn.execute(sender_pages.order_by(_attempts.c.id)).all()
+    # The SMS that carried the page is the one acknowledged; a call of theirs still ringing is hung up.
+    pages: dict[int, tuple[str, int | None]] = {}
+    for page_id, person, attempt_id, channel in rows:
+        known = pages.get(page_id)
+        pages[page_id] = (person, attempt_id if channel == "sms" else known[1] if known else None)
     if not pages:
         log.warning("page_reply_unmatched", sender=sender, body=body[:40])
         return "找不到你被呼叫的事件，請附上代碼，例如：1 1234 / No page found for you: reply 1 <code>."

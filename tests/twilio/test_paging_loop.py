@@ -5,6 +5,7 @@ keys and posts signed callbacks back to the daemon's webhook listener, the way T
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from intaked.cli import main
 from intaked.config import Settings
 from intaked.lifecycle import triage
 from intaked.sla.context import load_context
-from intaked.store.models import page_attempt_table, page_table, ticket_table
+from intaked.store.models import outbox_table, page_attempt_table, page_table, ticket_table
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.waiting import wait_until
@@ -27,7 +28,10 @@ CHEN, LIN, WANG = "+886911111111", "+886922222222", "+886933333333"
 NUMBER = "IT-202611-00042"
 
 
-def paging_settings(db_url: str, twilio_api_url: str, *, step_after: str, **sections: Any) -> Settings:
+def paging_settings(
+    db_url: str, twilio_api_url: str, *, step_after: str, paging: dict[str, Any] | None = None
+) -> Settings:
+    paging = paging or {}
     return make_settings(
         db_url,
         daemon={"back_office": "inline"},
@@ -46,6 +50,7 @@ def paging_settings(db_url: str, twilio_api_url: str, *, step_after: str, **sect
         people={"chen": {"phone": CHEN}, "lin": {"phone": LIN}, "wang": {"phone": WANG}},
         oncall={"qrc_duty": {"people": ["chen"]}, "qrc_backup": {"people": ["lin"]}},
         paging={
+            **paging,
             "check_seconds": 0.1,
             "call_retries": 0,
             "policies": {
@@ -58,7 +63,6 @@ def paging_settings(db_url: str, twilio_api_url: str, *, step_after: str, **sect
                 }
             },
         },
-        **sections,
     )
 
 
@@ -206,3 +210,41 @@ def test_an_escalation_survives_a_restart_and_nothing_is_doubled(
     assert replay.status == 200
     time.sleep(0.5)
     assert len(phone.creates("Messages")) == 2, "a replayed reply confirms nothing twice"
+
+
+def test_twilio_unreachable_pages_the_qrc_list_by_mail(
+    db: str, twilio_api_url: str, phone: FakePhoneNetwork, running: list[DaemonThread]
+) -> None:
+    phone.down = True  # every REST request gets 503
+    phone.script(CHEN, Script.NO_ANSWER)
+    phone.script(LIN, Script.NO_ANSWER)
+    settings = paging_settings(
+        db,
+        twilio_api_url,
+        step_after="10m",
+        paging={"fallback_after": "2s", "fallback_email": "qrc@example.com"},
+    )
+    daemon = start(settings, phone, running)
+    new_ticket(daemon.engine)
+    triage(daemon.engine, load_context(daemon.engine, settings), NUMBER, priority="P1", by="field-service")
+    page = wait_until(
+        lambda: (p := page_row(daemon.engine)) is not None and p["fallback_sent_at"] is not None and p,
+        timeout=20,
+        what="the e-mail fallback",
+    )
+    assert page["provider_down_since"] is not None and page["state"] == "active"
+    with daemon.engine.connect() as conn:
+        mails = (
+            conn.execute(select(outbox_table).where(outbox_table.c.purpose == "page_fallback"))
+            .mappings()
+            .all()
+        )
+    (mail,) = mails
+    assert mail["recipient"] == "qrc@example.com"
+    payload = json.loads(mail["payload"])
+    assert NUMBER in payload["subject"] and "Twilio unreachable" in payload["text"]
+    phone.down = False
+    wait_until(lambda: page_row(daemon.engine)["provider_down_since"] is None, timeout=20, what="recovery")
+    assert [r.get("To") for r in phone.creates("Calls")][-1:] == [CHEN], (
+        "the page went out once Twilio was back"
+    )

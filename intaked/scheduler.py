@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
 from intaked.config import Settings
-from intaked.paging.engine import run_due, start_pages_for_priorities
+from intaked.paging.engine import page_sends_due, run_due, start_pages_for_priorities
 from intaked.sla.context import SlaContext, build_context, load_overrides
 from intaked.sla.sweeper import sweep
 from intaked.sla.targets import parse_duration
@@ -93,10 +93,11 @@ class PagingWorker(WakeableWorker):
         )
 
     def _pass(self) -> int:
-        done = start_pages_for_priorities(self._engine, self._settings) + run_due(
-            self._engine, self._settings
-        )
-        if done:
+        done = start_pages_for_priorities(self._engine, self._settings)
+        done += run_due(self._engine, self._settings)
+        # Pages started elsewhere (``intaked ticket triage`` in its own process) queued their SMS
+        # and calls without a way to wake our sender: look for due ones on every pass.
+        if done or page_sends_due(self._engine):
             self._on_queued()
         return done
 

@@ -482,6 +482,24 @@ def run_step_if_current(
         return True
 
 
+def page_sends_due(engine: Engine, now: dt.datetime | None = None) -> bool:
+    """Whether an SMS, call or hang-up is waiting to be sent now (one indexed probe)."""
+    now = now or utcnow()
+    with read_only(engine).connect() as conn:
+        return (
+            conn.execute(
+                select(outbox_table.c.id)
+                .where(
+                    outbox_table.c.state == "pending",
+                    outbox_table.c.kind.in_(("sms", "call", "call_cancel")),
+                    or_(outbox_table.c.next_attempt_at.is_(None), outbox_table.c.next_attempt_at <= now),
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+
 # --------------------------------------------------------------------------- provider outage
 
 

@@ -379,3 +379,21 @@ def test_a_priority_written_by_another_tool_starts_a_page_and_resolving_stops_it
     assert who(attempts(engine)) == [(0, 0, "chen", "sms")]
     resolve(engine, load_context(engine, settings), "IT-202611-00042", by="chen", now=T0)
     assert page(engine)["state"] == "cancelled"
+
+
+def test_the_worker_sees_sends_queued_by_another_process(engine: Engine, settings: Settings) -> None:
+    """``intaked ticket triage`` queues the first step in its own process; the daemon's paging
+    pass notices due SMS and calls and wakes its sender."""
+    from intaked.paging.engine import page_sends_due
+
+    assert not page_sends_due(engine, T0)
+    new_ticket(engine)
+    triage_p1(engine, settings)
+    assert page_sends_due(engine, T0)
+    with engine.begin() as conn:
+        conn.execute(update(outbox_table).values(next_attempt_at=T0 + dt.timedelta(minutes=1)))
+    assert not page_sends_due(engine, T0), "a deferred retry is not due yet"
+    assert page_sends_due(engine, T0 + dt.timedelta(minutes=1))
+    with engine.begin() as conn:
+        conn.execute(update(outbox_table).values(state="sent"))
+    assert not page_sends_due(engine, T0 + dt.timedelta(minutes=1))

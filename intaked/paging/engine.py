@@ -622,7 +622,26 @@ def attempt_updated(conn: Connection, attempt_id: int, now: dt.datetime) -> None
     if attempt is None or attempt["status"] != "failed":
         return
     page = lock_page(conn, attempt["page_id"])
-    if page is None or page["state"] != "active":
+    if page is None:
+        return
+    conn.execute(
+        ticket_event_table.insert(),
+        [
+            event(
+                page["ticket_id"],
+                "page_attempt_failed",
+                {
+                    "page": page["id"],
+                    "person": attempt["person"],
+                    "channel": attempt["channel"],
+                    "error_code": attempt["error_code"],
+                    "error": attempt["error"],
+                },
+                now,
+            )
+        ],
+    )
+    if page["state"] != "active":
         return
     policy = json.loads(page["policy"])
     ticket = ticket_row(conn, page["ticket_id"])

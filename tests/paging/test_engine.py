@@ -228,6 +228,11 @@ def test_every_attempt_of_a_step_failing_escalates_at_once(engine: Engine, setti
     assert run_due(engine, settings, now) == 1
     assert who(attempts(engine))[2:] == [(0, 1, "lin", "sms"), (0, 1, "lin", "call")]
     assert events(engine, "page_escalated")[0]["why"] == "every attempt of step 1 failed"
+    failures = events(engine, "page_attempt_failed")
+    assert [(f["person"], f["channel"], f["error_code"]) for f in failures] == [
+        ("chen", "sms", "30003"),
+        ("chen", "call", "21211"),
+    ]
 
 
 def test_a_busy_call_is_dialled_again_before_escalating(engine: Engine, settings: Settings) -> None:

@@ -325,7 +325,9 @@ def _queue_attempt(
     policy = json.loads(page["policy"])
     base = policy.get("callback_base", "")
     if channel == "sms":
-        row = {"kind": "sms", "payload": {"to": address, "body": page_sms(facts), "attempt_id": attempt_id}}
+        english = str(getattr(person, "language", "")).startswith("en")
+        body = page_sms(facts, english=english)
+        row = {"kind": "sms", "payload": {"to": address, "body": body, "attempt_id": attempt_id}}
     elif channel == "call":
         row = {
             "kind": "call",

@@ -58,10 +58,15 @@ def _shorten(text: str, limit: int) -> str:
     return text[: max(limit - 1, 0)] + "…" if limit > 0 else ""
 
 
-def page_sms(facts: PageFacts) -> str:
-    """The page SMS: priority (and 未確認/unconfirmed), ticket number, subject, requester, reply code."""
-    head = f"[{facts.priority}{' 未確認' if facts.unconfirmed else ''}] {facts.number}"
-    tail = f" 回覆 1 {facts.reply_code} 確認"
+def page_sms(facts: PageFacts, *, english: bool = False) -> str:
+    """The page SMS: priority (and 未確認/unconfirmed), ticket number, subject, requester, reply
+    code; in English for people whose language is English (the subject stays as written)."""
+    if english:
+        head = f"[{facts.priority}{' UNCONFIRMED' if facts.unconfirmed else ''}] {facts.number}"
+        tail = f" Reply 1 {facts.reply_code} to ack"
+    else:
+        head = f"[{facts.priority}{' 未確認' if facts.unconfirmed else ''}] {facts.number}"
+        tail = f" 回覆 1 {facts.reply_code} 確認"
     subject, requester = " ".join(facts.subject.split()), " ".join(facts.requester.split())
     for subject_limit, requester_limit in (
         (len(subject), len(requester)),

@@ -56,6 +56,14 @@ def test_a_short_page_is_not_shortened() -> None:
     assert page_sms(facts) == "[P2] IT-202611-00007 ERP 無法使用 / 陳大文 回覆 1 7 確認"
 
 
+def test_english_speakers_get_an_english_page() -> None:
+    facts = PageFacts("P1", "IT-202611-00007", "ERP down", "Mei Lin", "7", unconfirmed=True)
+    assert (
+        page_sms(facts, english=True)
+        == "[P1 UNCONFIRMED] IT-202611-00007 ERP down / Mei Lin Reply 1 7 to ack"
+    )
+
+
 def test_confirmations_name_the_acknowledger() -> None:
     assert "你是事件指揮官" in confirmation_sms("IT-1", "P1", "chen", to_acknowledger=True)
     others = confirmation_sms("IT-1", "P1", "chen", to_acknowledger=False)

@@ -71,7 +71,11 @@ def add_parsers(sub: Any, config_parent: argparse.ArgumentParser) -> None:
         parents=[config_parent],
         help="someone else holds a role for a while (stored in the database)",
     )
-    override.add_argument("--schedule", required=True)
+    override.add_argument(
+        "--schedule",
+        help="the role taken over (default: the only schedule, or the duty commander's: the first "
+        "step of the P1 policy)",
+    )
     override.add_argument("--person", required=True, help="who holds the role: a [people.<name>]")
     override.add_argument("--from", dest="starts_at", required=True, type=_moment, metavar="ISO")
     override.add_argument("--to", dest="ends_at", required=True, type=_moment, metavar="ISO")
@@ -215,7 +219,21 @@ def _now(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_schedule(settings: Settings) -> str:
+    """The schedule ``oncall override`` means without ``--schedule``."""
+    if len(settings.oncall) == 1:
+        return next(iter(settings.oncall))
+    p1 = settings.paging.policies.get("P1")
+    first = p1.steps[0].targets[0].oncall if p1 is not None else ""
+    if first:
+        return first
+    known = ", ".join(sorted(settings.oncall)) or "none"
+    raise UsageError(f"several on-call schedules ({known}): name one with --schedule")
+
+
 def _override(settings: Settings, args: argparse.Namespace) -> int:
+    if args.schedule is None:
+        args.schedule = _default_schedule(settings)
     _check_schedule(settings, args.schedule)
     _check_person(settings, "--person", args.person)
     if args.replaces is not None:

@@ -232,3 +232,20 @@ def test_a_bad_time_is_an_argparse_error(config: Path, capsys: pytest.CaptureFix
         )
     assert exited.value.code == 2
     assert "'tomorrow' is not an ISO 8601 date and time" in capsys.readouterr().err
+
+
+def test_override_without_a_schedule_means_the_duty_commanders(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``intaked oncall override --person NAME --from ISO --to ISO``, as operators type it."""
+    args = ("override", "--person", "zhang", "--from", "2099-12-01T00:00", "--to", "2099-12-02T00:00")
+    assert oncall(config, *args) == 2
+    assert "several on-call schedules (berlin, qrc_director, qrc_duty): name one with --schedule" in (
+        capsys.readouterr().err
+    )
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text + '[[paging.policies.P1.steps]]\ntargets = [{ oncall = "qrc_duty" }]\n', encoding="utf-8"
+    )
+    assert oncall(config, *args) == 0
+    assert capsys.readouterr().out.startswith("override 1: zhang holds qrc_duty")

@@ -36,6 +36,7 @@ ITEM_STATES: Final = ("received", "processing", "done", "duplicate", "quarantine
 CATEGORIES: Final = ("incident", "service_request", "security_incident")
 PAGE_STATES: Final = ("active", "acknowledged", "exhausted", "cancelled")
 PAGE_CHANNELS: Final = ("sms", "call", "email")
+CALL_OUTCOMES: Final = ("in_progress", "voicemail", "missed", "answered_by_desk")
 ATTEMPT_STATUSES: Final = (
     "queued",  # written to the outbox, not yet accepted by the provider
     "sent",  # accepted by the provider (an SMS Sid or a Call Sid exists)
@@ -134,6 +135,8 @@ class Ticket(Base):
     requester_department: Mapped[str | None] = mapped_column(Text)
     requester_site: Mapped[str | None] = mapped_column(Text)
     incident_commander: Mapped[str | None] = mapped_column(String(128))
+    # Hotline (0006): someone must call the requester back (a missed call, a voicemail).
+    callback_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
     events: Mapped[list[TicketEvent]] = relationship(order_by="TicketEvent.id")
@@ -414,6 +417,55 @@ class WebhookReceipt(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Call(Base):
+    """One call to the hotline, and the ticket it filed or joined (0006)."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", CALL_OUTCOMES), name="outcome"),
+        Index(None, "from_number", "started_at"),
+        Index(None, "started_at"),
+        Index(None, "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    from_number: Mapped[str] = mapped_column(String(32))
+    to_number: Mapped[str] = mapped_column(String(32))
+    caller_name: Mapped[str | None] = mapped_column(Text)
+    menu_choice: Mapped[str | None] = mapped_column(String(8))
+    twilio_status: Mapped[str | None] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16), default="in_progress")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    recording_seconds: Mapped[int | None] = mapped_column(Integer)
+    recording_error: Mapped[str | None] = mapped_column(String(16))
+    attachment_id: Mapped[int | None] = mapped_column(ForeignKey("attachments.id", ondelete="SET NULL"))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    transcript_confidence: Mapped[float | None] = mapped_column(Float)
+    transcript_source: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16), default="webhook")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class HotlineCheckpoint(Base):
+    """How far reconciliation with the provider's call and recording lists has got (0006)."""
+
+    __tablename__ = "hotline_checkpoints"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    covered_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class TicketCounter(Base):
     """The last ticket number handed out per prefix and month (e.g. ``IT-202611`` → 42)."""
 
@@ -438,3 +490,5 @@ oncall_override_table = cast(Table, OncallOverride.__table__)
 page_table = cast(Table, Page.__table__)
 page_attempt_table = cast(Table, PageAttempt.__table__)
 webhook_receipt_table = cast(Table, WebhookReceipt.__table__)
+call_table = cast(Table, Call.__table__)
+hotline_checkpoint_table = cast(Table, HotlineCheckpoint.__table__)

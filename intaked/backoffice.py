@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 
 from intaked.config import Settings
+from intaked.hotline.fetcher import VoicemailFetcher
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.logs import configure_logging
@@ -195,7 +196,8 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
     ``intake``: the intake processor and the timed working-time work (intaked/scheduler.py); it
     starts the ``outbox`` role as its own child process (``daemon.outbox = "process"``) and wakes
     it whenever it queued something, or runs the dispatchers itself. ``outbox``: the outbox
-    dispatchers alone (mail; SMS and calls through Twilio when ``twilio.account_sid`` is set).
+    dispatchers alone (mail; SMS and calls through Twilio, and the voicemail fetcher, when
+    ``twilio.account_sid`` is set).
     """
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="intaked-db")
@@ -215,6 +217,9 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
                 pager.start()
                 stoppers.append(pager.stop)
                 wake = wake_outbox = _both(dispatcher.wake, pager.wake)
+                voicemail = VoicemailFetcher(engine, executor, settings)  # recordings to download
+                voicemail.start()
+                stoppers.append(voicemail.stop)
         else:
             outbox = BackOfficeProcess(settings, ROLE_OUTBOX)
             await outbox.start()

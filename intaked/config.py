@@ -654,6 +654,11 @@ class TwilioSettings(_Section):
     language_zh: str = "cmn-TW"
     voice_en: str = "Polly.Joanna"
     language_en: str = "en-US"
+    # Voicemail (intaked/hotline/recordings.py): the media format downloaded, its size limit, and
+    # how many times a recording Twilio does not have yet (404 right after completion) is asked for.
+    recording_format: Literal["wav", "mp3"] = "wav"
+    recording_max_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 50 * 1024 * 1024
+    recording_not_found_retries: Annotated[int, Field(ge=0, le=50)] = 5
 
     @field_validator("account_sid")
     @classmethod

@@ -25,10 +25,12 @@ from sqlalchemy import Engine
 
 from intaked.backoffice import BackOfficeProcess
 from intaked.channels.imap import ImapMailboxWorker
+from intaked.channels.recordings import register_recording_routes
 from intaked.channels.smtp import SmtpIntakeServer
 from intaked.channels.twilio_status import register_status_routes
 from intaked.channels.webhooks import WebhookRoutes, WebhookServer
 from intaked.config import Settings
+from intaked.hotline.fetcher import VoicemailFetcher
 from intaked.intake.capture import CaptureWriter
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
@@ -75,6 +77,7 @@ class Daemon:
     parser: ParsePool | None = None
     dispatcher: OutboxDispatcher | None = None
     pager: TwilioDispatcher | None = None
+    voicemail: VoicemailFetcher | None = None
     back_office: BackOfficeProcess | None = None
     scheduler: Scheduler | None = None
     smtp: SmtpIntakeServer | None = None
@@ -104,6 +107,7 @@ class Daemon:
             routes = WebhookRoutes()
             register_status_routes(routes)
             register_paging_routes(routes, self.settings)
+            register_recording_routes(routes, self.settings)
             self.webhooks = WebhookServer(self.settings, self.engine, self.executor, routes)
             self.webhooks_address = await self.webhooks.start()
 
@@ -131,6 +135,8 @@ class Daemon:
         if self.settings.twilio.enabled:
             self.pager = TwilioDispatcher(self.engine, self.executor, self.settings)
             self.pager.start()
+            self.voicemail = VoicemailFetcher(self.engine, self.executor, self.settings)
+            self.voicemail.start()
         self.parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
         self.processor = IntakeProcessor(
             self.engine,
@@ -174,6 +180,8 @@ class Daemon:
             await self.dispatcher.stop()
         if self.pager is not None:
             await self.pager.stop()
+        if self.voicemail is not None:
+            await self.voicemail.stop()
         self.executor.shutdown(wait=True)
         if self.parser is not None:
             self.parser.close()

@@ -154,6 +154,12 @@ def _store_blobs(conn: Connection, contents: Sequence[bytes]) -> list[str]:
     return digests
 
 
+def store_blobs(conn: Connection, contents: Sequence[bytes]) -> list[str]:
+    """Store ``contents`` in ``blobs`` (once per digest, zlib when it helps), in the caller's
+    transaction; returns each one's hex SHA-256, the key its ``attachments`` row refers to."""
+    return _store_blobs(conn, contents)
+
+
 def _ticket_row(
     item: ClaimedItem, parsed: ParsedMessage | None, number: str, parent_id: int | None, now: dt.datetime
 ) -> dict[str, Any]:

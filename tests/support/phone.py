@@ -7,7 +7,8 @@ REST (API v2010, form-encoded, Basic auth not checked here; Prism checks it):
   fresh ``SM``/``CA`` + 32 hex Sid, status ``queued``; then the number's script plays in a thread;
 - ``POST .../Calls/{Sid}.json`` with ``Status=canceled|completed``: cancel (queued, ringing) or hang
   up (in progress); 404 / code 20404 for an unknown Sid;
-- ``GET .../Messages.json`` and ``Calls.json`` with ``To``: that number's resources, newest first.
+- ``GET .../Messages.json`` and ``Calls.json`` with ``To``: that number's resources, newest first;
+- ``GET .../Recordings/{Sid}.wav`` (``.mp3``): recording media, Basic auth required (:class:`RecordingMedia`).
 
 Every request is recorded (:attr:`FakePhoneNetwork.requests`). Per-number scripts
 (:class:`Script`, set with :meth:`FakePhoneNetwork.script`) say what happens next; the callbacks
@@ -23,6 +24,7 @@ recorded, then the connection is closed without an answer).
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 import re
@@ -144,6 +146,50 @@ def _rfc2822(at: float) -> str:
     return format_datetime(dt.datetime.fromtimestamp(int(at), dt.UTC), usegmt=False).replace("-0000", "+0000")
 
 
+class RecordingMedia:
+    """Recording media (``GET .../Recordings/{RE...}.wav`` or ``.mp3``), which needs Basic auth with
+    the account Sid and token (401 otherwise): :attr:`audio` per RecordingSid (404 for others),
+    :attr:`faults` a queue of HTTP statuses for the next downloads (e.g. ``[503]``), every request
+    in :attr:`requests` as (path, authorised, Accept header)."""
+
+    PATH = re.compile(rf"{API_PREFIX}(AC[0-9a-f]{{32}})/Recordings/(RE[0-9a-f]{{32}})\.(wav|mp3)")
+
+    def __init__(self, account_sid: str, auth_token: str) -> None:
+        token = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode("ascii")
+        self._authorization = f"Basic {token}"
+        self.account_sid = account_sid
+        self.reset()
+
+    def reset(self) -> None:
+        self.audio: dict[str, bytes] = {}
+        self.faults: list[int] = []
+        self.requests: list[tuple[str, bool, str]] = []
+
+    def serve(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Answer ``handler``'s GET when it asks for recording media; False when it does not."""
+        match = self.PATH.fullmatch(urllib.parse.urlsplit(handler.path).path)
+        if match is None:
+            return False
+        authorised = handler.headers.get("Authorization") == self._authorization
+        self.requests.append((handler.path, authorised, handler.headers.get("Accept") or ""))
+        audio = self.audio.get(match.group(2)) if match.group(1) == self.account_sid else None
+        status = self.faults.pop(0) if self.faults else 200 if audio is not None else 404
+        if not authorised:
+            status = 401
+        body = audio if status == 200 and audio is not None else json.dumps({"status": status}).encode()
+        handler.send_response(status)
+        if status == 200:
+            handler.send_header("Content-Type", "audio/x-wav" if match.group(3) == "wav" else "audio/mpeg")
+        else:
+            handler.send_header("Content-Type", "application/json")
+        if status == 401:
+            handler.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        return True
+
+
 @dataclass
 class _Resource:
     kind: str  # "message" | "call"
@@ -173,6 +219,7 @@ class FakePhoneNetwork:
         self._deliver: tuple[str, str] | None = None  # (public URL, socket URL)
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
+        self.media = RecordingMedia(account_sid, auth_token)
         self.reset()
 
     # -- test controls ---------------------------------------------------------------------------
@@ -185,6 +232,7 @@ class FakePhoneNetwork:
             self.scripts: dict[str, Script] = {}
             self.resources: dict[str, _Resource] = {}
             self.down = False  # every request answered 503
+            self.media.reset()
             self._threads = [t for t in self._threads if t.is_alive()]
 
     def script(self, number: str, script: Script) -> None:
@@ -541,7 +589,8 @@ class FakePhoneNetwork:
                 self.wfile.write(payload)
 
             def do_GET(self) -> None:
-                self._serve("GET")
+                if not network.media.serve(self):
+                    self._serve("GET")
 
             def do_POST(self) -> None:
                 self._serve("POST")

@@ -1,0 +1,1 @@
+"""The hotline: calls, voicemail and missed calls become tickets."""

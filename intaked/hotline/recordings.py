@@ -1,0 +1,647 @@
+"""Voicemail: a call's recording becomes an attachment of its ticket, its transcript part of the text.
+
+The flow, so that no download ever runs inside a webhook's transaction or on the event loop:
+
+1. Twilio's ``recordingStatusCallback`` (intaked/channels/recordings.py) is applied by
+   :func:`apply_recording_status` in one short transaction: the receipt (a replay changes
+   nothing), ``calls.recording_sid`` and ``recording_seconds`` (or ``recording_error``), and, for a
+   completed recording, an outbox row ``kind = "recording"``, purpose ``voicemail``, payload
+   ``{"call_sid", "recording_sid"}``, idempotency key ``recording:<RecordingSid>``. An absent,
+   failed, silent (16102), too short (16101) or empty recording leaves the call ``missed``, flagged
+   for a call-back.
+2. The voicemail fetcher (intaked/hotline/fetcher.py), in the outbox process, claims that row,
+   downloads the media with :func:`download_recording` (blocking, on a database thread) and, in
+   the transaction that marks the row sent, stores it with :func:`attach_recording`. Temporary
+   trouble (5xx, 429, timeouts, a 404 right after completion) is retried with the outbox's
+   backoff; a refusal (401, 403, another 4xx, too large) fails the row and is recorded on the call.
+3. The transcription callback is applied by :func:`apply_transcription`.
+
+Where the media comes from: never from the ``RecordingUrl`` Twilio sent as such. The URL is only
+*checked* (:func:`recording_media_url`: same scheme, host and port as ``twilio.api_base_url``, no
+user information, path ``/2010-04-01/Accounts/<our AccountSid>/Recordings/RE<32 hex>``), and the
+download URL is then *built* from the checked RecordingSid and our own account on the configured
+API base (:func:`media_url_for`). A URL on another host, of another account or with a path trick
+is refused before anything is requested, so our Basic credentials are only ever sent to the API
+base; a redirect the API answers with is followed by ``requests``, which drops the credentials
+when the host changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import structlog
+from sqlalchemy import Connection, select, update
+
+from intaked.channels.webhooks import record_receipt
+from intaked.config import Settings
+from intaked.intake.ingest import clean_text, store_blobs, to_json
+from intaked.outbound.outbox import enqueue
+from intaked.outbound.twilio import PermanentFailure, TemporaryFailure
+from intaked.store.models import (
+    attachment_table,
+    call_table,
+    message_table,
+    ticket_event_table,
+    ticket_table,
+)
+
+log = structlog.get_logger(__name__)
+
+ACTOR = "intaked"
+OUTBOX_KIND = "recording"
+OUTBOX_PURPOSE = "voicemail"
+RECORDING_ENDPOINT = "recording_status"
+TRANSCRIPTION_ENDPOINT = "transcription"
+#: Receipts of callbacks for a CallSid we have no row for yet (webhooks race): kept, not applied.
+UNMATCHED_SUFFIX = "_unmatched"
+
+RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
+CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+TRANSCRIPTION_SID = re.compile(r"TR[0-9a-fA-F]{32}")
+_MEDIA_PATH = re.compile(
+    r"/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Recordings/(RE[0-9a-fA-F]{32})(?:\.(?:wav|mp3|json))?"
+)
+
+#: Twilio's ErrorCode of a recording that is not worth keeping.
+ERROR_TOO_SHORT = "16101"
+ERROR_SILENT = "16102"
+NO_RECORDING_CODES = frozenset({ERROR_TOO_SHORT, ERROR_SILENT})
+#: ``calls.recording_error`` values of ours (Twilio's codes are stored as they come).
+FOREIGN_URL = "foreign_url"
+DOWNLOAD_FAILED = "download_failed"
+
+MEDIA_TYPES = {"wav": "audio/x-wav", "mp3": "audio/mpeg"}
+_EXTENSIONS = {
+    "audio/x-wav": "wav",
+    "audio/wav": "wav",
+    "audio/wave": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+}
+CHUNK_BYTES = 64 * 1024
+MAX_REDIRECTS = 3
+#: A download may take at most this many times ``twilio.timeout_seconds`` in all (a slow trickle).
+TOTAL_TIMEOUT_FACTOR = 6
+
+
+class ForeignRecordingUrl(ValueError):
+    """A RecordingUrl that is not one of our account's recordings on the configured API base."""
+
+
+class RecordingNotFound(TemporaryFailure):
+    """HTTP 404: Twilio may not have the media yet right after the recording completed."""
+
+
+class CallNotFound(LookupError):
+    """No ``calls`` row for that CallSid."""
+
+
+def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
+    return (
+        scheme.lower(),
+        host.lower(),
+        port if port is not None else {"https": 443, "http": 80}.get(scheme, -1),
+    )
+
+
+def recording_media_url(settings: Settings, recording_url: str, *, recording_sid: str | None = None) -> str:
+    """The URL to download ``recording_url``'s media from, or :class:`ForeignRecordingUrl`.
+
+    ``recording_url`` must be on ``twilio.api_base_url`` (same scheme, host and port; never plain
+    http when the base is https), carry no user information, query or fragment, and its path must
+    be exactly ``/2010-04-01/Accounts/<our AccountSid>/Recordings/RE<32 hex>`` (optionally with
+    ``.wav``, ``.mp3`` or ``.json``), with the same Sid as ``recording_sid`` when given. The URL
+    returned is not the one given but rebuilt from that Sid and our account
+    (:func:`media_url_for`), so nothing of the given URL but the checked Sid is ever used."""
+    twilio = settings.twilio
+    try:
+        given = urlsplit(recording_url.strip())
+        port = given.port
+    except ValueError as exc:
+        raise ForeignRecordingUrl(f"unreadable URL {recording_url!r}: {exc}") from None
+    base = urlsplit(twilio.api_base_url)
+    if "@" in given.netloc or given.username is not None or given.password is not None:
+        raise ForeignRecordingUrl(f"user information in {recording_url!r}")
+    if not given.hostname or _origin(given.scheme, given.hostname, port) != _origin(
+        base.scheme, base.hostname or "", base.port
+    ):
+        raise ForeignRecordingUrl(f"{recording_url!r} is not on the API base {twilio.api_base_url}")
+    if given.query or given.fragment or "?" in recording_url or "#" in recording_url:
+        raise ForeignRecordingUrl(f"query or fragment in {recording_url!r}")
+    match = _MEDIA_PATH.fullmatch(given.path)
+    if match is None:
+        raise ForeignRecordingUrl(f"{given.path!r} is not a recording's path")
+    account, sid = match.groups()
+    if account != twilio.account_sid:
+        raise ForeignRecordingUrl(f"recording of another account {account}")
+    if recording_sid is not None and sid != recording_sid:
+        raise ForeignRecordingUrl(f"the URL names {sid}, the callback {recording_sid}")
+    return media_url_for(settings, sid)
+
+
+def media_url_for(settings: Settings, recording_sid: str) -> str:
+    """Our account's media URL of ``recording_sid`` on the API base, in ``twilio.recording_format``."""
+    if not RECORDING_SID.fullmatch(recording_sid):
+        raise ForeignRecordingUrl(f"{recording_sid!r} is not a RecordingSid")
+    twilio = settings.twilio
+    return (
+        f"{twilio.api_base_url}/2010-04-01/Accounts/{twilio.account_sid}/Recordings/"
+        f"{recording_sid}.{twilio.recording_format}"
+    )
+
+
+def _error_code(response: requests.Response) -> int | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    code = data.get("code") if isinstance(data, dict) else None
+    return int(code) if isinstance(code, int) else None
+
+
+def download_recording(settings: Settings, recording_sid: str) -> tuple[bytes, str]:
+    """GET the media of ``recording_sid`` (blocking): (bytes, content type).
+
+    HTTP Basic auth with the account Sid and auth token, ``Accept: audio/*``,
+    ``twilio.timeout_seconds`` per socket operation and six times that in all, at most
+    ``twilio.recording_max_bytes``. Raises :class:`RecordingNotFound` (404),
+    :class:`TemporaryFailure` (429, 5xx, timeouts, connection errors) or :class:`PermanentFailure`
+    (401, 403, other 4xx, too large, not audio, a redirect to plain http)."""
+    twilio = settings.twilio
+    url = media_url_for(settings, recording_sid)
+    what = f"download recording {recording_sid}"
+    limit = twilio.recording_max_bytes
+    deadline = time.monotonic() + twilio.timeout_seconds * TOTAL_TIMEOUT_FACTOR
+    session = requests.Session()
+    session.max_redirects = MAX_REDIRECTS
+    session.trust_env = False  # no proxy or .netrc from the environment: credentials go to the base only
+    try:
+        with (
+            session,
+            session.get(
+                url,
+                auth=(twilio.account_sid, twilio.auth_token.get_secret_value()),
+                headers={"Accept": "audio/*"},
+                timeout=twilio.timeout_seconds,
+                stream=True,
+                allow_redirects=True,
+            ) as response,
+        ):
+            status = response.status_code
+            if url.startswith("https:") and not response.url.startswith("https:"):
+                raise PermanentFailure(f"{what}: redirected to plain http ({response.url})", status=status)
+            if status == 404:
+                raise RecordingNotFound(f"{what}: HTTP 404 (not there yet?)", status=status)
+            if status == 429 or status >= 500:
+                raise TemporaryFailure(f"{what}: HTTP {status}", status=status)
+            if status != 200:
+                code = _error_code(response)
+                raise PermanentFailure(
+                    f"{what}: HTTP {status}" + (f" error {code}" if code else ""), code=code, status=status
+                )
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > limit:
+                raise PermanentFailure(
+                    f"{what}: {length} bytes, more than twilio.recording_max_bytes ({limit})"
+                )
+            content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if not content_type:
+                content_type = MEDIA_TYPES[twilio.recording_format]
+            if not content_type.startswith("audio/"):
+                raise PermanentFailure(f"{what}: {content_type} is not audio", status=status)
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_content(CHUNK_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise PermanentFailure(f"{what}: more than twilio.recording_max_bytes ({limit})")
+                if time.monotonic() > deadline:
+                    raise TemporaryFailure(f"{what}: still downloading after {TOTAL_TIMEOUT_FACTOR} timeouts")
+                chunks.append(chunk)
+    except requests.exceptions.TooManyRedirects as exc:
+        raise PermanentFailure(f"{what}: {exc}") from None
+    except requests.exceptions.Timeout as exc:
+        raise TemporaryFailure(f"{what}: no answer in time: {exc}") from None
+    except requests.exceptions.RequestException as exc:
+        raise TemporaryFailure(f"{what}: {exc}") from None
+    return b"".join(chunks), content_type
+
+
+# -- the store ---------------------------------------------------------------------------------------
+
+
+def _event(conn: Connection, ticket_id: int, kind: str, detail: dict[str, Any], now: dt.datetime) -> None:
+    conn.execute(
+        ticket_event_table.insert().values(
+            ticket_id=ticket_id, at=now, actor=ACTOR, kind=kind, detail=clean_text(to_json(detail))
+        )
+    )
+
+
+def lock_call(conn: Connection, call_sid: str) -> Any:
+    """The ``calls`` row of ``call_sid``, locked for this transaction (PostgreSQL), or None."""
+    return conn.execute(select(call_table).where(call_table.c.call_sid == call_sid).with_for_update()).first()
+
+
+def _call_by_recording(conn: Connection, recording_sid: str) -> Any:
+    return conn.execute(
+        select(call_table).where(call_table.c.recording_sid == recording_sid).with_for_update()
+    ).first()
+
+
+def ensure_call_message(conn: Connection, call: Any, now: dt.datetime) -> int:
+    """The id of the call's ``messages`` row (``calls.message_id``), creating a minimal one when the
+    call has none: direction ``in``, channel ``phone``, ``header_message_id`` = ``call:<CallSid>``."""
+    if call.message_id is not None:
+        return int(call.message_id)
+    key = f"call:{call.call_sid}"
+    found = conn.execute(
+        select(message_table.c.id).where(
+            message_table.c.ticket_id == call.ticket_id, message_table.c.header_message_id == key
+        )
+    ).scalar()
+    if found is None:
+        found = conn.execute(
+            message_table.insert()
+            .values(
+                ticket_id=call.ticket_id,
+                direction="in",
+                channel="phone",
+                sender=call.from_number,
+                recipients=json.dumps([call.to_number]),
+                subject=f"Call from {call.from_number}",
+                body_text="",
+                header_message_id=key,
+                sent_at=call.started_at,
+                created_at=now,
+            )
+            .returning(message_table.c.id)
+        ).scalar_one()
+    conn.execute(
+        update(call_table).where(call_table.c.id == call.id).values(message_id=found, updated_at=now)
+    )
+    return int(found)
+
+
+def _touch_ticket(conn: Connection, ticket_id: int, now: dt.datetime, *, callback: bool) -> None:
+    values: dict[str, Any] = {"updated_at": now}
+    if callback:
+        values["callback_requested"] = True
+    conn.execute(update(ticket_table).where(ticket_table.c.id == ticket_id).values(**values))
+
+
+def attach_recording(
+    conn: Connection,
+    call_sid: str,
+    recording_sid: str,
+    audio: bytes,
+    content_type: str,
+    duration_seconds: int | None,
+    now: dt.datetime,
+) -> int | None:
+    """Store the voicemail ``audio`` on the call's message, in the caller's transaction; returns the
+    new ``attachments`` id, or None when this recording was already attached (idempotent on the
+    RecordingSid) or the call already holds another recording.
+
+    The bytes go to ``blobs`` like a mail attachment's (``voicemail-<CallSid>.wav``); the call gets
+    ``recording_sid``, ``recording_seconds``, ``attachment_id`` and outcome ``voicemail`` (unless
+    the desk answered it), the ticket ``callback_requested``, and an event ``voicemail_added``.
+    Raises :class:`CallNotFound` without a ``calls`` row."""
+    bound = log.bind(call_sid=call_sid, recording_sid=recording_sid)
+    call = lock_call(conn, call_sid)
+    if call is None:
+        raise CallNotFound(call_sid)
+    if call.attachment_id is not None:
+        if call.recording_sid != recording_sid:
+            bound.warning("voicemail_second_recording_ignored", attached=call.recording_sid)
+        return None
+    if call.recording_sid not in (None, recording_sid):
+        bound.warning("voicemail_recording_sid_replaced", before=call.recording_sid)
+    message_id = ensure_call_message(conn, call, now)
+    content_type = (clean_text(content_type) or "application/octet-stream")[:255]
+    extension = _EXTENSIONS.get(content_type, "bin")
+    (digest,) = store_blobs(conn, [audio])
+    attachment_id = int(
+        conn.execute(
+            attachment_table.insert()
+            .values(
+                message_id=message_id,
+                filename=f"voicemail-{call_sid}.{extension}",
+                content_type=content_type,
+                size=len(audio),
+                sha256=digest,
+                storage="blobs",
+                inline=False,
+            )
+            .returning(attachment_table.c.id)
+        ).scalar_one()
+    )
+    seconds = duration_seconds if duration_seconds is not None else call.recording_seconds
+    values: dict[str, Any] = {
+        "recording_sid": recording_sid,
+        "recording_seconds": seconds,
+        "recording_error": None,
+        "attachment_id": attachment_id,
+        "updated_at": now,
+    }
+    if call.outcome != "answered_by_desk":
+        values["outcome"] = "voicemail"
+    conn.execute(update(call_table).where(call_table.c.id == call.id).values(**values))
+    _touch_ticket(conn, int(call.ticket_id), now, callback=True)
+    _event(
+        conn,
+        int(call.ticket_id),
+        "voicemail_added",
+        {
+            "call_sid": call_sid,
+            "recording_sid": recording_sid,
+            "seconds": seconds,
+            "attachment_id": attachment_id,
+            "size": len(audio),
+            "sha256": digest,
+        },
+        now,
+    )
+    bound.info("voicemail_attached", ticket_id=int(call.ticket_id), size=len(audio), seconds=seconds)
+    return attachment_id
+
+
+def record_download_failure(
+    conn: Connection, call_sid: str, recording_sid: str, error: str, now: dt.datetime
+) -> None:
+    """The recording could not be had: ``recording_error = 'download_failed'``, a call-back, and an
+    event ``recording_download_failed`` (in the caller's transaction)."""
+    call = lock_call(conn, call_sid)
+    if call is None or call.attachment_id is not None:
+        return
+    conn.execute(
+        update(call_table)
+        .where(call_table.c.id == call.id)
+        .values(recording_error=DOWNLOAD_FAILED, updated_at=now)
+    )
+    _touch_ticket(conn, int(call.ticket_id), now, callback=True)
+    _event(
+        conn,
+        int(call.ticket_id),
+        "recording_download_failed",
+        {"call_sid": call_sid, "recording_sid": recording_sid, "error": error[:500]},
+        now,
+    )
+
+
+# -- webhooks ---------------------------------------------------------------------------------------
+
+
+def _int(value: str | None) -> int | None:
+    text = (value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStatus:
+    """A recordingStatusCallback's parameters."""
+
+    account_sid: str
+    call_sid: str
+    recording_sid: str
+    recording_url: str
+    status: str  # in-progress, completed, absent, failed
+    duration: int | None
+    error_code: str
+
+    @classmethod
+    def from_params(cls, get: Any) -> RecordingStatus:
+        """From a getter such as ``WebhookRequest.get``."""
+        return cls(
+            account_sid=(get("AccountSid") or "").strip(),
+            call_sid=(get("CallSid") or "").strip(),
+            recording_sid=(get("RecordingSid") or "").strip(),
+            recording_url=(get("RecordingUrl") or "").strip(),
+            status=(get("RecordingStatus") or "").strip().lower(),
+            duration=_int(get("RecordingDuration")),
+            error_code=(get("ErrorCode") or "").strip().lstrip("0"),  # "0": no error
+        )
+
+    @property
+    def no_recording_reason(self) -> str | None:
+        """Why there is nothing to keep (the value for ``calls.recording_error``), or None."""
+        if self.error_code in NO_RECORDING_CODES:
+            return self.error_code
+        if self.status in ("absent", "failed"):
+            return self.error_code or self.status
+        if self.status == "completed" and not self.duration:
+            return self.error_code or "empty"
+        return None
+
+
+def apply_recording_status(
+    conn: Connection,
+    settings: Settings,
+    status: RecordingStatus,
+    params: Sequence[tuple[str, str]],
+    now: dt.datetime,
+) -> str:
+    """Apply a recording status callback in the caller's transaction; returns what happened:
+    ``unknown_call`` (receipt kept under ``recording_status_unmatched``, nothing else), ``replay``,
+    ``in_progress``, ``queued`` (download queued), ``refused`` (foreign URL), ``missed`` (no
+    recording), ``already_attached``."""
+    bound = log.bind(call_sid=status.call_sid, recording_sid=status.recording_sid, status=status.status)
+    call = lock_call(conn, status.call_sid)
+    if call is None:
+        record_receipt(
+            conn, RECORDING_ENDPOINT + UNMATCHED_SUFFIX, status.recording_sid, status.status, params, now
+        )
+        bound.warning("recording_for_unknown_call")
+        return "unknown_call"
+    if not record_receipt(conn, RECORDING_ENDPOINT, status.recording_sid, status.status, params, now):
+        bound.info("recording_callback_replayed")
+        return "replay"
+    ticket_id = int(call.ticket_id)
+    if status.status == "in-progress":
+        return "in_progress"
+    if call.attachment_id is not None:
+        bound.info("recording_already_attached", attached=call.recording_sid)
+        return "already_attached"
+    reason = status.no_recording_reason
+    if reason is not None:
+        conn.execute(
+            update(call_table)
+            .where(call_table.c.id == call.id)
+            .values(
+                recording_sid=status.recording_sid,
+                recording_seconds=status.duration,
+                recording_error=reason[:16],
+                updated_at=now,
+            )
+        )
+        if call.outcome in ("in_progress", "missed"):
+            conn.execute(update(call_table).where(call_table.c.id == call.id).values(outcome="missed"))
+            _touch_ticket(conn, ticket_id, now, callback=True)
+            if call.outcome != "missed":
+                _event(
+                    conn,
+                    ticket_id,
+                    "missed_call",
+                    {
+                        "call_sid": status.call_sid,
+                        "from": call.from_number,
+                        "recording_sid": status.recording_sid,
+                        "reason": reason,
+                    },
+                    now,
+                )
+        bound.info("recording_absent", reason=reason, outcome=call.outcome)
+        return "missed"
+    try:
+        if status.account_sid != settings.twilio.account_sid:
+            raise ForeignRecordingUrl(f"callback of another account {status.account_sid!r}")
+        if status.recording_url:
+            recording_media_url(settings, status.recording_url, recording_sid=status.recording_sid)
+        else:
+            media_url_for(settings, status.recording_sid)
+    except ForeignRecordingUrl as exc:
+        conn.execute(
+            update(call_table)
+            .where(call_table.c.id == call.id)
+            .values(
+                recording_sid=status.recording_sid,
+                recording_seconds=status.duration,
+                recording_error=FOREIGN_URL,
+                updated_at=now,
+            )
+        )
+        _touch_ticket(conn, ticket_id, now, callback=True)
+        _event(
+            conn,
+            ticket_id,
+            "recording_refused",
+            {"call_sid": status.call_sid, "recording_sid": status.recording_sid, "reason": str(exc)[:500]},
+            now,
+        )
+        bound.warning("recording_url_refused", url=status.recording_url, reason=str(exc))
+        return "refused"
+    conn.execute(
+        update(call_table)
+        .where(call_table.c.id == call.id)
+        .values(
+            recording_sid=status.recording_sid,
+            recording_seconds=status.duration,
+            recording_error=None,
+            updated_at=now,
+        )
+    )
+    _touch_ticket(conn, ticket_id, now, callback=True)
+    enqueue(
+        conn,
+        [
+            {
+                "kind": OUTBOX_KIND,
+                "purpose": OUTBOX_PURPOSE,
+                "idempotency_key": f"recording:{status.recording_sid}",
+                "ticket_id": ticket_id,
+                "recipient": status.call_sid,
+                "payload": {"call_sid": status.call_sid, "recording_sid": status.recording_sid},
+            }
+        ],
+        now,
+    )
+    bound.info("recording_download_queued", seconds=status.duration, ticket_id=ticket_id)
+    return "queued"
+
+
+@dataclass(frozen=True, slots=True)
+class Transcription:
+    """A transcribeCallback's parameters."""
+
+    transcription_sid: str
+    status: str  # completed, failed
+    text: str
+    call_sid: str
+    recording_sid: str
+
+    @classmethod
+    def from_params(cls, get: Any) -> Transcription:
+        return cls(
+            transcription_sid=(get("TranscriptionSid") or "").strip(),
+            status=(get("TranscriptionStatus") or "").strip().lower(),
+            text=clean_text(get("TranscriptionText") or "") or "",
+            call_sid=(get("CallSid") or "").strip(),
+            recording_sid=(get("RecordingSid") or "").strip(),
+        )
+
+
+TRANSCRIPT_HEADING = "Voicemail transcript (Twilio):"
+
+
+def apply_transcription(
+    conn: Connection, transcription: Transcription, params: Sequence[tuple[str, str]], now: dt.datetime
+) -> str:
+    """Apply a transcription callback in the caller's transaction (idempotent on TranscriptionSid);
+    returns ``unknown_call``, ``replay``, ``stored`` or ``failed``.
+
+    A completed one sets ``calls.transcript`` (``transcript_source = 'twilio'``, no confidence;
+    a transcript from speech recognition already there is kept in the column) and is appended to
+    the call's message text; a failed or empty one is an event ``transcription_failed``."""
+    t = transcription
+    bound = log.bind(
+        call_sid=t.call_sid, recording_sid=t.recording_sid, transcription_sid=t.transcription_sid
+    )
+    call = lock_call(conn, t.call_sid) if t.call_sid else None
+    if call is None and t.recording_sid:
+        call = _call_by_recording(conn, t.recording_sid)
+    if call is None:
+        record_receipt(
+            conn, TRANSCRIPTION_ENDPOINT + UNMATCHED_SUFFIX, t.transcription_sid, t.status, params, now
+        )
+        bound.warning("transcription_for_unknown_call")
+        return "unknown_call"
+    if not record_receipt(conn, TRANSCRIPTION_ENDPOINT, t.transcription_sid, t.status, params, now):
+        bound.info("transcription_replayed")
+        return "replay"
+    ticket_id = int(call.ticket_id)
+    detail = {
+        "call_sid": call.call_sid,
+        "recording_sid": t.recording_sid,
+        "transcription_sid": t.transcription_sid,
+    }
+    if t.status != "completed" or not t.text.strip():
+        _event(conn, ticket_id, "transcription_failed", {**detail, "status": t.status}, now)
+        _touch_ticket(conn, ticket_id, now, callback=False)
+        bound.warning("transcription_failed", status=t.status)
+        return "failed"
+    message_id = ensure_call_message(conn, call, now)
+    body = conn.execute(select(message_table.c.body_text).where(message_table.c.id == message_id)).scalar()
+    text = t.text.strip()
+    addition = f"{TRANSCRIPT_HEADING}\n{text}"
+    conn.execute(
+        update(message_table)
+        .where(message_table.c.id == message_id)
+        .values(body_text=f"{body}\n\n{addition}" if body else addition)
+    )
+    if call.transcript is None or call.transcript_source in (None, "twilio"):
+        conn.execute(
+            update(call_table)
+            .where(call_table.c.id == call.id)
+            .values(transcript=text, transcript_source="twilio", transcript_confidence=None, updated_at=now)
+        )
+    _touch_ticket(conn, ticket_id, now, callback=False)
+    _event(conn, ticket_id, "transcript_added", {**detail, "source": "twilio", "chars": len(text)}, now)
+    bound.info("transcript_stored", chars=len(text))
+    return "stored"
+
+
+def without_ticket(row: Any) -> Any:
+    """An outbox row with ``ticket_id`` hidden, so the outbox's generic ``voicemail_sent`` and
+    ``voicemail_failed`` events are not written (our own ``voicemail_added`` and
+    ``recording_download_failed`` say it better)."""
+    return dataclasses.replace(row, ticket_id=None)

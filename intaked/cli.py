@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from intaked import __version__, worktime_cli
 from intaked.config import ConfigError, Settings, load_settings, masked_dump
+from intaked.hotline import cli as calls_cli
 from intaked.logs import configure_logging
 from intaked.paging import cli as oncall_cli
 from intaked.paging import page_cli
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     page_cli.add_parsers(sub, config_parent)
     oncall_cli.add_parsers(sub, config_parent)
     routing_cli.add_parsers(sub, config_parent)
+    calls_cli.add_parsers(sub, config_parent)
     return parser
 
 
@@ -365,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return oncall_cli.run(settings, args)
         if args.command in routing_cli.COMMANDS:
             return routing_cli.run(settings, args)
+        if args.command in calls_cli.COMMANDS:
+            return calls_cli.run(settings, args)
     except SchemaError as exc:
         print(f"intaked: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -4,6 +4,7 @@ transcripts, missed calls, foreign URLs, replays, forgeries and retries."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from sqlalchemy import Engine, func, select
 from intaked.channels.recordings import RECORDING_PATH, TRANSCRIPTION_PATH, register_recording_routes
 from intaked.channels.webhooks import WebhookRoutes
 from intaked.config import Settings
-from intaked.hotline.fetcher import fetch_due
+from intaked.hotline.fetcher import VoicemailFetcher, fetch_due
 from intaked.hotline.recordings import (
     ForeignRecordingUrl,
     download_recording,
@@ -524,3 +526,31 @@ def test_prism_serves_the_media_to_our_basic_auth_and_refuses_it_without(prism_m
         urllib.request.urlopen(request, timeout=5)
     refused.value.close()
     assert refused.value.code == 401
+
+
+def test_the_voicemail_fetcher_worker_downloads_what_the_webhook_queued(
+    hooks: RunningWebhooks, engine: Engine, settings: Settings, phone: FakePhoneNetwork
+) -> None:
+    call_sid, recording_sid = make_call(engine), new_sid("RE")
+    phone.media.audio[recording_sid] = AUDIO
+    phone.media.faults = [500]
+
+    async def run() -> None:
+        executor = ThreadPoolExecutor(max_workers=2)
+        fetcher = VoicemailFetcher(engine, executor, settings)
+        fetcher.start()
+        try:
+            assert post(hooks, RECORDING_PATH, recording_params(settings, call_sid, recording_sid)) == 200
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if await fetcher.run_blocking(lambda: len(attachments(engine))):
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            await fetcher.stop()
+            executor.shutdown(wait=True)
+
+    asyncio.run(run())
+    assert call_row(engine, call_sid)["outcome"] == "voicemail"
+    assert [row["state"] for row in outbox_rows(engine)] == ["sent"]
+    assert len(phone.media.requests) == 2  # the 500, then the audio

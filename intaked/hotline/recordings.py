@@ -314,8 +314,9 @@ def attach_recording(
     RecordingSid) or the call already holds another recording.
 
     The bytes go to ``blobs`` like a mail attachment's (``voicemail-<CallSid>.wav``); the call gets
-    ``recording_sid``, ``recording_seconds``, ``attachment_id`` and outcome ``voicemail`` (unless
-    the desk answered it), the ticket ``callback_requested``, and an event ``voicemail_added``.
+    ``recording_sid``, ``recording_seconds``, ``attachment_id`` and outcome ``voicemail``, the
+    ticket ``callback_requested`` (both unless the desk answered the call), and an event
+    ``voicemail_added``.
     Raises :class:`CallNotFound` without a ``calls`` row."""
     bound = log.bind(call_sid=call_sid, recording_sid=recording_sid)
     call = lock_call(conn, call_sid)
@@ -357,7 +358,7 @@ def attach_recording(
     if call.outcome != "answered_by_desk":
         values["outcome"] = "voicemail"
     conn.execute(update(call_table).where(call_table.c.id == call.id).values(**values))
-    _touch_ticket(conn, int(call.ticket_id), now, callback=True)
+    _touch_ticket(conn, int(call.ticket_id), now, callback=call.outcome != "answered_by_desk")
     _event(
         conn,
         int(call.ticket_id),
@@ -540,7 +541,7 @@ def apply_recording_status(
             updated_at=now,
         )
     )
-    _touch_ticket(conn, ticket_id, now, callback=True)
+    _touch_ticket(conn, ticket_id, now, callback=call.outcome != "answered_by_desk")
     enqueue(
         conn,
         [

@@ -554,3 +554,15 @@ def test_the_voicemail_fetcher_worker_downloads_what_the_webhook_queued(
     assert call_row(engine, call_sid)["outcome"] == "voicemail"
     assert [row["state"] for row in outbox_rows(engine)] == ["sent"]
     assert len(phone.media.requests) == 2  # the 500, then the audio
+
+
+def test_a_recording_of_a_call_the_desk_answered_is_kept_without_a_call_back(
+    hooks: RunningWebhooks, engine: Engine, settings: Settings, phone: FakePhoneNetwork
+) -> None:
+    call_sid, recording_sid = make_call(engine, outcome="answered_by_desk"), new_sid("RE")
+    phone.media.audio[recording_sid] = AUDIO
+    assert post(hooks, RECORDING_PATH, recording_params(settings, call_sid, recording_sid)) == 200
+    assert fetch_due(engine, settings) == 1
+    call = call_row(engine, call_sid)
+    assert call["outcome"] == "answered_by_desk" and call["attachment_id"] is not None
+    assert ticket_of(engine, call_sid)["callback_requested"] is False

@@ -1,9 +1,12 @@
-"""The whole daemon (back office inline): Twilio's recording and transcription callbacks reach its
-listener, and its voicemail fetcher downloads the recording from the fake phone network."""
+"""The whole daemon: Twilio's recording and transcription callbacks reach its listener, and its
+voicemail fetcher (in the outbox process, or in the daemon's own with the back office inline)
+downloads the recording from the fake phone network."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from intaked.channels.recordings import RECORDING_PATH, TRANSCRIPTION_PATH
 from tests.hotline.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, call_row, make_call, new_sid
@@ -13,10 +16,13 @@ from tests.support.phone import FakePhoneNetwork
 from tests.support.waiting import wait_until
 
 
-def test_the_daemon_attaches_a_voicemail_and_its_transcript(tmp_path: Path, phone: FakePhoneNetwork) -> None:
+@pytest.mark.parametrize("back_office", ["inline", "process"])
+def test_the_daemon_attaches_a_voicemail_and_its_transcript(
+    tmp_path: Path, phone: FakePhoneNetwork, back_office: str
+) -> None:
     settings = make_settings(
         f"sqlite:///{tmp_path / 'intaked.db'}",
-        daemon={"back_office": "inline"},
+        daemon={"back_office": back_office},
         smtp_intake={"enabled": False},
         twilio={
             "account_sid": ACCOUNT_SID,
@@ -31,7 +37,7 @@ def test_the_daemon_attaches_a_voicemail_and_its_transcript(tmp_path: Path, phon
     try:
         assert daemon.daemon.webhooks is not None and daemon.daemon.webhooks_address is not None
         assert {RECORDING_PATH, TRANSCRIPTION_PATH} <= set(daemon.daemon.webhooks.routes.handlers)
-        assert daemon.daemon.voicemail is not None
+        assert (daemon.daemon.voicemail is not None) == (back_office == "inline")
         host, port = daemon.daemon.webhooks_address
         phone.deliver_to(PUBLIC_URL, f"http://{host}:{port}")
         engine = daemon.engine

@@ -27,15 +27,13 @@ from sqlalchemy import Engine
 
 from intaked.channels.webhooks import HTTP_BAD_REQUEST, WebhookRequest, WebhookResponse, WebhookRoutes
 from intaked.config import Settings
-from intaked.hotline.recordings import (
-    CALL_SID,
-    RECORDING_SID,
-    TRANSCRIPTION_SID,
+from intaked.hotline.callbacks import (
     RecordingStatus,
     Transcription,
     apply_recording_status,
     apply_transcription,
 )
+from intaked.hotline.recordings import CALL_SID, RECORDING_SID, TRANSCRIPTION_SID
 
 RECORDING_PATH = "/twilio/voice/recording"
 TRANSCRIPTION_PATH = "/twilio/voice/transcription"

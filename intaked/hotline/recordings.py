@@ -3,10 +3,11 @@
 The flow, so that no download ever runs inside a webhook's transaction or on the event loop:
 
 1. Twilio's ``recordingStatusCallback`` (intaked/channels/recordings.py) is applied by
-   :func:`apply_recording_status` in one short transaction: the receipt (a replay changes
-   nothing), ``calls.recording_sid`` and ``recording_seconds`` (or ``recording_error``), and, for a
-   completed recording, an outbox row ``kind = "recording"``, purpose ``voicemail``, payload
-   ``{"call_sid", "recording_sid"}``, idempotency key ``recording:<RecordingSid>``. An absent,
+   ``apply_recording_status`` (intaked/hotline/callbacks.py) in one short transaction: the
+   receipt (a replay changes nothing), ``calls.recording_sid`` and ``recording_seconds`` (or
+   ``recording_error``), and, for a completed recording, an outbox row ``kind = "recording"``,
+   purpose ``voicemail``, payload ``{"call_sid", "recording_sid"}``, idempotency key
+   ``recording:<RecordingSid>``. An absent,
    failed, silent (16102), too short (16101) or empty recording leaves the call ``missed``, flagged
    for a call-back.
 2. The voicemail fetcher (intaked/hotline/fetcher.py), in the outbox process, claims that row,
@@ -14,7 +15,7 @@ The flow, so that no download ever runs inside a webhook's transaction or on the
    the transaction that marks the row sent, stores it with :func:`attach_recording`. Temporary
    trouble (5xx, 429, timeouts, a 404 right after completion) is retried with the outbox's
    backoff; a refusal (401, 403, another 4xx, too large) fails the row and is recorded on the call.
-3. The transcription callback is applied by :func:`apply_transcription`.
+3. The transcription callback is applied by ``apply_transcription`` (intaked/hotline/callbacks.py).
 
 Where the media comes from: never from the ``RecordingUrl`` Twilio sent as such. The URL is only
 *checked* (:func:`recording_media_url`: same scheme, host and port as ``twilio.api_base_url``, no
@@ -33,8 +34,6 @@ import datetime as dt
 import json
 import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,10 +41,8 @@ import requests
 import structlog
 from sqlalchemy import Connection, select, update
 
-from intaked.channels.webhooks import record_receipt
 from intaked.config import Settings
 from intaked.intake.ingest import clean_text, store_blobs, to_json
-from intaked.outbound.outbox import enqueue
 from intaked.outbound.twilio import PermanentFailure, TemporaryFailure
 from intaked.store.models import (
     attachment_table,
@@ -60,10 +57,6 @@ log = structlog.get_logger(__name__)
 ACTOR = "intaked"
 OUTBOX_KIND = "recording"
 OUTBOX_PURPOSE = "voicemail"
-RECORDING_ENDPOINT = "recording_status"
-TRANSCRIPTION_ENDPOINT = "transcription"
-#: Receipts of callbacks for a CallSid we have no row for yet (webhooks race): kept, not applied.
-UNMATCHED_SUFFIX = "_unmatched"
 
 RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
@@ -72,10 +65,6 @@ _MEDIA_PATH = re.compile(
     r"/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Recordings/(RE[0-9a-fA-F]{32})(?:\.(?:wav|mp3|json))?"
 )
 
-#: Twilio's ErrorCode of a recording that is not worth keeping.
-ERROR_TOO_SHORT = "16101"
-ERROR_SILENT = "16102"
-NO_RECORDING_CODES = frozenset({ERROR_TOO_SHORT, ERROR_SILENT})
 #: ``calls.recording_error`` values of ours (Twilio's codes are stored as they come).
 FOREIGN_URL = "foreign_url"
 DOWNLOAD_FAILED = "download_failed"
@@ -240,7 +229,7 @@ def download_recording(settings: Settings, recording_sid: str) -> tuple[bytes, s
 # -- the store ---------------------------------------------------------------------------------------
 
 
-def _event(conn: Connection, ticket_id: int, kind: str, detail: dict[str, Any], now: dt.datetime) -> None:
+def add_event(conn: Connection, ticket_id: int, kind: str, detail: dict[str, Any], now: dt.datetime) -> None:
     conn.execute(
         ticket_event_table.insert().values(
             ticket_id=ticket_id, at=now, actor=ACTOR, kind=kind, detail=clean_text(to_json(detail))
@@ -253,7 +242,7 @@ def lock_call(conn: Connection, call_sid: str) -> Any:
     return conn.execute(select(call_table).where(call_table.c.call_sid == call_sid).with_for_update()).first()
 
 
-def _call_by_recording(conn: Connection, recording_sid: str) -> Any:
+def call_by_recording(conn: Connection, recording_sid: str) -> Any:
     return conn.execute(
         select(call_table).where(call_table.c.recording_sid == recording_sid).with_for_update()
     ).first()
@@ -293,7 +282,7 @@ def ensure_call_message(conn: Connection, call: Any, now: dt.datetime) -> int:
     return int(found)
 
 
-def _touch_ticket(conn: Connection, ticket_id: int, now: dt.datetime, *, callback: bool) -> None:
+def touch_ticket(conn: Connection, ticket_id: int, now: dt.datetime, *, callback: bool) -> None:
     values: dict[str, Any] = {"updated_at": now}
     if callback:
         values["callback_requested"] = True
@@ -358,8 +347,8 @@ def attach_recording(
     if call.outcome != "answered_by_desk":
         values["outcome"] = "voicemail"
     conn.execute(update(call_table).where(call_table.c.id == call.id).values(**values))
-    _touch_ticket(conn, int(call.ticket_id), now, callback=call.outcome != "answered_by_desk")
-    _event(
+    touch_ticket(conn, int(call.ticket_id), now, callback=call.outcome != "answered_by_desk")
+    add_event(
         conn,
         int(call.ticket_id),
         "voicemail_added",
@@ -390,255 +379,14 @@ def record_download_failure(
         .where(call_table.c.id == call.id)
         .values(recording_error=DOWNLOAD_FAILED, updated_at=now)
     )
-    _touch_ticket(conn, int(call.ticket_id), now, callback=True)
-    _event(
+    touch_ticket(conn, int(call.ticket_id), now, callback=True)
+    add_event(
         conn,
         int(call.ticket_id),
         "recording_download_failed",
         {"call_sid": call_sid, "recording_sid": recording_sid, "error": error[:500]},
         now,
     )
-
-
-# -- webhooks ---------------------------------------------------------------------------------------
-
-
-def _int(value: str | None) -> int | None:
-    text = (value or "").strip()
-    return int(text) if text.isdigit() else None
-
-
-@dataclass(frozen=True, slots=True)
-class RecordingStatus:
-    """A recordingStatusCallback's parameters."""
-
-    account_sid: str
-    call_sid: str
-    recording_sid: str
-    recording_url: str
-    status: str  # in-progress, completed, absent, failed
-    duration: int | None
-    error_code: str
-
-    @classmethod
-    def from_params(cls, get: Any) -> RecordingStatus:
-        """From a getter such as ``WebhookRequest.get``."""
-        return cls(
-            account_sid=(get("AccountSid") or "").strip(),
-            call_sid=(get("CallSid") or "").strip(),
-            recording_sid=(get("RecordingSid") or "").strip(),
-            recording_url=(get("RecordingUrl") or "").strip(),
-            status=(get("RecordingStatus") or "").strip().lower(),
-            duration=_int(get("RecordingDuration")),
-            error_code=(get("ErrorCode") or "").strip().lstrip("0"),  # "0": no error
-        )
-
-    @property
-    def no_recording_reason(self) -> str | None:
-        """Why there is nothing to keep (the value for ``calls.recording_error``), or None."""
-        if self.error_code in NO_RECORDING_CODES:
-            return self.error_code
-        if self.status in ("absent", "failed"):
-            return self.error_code or self.status
-        if self.status == "completed" and not self.duration:
-            return self.error_code or "empty"
-        return None
-
-
-def apply_recording_status(
-    conn: Connection,
-    settings: Settings,
-    status: RecordingStatus,
-    params: Sequence[tuple[str, str]],
-    now: dt.datetime,
-) -> str:
-    """Apply a recording status callback in the caller's transaction; returns what happened:
-    ``unknown_call`` (receipt kept under ``recording_status_unmatched``, nothing else), ``replay``,
-    ``in_progress``, ``queued`` (download queued), ``refused`` (foreign URL), ``missed`` (no
-    recording), ``already_attached``."""
-    bound = log.bind(call_sid=status.call_sid, recording_sid=status.recording_sid, status=status.status)
-    call = lock_call(conn, status.call_sid)
-    if call is None:
-        record_receipt(
-            conn, RECORDING_ENDPOINT + UNMATCHED_SUFFIX, status.recording_sid, status.status, params, now
-        )
-        bound.warning("recording_for_unknown_call")
-        return "unknown_call"
-    if not record_receipt(conn, RECORDING_ENDPOINT, status.recording_sid, status.status, params, now):
-        bound.info("recording_callback_replayed")
-        return "replay"
-    ticket_id = int(call.ticket_id)
-    if status.status == "in-progress":
-        return "in_progress"
-    if call.attachment_id is not None:
-        bound.info("recording_already_attached", attached=call.recording_sid)
-        return "already_attached"
-    reason = status.no_recording_reason
-    if reason is not None:
-        conn.execute(
-            update(call_table)
-            .where(call_table.c.id == call.id)
-            .values(
-                recording_sid=status.recording_sid,
-                recording_seconds=status.duration,
-                recording_error=reason[:16],
-                updated_at=now,
-            )
-        )
-        if call.outcome in ("in_progress", "missed"):
-            conn.execute(update(call_table).where(call_table.c.id == call.id).values(outcome="missed"))
-            _touch_ticket(conn, ticket_id, now, callback=True)
-            if call.outcome != "missed":
-                _event(
-                    conn,
-                    ticket_id,
-                    "missed_call",
-                    {
-                        "call_sid": status.call_sid,
-                        "from": call.from_number,
-                        "recording_sid": status.recording_sid,
-                        "reason": reason,
-                    },
-                    now,
-                )
-        bound.info("recording_absent", reason=reason, outcome=call.outcome)
-        return "missed"
-    try:
-        if status.account_sid != settings.twilio.account_sid:
-            raise ForeignRecordingUrl(f"callback of another account {status.account_sid!r}")
-        if status.recording_url:
-            recording_media_url(settings, status.recording_url, recording_sid=status.recording_sid)
-        else:
-            media_url_for(settings, status.recording_sid)
-    except ForeignRecordingUrl as exc:
-        conn.execute(
-            update(call_table)
-            .where(call_table.c.id == call.id)
-            .values(
-                recording_sid=status.recording_sid,
-                recording_seconds=status.duration,
-                recording_error=FOREIGN_URL,
-                updated_at=now,
-            )
-        )
-        _touch_ticket(conn, ticket_id, now, callback=True)
-        _event(
-            conn,
-            ticket_id,
-            "recording_refused",
-            {"call_sid": status.call_sid, "recording_sid": status.recording_sid, "reason": str(exc)[:500]},
-            now,
-        )
-        bound.warning("recording_url_refused", url=status.recording_url, reason=str(exc))
-        return "refused"
-    conn.execute(
-        update(call_table)
-        .where(call_table.c.id == call.id)
-        .values(
-            recording_sid=status.recording_sid,
-            recording_seconds=status.duration,
-            recording_error=None,
-            updated_at=now,
-        )
-    )
-    _touch_ticket(conn, ticket_id, now, callback=call.outcome != "answered_by_desk")
-    enqueue(
-        conn,
-        [
-            {
-                "kind": OUTBOX_KIND,
-                "purpose": OUTBOX_PURPOSE,
-                "idempotency_key": f"recording:{status.recording_sid}",
-                "ticket_id": ticket_id,
-                "recipient": status.call_sid,
-                "payload": {"call_sid": status.call_sid, "recording_sid": status.recording_sid},
-            }
-        ],
-        now,
-    )
-    bound.info("recording_download_queued", seconds=status.duration, ticket_id=ticket_id)
-    return "queued"
-
-
-@dataclass(frozen=True, slots=True)
-class Transcription:
-    """A transcribeCallback's parameters."""
-
-    transcription_sid: str
-    status: str  # completed, failed
-    text: str
-    call_sid: str
-    recording_sid: str
-
-    @classmethod
-    def from_params(cls, get: Any) -> Transcription:
-        return cls(
-            transcription_sid=(get("TranscriptionSid") or "").strip(),
-            status=(get("TranscriptionStatus") or "").strip().lower(),
-            text=clean_text(get("TranscriptionText") or "") or "",
-            call_sid=(get("CallSid") or "").strip(),
-            recording_sid=(get("RecordingSid") or "").strip(),
-        )
-
-
-TRANSCRIPT_HEADING = "Voicemail transcript (Twilio):"
-
-
-def apply_transcription(
-    conn: Connection, transcription: Transcription, params: Sequence[tuple[str, str]], now: dt.datetime
-) -> str:
-    """Apply a transcription callback in the caller's transaction (idempotent on TranscriptionSid);
-    returns ``unknown_call``, ``replay``, ``stored`` or ``failed``.
-
-    A completed one sets ``calls.transcript`` (``transcript_source = 'twilio'``, no confidence;
-    a transcript from speech recognition already there is kept in the column) and is appended to
-    the call's message text; a failed or empty one is an event ``transcription_failed``."""
-    t = transcription
-    bound = log.bind(
-        call_sid=t.call_sid, recording_sid=t.recording_sid, transcription_sid=t.transcription_sid
-    )
-    call = lock_call(conn, t.call_sid) if t.call_sid else None
-    if call is None and t.recording_sid:
-        call = _call_by_recording(conn, t.recording_sid)
-    if call is None:
-        record_receipt(
-            conn, TRANSCRIPTION_ENDPOINT + UNMATCHED_SUFFIX, t.transcription_sid, t.status, params, now
-        )
-        bound.warning("transcription_for_unknown_call")
-        return "unknown_call"
-    if not record_receipt(conn, TRANSCRIPTION_ENDPOINT, t.transcription_sid, t.status, params, now):
-        bound.info("transcription_replayed")
-        return "replay"
-    ticket_id = int(call.ticket_id)
-    detail = {
-        "call_sid": call.call_sid,
-        "recording_sid": t.recording_sid,
-        "transcription_sid": t.transcription_sid,
-    }
-    if t.status != "completed" or not t.text.strip():
-        _event(conn, ticket_id, "transcription_failed", {**detail, "status": t.status}, now)
-        _touch_ticket(conn, ticket_id, now, callback=False)
-        bound.warning("transcription_failed", status=t.status)
-        return "failed"
-    message_id = ensure_call_message(conn, call, now)
-    body = conn.execute(select(message_table.c.body_text).where(message_table.c.id == message_id)).scalar()
-    text = t.text.strip()
-    addition = f"{TRANSCRIPT_HEADING}\n{text}"
-    conn.execute(
-        update(message_table)
-        .where(message_table.c.id == message_id)
-        .values(body_text=f"{body}\n\n{addition}" if body else addition)
-    )
-    if call.transcript is None or call.transcript_source in (None, "twilio"):
-        conn.execute(
-            update(call_table)
-            .where(call_table.c.id == call.id)
-            .values(transcript=text, transcript_source="twilio", transcript_confidence=None, updated_at=now)
-        )
-    _touch_ticket(conn, ticket_id, now, callback=False)
-    _event(conn, ticket_id, "transcript_added", {**detail, "source": "twilio", "chars": len(text)}, now)
-    bound.info("transcript_stored", chars=len(text))
-    return "stored"
 
 
 def without_ticket(row: Any) -> Any:

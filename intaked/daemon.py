@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import Engine
 
 from intaked.backoffice import BackOfficeProcess
+from intaked.channels.hotline import register_hotline_routes
 from intaked.channels.imap import ImapMailboxWorker
 from intaked.channels.smtp import SmtpIntakeServer
 from intaked.channels.twilio_status import register_status_routes
@@ -104,6 +105,8 @@ class Daemon:
             routes = WebhookRoutes()
             register_status_routes(routes)
             register_paging_routes(routes, self.settings)
+            if self.settings.hotline.enabled:
+                register_hotline_routes(routes, self.settings)
             self.webhooks = WebhookServer(self.settings, self.engine, self.executor, routes)
             self.webhooks_address = await self.webhooks.start()
 

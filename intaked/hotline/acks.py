@@ -31,7 +31,8 @@ def is_mobile(settings: Settings, caller: str) -> bool:
 
 
 def ack_sms_text(ticket_number: str) -> str:
-    """The SMS to the caller: the ticket number, Chinese then English (fits two UCS-2 segments)."""
+    """The SMS to the caller: the ticket number, Chinese then English (one UCS-2 segment, 70
+    characters, with the default ``IT-YYYYMM-NNNNN`` numbers)."""
     return f"IT 服務台已收到您的來電，案件編號 {ticket_number}。Your IT ticket: {ticket_number}"
 
 

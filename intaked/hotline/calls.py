@@ -396,14 +396,14 @@ def set_menu_choice(
     ticket = _ticket(conn, call["ticket_id"])
     own = _first_call_id(conn, ticket["id"]) == call["id"]
     emergency_key = settings.trust.hotline_emergency_choice
-    if call["menu_choice"] is not None:
+    if call["menu_choice"] is not None:  # a replay: say the same, change nothing
         return MenuOutcome(
             int(ticket["id"]),
             str(ticket["number"]),
             call["menu_choice"],
             not own,
             call["menu_choice"] == emergency_key,
-            False,
+            _has_page(conn, int(ticket["id"])),
         )
     choice = normalise_choice(digit)
     conn.execute(update(_calls).where(_calls.c.id == call["id"]).values(menu_choice=choice, updated_at=now))

@@ -284,3 +284,31 @@ def test_a_call_to_another_number_is_refused_politely(
     assert answer.find("Hangup") is not None and answer.find("Gather") is None
     assert "不是 IT 服務台專線" in " ".join(says(answer))
     assert rows(engine, ticket_table) == []
+
+
+def test_a_repeat_call_never_overrides_a_priority_a_person_set(engine: Engine, settings: Settings) -> None:
+    from intaked.hotline.calls import set_menu_choice
+
+    now = dt.datetime.now(dt.UTC)
+    first, second = "CA" + "a" * 32, "CA" + "b" * 32
+    with engine.begin() as conn:
+        filed = record_call(
+            conn, settings, CallFacts(first, MOBILE_UNKNOWN, HOTLINE, None, now, "ringing"), now
+        )
+        set_menu_choice(conn, settings, first, "2", now)
+        conn.execute(update(ticket_table).values(priority="P3", triaged_by="chen"))
+    later = now + dt.timedelta(minutes=5)
+    with engine.begin() as conn:
+        again = record_call(
+            conn, settings, CallFacts(second, MOBILE_UNKNOWN, HOTLINE, None, later, "ringing"), later
+        )
+        outcome = set_menu_choice(conn, settings, second, "1", later)
+    assert again.joined and again.ticket_id == filed.ticket_id and outcome.joined and not outcome.paged
+    ticket = only_ticket(engine)
+    assert ticket["priority"] == "P3" and ticket["suggested_priority"] is None
+    assert (
+        ticket["subject"]
+        == f"來電 {MOBILE_UNKNOWN}：其他 IT 問題 / Call from {MOBILE_UNKNOWN}: other IT problem"
+    )
+    assert rows(engine, page_table) == []
+    assert [c["menu_choice"] for c in rows(engine, call_table)] == ["2", "1"], "each call keeps its choice"

@@ -914,6 +914,15 @@ class Settings(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _hotline_needs_twilio(self) -> Settings:
+        if self.hotline.enabled and not (self.twilio.enabled and self.webhooks.listen):
+            raise ValueError(
+                "hotline.numbers: the hotline needs [twilio] (account_sid) and a webhook listener "
+                "(webhooks.listen): Twilio reaches it there"
+            )
+        return self
+
     @field_validator("imap")
     @classmethod
     def _unique_mailbox_names(cls, value: list[ImapMailboxSettings]) -> list[ImapMailboxSettings]:

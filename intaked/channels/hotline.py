@@ -26,6 +26,7 @@ events are kept in ``webhook_receipts``.
 
 from __future__ import annotations
 
+import structlog
 from sqlalchemy import Connection, Engine
 
 from intaked.channels.webhooks import WebhookRequest, WebhookResponse, WebhookRoutes, record_receipt
@@ -50,6 +51,8 @@ from intaked.hotline.twiml import (
     voicemail_twiml,
 )
 from intaked.paging.texts import empty_twiml
+
+log = structlog.get_logger(__name__)
 
 INCOMING_PATH = "/twilio/voice/incoming"
 STATUS_PATH = "/twilio/status/hotline"
@@ -88,6 +91,7 @@ def register_hotline_routes(routes: WebhookRoutes, settings: Settings) -> None:
     def incoming(engine: Engine, request: WebhookRequest) -> WebhookResponse:
         facts = _facts(request)
         if not facts.call_sid or facts.to_number not in numbers:
+            log.warning("hotline_call_refused", call_sid=facts.call_sid, to=facts.to_number)
             return WebhookResponse.twiml(refused_twiml(settings))
         with engine.begin() as conn:
             record_call(conn, settings, facts, request.received_at)

@@ -312,3 +312,28 @@ def test_a_repeat_call_never_overrides_a_priority_a_person_set(engine: Engine, s
     )
     assert rows(engine, page_table) == []
     assert [c["menu_choice"] for c in rows(engine, call_table)] == ["2", "1"], "each call keeps its choice"
+
+
+def test_a_call_whose_incoming_webhook_was_lost_is_filed_by_its_status_callback(
+    hotline: RunningWebhooks, engine: Engine
+) -> None:
+    sid = "CA" + "d" * 32
+    params = [
+        ("CallSid", sid),
+        ("AccountSid", "AC" + "0123456789abcdef" * 2),
+        ("From", MOBILE_UNKNOWN),
+        ("To", HOTLINE),
+        ("CallStatus", "completed"),
+        ("CallDuration", "3"),
+        ("Direction", "inbound"),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    for _ in range(2):  # Twilio retries: the second changes nothing
+        status, _ = signed_post(hotline.base_url, PUBLIC_URL, "/twilio/status/hotline", params, AUTH_TOKEN)
+        assert status == 200
+    (row,) = rows(engine, call_table)
+    assert (row["call_sid"], row["outcome"], row["duration_seconds"]) == (sid, "missed", 3)
+    ticket = only_ticket(engine)
+    assert (
+        ticket["callback_requested"] is True and event_kinds(engine, ticket["id"]).count("missed_call") == 1
+    )

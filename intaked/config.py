@@ -777,6 +777,77 @@ class PagingSettings(_Section):
     gather_seconds: Annotated[int, Field(ge=3, le=60)] = 8
 
 
+DEFAULT_GREETING_ZH = (
+    "您好，這裡是 IT 服務台專線。產線停工或全公司系統中斷，請按 1。"
+    "其他 IT 問題，請按 2。資訊安全事件，請按 3。"
+)
+DEFAULT_GREETING_EN = (
+    "Hello, this is the IT service desk. If a production line or a company-wide system is down, "
+    "press 1. For any other IT problem, press 2. For an information security incident, press 3."
+)
+
+
+def _e164_number(value: str) -> str:
+    """``value`` without spaces and dashes if it is an E.164 number, else a ValueError."""
+    number = re.sub(r"[\s-]", "", value)
+    if not _E164.match(number):
+        raise ValueError(f"{value!r} is not an E.164 number such as +886212345678")
+    return number
+
+
+E164Number = Annotated[str, AfterValidator(_e164_number)]
+
+
+class HotlineSettings(_Section):
+    """``[hotline]``: the IT hotline answered through Twilio; every call files or joins a ticket
+    (intaked/hotline/). Off while ``numbers`` is empty (and while ``[twilio]`` is off)."""
+
+    numbers: list[E164Number] = Field(default_factory=list)
+    greeting_zh: NonBlank = DEFAULT_GREETING_ZH
+    greeting_en: NonBlank = DEFAULT_GREETING_EN
+    greeting_url: str = ""
+    menu_seconds: Annotated[int, Field(ge=3, le=60)] = 8
+    repeat_window: Duration = "30m"
+    record_max_seconds: Annotated[int, Field(ge=5, le=14400)] = 120
+    desk_number: str = ""
+    desk_dial_seconds: Annotated[int, Field(ge=5, le=600)] = 20
+    desk_calendar: str = ""  # "" = sla.calendar
+    sms_ack_prefixes: list[str] = Field(default_factory=lambda: ["+8869"])
+    security_team: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "security"
+    security_notify: str = ""
+    reconcile_interval: Duration = "5m"
+
+    @field_validator("desk_number")
+    @classmethod
+    def _check_desk_number(cls, value: str) -> str:
+        return _e164_number(value) if value else value
+
+    @field_validator("greeting_url")
+    @classmethod
+    def _check_greeting_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://\S+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL of a recording")
+        return value
+
+    @field_validator("sms_ack_prefixes")
+    @classmethod
+    def _check_prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not re.fullmatch(r"\+[0-9]{1,14}", prefix):
+                raise ValueError(f"{prefix!r} is not a caller-id prefix such as +8869")
+        return value
+
+    @field_validator("security_notify")
+    @classmethod
+    def _check_security_notify(cls, value: str) -> str:
+        return _address(value) if value.strip() else ""
+
+    @property
+    def enabled(self) -> bool:
+        """Calls to the hotline numbers are answered (with ``[twilio]`` on)."""
+        return bool(self.numbers)
+
+
 class LoggingSettings(_Section):
     """``[logging]``: structlog output."""
 
@@ -830,6 +901,8 @@ class Settings(_Section):
         named += [
             (f"teams.{team}.calendar", cfg.calendar) for team, cfg in self.teams.items() if cfg.calendar
         ]
+        if self.hotline.desk_calendar:
+            named.append(("hotline.desk_calendar", self.hotline.desk_calendar))
         for key, name in named:
             if name not in self.calendars:
                 known = ", ".join(sorted(self.calendars)) or "none"
@@ -843,6 +916,15 @@ class Settings(_Section):
         if self.twilio.enabled and self.webhooks.listen and not self.webhooks.public_url:
             raise ValueError(
                 "webhooks.public_url: required when twilio.account_sid is set (the URL Twilio calls back)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _hotline_needs_twilio(self) -> Settings:
+        if self.hotline.enabled and not (self.twilio.enabled and self.webhooks.listen):
+            raise ValueError(
+                "hotline.numbers: the hotline needs [twilio] (account_sid) and a webhook listener "
+                "(webhooks.listen): Twilio reaches it there"
             )
         return self
 
@@ -874,6 +956,7 @@ class Settings(_Section):
     triage: TriageSettings = TriageSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     paging: PagingSettings = PagingSettings()
+    hotline: HotlineSettings = HotlineSettings()
     teams: dict[str, TeamSettings] = Field(default_factory=dict)
     people: dict[Annotated[str, Field(pattern=_NAME)], PersonSettings] = Field(default_factory=dict)
     oncall: dict[Annotated[str, Field(pattern=_NAME)], OncallScheduleSettings] = Field(default_factory=dict)

@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import Engine
 
 from intaked.backoffice import BackOfficeProcess
+from intaked.channels.hotline import register_hotline_routes
 from intaked.channels.imap import ImapMailboxWorker
 from intaked.channels.recordings import register_recording_routes
 from intaked.channels.smtp import SmtpIntakeServer
@@ -108,6 +109,8 @@ class Daemon:
             register_status_routes(routes)
             register_paging_routes(routes, self.settings)
             register_recording_routes(routes, self.settings)
+            if self.settings.hotline.enabled:
+                register_hotline_routes(routes, self.settings)
             self.webhooks = WebhookServer(self.settings, self.engine, self.executor, routes)
             self.webhooks_address = await self.webhooks.start()
 

@@ -2,7 +2,8 @@
 
 Jobs do nothing but wake a worker (``sla.check_seconds``: deadlines and warnings;
 ``lifecycle.sweep_interval``: the auto-close sweep; ``paging.check_seconds``: pages to start and
-escalation steps that are due). The workers run their passes on database
+escalation steps that are due; ``hotline.reconcile_interval``: calls whose webhooks were lost,
+from Twilio's Calls list). The workers run their passes on database
 threads; a pass that runs twice, or on two daemons at once, does no harm (advisory locks on
 PostgreSQL, conditional updates, outbox idempotency keys).
 """
@@ -18,6 +19,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
 from intaked.config import Settings
+from intaked.hotline.reconcile import reconcile_calls
+from intaked.outbound.twilio import TwilioClient
 from intaked.paging.engine import page_sends_due, run_due, start_pages_for_priorities
 from intaked.sla.context import SlaContext, build_context, load_overrides
 from intaked.sla.sweeper import sweep
@@ -102,6 +105,32 @@ class PagingWorker(WakeableWorker):
         return done
 
 
+class HotlineReconcileWorker(WakeableWorker):
+    """Ingests hotline calls whose webhooks were lost, from Twilio's Calls list, on start and every
+    ``hotline.reconcile_interval`` (intaked/hotline/reconcile.py)."""
+
+    def __init__(
+        self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._on_queued = on_queued
+        self._client: TwilioClient | None = None
+        super().__init__(
+            "hotline_reconcile",
+            executor,
+            self._pass,
+            poll_seconds=seconds(settings.hotline.reconcile_interval),
+        )
+
+    def _pass(self) -> int:
+        if self._client is None:
+            self._client = TwilioClient(self._settings.twilio)
+        if reconcile_calls(self._engine, self._settings, self._client):
+            self._on_queued()  # the acknowledgements of the calls it filed
+        return 0  # the next pass waits for the interval
+
+
 class Scheduler:
     """The working-time workers and the APScheduler jobs that wake them."""
 
@@ -112,6 +141,11 @@ class Scheduler:
         self.sweeper = SweepWorker(engine, executor, settings)
         self.paging = (
             PagingWorker(engine, executor, settings, on_queued) if settings.paging.policies else None
+        )
+        self.hotline = (
+            HotlineReconcileWorker(engine, executor, settings, on_queued)
+            if settings.twilio.enabled and settings.hotline.enabled
+            else None
         )
         self._settings = settings
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
@@ -145,6 +179,8 @@ class Scheduler:
                 coalesce=True,
                 max_instances=1,
             )
+        if self.hotline is not None:
+            self.hotline.start()  # a pass at once, then every hotline.reconcile_interval
         self._scheduler.start()
 
     async def stop(self) -> None:
@@ -154,3 +190,5 @@ class Scheduler:
         await self.sweeper.stop()
         if self.paging is not None:
             await self.paging.stop()
+        if self.hotline is not None:
+            await self.hotline.stop()

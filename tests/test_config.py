@@ -429,3 +429,18 @@ def test_check_config_exits_78_naming_the_key(tmp_path: Path, capsys: pytest.Cap
     assert main(["check-config", "--config", str(path)]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert "smtp_intake.protocol" in err and "smtp_intake.bogus: unknown key" in err
+
+
+def test_hotline_settings_name_the_key() -> None:
+    from intaked.config import HotlineSettings
+
+    with pytest.raises(ConfigError, match=re.escape("hotline.numbers: the hotline needs [twilio]")):
+        settings_from_mapping({"hotline": {"numbers": ["+886225551234"]}}, environ={})
+    with pytest.raises(ConfigError, match=r"hotline\.numbers\[0\]: .*not an E.164 number"):
+        settings_from_mapping({"hotline": {"numbers": ["02-2555-1234"]}}, environ={})
+    with pytest.raises(ConfigError, match=r"hotline.desk_calendar: no calendar named 'desk'"):
+        settings_from_mapping({"hotline": {"desk_calendar": "desk"}}, environ={})
+    with pytest.raises(ConfigError, match=r"hotline.sms_ack_prefixes: .*'09' is not a caller-id prefix"):
+        settings_from_mapping({"hotline": {"sms_ack_prefixes": ["09"]}}, environ={})
+    assert HotlineSettings(numbers=["+886 2 2555-1234"]).numbers == ["+886225551234"]
+    assert not Settings().hotline.enabled and Settings().hotline.repeat_window == "30m"

@@ -45,6 +45,8 @@ CALL_EVENTS: tuple[str, ...] = ("initiated", "ringing", "answered", "completed")
 CALL_ALREADY_ENDED_CODES = frozenset({20404, 21220})
 #: How many of a number's newest messages or calls reconciliation looks at.
 RECONCILE_LIMIT = 50
+#: At most this many calls per hotline number and reconciliation pass.
+HOTLINE_LIST_LIMIT = 1000
 
 
 class TwilioFailure(Exception):
@@ -78,6 +80,20 @@ class ProviderRecord:
     status: str
     body: str | None
     date_created: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedCall:
+    """A call as Twilio's Calls list shows it (what hotline reconciliation ingests)."""
+
+    sid: str
+    from_number: str
+    to: str
+    status: str
+    direction: str
+    start_time: dt.datetime | None
+    duration: int | None
+    caller_name: str | None
 
 
 class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
@@ -277,6 +293,39 @@ class TwilioClient:
             [ProviderRecord(c.sid, c.to, str(c.status), None, _parse_date(c.date_created)) for c in found],
             since,
         )
+
+    def list_calls_to(self, to: str, since: dt.datetime, limit: int = HOTLINE_LIST_LIMIT) -> list[ListedCall]:
+        """The calls to ``to`` that started at or after ``since`` (every page, at most ``limit``).
+        Twilio filters ``StartTime>`` by whole days (UTC): the rest is filtered here."""
+        day = dt.datetime.combine(since.astimezone(dt.UTC).date(), dt.time(0), dt.UTC)
+        found = self._call(
+            "list calls",
+            self._account.calls.list,
+            to=to,
+            start_time_after=day,
+            page_size=min(limit, 100),
+            limit=limit,
+        )
+        floor = since.replace(microsecond=0)
+        calls = []
+        for c in found:
+            started = _parse_date(c.start_time) or _parse_date(c.date_created)
+            if started is not None and started < floor:
+                continue
+            duration = str(c.duration or "")
+            calls.append(
+                ListedCall(
+                    sid=str(c.sid),
+                    from_number=str(c._from or ""),
+                    to=str(c.to or ""),
+                    status=str(c.status or ""),
+                    direction=str(c.direction or ""),
+                    start_time=started,
+                    duration=int(duration) if duration.isdigit() else None,
+                    caller_name=str(c.caller_name) if c.caller_name else None,
+                )
+            )
+        return calls
 
     @staticmethod
     def _since(records: list[ProviderRecord], since: dt.datetime) -> list[ProviderRecord]:

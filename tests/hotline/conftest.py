@@ -1,129 +1,79 @@
-"""Fixtures of the hotline tests: the Twilio tests' settings, store, Prism and fake phone network,
-and a ticket with a call on it, written directly with SQLAlchemy Core."""
+"""Fixtures of the hotline tests: settings with a hotline number, a directory, a QRC policy; the
+hotline webhooks on a real listener with the fake phone network pointed at them."""
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+import pytest
+from sqlalchemy import Engine
 
-from intaked.store.models import call_table, message_table, ticket_event_table, ticket_table
-from tests.twilio.conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    PUBLIC_URL,
-    _phone_session,
-    engine,
-    phone,
-    prism_mock,
-    twilio_api_url,
-    twilio_settings,
+from intaked.channels.hotline import INCOMING_PATH, STATUS_PATH, register_hotline_routes
+from intaked.channels.webhooks import WebhookRoutes
+from intaked.config import Settings
+from tests.support.phone import FakePhoneNetwork
+from tests.support.webhookd import RunningWebhooks, running_webhooks
+from tests.twilio import conftest as twilio_fixtures
+from tests.twilio.conftest import PUBLIC_URL, twilio_settings
+
+# The Twilio tests' fixtures: a migrated store, the fake phone network, Prism in front of it.
+engine = twilio_fixtures.engine
+phone = twilio_fixtures.phone
+_phone_session = twilio_fixtures._phone_session
+twilio_api_url = twilio_fixtures.twilio_api_url
+prism_mock = twilio_fixtures.prism_mock
+
+HOTLINE = "+886225551234"
+DESK = "+886225550000"
+CHEN = "+886911111111"  # QRC duty
+MOBILE_KNOWN = "+886912345678"  # 王小明 in the directory, wang@example.com
+LANDLINE_KNOWN = "+886223456789"  # 林美玲 in the directory, lin@example.com
+MOBILE_UNKNOWN = "+886987654321"
+LANDLINE_UNKNOWN = "+886227654321"
+SECURITY_LIST = "soc@example.com"
+
+DIRECTORY = (
+    "name,email,phone,department,site\n"
+    "王小明,wang@example.com,0912345678,製造部,竹科\n"
+    "林美玲,lin@example.com,02-2345-6789,財務部,台北\n"
 )
 
-__all__ = [
-    "ACCOUNT_SID",
-    "AUTH_TOKEN",
-    "PUBLIC_URL",
-    "_phone_session",
-    "engine",
-    "phone",
-    "prism_mock",
-    "twilio_api_url",
-    "twilio_settings",
-]
 
-CALLER = "+886912345678"
-HOTLINE = "+886212345678"
-
-
-def new_sid(prefix: str) -> str:
-    return prefix + secrets.token_hex(16)
-
-
-def make_call(
-    engine: Engine,
-    *,
-    number: str = "IT-202611-00001",
-    call_sid: str | None = None,
-    outcome: str = "in_progress",
-    with_message: bool = True,
-    started_at: dt.datetime | None = None,
-    **values: Any,
-) -> str:
-    """A phone ticket with one call (and its message unless ``with_message`` is false); the CallSid."""
-    sid = call_sid or new_sid("CA")
-    now = started_at or dt.datetime.now(dt.UTC)
-    with engine.begin() as conn:
-        ticket_id = conn.execute(select(ticket_table.c.id).where(ticket_table.c.number == number)).scalar()
-        if ticket_id is None:
-            ticket_id = conn.execute(
-                insert(ticket_table)
-                .values(
-                    number=number,
-                    channel="phone",
-                    subject=f"Call from {CALLER}",
-                    requester_phone=CALLER,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(ticket_table.c.id)
-            ).scalar_one()
-        message_id = None
-        if with_message:
-            message_id = conn.execute(
-                insert(message_table)
-                .values(
-                    ticket_id=ticket_id,
-                    direction="in",
-                    channel="phone",
-                    sender=CALLER,
-                    subject=f"Call from {CALLER}",
-                    body_text="Menu choice 2: other IT problem.",
-                    header_message_id=f"call:{sid}",
-                    created_at=now,
-                )
-                .returning(message_table.c.id)
-            ).scalar_one()
-        conn.execute(
-            insert(call_table).values(
-                call_sid=sid,
-                ticket_id=ticket_id,
-                message_id=message_id,
-                from_number=CALLER,
-                to_number=HOTLINE,
-                outcome=outcome,
-                started_at=now,
-                source="webhook",
-                created_at=now,
-                updated_at=now,
-                **values,
-            )
-        )
-    return sid
+def hotline_settings(
+    tmp_path: Path, api_base_url: str = "https://api.twilio.com", **overrides: Any
+) -> Settings:
+    """Paging on, the hotline on ``HOTLINE``, the directory above, a P1 policy paging CHEN."""
+    directory = tmp_path / "directory.csv"
+    directory.write_text(DIRECTORY, encoding="utf-8")
+    sections: dict[str, Any] = {
+        "hotline": {"numbers": [HOTLINE], "security_notify": SECURITY_LIST},
+        "directory": {"path": str(directory)},
+        "outbound_mail": {"from_address": "helpdesk@example.com"},
+        "people": {"chen": {"phone": CHEN}},
+        "oncall": {"qrc_duty": {"people": ["chen"]}},
+        "paging": {
+            "policies": {"P1": {"repeat": 1, "steps": [{"targets": [{"oncall": "qrc_duty"}]}]}},
+        },
+    }
+    for section, values in overrides.items():
+        sections.setdefault(section, {}).update(values)
+    return twilio_settings(api_base_url, **sections)
 
 
-def call_row(engine: Engine, call_sid: str) -> Any:
-    with engine.connect() as conn:
-        return conn.execute(select(call_table).where(call_table.c.call_sid == call_sid)).mappings().one()
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return hotline_settings(tmp_path)
 
 
-def ticket_of(engine: Engine, call_sid: str) -> Any:
-    with engine.connect() as conn:
-        return (
-            conn.execute(
-                select(ticket_table)
-                .join(call_table, call_table.c.ticket_id == ticket_table.c.id)
-                .where(call_table.c.call_sid == call_sid)
-            )
-            .mappings()
-            .one()
-        )
-
-
-def event_kinds(engine: Engine) -> list[str]:
-    with engine.connect() as conn:
-        return list(
-            conn.execute(select(ticket_event_table.c.kind).order_by(ticket_event_table.c.id)).scalars()
-        )
+@pytest.fixture
+def hotline(settings: Settings, engine: Engine, phone: FakePhoneNetwork) -> Iterator[RunningWebhooks]:
+    """The hotline's webhooks on a real listener; the fake network's incoming calls reach them."""
+    routes = WebhookRoutes()
+    register_hotline_routes(routes, settings)
+    with running_webhooks(settings, engine, routes) as running:
+        phone.deliver_to(PUBLIC_URL, running.base_url)
+        phone.inbound_voice_url = PUBLIC_URL + INCOMING_PATH
+        phone.hotline_status_url = PUBLIC_URL + STATUS_PATH
+        yield running

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, update
 from intaked.cli import main
 from intaked.hotline.cli import excerpt, parse_since
 from intaked.store.models import ticket_table
-from tests.hotline.conftest import make_call
+from tests.hotline.calls_support import make_call
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 

@@ -38,7 +38,7 @@ from intaked.store.models import (
     ticket_event_table,
     webhook_receipt_table,
 )
-from tests.hotline.conftest import (
+from tests.hotline.calls_support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     PUBLIC_URL,

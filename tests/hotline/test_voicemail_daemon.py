@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from intaked.channels.recordings import RECORDING_PATH, TRANSCRIPTION_PATH
-from tests.hotline.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, call_row, make_call, new_sid
+from tests.hotline.calls_support import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, call_row, make_call, new_sid
 from tests.hotline.test_recordings import AUDIO, attachments, recording_params, transcription_params
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.phone import FakePhoneNetwork

@@ -10,6 +10,10 @@ REST (API v2010, form-encoded, Basic auth not checked here; Prism checks it):
 - ``GET .../Messages.json`` and ``Calls.json`` with ``To``: that number's resources, newest first;
 - ``GET .../Recordings/{Sid}.wav`` (``.mp3``): recording media, Basic auth required (:class:`RecordingMedia`).
 
+Incoming calls (:meth:`FakePhoneNetwork.place_call`, tests/support/incoming_calls.py): a caller
+dials one of our hotline numbers; the network drives intaked's voice webhooks per a script and the
+call shows up in the Calls list.
+
 Every request is recorded (:attr:`FakePhoneNetwork.requests`). Per-number scripts
 (:class:`Script`, set with :meth:`FakePhoneNetwork.script`) say what happens next; the callbacks
 are POSTed to the URLs our requests gave, signed exactly as Twilio signs them
@@ -45,6 +49,7 @@ from typing import Any
 from twilio.request_validator import RequestValidator
 
 from tests.support.dovecot import free_port
+from tests.support.incoming_calls import CallerScript, PlacedCall, drive_incoming_call
 
 API_PREFIX = "/2010-04-01/Accounts/"
 
@@ -215,6 +220,8 @@ class FakePhoneNetwork:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.hang_seconds = 3.0
         self.inbound_sms_url = ""  # where replies go (public URL of our SMS webhook)
+        self.inbound_voice_url = ""  # a hotline number's "A call comes in" webhook (public URL)
+        self.hotline_status_url = ""  # its "Call status changes" webhook (public URL)
         self._lock = threading.Lock()
         self._deliver: tuple[str, str] | None = None  # (public URL, socket URL)
         self._server: ThreadingHTTPServer | None = None
@@ -276,6 +283,40 @@ class FakePhoneNetwork:
             ("ApiVersion", "2010-04-01"),
         )
         return self.post_signed(self.inbound_sms_url, params)
+
+    def place_call(
+        self,
+        from_number: str,
+        to_number: str,
+        script: CallerScript | None = None,
+        *,
+        call_sid: str | None = None,
+    ) -> PlacedCall:
+        """A caller dials ``to_number`` (one of ours): Twilio asks :attr:`inbound_voice_url` what to
+        do and follows the TwiML per ``script`` (tests/support/incoming_calls.py), then posts the
+        call's end to :attr:`hotline_status_url`. Synchronous; returns every webhook and answer."""
+        return drive_incoming_call(
+            self,
+            from_number,
+            to_number,
+            script or CallerScript(),
+            voice_url=self.inbound_voice_url,
+            status_url=self.hotline_status_url,
+            call_sid=call_sid,
+        )
+
+    def note_incoming_call(self, sid: str, from_number: str, to_number: str) -> None:
+        """An incoming call exists from now on (listed by ``GET .../Calls.json``)."""
+        params = (("From", from_number), ("To", to_number), ("Direction", "inbound"))
+        with self._lock:
+            self.resources[sid] = _Resource("call", sid, params, time.time(), status="ringing")
+
+    def note_call_ended(self, sid: str, status: str, duration: int) -> None:
+        with self._lock:
+            call = self.resources.get(sid)
+            if call is not None:
+                call.status = status
+                call.params = (*call.params, ("Duration", str(duration)))
 
     # -- webhooks --------------------------------------------------------------------------------
 
@@ -455,10 +496,10 @@ class FakePhoneNetwork:
             "to_formatted": resource.get("To"),
             "from_formatted": resource.get("From"),
             "phone_number_sid": None,
-            "start_time": None,
+            "start_time": created if resource.get("Direction") == "inbound" else None,
             "end_time": None,
-            "duration": None,
-            "direction": "outbound-api",
+            "duration": resource.get("Duration"),
+            "direction": resource.get("Direction") or "outbound-api",
             "answered_by": resource.answered_by,
             "forwarded_from": None,
             "group_sid": None,

@@ -1,0 +1,169 @@
+"""The hotline's webhooks: Twilio asks what to do with a call to a hotline number, and reports
+the key pressed, the desk's answer, the voicemail and the call's end. Registered on the daemon's
+webhook listener (intaked/channels/webhooks.py), which has checked the signature first: a forged
+request gets 403 and files nothing.
+
+- ``/twilio/voice/incoming`` (the number's "A call comes in"): files the ticket (or joins the
+  caller's open one), answers with the greeting and the one-key menu;
+- ``/twilio/voice/menu`` (the menu's ``<Gather>`` action; no ``Digits``: 2): routes the ticket,
+  reads its number digit by digit, then rings the desk during its working time or goes to the
+  voicemail (``<Record>``);
+- ``/twilio/voice/dial-done`` (``<Dial>`` action, ``DialCallStatus``): answered by the desk, or on
+  to the voicemail;
+- ``/twilio/voice/recorded`` (``<Record>`` action: RecordingUrl, RecordingDuration, Digits): a
+  voicemail was left (duration > 0); thanks and hangs up;
+- ``/twilio/status/hotline`` (the number's "Call status changes": CallStatus, CallDuration): the
+  call's end; a call that ended without a voicemail or the desk is a missed call.
+
+The recording and transcription callbacks (``/twilio/voice/recording``,
+``/twilio/voice/transcription``) belong to the voicemail recordings part.
+
+Each handler is one transaction. A call whose incoming webhook was lost is recorded by whichever
+webhook of it arrives first (the parameters carry From and To). Replays change nothing: the call
+is idempotent on its CallSid, the menu's first choice counts, and the voicemail, desk and status
+events are kept in ``webhook_receipts``.
+"""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import Connection, Engine
+
+from intaked.channels.webhooks import WebhookRequest, WebhookResponse, WebhookRoutes, record_receipt
+from intaked.config import Settings
+from intaked.hotline.calls import (
+    CallFacts,
+    call_status,
+    desk_available,
+    record_call,
+    set_menu_choice,
+    voicemail_left,
+)
+from intaked.hotline.twiml import (
+    DIAL_DONE_PATH,
+    MENU_PATH,
+    RECORDED_PATH,
+    HotlineUrls,
+    after_menu_twiml,
+    goodbye_twiml,
+    greeting_twiml,
+    refused_twiml,
+    voicemail_twiml,
+)
+from intaked.paging.texts import empty_twiml
+
+log = structlog.get_logger(__name__)
+
+INCOMING_PATH = "/twilio/voice/incoming"
+STATUS_PATH = "/twilio/status/hotline"
+DESK_ANSWERED = frozenset({"completed", "answered"})
+
+
+def _int(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _facts(request: WebhookRequest) -> CallFacts:
+    return CallFacts(
+        call_sid=request.get("CallSid") or "",
+        from_number=(request.get("From") or "").strip(),
+        to_number=(request.get("To") or "").strip(),
+        caller_name=request.get("CallerName") or None,
+        started_at=request.received_at,
+        status=request.get("CallStatus") or None,
+    )
+
+
+def register_hotline_routes(routes: WebhookRoutes, settings: Settings) -> None:
+    """Add the hotline handlers to ``routes`` (only when ``hotline.numbers`` is set)."""
+    urls = HotlineUrls.from_settings(settings)
+    numbers = frozenset(settings.hotline.numbers)
+
+    def ensure_call(conn: Connection, request: WebhookRequest) -> bool:
+        """Record the call if its incoming webhook never came; False when it is not a hotline call."""
+        facts = _facts(request)
+        if not facts.call_sid or facts.to_number not in numbers:
+            return False
+        record_call(conn, settings, facts, request.received_at)
+        return True
+
+    def incoming(engine: Engine, request: WebhookRequest) -> WebhookResponse:
+        facts = _facts(request)
+        if not facts.call_sid or facts.to_number not in numbers:
+            log.warning("hotline_call_refused", call_sid=facts.call_sid, to=facts.to_number)
+            return WebhookResponse.twiml(refused_twiml(settings))
+        with engine.begin() as conn:
+            record_call(conn, settings, facts, request.received_at)
+        return WebhookResponse.twiml(greeting_twiml(settings, urls))
+
+    def menu(engine: Engine, request: WebhookRequest) -> WebhookResponse:
+        sid = request.get("CallSid") or ""
+        with engine.begin() as conn:
+            if not ensure_call(conn, request):
+                return WebhookResponse.twiml(refused_twiml(settings))
+            outcome = set_menu_choice(conn, settings, sid, request.get("Digits"), request.received_at)
+            dial = desk_available(conn, settings, request.received_at)
+        return WebhookResponse.twiml(
+            after_menu_twiml(
+                settings,
+                urls,
+                ticket_number=outcome.ticket_number,
+                joined=outcome.joined,
+                emergency=outcome.emergency,
+                paged=outcome.paged,
+                dial_desk=dial,
+            )
+        )
+
+    def dial_done(engine: Engine, request: WebhookRequest) -> WebhookResponse:
+        sid = request.get("CallSid") or ""
+        dial_status = (request.get("DialCallStatus") or "").strip()
+        answered = dial_status in DESK_ANSWERED
+        with engine.begin() as conn:
+            if not ensure_call(conn, request):
+                return WebhookResponse.twiml(empty_twiml())
+            if answered and record_receipt(
+                conn, "hotline_dial", sid, dial_status, request.params, request.received_at
+            ):
+                call_status(conn, settings, sid, "in-progress", None, True, request.received_at)
+        if answered:
+            return WebhookResponse.twiml(goodbye_twiml(settings, left_message=False))
+        return WebhookResponse.twiml(voicemail_twiml(settings, urls))
+
+    def recorded(engine: Engine, request: WebhookRequest) -> WebhookResponse:
+        sid = request.get("CallSid") or ""
+        seconds = _int(request.get("RecordingDuration")) or 0
+        left = bool(request.get("RecordingUrl")) and seconds > 0
+        with engine.begin() as conn:
+            if not ensure_call(conn, request):
+                return WebhookResponse.twiml(empty_twiml())
+            if left and record_receipt(
+                conn, "hotline_recorded", sid, "recorded", request.params, request.received_at
+            ):
+                voicemail_left(conn, settings, sid, seconds, request.received_at)
+        return WebhookResponse.twiml(goodbye_twiml(settings, left_message=left))
+
+    def status(engine: Engine, request: WebhookRequest) -> WebhookResponse:
+        sid = request.get("CallSid") or ""
+        call_state = (request.get("CallStatus") or "").strip()
+        with engine.begin() as conn:
+            if not ensure_call(conn, request):
+                return WebhookResponse.empty()
+            if record_receipt(conn, "hotline_status", sid, call_state, request.params, request.received_at):
+                call_status(
+                    conn,
+                    settings,
+                    sid,
+                    call_state or None,
+                    _int(request.get("CallDuration")),
+                    False,
+                    request.received_at,
+                )
+        return WebhookResponse.empty()
+
+    routes.register(INCOMING_PATH, incoming)
+    routes.register(MENU_PATH, menu)
+    routes.register(DIAL_DONE_PATH, dial_done)
+    routes.register(RECORDED_PATH, recorded)
+    routes.register(STATUS_PATH, status)

@@ -1,0 +1,114 @@
+"""Reconciliation of hotline calls: webhooks get lost while the daemon is down, Twilio's Calls
+list does not. On start and every ``hotline.reconcile_interval``, each hotline number's calls
+since its checkpoint (``hotline_checkpoints``, name ``calls:<number>``) are listed and ingested
+with the same functions the webhooks use (intaked/hotline/calls.py): ``record_call`` (source
+``reconciliation``; a CallSid already known files nothing) and, for a call that is over,
+``call_status`` with its final status, under the same ``webhook_receipts`` key as the status
+webhook, so the two never both count. A call still in progress holds the checkpoint back until
+it has ended. The first pass looks back ``FIRST_LOOKBACK``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import structlog
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from intaked.channels.webhooks import record_receipt
+from intaked.config import Settings
+from intaked.hotline.calls import FINAL_STATUSES, CallFacts, call_status, record_call
+from intaked.outbound.twilio import ListedCall, TwilioClient, TwilioFailure
+from intaked.store.models import hotline_checkpoint_table
+from intaked.store.types import utcnow
+
+log = structlog.get_logger(__name__)
+
+FIRST_LOOKBACK = dt.timedelta(days=1)
+SOURCE = "reconciliation"
+_checkpoints = hotline_checkpoint_table
+
+
+def checkpoint_name(number: str) -> str:
+    return f"calls:{number}"
+
+
+def _covered_until(engine: Engine, name: str) -> dt.datetime | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(_checkpoints.c.covered_until).where(_checkpoints.c.name == name)
+        ).scalar_one_or_none()
+
+
+def _save_checkpoint(
+    conn: Connection, name: str, now: dt.datetime, *, covered_until: dt.datetime | None, error: str | None
+) -> None:
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    values = {"name": name, "last_run_at": now, "last_error": error, "updated_at": now}
+    changes = {"last_run_at": now, "last_error": error, "updated_at": now}
+    if covered_until is not None:
+        values["covered_until"] = covered_until
+        changes["covered_until"] = covered_until
+    conn.execute(
+        dialect_insert(_checkpoints)
+        .values(**values)
+        .on_conflict_do_update(index_elements=[_checkpoints.c.name], set_=changes)
+    )
+
+
+def ingest_listed_call(engine: Engine, settings: Settings, listed: ListedCall, now: dt.datetime) -> bool:
+    """Record one listed call (and its end, when it is over) in one transaction; True when it
+    was new to us."""
+    facts = CallFacts(
+        call_sid=listed.sid,
+        from_number=listed.from_number,
+        to_number=listed.to,
+        caller_name=listed.caller_name,
+        started_at=listed.start_time or now,
+        status=listed.status or None,
+        source=SOURCE,
+    )
+    with engine.begin() as conn:
+        filed = record_call(conn, settings, facts, now)
+        if listed.status in FINAL_STATUSES and record_receipt(
+            conn,
+            "hotline_status",
+            listed.sid,
+            listed.status,
+            [("CallStatus", listed.status), ("CallDuration", str(listed.duration or "")), ("source", SOURCE)],
+            now,
+        ):
+            call_status(conn, settings, listed.sid, listed.status, listed.duration, False, now)
+    return filed.created
+
+
+def reconcile_calls(
+    engine: Engine, settings: Settings, client: TwilioClient, now: dt.datetime | None = None
+) -> int:
+    """One pass over every hotline number; returns how many calls were new to us."""
+    now = now or utcnow()
+    filed = 0
+    for number in settings.hotline.numbers:
+        name = checkpoint_name(number)
+        since = _covered_until(engine, name) or now - FIRST_LOOKBACK
+        bound = log.bind(number=number, since=since.isoformat())
+        try:
+            listed = client.list_calls_to(number, since)
+        except TwilioFailure as exc:
+            bound.warning("hotline_reconcile_failed", error=str(exc))
+            with engine.begin() as conn:
+                _save_checkpoint(conn, name, now, covered_until=None, error=str(exc)[:2000])
+            continue
+        covered = now
+        for call in sorted(listed, key=lambda c: (c.start_time or now, c.sid)):
+            if not call.direction.startswith("inbound"):
+                continue
+            if call.status not in FINAL_STATUSES and call.start_time is not None:
+                covered = min(covered, call.start_time)  # look again until it has ended
+            if ingest_listed_call(engine, settings, call, now):
+                filed += 1
+                log.info("hotline_call_reconciled", call_sid=call.sid, status=call.status)
+        with engine.begin() as conn:
+            _save_checkpoint(conn, name, now, covered_until=covered, error=None)
+    return filed

@@ -1,0 +1,182 @@
+"""What a hotline caller hears: TwiML documents, Traditional Chinese first, then English.
+
+Pure functions of the settings and the call's facts. The webhooks (intaked/channels/hotline.py)
+give every ``action`` and callback as an absolute URL under ``webhooks.public_url``, so Twilio
+signs exactly what the listener checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.etree import ElementTree as ET
+
+from intaked.config import Settings
+from intaked.paging.texts import spell_digits
+
+MENU_PATH = "/twilio/voice/menu"
+DIAL_DONE_PATH = "/twilio/voice/dial-done"
+RECORDED_PATH = "/twilio/voice/recorded"
+#: Implemented by the voicemail recordings part (the recording and transcription callbacks).
+RECORDING_PATH = "/twilio/voice/recording"
+TRANSCRIPTION_PATH = "/twilio/voice/transcription"
+
+
+@dataclass(frozen=True, slots=True)
+class HotlineUrls:
+    """The absolute URLs Twilio is given in our TwiML."""
+
+    menu: str
+    dial_done: str
+    recorded: str
+    recording: str
+    transcription: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HotlineUrls:
+        base = settings.webhooks.public_url.rstrip("/")
+        return cls(
+            menu=base + MENU_PATH,
+            dial_done=base + DIAL_DONE_PATH,
+            recorded=base + RECORDED_PATH,
+            recording=base + RECORDING_PATH,
+            transcription=base + TRANSCRIPTION_PATH,
+        )
+
+
+def _xml(element: ET.Element) -> str:
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(element, encoding="unicode")
+
+
+def _say(parent: ET.Element, settings: Settings, zh: str, en: str) -> None:
+    twilio = settings.twilio
+    ET.SubElement(parent, "Say", {"language": twilio.language_zh, "voice": twilio.voice_zh}).text = zh
+    ET.SubElement(parent, "Say", {"language": twilio.language_en, "voice": twilio.voice_en}).text = en
+
+
+def greeting_twiml(settings: Settings, urls: HotlineUrls) -> str:
+    """The greeting (spoken, or ``hotline.greeting_url`` played) inside a one-key ``<Gather>``;
+    no key within ``hotline.menu_seconds``: on to the menu action without ``Digits`` (counts as 2)."""
+    hotline = settings.hotline
+    response = ET.Element("Response")
+    gather = ET.SubElement(
+        response,
+        "Gather",
+        {
+            "input": "dtmf",
+            "numDigits": "1",
+            "timeout": str(hotline.menu_seconds),
+            "action": urls.menu,
+            "method": "POST",
+        },
+    )
+    if hotline.greeting_url:
+        ET.SubElement(gather, "Play").text = hotline.greeting_url
+    else:
+        _say(gather, settings, hotline.greeting_zh, hotline.greeting_en)
+    ET.SubElement(response, "Redirect", {"method": "POST"}).text = urls.menu
+    return _xml(response)
+
+
+def refused_twiml(settings: Settings) -> str:
+    """A call to a number that is not a hotline number: a polite word, then hang up."""
+    response = ET.Element("Response")
+    _say(
+        response,
+        settings,
+        "您好，此號碼不是 IT 服務台專線，請改撥 IT 服務台專線。謝謝。",
+        "Sorry, this is not the IT service desk line. Please call the IT hotline. Thank you.",
+    )
+    ET.SubElement(response, "Hangup")
+    return _xml(response)
+
+
+def _record(response: ET.Element, settings: Settings, urls: HotlineUrls) -> None:
+    _say(
+        response,
+        settings,
+        "請在嗶聲後留言，說明您的姓名、分機與問題，說完請按井字鍵。",
+        "Please leave a message after the beep with your name, extension and the problem; "
+        "press the pound key when done.",
+    )
+    ET.SubElement(
+        response,
+        "Record",
+        {
+            "maxLength": str(settings.hotline.record_max_seconds),
+            "finishOnKey": "#",
+            "playBeep": "true",
+            "action": urls.recorded,
+            "method": "POST",
+            "recordingStatusCallback": urls.recording,
+            "recordingStatusCallbackMethod": "POST",
+            "recordingStatusCallbackEvent": "completed absent failed",
+            "transcribe": "true",
+            "transcribeCallback": urls.transcription,
+        },
+    )
+    # Reached only when the recording ends without one (silence, time-out with nothing recorded).
+    ET.SubElement(response, "Hangup")
+
+
+def after_menu_twiml(
+    settings: Settings,
+    urls: HotlineUrls,
+    *,
+    ticket_number: str,
+    joined: bool,
+    emergency: bool,
+    paged: bool,
+    dial_desk: bool,
+) -> str:
+    """The ticket number read digit by digit, then the desk (``<Dial>``) or the voicemail."""
+    spelled = spell_digits(ticket_number)
+    response = ET.Element("Response")
+    if joined:
+        zh = f"您的來電已加入案件，案件編號 {spelled}。"
+        en = f"Your call was added to ticket {spelled}."
+    else:
+        zh = f"已為您建立案件，案件編號 {spelled}。"
+        en = f"Your ticket number is {spelled}."
+    if emergency and paged:
+        zh += "緊急應變小組已收到通知。"
+        en += " The quick response team has been paged."
+    _say(response, settings, zh, en)
+    if dial_desk:
+        _say(response, settings, "正在為您轉接服務台，請稍候。", "Connecting you to the service desk.")
+        dial = ET.SubElement(
+            response,
+            "Dial",
+            {
+                "timeout": str(settings.hotline.desk_dial_seconds),
+                "action": urls.dial_done,
+                "method": "POST",
+            },  # no callerId: the desk sees the caller's own number
+        )
+        ET.SubElement(dial, "Number").text = settings.hotline.desk_number
+        return _xml(response)
+    _record(response, settings, urls)
+    return _xml(response)
+
+
+def voicemail_twiml(settings: Settings, urls: HotlineUrls) -> str:
+    """The desk did not answer: straight to the voicemail."""
+    response = ET.Element("Response")
+    _say(response, settings, "服務台目前無法接聽。", "The service desk cannot take your call right now.")
+    _record(response, settings, urls)
+    return _xml(response)
+
+
+def goodbye_twiml(settings: Settings, *, left_message: bool) -> str:
+    """After the voicemail (or the desk's conversation): thank the caller and hang up."""
+    response = ET.Element("Response")
+    if left_message:
+        _say(
+            response,
+            settings,
+            "已收到您的留言，我們會盡快回電。謝謝，再見。",
+            "We have your message and will call you back. Thank you, goodbye.",
+        )
+    else:
+        _say(response, settings, "謝謝您的來電，再見。", "Thank you for calling, goodbye.")
+    ET.SubElement(response, "Hangup")
+    return _xml(response)

@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
 from intaked.config import Settings
-from intaked.hotline.reconcile import reconcile_calls
+from intaked.hotline.reconcile import reconcile_calls, reconcile_recordings
 from intaked.outbound.twilio import TwilioClient
 from intaked.paging.engine import page_sends_due, run_due, start_pages_for_priorities
 from intaked.sla.context import SlaContext, build_context, load_overrides
@@ -126,8 +126,9 @@ class HotlineReconcileWorker(WakeableWorker):
     def _pass(self) -> int:
         if self._client is None:
             self._client = TwilioClient(self._settings.twilio)
-        if reconcile_calls(self._engine, self._settings, self._client):
-            self._on_queued()  # the acknowledgements of the calls it filed
+        filed = reconcile_calls(self._engine, self._settings, self._client)
+        if filed + reconcile_recordings(self._engine, self._settings, self._client):
+            self._on_queued()  # the acknowledgements of the calls it filed, the downloads it queued
         return 0  # the next pass waits for the interval
 
 

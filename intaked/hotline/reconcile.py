@@ -6,6 +6,13 @@ with the same functions the webhooks use (intaked/hotline/calls.py): ``record_ca
 ``call_status`` with its final status, under the same ``webhook_receipts`` key as the status
 webhook, so the two never both count. A call still in progress holds the checkpoint back until
 it has ended. The first pass looks back ``FIRST_LOOKBACK``.
+
+Recordings the same way (checkpoint ``recordings``): every call since the checkpoint that ended
+without a voicemail being heard of (no ``recording_sid``, not answered by the desk) has its
+recordings listed, and each is applied like its lost ``recordingStatusCallback``
+(intaked/hotline/callbacks.py ``apply_recording_status``, under the same receipt key: applied
+once, whichever comes first); a completed one queues the download. The checkpoint stays
+``RECORDING_GRACE`` behind, so a recording that completes just after its call is still found.
 """
 
 from __future__ import annotations
@@ -18,14 +25,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.channels.webhooks import record_receipt
 from intaked.config import Settings
+from intaked.hotline.callbacks import RecordingStatus, apply_recording_status
 from intaked.hotline.calls import FINAL_STATUSES, CallFacts, call_status, record_call
 from intaked.outbound.twilio import ListedCall, TwilioClient, TwilioFailure
-from intaked.store.models import hotline_checkpoint_table
+from intaked.store.models import call_table, hotline_checkpoint_table
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
 
 FIRST_LOOKBACK = dt.timedelta(days=1)
+RECORDING_GRACE = dt.timedelta(minutes=10)
+RECORDINGS_CHECKPOINT = "recordings"
 SOURCE = "reconciliation"
 _checkpoints = hotline_checkpoint_table
 
@@ -112,3 +122,71 @@ def reconcile_calls(
         with engine.begin() as conn:
             _save_checkpoint(conn, name, now, covered_until=covered, error=None)
     return filed
+
+
+def reconcile_recordings(
+    engine: Engine, settings: Settings, client: TwilioClient, now: dt.datetime | None = None
+) -> int:
+    """One pass over the calls that ended without a voicemail heard of; returns how many
+    recordings were applied (a download queued, or the call marked missed)."""
+    now = now or utcnow()
+    since = _covered_until(engine, RECORDINGS_CHECKPOINT) or now - FIRST_LOOKBACK
+    calls = call_table
+    with engine.connect() as conn:
+        waiting = (
+            conn.execute(
+                select(calls.c.call_sid).where(
+                    calls.c.started_at >= since,
+                    calls.c.recording_sid.is_(None),
+                    calls.c.outcome != "answered_by_desk",
+                    calls.c.ended_at.is_not(None),
+                )
+            )
+            .scalars()
+            .all()
+        )
+    applied = 0
+    error: str | None = None
+    for call_sid in waiting:
+        try:
+            listed = client.list_recordings_of(call_sid)
+        except TwilioFailure as exc:
+            error = str(exc)[:2000]
+            log.warning("hotline_recordings_reconcile_failed", call_sid=call_sid, error=error)
+            break
+        for recording in listed:
+            status = RecordingStatus(
+                account_sid=settings.twilio.account_sid,
+                call_sid=call_sid,
+                recording_sid=recording.sid,
+                recording_url="",  # the media URL is built from the Sid and our account
+                status="completed" if recording.status == "completed" else recording.status,
+                duration=recording.duration,
+                error_code=recording.error_code,
+            )
+            params = [
+                ("CallSid", call_sid),
+                ("RecordingSid", recording.sid),
+                ("RecordingStatus", recording.status),
+                ("RecordingDuration", str(recording.duration or "")),
+                ("source", SOURCE),
+            ]
+            with engine.begin() as conn:
+                outcome = apply_recording_status(conn, settings, status, params, now)
+            if outcome in ("queued", "missed", "refused"):
+                applied += 1
+                log.info(
+                    "hotline_recording_reconciled",
+                    call_sid=call_sid,
+                    recording_sid=recording.sid,
+                    outcome=outcome,
+                )
+    with engine.begin() as conn:
+        _save_checkpoint(
+            conn,
+            RECORDINGS_CHECKPOINT,
+            now,
+            covered_until=None if error else max(since, now - RECORDING_GRACE),
+            error=error,
+        )
+    return applied

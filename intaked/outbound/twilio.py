@@ -96,6 +96,17 @@ class ListedCall:
     caller_name: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ListedRecording:
+    """A recording as Twilio's Recordings list shows it (what voicemail reconciliation applies)."""
+
+    sid: str
+    call_sid: str
+    status: str
+    duration: int | None
+    error_code: str
+
+
 class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """twilio-python's HTTP client, sending every ``*.twilio.com`` request to ``base_url`` instead,
     and keeping the last error body per thread (Prism's validation text is otherwise lost)."""
@@ -293,6 +304,23 @@ class TwilioClient:
             [ProviderRecord(c.sid, c.to, str(c.status), None, _parse_date(c.date_created)) for c in found],
             since,
         )
+
+    def list_recordings_of(self, call_sid: str) -> list[ListedRecording]:
+        """The recordings of call ``call_sid`` (a voicemail whose callback was lost)."""
+        found = self._call("list recordings", self._account.recordings.list, call_sid=call_sid, limit=20)
+        out = []
+        for r in found:
+            duration = str(r.duration or "")
+            out.append(
+                ListedRecording(
+                    sid=str(r.sid),
+                    call_sid=str(r.call_sid or call_sid),
+                    status=str(r.status or ""),
+                    duration=int(duration) if duration.isdigit() else None,
+                    error_code=str(r.error_code) if r.error_code else "",
+                )
+            )
+        return out
 
     def list_calls_to(self, to: str, since: dt.datetime, limit: int = HOTLINE_LIST_LIMIT) -> list[ListedCall]:
         """The calls to ``to`` that started at or after ``since`` (every page, at most ``limit``).

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from intaked.hotline.reconcile import checkpoint_name, reconcile_calls
+from intaked.hotline.reconcile import checkpoint_name, reconcile_calls, reconcile_recordings
 from intaked.outbound.twilio import TwilioClient
 from intaked.store.models import call_table, hotline_checkpoint_table, outbox_table, ticket_table
 from tests.hotline.conftest import HOTLINE, LANDLINE_UNKNOWN, MOBILE_UNKNOWN, hotline_settings
@@ -55,3 +55,29 @@ def test_calls_missed_while_down_are_filed_once_by_reconciliation(
     assert checkpoint["covered_until"] >= start
     lists = [r for r in phone.requests if r.method == "GET" and r.path.endswith("/Calls.json")]
     assert lists and all(r.get("To") == HOTLINE and r.get("StartTime>") for r in lists)
+
+
+def test_a_voicemail_whose_callbacks_were_lost_is_found_in_the_recordings_list(
+    tmp_path: Path, engine: Engine, phone: FakePhoneNetwork, twilio_api_url: str, hotline: RunningWebhooks
+) -> None:
+    """The call's own webhooks got through, its recording callbacks did not (intaked went down
+    as the caller recorded): reconciliation applies the recording once and queues its download."""
+    settings = hotline_settings(tmp_path, twilio_api_url)
+    client = TwilioClient(settings.twilio)
+    phone.recording_callbacks_lost = True
+    call = phone.place_call(MOBILE_UNKNOWN, HOTLINE, CallerScript(press="2", voicemail_seconds=30))
+    (row,) = table_rows(engine, call_table)
+    assert row["call_sid"] == call.sid and row["recording_sid"] is None, "no recording callback arrived"
+
+    now = dt.datetime.now(dt.UTC)
+    reconcile_calls(engine, settings, client, now=now)
+    assert reconcile_recordings(engine, settings, client, now=now) == 1
+    assert reconcile_recordings(engine, settings, client, now=now) == 0, "applied once"
+    (row,) = table_rows(engine, call_table)
+    assert row["recording_sid"] is not None and row["recording_seconds"] == 30
+    downloads = [r for r in table_rows(engine, outbox_table) if r["kind"] == "recording"]
+    assert [d["recipient"] for d in downloads] == [call.sid]
+    lists = [r for r in phone.requests if r.method == "GET" and r.path.endswith("/Recordings.json")]
+    assert [r.get("CallSid") for r in lists] == [call.sid], "only the call without a recording is looked up"
+    checkpoint = {c["name"]: c for c in table_rows(engine, hotline_checkpoint_table)}["recordings"]
+    assert checkpoint["last_error"] is None and checkpoint["covered_until"] <= now

@@ -155,6 +155,7 @@ def drive_incoming_call(
         recording_url = (
             f"{network.base_url}/2010-04-01/Accounts/{network.account_sid}/Recordings/{recording_sid}"
         )
+        network.note_recording(call.sid, recording_sid, seconds, None if seconds > 0 else 16102)
         if seconds > 0 or hung_up:
             action = urllib.parse.urljoin(url, verb.get("action") or url)
             reply = post(
@@ -168,6 +169,8 @@ def drive_incoming_call(
             if not hung_up:
                 follow(action, reply)
         callback = verb.get("recordingStatusCallback")
+        if network.recording_callbacks_lost:  # Twilio's tries failed (intaked was unreachable)
+            return
         if callback:
             status_params = [
                 ("AccountSid", network.account_sid),

@@ -8,7 +8,9 @@ REST (API v2010, form-encoded, Basic auth not checked here; Prism checks it):
 - ``POST .../Calls/{Sid}.json`` with ``Status=canceled|completed``: cancel (queued, ringing) or hang
   up (in progress); 404 / code 20404 for an unknown Sid;
 - ``GET .../Messages.json`` and ``Calls.json`` with ``To``: that number's resources, newest first;
-- ``GET .../Recordings/{Sid}.wav`` (``.mp3``): recording media, Basic auth required (:class:`RecordingMedia`).
+- ``GET .../Recordings/{Sid}.wav`` (``.mp3``): recording media, Basic auth required (:class:`RecordingMedia`);
+- ``GET .../Recordings.json`` with ``CallSid``: the recordings callers left
+  (:meth:`FakePhoneNetwork.note_recording`).
 
 Incoming calls (:meth:`FakePhoneNetwork.place_call`, tests/support/incoming_calls.py): a caller
 dials one of our hotline numbers; the network drives intaked's voice webhooks per a script and the
@@ -227,6 +229,8 @@ class FakePhoneNetwork:
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self.media = RecordingMedia(account_sid, auth_token)
+        self.recordings: list[dict[str, Any]] = []  # GET .../Recordings.json (voicemails left)
+        self.recording_callbacks_lost = False  # place_call: recording callbacks never reach us
         self.reset()
 
     # -- test controls ---------------------------------------------------------------------------
@@ -240,6 +244,8 @@ class FakePhoneNetwork:
             self.resources: dict[str, _Resource] = {}
             self.down = False  # every request answered 503
             self.media.reset()
+            self.recordings.clear()
+            self.recording_callbacks_lost = False
             self._threads = [t for t in self._threads if t.is_alive()]
 
     def script(self, number: str, script: Script) -> None:
@@ -310,6 +316,34 @@ class FakePhoneNetwork:
         params = (("From", from_number), ("To", to_number), ("Direction", "inbound"))
         with self._lock:
             self.resources[sid] = _Resource("call", sid, params, time.time(), status="ringing")
+
+    def note_recording(self, call_sid: str, recording_sid: str, seconds: int, error_code: int | None) -> None:
+        """A recording exists from now on (listed by ``GET .../Recordings.json``)."""
+        created = _rfc2822(time.time())
+        with self._lock:
+            self.recordings.append(
+                {
+                    "account_sid": self.account_sid,
+                    "api_version": "2010-04-01",
+                    "call_sid": call_sid,
+                    "conference_sid": None,
+                    "date_created": created,
+                    "date_updated": created,
+                    "start_time": created,
+                    "duration": str(seconds),
+                    "sid": recording_sid,
+                    "price": None,
+                    "price_unit": "USD",
+                    "status": "absent" if error_code else "completed",
+                    "channels": 1,
+                    "source": "RecordVerb",
+                    "error_code": error_code,
+                    "uri": f"{API_PREFIX}{self.account_sid}/Recordings/{recording_sid}.json",
+                    "encryption_details": None,
+                    "subresource_uris": {},
+                    "media_url": f"{self.base_url}{API_PREFIX}{self.account_sid}/Recordings/{recording_sid}",
+                }
+            )
 
     def note_call_ended(self, sid: str, status: str, duration: int) -> None:
         with self._lock:
@@ -527,6 +561,8 @@ class FakePhoneNetwork:
             self.requests.append(RecordedRequest(method, path, tuple(params), time.monotonic()))
             if self.down:
                 return self._error(503, 20503, "Service Unavailable")
+        if method == "GET" and re.fullmatch(rf"{API_PREFIX}AC[0-9a-f]{{32}}/Recordings\.json", path):
+            return 200, self._recordings(dict(params).get("CallSid"), path)
         match = re.fullmatch(
             rf"{API_PREFIX}(AC[0-9a-f]{{32}})/(Messages|Calls)(?:/((?:SM|CA)[0-9a-f]{{32}}))?\.json", path
         )
@@ -542,6 +578,22 @@ class FakePhoneNetwork:
         if method == "GET" and sid is not None and sid in self.resources:
             return 200, self._json(self.resources[sid])
         return self._error(404, 20404, f"The requested resource {path} was not found")
+
+    def _recordings(self, call_sid: str | None, path: str) -> dict[str, Any]:
+        with self._lock:
+            found = [r for r in self.recordings if call_sid is None or r["call_sid"] == call_sid]
+        uri = self._absolute(path)
+        return {
+            "recordings": found[:50],
+            "end": max(len(found[:50]) - 1, 0),
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": 50,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": uri,
+        }
 
     def _list(self, collection: str, to: str | None, path: str) -> dict[str, Any]:
         kind = "message" if collection == "Messages" else "call"

@@ -807,6 +807,7 @@ class HotlineSettings(_Section):
     greeting_en: NonBlank = DEFAULT_GREETING_EN
     greeting_url: str = ""
     menu_seconds: Annotated[int, Field(ge=3, le=60)] = 8
+    speech_language: str = "zh-TW"
     repeat_window: Duration = "30m"
     record_max_seconds: Annotated[int, Field(ge=5, le=14400)] = 120
     desk_number: str = ""

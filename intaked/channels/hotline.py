@@ -8,6 +8,8 @@ request gets 403 and files nothing.
 - ``/twilio/voice/menu`` (the menu's ``<Gather>`` action; no ``Digits``: 2): routes the ticket,
   reads its number digit by digit, then rings the desk during its working time or goes to the
   voicemail (``<Record>``);
+- ``/twilio/voice/speech`` (the spoken description's ``<Gather input="speech">`` action:
+  SpeechResult, Confidence): the call's transcript; then the voicemail;
 - ``/twilio/voice/dial-done`` (``<Dial>`` action, ``DialCallStatus``): answered by the desk, or on
   to the voicemail;
 - ``/twilio/voice/recorded`` (``<Record>`` action: RecordingUrl, RecordingDuration, Digits): a
@@ -37,14 +39,17 @@ from intaked.hotline.calls import (
     desk_available,
     record_call,
     set_menu_choice,
+    speech_heard,
     voicemail_left,
 )
 from intaked.hotline.twiml import (
     DIAL_DONE_PATH,
     MENU_PATH,
     RECORDED_PATH,
+    SPEECH_PATH,
     HotlineUrls,
     after_menu_twiml,
+    after_speech_twiml,
     goodbye_twiml,
     greeting_twiml,
     refused_twiml,
@@ -62,6 +67,13 @@ DESK_ANSWERED = frozenset({"completed", "answered"})
 def _int(value: str | None) -> int | None:
     value = (value or "").strip()
     return int(value) if value.isdigit() else None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def _facts(request: WebhookRequest) -> CallFacts:
@@ -144,6 +156,17 @@ def register_hotline_routes(routes: WebhookRoutes, settings: Settings) -> None:
                 voicemail_left(conn, settings, sid, seconds, request.received_at)
         return WebhookResponse.twiml(goodbye_twiml(settings, left_message=left))
 
+    def speech(engine: Engine, request: WebhookRequest) -> WebhookResponse:
+        sid = request.get("CallSid") or ""
+        said = request.get("SpeechResult") or ""
+        confidence = _float(request.get("Confidence"))
+        with engine.begin() as conn:
+            if not ensure_call(conn, request):
+                return WebhookResponse.twiml(empty_twiml())
+            if record_receipt(conn, "hotline_speech", sid, "speech", request.params, request.received_at):
+                speech_heard(conn, settings, sid, said, confidence, request.received_at)
+        return WebhookResponse.twiml(after_speech_twiml(settings, urls))
+
     def status(engine: Engine, request: WebhookRequest) -> WebhookResponse:
         sid = request.get("CallSid") or ""
         call_state = (request.get("CallStatus") or "").strip()
@@ -167,3 +190,4 @@ def register_hotline_routes(routes: WebhookRoutes, settings: Settings) -> None:
     routes.register(DIAL_DONE_PATH, dial_done)
     routes.register(RECORDED_PATH, recorded)
     routes.register(STATUS_PATH, status)
+    routes.register(SPEECH_PATH, speech)

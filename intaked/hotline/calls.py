@@ -222,6 +222,8 @@ def call_body(settings: Settings, call: Mapping[str, Any]) -> str:
         lines.append(f"通話長度 / Duration: {call['duration_seconds']} s")
     if call.get("recording_seconds"):
         lines.append(f"留言長度 / Voicemail: {call['recording_seconds']} s")
+    if call.get("transcript"):
+        lines.append(f"來電者說 / Caller said: {call['transcript']}")
     return "\n".join(lines) + "\n"
 
 
@@ -591,6 +593,43 @@ def voicemail_left(
     _flag_callback(conn, settings, call, "voicemail_left", "voicemail", now)
     _refresh_message(conn, settings, call_sid)
     log.info("hotline_voicemail_left", call_sid=call_sid, seconds=seconds)
+    return True
+
+
+def speech_heard(
+    conn: Connection, settings: Settings, call_sid: str, text: str, confidence: float | None, now: dt.datetime
+) -> bool:
+    """The caller's spoken description (``<Gather input="speech">``): the call's transcript, with
+    the recogniser's confidence, shown in the call's message. True when this changed the call."""
+    call = _call_row(conn, call_sid, lock=True)
+    if call is None:
+        raise UnknownCall(call_sid)
+    text = " ".join(text.split())
+    if not text or call["transcript_source"] == "speech":
+        return False
+    conn.execute(
+        update(_calls)
+        .where(_calls.c.id == call["id"])
+        .values(transcript=text, transcript_confidence=confidence, transcript_source="speech", updated_at=now)
+    )
+    conn.execute(
+        insert(ticket_event_table),
+        [
+            _event(
+                call["ticket_id"],
+                "transcript_added",
+                now,
+                detail={
+                    "call_sid": call_sid,
+                    "source": "speech",
+                    "confidence": confidence,
+                    "chars": len(text),
+                },
+            )
+        ],
+    )
+    _refresh_message(conn, settings, call_sid)
+    log.info("hotline_speech_heard", call_sid=call_sid, confidence=confidence, chars=len(text))
     return True
 
 

@@ -19,6 +19,7 @@ RECORDED_PATH = "/twilio/voice/recorded"
 #: Implemented by the voicemail recordings part (the recording and transcription callbacks).
 RECORDING_PATH = "/twilio/voice/recording"
 TRANSCRIPTION_PATH = "/twilio/voice/transcription"
+SPEECH_PATH = "/twilio/voice/speech"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class HotlineUrls:
     recorded: str
     recording: str
     transcription: str
+    speech: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HotlineUrls:
@@ -40,6 +42,7 @@ class HotlineUrls:
             recorded=base + RECORDED_PATH,
             recording=base + RECORDING_PATH,
             transcription=base + TRANSCRIPTION_PATH,
+            speech=base + SPEECH_PATH,
         )
 
 
@@ -91,6 +94,33 @@ def refused_twiml(settings: Settings) -> str:
 
 
 def _record(response: ET.Element, settings: Settings, urls: HotlineUrls) -> None:
+    """Ask for a one-sentence description first (speech recognition, when
+    ``hotline.speech_language`` is set: its action continues with the recording), then the
+    voicemail; a caller who says nothing falls through to the voicemail at once."""
+    language = settings.hotline.speech_language
+    if language:
+        gather = ET.SubElement(
+            response,
+            "Gather",
+            {
+                "input": "speech",
+                "language": language,
+                "speechTimeout": "auto",
+                "timeout": "5",
+                "action": urls.speech,
+                "method": "POST",
+            },
+        )
+        _say(
+            gather,
+            settings,
+            "請用一兩句話說明您的問題。",
+            "Please describe the problem in a sentence or two.",
+        )
+    _record_only(response, settings, urls)
+
+
+def _record_only(response: ET.Element, settings: Settings, urls: HotlineUrls) -> None:
     _say(
         response,
         settings,
@@ -155,6 +185,14 @@ def after_menu_twiml(
         ET.SubElement(dial, "Number").text = settings.hotline.desk_number
         return _xml(response)
     _record(response, settings, urls)
+    return _xml(response)
+
+
+def after_speech_twiml(settings: Settings, urls: HotlineUrls) -> str:
+    """After the spoken description: the voicemail, for anything more (name, extension)."""
+    response = ET.Element("Response")
+    _say(response, settings, "謝謝，已記錄您的說明。", "Thank you, your description is noted.")
+    _record_only(response, settings, urls)
     return _xml(response)
 
 

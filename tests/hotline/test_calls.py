@@ -112,6 +112,39 @@ def test_menu_2_voicemail_files_a_ticket_flagged_for_call_back_and_acknowledged_
     assert "missed_call" not in kinds
 
 
+def test_the_caller_describes_the_problem_and_it_becomes_the_transcript(
+    hotline: RunningWebhooks, engine: Engine, phone: FakePhoneNetwork
+) -> None:
+    said = "三樓印表機卡紙，整個部門都不能列印"
+    call = phone.place_call(
+        MOBILE_UNKNOWN, HOTLINE, CallerScript(press="2", speech=said, voicemail_seconds=9)
+    )
+    gather = call.twiml("/twilio/voice/menu").find("Gather")
+    assert gather is not None and gather.get("input") == "speech" and gather.get("language") == "zh-TW"
+    assert gather.get("action") == PUBLIC_URL + "/twilio/voice/speech"
+    after = call.twiml("/twilio/voice/speech")
+    assert after.find("Record") is not None, "the voicemail follows the description"
+    (row,) = rows(engine, call_table)
+    assert (row["transcript"], row["transcript_source"], row["transcript_confidence"]) == (
+        said,
+        "speech",
+        0.87,
+    )
+    assert row["outcome"] == "voicemail" and row["recording_seconds"] == 9
+    (message,) = rows(engine, message_table)
+    assert f"來電者說 / Caller said: {said}" in message["body_text"]
+    assert "transcript_added" in event_kinds(engine, only_ticket(engine)["id"])
+
+
+def test_a_caller_who_says_nothing_goes_straight_to_the_voicemail(
+    hotline: RunningWebhooks, engine: Engine, phone: FakePhoneNetwork
+) -> None:
+    call = phone.place_call(MOBILE_UNKNOWN, HOTLINE, CallerScript(press="2", voicemail_seconds=5))
+    assert call.to("/twilio/voice/speech") == []
+    (row,) = rows(engine, call_table)
+    assert row["transcript"] is None and row["outcome"] == "voicemail"
+
+
 def sms_body(number: str) -> str:
     return f"IT 服務台已收到您的來電，案件編號 {number}。Your IT ticket: {number}"
 

@@ -37,6 +37,7 @@ class CallerScript:
     caller_name: str | None = None
     final_status: str = "completed"
     transcript: str = ""
+    speech: str = ""  # what the caller says when asked to describe the problem
 
 
 @dataclass
@@ -116,6 +117,13 @@ def drive_incoming_call(
         if root is None:
             return
         for verb in root:
+            if verb.tag == "Gather" and "speech" in (verb.get("input") or ""):
+                if not script.speech:
+                    continue  # silence: the Gather times out, the voicemail follows
+                action = urllib.parse.urljoin(url, verb.get("action") or url)
+                reply = post(action, "in-progress", ("SpeechResult", script.speech), ("Confidence", "0.87"))
+                follow(action, reply)
+                return
             if verb.tag == "Gather":
                 if script.hang_up == "before_menu":
                     return

@@ -85,6 +85,7 @@ class Daemon:
     smtp_address: tuple[str, int] | None = None
     imap_workers: list[ImapMailboxWorker] = field(default_factory=list)
     webhooks: WebhookServer | None = None
+    webhook_executor: ThreadPoolExecutor | None = None
     webhooks_address: tuple[str, int] | None = None
 
     async def start(self) -> None:
@@ -111,7 +112,10 @@ class Daemon:
             register_recording_routes(routes, self.settings)
             if self.settings.hotline.enabled:
                 register_hotline_routes(routes, self.settings)
-            self.webhooks = WebhookServer(self.settings, self.engine, self.executor, routes)
+            # Their own threads: Twilio waits a few seconds for TwiML, and must not queue behind
+            # a slow send or download on the shared database threads.
+            self.webhook_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="intaked-webhooks")
+            self.webhooks = WebhookServer(self.settings, self.engine, self.webhook_executor, routes)
             self.webhooks_address = await self.webhooks.start()
 
         def wake_from_thread() -> None:
@@ -186,6 +190,8 @@ class Daemon:
         if self.voicemail is not None:
             await self.voicemail.stop()
         self.executor.shutdown(wait=True)
+        if self.webhook_executor is not None:
+            self.webhook_executor.shutdown(wait=True)
         if self.parser is not None:
             self.parser.close()
         if self.engine is not None:

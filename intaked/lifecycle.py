@@ -107,6 +107,8 @@ def triage(
             raise InvalidChange(f"{number} is closed")
 
     def page(conn: Connection, row: Any) -> None:
+        if row["status"] not in ("new", "open", "pending"):
+            return  # a resolved ticket's priority is bookkeeping: nobody is woken for it
         if priority in PAGED_PRIORITIES:
             start_page(
                 conn,

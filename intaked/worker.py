@@ -46,16 +46,30 @@ class WakeableWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
-        self._wake.set()
+        """Safe from any thread: a database thread (a pass that queued work for another worker)
+        hands the wake-up to the worker's event loop."""
+        loop = self._loop
+        if loop is None:
+            self._wake.set()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run_blocking(self, function: Callable[[], int]) -> int:
         """Run ``function`` on this worker's database threads (start-up chores such as recovery)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run(), name=f"{self.name}-{n}") for n in range(self._loops)]
 
     async def stop(self) -> None:

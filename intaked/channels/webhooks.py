@@ -243,7 +243,12 @@ class WebhookServer:
         if request.content_length is not None and request.content_length > limit:
             bound.warning("webhook_too_large", length=request.content_length)
             return web.Response(status=HTTP_TOO_LARGE)
-        body = await request.content.read(limit + 1)
+        body = b""
+        while len(body) <= limit:  # the whole body, however many packets it came in
+            chunk = await request.content.read(limit + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
         if len(body) > limit:
             bound.warning("webhook_too_large", length=len(body))
             return web.Response(status=HTTP_TOO_LARGE)

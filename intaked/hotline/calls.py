@@ -138,8 +138,11 @@ def _call_row(conn: Connection, call_sid: str, *, lock: bool = False) -> Any:
     return conn.execute(query).mappings().first()
 
 
-def _ticket(conn: Connection, ticket_id: int) -> Any:
-    return conn.execute(select(_tickets).where(_tickets.c.id == ticket_id)).mappings().one()
+def _ticket(conn: Connection, ticket_id: int, *, lock: bool = False) -> Any:
+    query = select(_tickets).where(_tickets.c.id == ticket_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # a person's triage cannot slip between read and write
+    return conn.execute(query).mappings().one()
 
 
 def _first_call_id(conn: Connection, ticket_id: int) -> int:
@@ -395,7 +398,7 @@ def set_menu_choice(
     call = _call_row(conn, call_sid, lock=True)
     if call is None:
         raise UnknownCall(call_sid)
-    ticket = _ticket(conn, call["ticket_id"])
+    ticket = _ticket(conn, call["ticket_id"], lock=True)
     own = _first_call_id(conn, ticket["id"]) == call["id"]
     emergency_key = settings.trust.hotline_emergency_choice
     if call["menu_choice"] is not None:  # a replay: say the same, change nothing

@@ -28,6 +28,7 @@ from intaked.store.models import message_table, outbox_table, ticket_event_table
 from intaked.store.types import utcnow
 
 ACTOR = "intaked"
+UNKNOWN_OUTCOME_AFTER_CLAIM = "outcome unknown: the sender's claim expired or it restarted"
 
 #: Work done in the transaction that records a row's outcome, only when the claim still held
 #: (e.g. the Twilio dispatcher moving the page attempt the row carries).
@@ -361,6 +362,20 @@ def mark_failed(
             )
 
 
+def mark_cancelled(engine: Engine, row: OutboxRow, reason: str, *, within: Within | None = None) -> bool:
+    """Not to be sent after all (its cause ended while it waited, e.g. the page was acknowledged);
+    only while our claim holds. True when it was cancelled here."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(outbox_table)
+            .where(_fenced(row))
+            .values(state="cancelled", last_error=reason[:2000], claimed_by=None)
+        )
+        if result.rowcount == 1 and within is not None:
+            within(conn)
+        return result.rowcount == 1
+
+
 def recover_stale(
     engine: Engine,
     *,
@@ -377,6 +392,14 @@ def recover_stale(
         result = conn.execute(
             update(outbox_table)
             .where(outbox_table.c.state == "sending", stale)
-            .values(state="pending", next_attempt_at=None, claimed_by=None, claimed_at=None)
+            .values(
+                state="pending",
+                next_attempt_at=None,
+                claimed_by=None,
+                claimed_at=None,
+                # The sender may have been answered before it died: whoever sends it next asks
+                # the provider first where it can (intaked/outbound/twilio_dispatcher.py).
+                last_error=UNKNOWN_OUTCOME_AFTER_CLAIM,
+            )
         )
     return int(result.rowcount)

@@ -39,7 +39,15 @@ from sqlalchemy import Connection, Engine, select, update
 
 from intaked.config import Settings
 from intaked.outbound.attempts import lock_attempt, mark_provider_down, mark_provider_up, move_attempt
-from intaked.outbound.outbox import OutboxRow, claim_due, defer, mark_failed, mark_sent, recover_stale
+from intaked.outbound.outbox import (
+    OutboxRow,
+    claim_due,
+    defer,
+    mark_cancelled,
+    mark_failed,
+    mark_sent,
+    recover_stale,
+)
 from intaked.outbound.twilio import (
     UNKNOWN_OUTCOME,
     PermanentFailure,
@@ -47,7 +55,8 @@ from intaked.outbound.twilio import (
     TemporaryFailure,
     TwilioClient,
 )
-from intaked.store.models import outbox_table, page_attempt_table
+from intaked.store.engine import read_only
+from intaked.store.models import outbox_table, page_attempt_table, page_table
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
@@ -163,7 +172,7 @@ def _known_sids(engine: Engine, sids: list[str]) -> set[str]:
     """Which of ``sids`` an attempt or an outbox row already carries."""
     if not sids:
         return set()
-    with engine.connect() as conn:
+    with read_only(engine).connect() as conn:
         known = conn.execute(
             select(page_attempt_table.c.provider_sid).where(page_attempt_table.c.provider_sid.in_(sids))
         ).scalars()
@@ -173,7 +182,7 @@ def _known_sids(engine: Engine, sids: list[str]) -> set[str]:
 
 
 def _last_error(engine: Engine, row: OutboxRow) -> str:
-    with engine.connect() as conn:
+    with read_only(engine).connect() as conn:
         value = conn.execute(select(outbox_table.c.last_error).where(outbox_table.c.id == row.id)).scalar()
     return str(value or "")
 
@@ -229,6 +238,8 @@ class TwilioSender:
             if row.kind == "call_cancel":
                 self._cancel(row, bound)
                 return
+            if attempt_id is not None and self._page_ended(row, attempt_id, bound):
+                return
             sid = self._reconcile(row, bound)
             if sid is None:
                 sid = self._create(row)
@@ -253,6 +264,27 @@ class TwilioSender:
             bound.info("twilio_accepted", to=row.payload.get("to"), adopted=adopted, attempts=row.attempts)
         else:
             bound.warning("twilio_accepted_but_claim_lost", to=row.payload.get("to"))
+
+    def _page_ended(self, row: OutboxRow, attempt_id: int, bound: Any) -> bool:
+        """A page SMS or call whose page was acknowledged, cancelled or given up while the row
+        waited (in flight at that moment, or deferred after a temporary failure) is not sent."""
+        with read_only(self._engine).connect() as conn:
+            state = conn.execute(
+                select(page_table.c.state)
+                .join(page_attempt_table, page_attempt_table.c.page_id == page_table.c.id)
+                .where(page_attempt_table.c.id == attempt_id)
+            ).scalar()
+        if state is None or state == "active":
+            return False
+
+        def cancel_attempt(conn: Connection) -> None:
+            attempt = lock_attempt(conn, attempt_id)
+            if attempt is not None:
+                move_attempt(conn, attempt, "cancelled", utcnow(), error=f"page {state}")
+
+        if mark_cancelled(self._engine, row, f"page {state} before it was sent", within=cancel_attempt):
+            bound.info("twilio_row_cancelled", page_state=state)
+        return True
 
     def _create(self, row: OutboxRow) -> str:
         payload = row.payload

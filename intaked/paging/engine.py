@@ -51,8 +51,6 @@ _attempts = page_attempt_table
 _tickets = ticket_table
 
 PAGED_PRIORITIES = ("P1", "P2")
-#: Attempt statuses after which nothing more will happen on their own.
-FINAL_STATUSES = ("completed", "acknowledged", "failed", "cancelled")
 #: Call outcomes worth dialling again (the phone may be free a minute later).
 REDIAL_ERRORS = frozenset({"busy", "no-answer"})
 #: An attempt reached the provider (it may have rung or been delivered).
@@ -607,7 +605,7 @@ def _fallbacks_due(engine: Engine, settings: Settings, now: dt.datetime) -> int:
 # --------------------------------------------------------------------------- attempts
 
 
-def _previous_position(page: Mapping[str, Any], steps: int) -> tuple[int, int]:
+def previous_position(page: Mapping[str, Any], steps: int) -> tuple[int, int]:
     """(round, step) of the step that ran last."""
     if page["step"] == 0:
         return page["round"] - 1, steps - 1
@@ -670,7 +668,7 @@ def attempt_updated(conn: Connection, attempt_id: int, now: dt.datetime) -> None
     steps = policy.get("steps") or []
     if not steps:
         return
-    last_round, last_step = _previous_position(page, len(steps))
+    last_round, last_step = previous_position(page, len(steps))
     if (attempt["round"], attempt["step"]) != (last_round, last_step):
         return  # an earlier step's failure: the chain has moved on already
     statuses = (
@@ -722,14 +720,15 @@ def acknowledge(
     now: dt.datetime,
     attempt_id: int | None = None,
 ) -> AckResult:
-    """The first acknowledgement wins (in the caller's transaction): the page stops, its queued
+    """The first acknowledgement wins (in the caller's transaction; also for a page that was
+    given up, since someone answering late must still be able to take command): the page stops, its queued
     SMS and calls are cancelled, ringing calls are hung up, the acknowledger becomes the ticket's
     incident commander, and everyone already paged is told by SMS. Later ones change nothing."""
     page = lock_page(conn, page_id)
     if page is None:
         raise PageNotFound(f"no page {page_id}")
     ticket = ticket_row(conn, page["ticket_id"])
-    if page["state"] != "active":
+    if page["state"] not in ("active", "exhausted"):  # a late answer to a given-up page still counts
         return AckResult(False, page_id, ticket["number"], page["state"], page["acknowledged_by"])
     _end(conn, page, "acknowledged", now, acknowledged_at=now, acknowledged_by=by, ack_channel=channel)
     conn.execute(

@@ -9,6 +9,7 @@ that ends without a key (voicemail, an answering machine) is not an acknowledgem
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -17,7 +18,15 @@ import structlog
 from sqlalchemy import Connection, select, update
 
 from intaked.config import Settings
-from intaked.paging.engine import acknowledge, escalate_now, lock_page, page_facts, ticket_row
+from intaked.paging.engine import (
+    AckResult,
+    acknowledge,
+    escalate_now,
+    lock_page,
+    page_facts,
+    previous_position,
+    ticket_row,
+)
 from intaked.paging.texts import VoiceSettings, page_twiml, redirect_twiml, say_twiml
 from intaked.store.models import page_attempt_table, page_table
 
@@ -125,15 +134,17 @@ def keypress(
                 f"已確認工單 {result.number}，你是事件指揮官。謝謝。",
                 "Acknowledged. You are the incident commander. Thank you.",
             )
-        return say_twiml(
-            voice,
-            f"工單 {result.number} 已由 {result.by or '他人'} 確認。",
-            f"Already acknowledged by {result.by or 'someone else'}.",
-        )
+        zh, en = not_acknowledged_text(result)
+        return say_twiml(voice, zh, en)
     if digits == "9":
         page = lock_page(conn, attempt["page_id"])
-        if page is not None and escalate_now(
-            conn, page, reason=f"9 pressed by {attempt['person']}", actor=attempt["person"], now=now
+        current = page is not None and _is_current_step(page, attempt)
+        if (
+            page is not None
+            and current
+            and escalate_now(
+                conn, page, reason=f"9 pressed by {attempt['person']}", actor=attempt["person"], now=now
+            )
         ):
             bound.warning("page_escalated_by_keypress")
             return say_twiml(voice, "正在立即升級。", "Escalating now.")
@@ -151,8 +162,6 @@ def sms_reply(
     if not tokens or tokens[0] not in ACK_WORDS:
         return None  # not a page reply (the hotline issue handles other texts)
     codes = [t for t in tokens[1:] if t.isdigit()]
-    if tokens[0] == "1" and not codes and len(tokens) > 1 and tokens[1].isdigit():
-        codes = [tokens[1]]
     sender_pages = (
         select(_attempts.c.page_id, _attempts.c.person, _attempts.c.id, _attempts.c.channel)
         .join(_pages, _pages.c.id == _attempts.c.page_id)
@@ -178,8 +187,24 @@ def sms_reply(
     if result.acknowledged:
         log.info("page_ack_by_sms", page=page_id, person=person)
         return None
-    by = result.by or "someone else"
-    return f"{result.number} 已由 {by} 確認 / already acknowledged by {by}."
+    zh, en = not_acknowledged_text(result)
+    return f"{zh} / {en}"
+
+
+def not_acknowledged_text(result: AckResult) -> tuple[str, str]:
+    """Why an acknowledgement changed nothing, in Chinese and English: who was first, or that
+    the page was cancelled (the priority was lowered, the ticket resolved)."""
+    if result.state == "acknowledged":
+        by = result.by or "someone else"
+        return f"工單 {result.number} 已由 {by} 確認。", f"{result.number} already acknowledged by {by}."
+    return f"工單 {result.number} 的呼叫已取消。", f"The page for {result.number} was cancelled."
+
+
+def _is_current_step(page: Any, attempt: Any) -> bool:
+    """Whether ``attempt`` belongs to the step that ran last: a 9 pressed on an older step's
+    call must not skip the current step's wait."""
+    steps = len(json.loads(page["policy"]).get("steps") or [])
+    return (attempt["round"], attempt["step"]) == previous_position(page, steps)
 
 
 def sms_twiml(text: str | None) -> str:

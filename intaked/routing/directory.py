@@ -13,7 +13,8 @@ default 886: ``0912345678`` → ``+886912345678``, ``02-2345-6789`` → ``+88622
 Reloading: at most every ``directory.reload_seconds`` a lookup compares the file's mtime and size
 with the loaded version (one ``stat``, no read) and loads it again when they changed. A file that
 cannot be read or parsed (half written, a broken line) keeps the previous version in use and logs
-an error naming the line; a missing file logs a warning and leaves the directory empty. Nothing
+an error naming the line; a missing file logs a warning: the directory is empty when it never
+existed, and keeps the version last loaded when it disappears (being replaced, say). Nothing
 here raises into the daemon.
 """
 

@@ -402,3 +402,61 @@ def test_the_worker_sees_sends_queued_by_another_process(engine: Engine, setting
     with engine.begin() as conn:
         conn.execute(update(outbox_table).values(state="sent"))
     assert not page_sends_due(engine, T0 + dt.timedelta(minutes=1))
+
+
+def test_a_late_answer_to_a_given_up_page_still_takes_command(engine: Engine, settings: Settings) -> None:
+    new_ticket(engine)
+    triage_p1(engine, settings)
+    for minutes in (5, 15, 25, 30, 40, 50):
+        run_due(engine, settings, T0 + dt.timedelta(minutes=minutes))
+    assert page(engine)["state"] == "exhausted"
+    code = page(engine)["reply_code"]
+    with engine.begin() as conn:
+        assert sms_reply(conn, settings, LIN, f"1 {code}", now=T0 + dt.timedelta(hours=1)) is None
+    p = page(engine)
+    assert (p["state"], p["acknowledged_by"]) == ("acknowledged", "lin")
+
+
+def test_9_on_an_earlier_steps_call_does_not_skip_the_current_step(
+    engine: Engine, settings: Settings
+) -> None:
+    new_ticket(engine)
+    triage_p1(engine, settings)
+    _, chen_call = attempts(engine)
+    run_due(engine, settings, T0 + dt.timedelta(minutes=5))  # lin's step ran; the director is next
+    due = page(engine)["next_step_at"]
+    now = T0 + dt.timedelta(minutes=6)
+    with engine.begin() as conn:
+        keypress(conn, settings, chen_call["id"], "9", base_url="https://h", now=now)
+    assert page(engine)["next_step_at"] == due, "chen's old call cannot cut lin's step short"
+    lin_call = attempts(engine)[3]
+    with engine.begin() as conn:
+        keypress(conn, settings, lin_call["id"], "9", base_url="https://h", now=now)
+    assert page(engine)["next_step_at"] == now
+
+
+def test_triaging_a_resolved_ticket_wakes_no_one(engine: Engine, settings: Settings) -> None:
+    new_ticket(engine)
+    with engine.begin() as conn:
+        conn.execute(update(ticket_table).values(status="resolved"))
+    triage_p1(engine, settings)
+    assert attempts(engine) == [] and outbox(engine) == []
+
+
+def test_a_wake_up_with_a_stale_fence_loses_even_when_the_page_is_due(
+    engine: Engine, settings: Settings
+) -> None:
+    """Someone pressed 9 (the page is due now, fence moved on): a wake-up that read the old
+    fence runs nothing; one with the current fence runs the step once."""
+    from intaked.paging.engine import escalate_now, lock_page
+
+    new_ticket(engine)
+    triage_p1(engine, settings)
+    stale = page(engine)
+    now = T0 + dt.timedelta(minutes=1)
+    with engine.begin() as conn:
+        escalate_now(conn, lock_page(conn, stale["id"]), reason="test", actor="t", now=now)
+    assert not run_step_if_current(engine, settings, stale["id"], stale["fence"], now)
+    assert len(attempts(engine)) == 2
+    assert run_step_if_current(engine, settings, stale["id"], page(engine)["fence"], now)
+    assert len(attempts(engine)) == 4

@@ -15,7 +15,7 @@ from intaked.config import Settings
 from intaked.outbound.outbox import enqueue
 from intaked.outbound.twilio import TemporaryFailure, TwilioClient
 from intaked.outbound.twilio_dispatcher import TokenBucket, TwilioSender
-from intaked.store.models import outbox_table, page_attempt_table
+from intaked.store.models import outbox_table, page_attempt_table, page_table
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.waiting import wait_until
 from tests.support.webhookd import running_webhooks
@@ -328,3 +328,44 @@ def test_unusable_payload_fails_the_row_and_its_attempt(
     assert outbox_row(engine, row_id).state == "failed"
     assert attempt(engine, attempt_id).status == "failed"
     assert not phone.creates("Calls")
+
+
+def test_a_sender_that_died_after_twilio_accepted_does_not_send_again(
+    engine: Engine, settings: Settings, phone: FakePhoneNetwork
+) -> None:
+    """The outbox process is killed between Twilio's 201 and the commit of ``sent``: after the
+    restart the row is taken over as of unknown outcome, and Twilio is asked before any re-send."""
+    from intaked.outbound.outbox import claim_due, recover_stale
+
+    page_id = make_page(engine)
+    attempt_id = make_attempt(engine, page_id, "sms", NUMBER)
+    body = "P1 IT-202611-00001 MES down"
+    queue(engine, "sms", {"to": NUMBER, "body": body, "attempt_id": attempt_id}, "s-died")
+    (claimed,) = claim_due(engine, "sms", 10)
+    TwilioClient(settings.twilio).send_sms(NUMBER, body, None)  # what the dead sender got done
+    assert recover_stale(engine, timeout_seconds=300, this_node_restarted=True) == 1
+    assert sender(engine, settings).dispatch_once("sms") == 1
+    assert len(phone.creates("Messages")) == 1, "not sent twice"
+    (message,) = [r for r in phone.resources.values() if r.kind == "message"]
+    assert attempt(engine, attempt_id).provider_sid == message.sid
+    assert outbox_row(engine, claimed.id).state == "sent"
+
+
+def test_a_page_sms_deferred_past_its_acknowledgement_is_never_sent(
+    engine: Engine, settings: Settings, phone: FakePhoneNetwork
+) -> None:
+    """Twilio answered 503 while the page was acknowledged: the row waits for its retry, and by
+    then its page has ended, so it is cancelled instead of sent."""
+    page_id = make_page(engine)
+    attempt_id = make_attempt(engine, page_id, "sms", NUMBER)
+    row_id = queue(engine, "sms", {"to": NUMBER, "body": "P1 page", "attempt_id": attempt_id}, "s-late")
+    phone.faults.append("503")
+    with pytest.raises(TemporaryFailure):
+        sender(engine, settings).dispatch_once("sms")
+    with engine.begin() as conn:
+        conn.execute(update(page_table).where(page_table.c.id == page_id).values(state="acknowledged"))
+    make_due(engine, row_id)
+    assert sender(engine, settings).dispatch_once("sms") == 1
+    assert len(phone.creates("Messages")) == 1, "only the refused first try reached Twilio"
+    assert outbox_row(engine, row_id).state == "cancelled"
+    assert attempt(engine, attempt_id).status == "cancelled"

@@ -117,10 +117,16 @@ def start_page(
 ) -> int | None:
     """Start paging for ``ticket_id`` in the caller's transaction and run the first step at once.
 
-    Returns the new page's id; None when the priority is not paged or the ticket already has a
-    page (a confirmed priority then clears the page's *unconfirmed* mark)."""
+    Returns the new page's id; None when the priority is not paged, the ticket has an active
+    page (a confirmed priority then clears its *unconfirmed* mark), or someone already took
+    command. A ticket whose earlier page was cancelled or given up is paged again."""
     policy = freeze_policy(settings, priority) if priority in PAGED_PRIORITIES else None
     if policy is None:
+        return None
+    commanded = conn.execute(
+        select(_pages.c.id).where(_pages.c.ticket_id == ticket_id, _pages.c.state == "acknowledged").limit(1)
+    ).first()
+    if commanded is not None:
         return None
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     page_id = conn.execute(
@@ -140,7 +146,7 @@ def start_page(
             started_at=now,
             updated_at=now,
         )
-        .on_conflict_do_nothing(index_elements=[_pages.c.ticket_id])
+        .on_conflict_do_nothing(index_elements=[_pages.c.ticket_id], index_where=_pages.c.state == "active")
         .returning(_pages.c.id)
     ).scalar()
     if page_id is None:
@@ -170,7 +176,7 @@ def confirm_page(conn: Connection, ticket_id: int, *, actor: str, now: dt.dateti
     """A person set the priority: an unconfirmed page is confirmed (it keeps escalating)."""
     changed = conn.execute(
         update(_pages)
-        .where(_pages.c.ticket_id == ticket_id, _pages.c.unconfirmed.is_(True))
+        .where(_pages.c.ticket_id == ticket_id, _pages.c.unconfirmed.is_(True), _pages.c.state == "active")
         .values(unconfirmed=False, updated_at=now)
     ).rowcount
     if changed:
@@ -768,7 +774,9 @@ def acknowledge(
 
 def cancel_page(conn: Connection, ticket_id: int, *, reason: str, actor: str, now: dt.datetime) -> bool:
     """Stop an active page without an acknowledgement (priority lowered, ticket resolved)."""
-    page_id = conn.execute(select(_pages.c.id).where(_pages.c.ticket_id == ticket_id)).scalar()
+    page_id = conn.execute(
+        select(_pages.c.id).where(_pages.c.ticket_id == ticket_id, _pages.c.state == "active")
+    ).scalar()
     if page_id is None:
         return False
     page = lock_page(conn, page_id)
@@ -897,14 +905,17 @@ def _confirm(
 
 
 def page_for_ticket(conn: Connection, number: str) -> Any:
+    """The ticket's newest page."""
     row = (
         conn.execute(
             select(_pages)
             .join(_tickets, _tickets.c.id == _pages.c.ticket_id)
             .where(_tickets.c.number == number)
+            .order_by(_pages.c.id.desc())
+            .limit(1)
         )
         .mappings()
-        .one_or_none()
+        .first()
     )
     if row is None:
         raise PageNotFound(f"{number} has no page")

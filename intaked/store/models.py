@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -347,10 +348,20 @@ class Page(Base):
         CheckConstraint(_in("state", PAGE_STATES), name="state"),
         CheckConstraint(_in("priority", PRIORITIES), name="priority"),
         Index(None, "state", "next_step_at"),
+        Index(None, "ticket_id"),
+        # One active page per ticket; a ticket paged again after its page was cancelled or
+        # given up gets a new page.
+        Index(
+            "uq_pages_ticket_id_active",
+            "ticket_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     priority: Mapped[str] = mapped_column(String(2))
     state: Mapped[str] = mapped_column(String(16), default="active")
     unconfirmed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")

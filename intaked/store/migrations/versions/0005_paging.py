@@ -91,10 +91,18 @@ def upgrade() -> None:
             ["ticket_id"], ["tickets.id"], name=op.f("fk_pages_ticket_id_tickets"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pages")),
-        sa.UniqueConstraint("ticket_id", name=op.f("uq_pages_ticket_id")),
         sa.UniqueConstraint("reply_code", name=op.f("uq_pages_reply_code")),
     )
     op.create_index(op.f("ix_pages_state_next_step_at"), "pages", ["state", "next_step_at"])
+    op.create_index(op.f("ix_pages_ticket_id"), "pages", ["ticket_id"])
+    op.create_index(
+        "uq_pages_ticket_id_active",
+        "pages",
+        ["ticket_id"],
+        unique=True,
+        sqlite_where=sa.text("state = 'active'"),
+        postgresql_where=sa.text("state = 'active'"),
+    )
     op.create_table(
         "page_attempts",
         sa.Column("id", ID, nullable=False),
@@ -157,6 +165,8 @@ def downgrade() -> None:
     op.drop_table("webhook_receipts")
     op.drop_index(op.f("ix_page_attempts_provider_sid"), table_name="page_attempts")
     op.drop_table("page_attempts")
+    op.drop_index("uq_pages_ticket_id_active", table_name="pages")
+    op.drop_index(op.f("ix_pages_ticket_id"), table_name="pages")
     op.drop_index(op.f("ix_pages_state_next_step_at"), table_name="pages")
     op.drop_table("pages")
     op.drop_index(op.f("ix_oncall_overrides_schedule_starts_at"), table_name="oncall_overrides")

@@ -34,9 +34,7 @@ from intaked.hotline.callbacks import (
     apply_transcription,
 )
 from intaked.hotline.recordings import CALL_SID, RECORDING_SID, TRANSCRIPTION_SID
-
-RECORDING_PATH = "/twilio/voice/recording"
-TRANSCRIPTION_PATH = "/twilio/voice/transcription"
+from intaked.hotline.twiml import RECORDING_PATH, TRANSCRIPTION_PATH
 
 
 def _bad(reason: str) -> WebhookResponse:

@@ -37,6 +37,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, select, update
 
+from intaked.channels.twilio_status import CALL_STATUS_PATH, SMS_STATUS_PATH
 from intaked.config import Settings
 from intaked.outbound.attempts import lock_attempt, mark_provider_down, mark_provider_up, move_attempt
 from intaked.outbound.outbox import (
@@ -63,8 +64,6 @@ from intaked.worker import WakeableWorker
 log = structlog.get_logger(__name__)
 
 KINDS = ("call_cancel", "call", "sms")  # in this order each pass: stopping a call first
-SMS_STATUS_PATH = "/twilio/status/sms"
-CALL_STATUS_PATH = "/twilio/status/call"
 CANCEL_WAIT_SECONDS = (1.0, 5.0)  # a cancel waiting for its call's Sid: first and longest pause
 NOT_TRIED = "not tried: Twilio unavailable for an earlier row of the batch"
 

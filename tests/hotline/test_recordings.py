@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from intaked.channels.recordings import RECORDING_PATH, TRANSCRIPTION_PATH, register_recording_routes
+from intaked.channels.recordings import register_recording_routes
 from intaked.channels.webhooks import WebhookRoutes
 from intaked.config import Settings
 from intaked.hotline.fetcher import VoicemailFetcher, fetch_due
@@ -29,6 +29,7 @@ from intaked.hotline.recordings import (
     media_url_for,
     recording_media_url,
 )
+from intaked.hotline.twiml import RECORDING_PATH, TRANSCRIPTION_PATH
 from intaked.outbound.twilio import PermanentFailure
 from intaked.store.models import (
     attachment_table,

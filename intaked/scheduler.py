@@ -24,7 +24,7 @@ from intaked.outbound.twilio import TwilioClient
 from intaked.paging.engine import page_sends_due, run_due, start_pages_for_priorities
 from intaked.sla.context import SlaContext, build_context, load_overrides
 from intaked.sla.sweeper import sweep
-from intaked.sla.targets import parse_duration
+from intaked.sla.targets import wall_time
 from intaked.sla.tracker import check_due, recompute_open, sync_tickets
 from intaked.store.engine import read_only
 from intaked.worker import WakeableWorker
@@ -33,8 +33,7 @@ log = structlog.get_logger(__name__)
 
 
 def seconds(duration: str) -> float:
-    rest, days = parse_duration(duration)
-    return (rest + dt.timedelta(days=days)).total_seconds()
+    return wall_time(duration).total_seconds()
 
 
 class SlaWorker(WakeableWorker):

@@ -94,6 +94,28 @@ class RecordingStatus:
         return None
 
 
+def _receive(
+    conn: Connection,
+    endpoint: str,
+    call: Any,
+    sid: str,
+    event: str,
+    params: Sequence[tuple[str, str]],
+    now: dt.datetime,
+    bound: Any,
+) -> str | None:
+    """Record a callback's receipt; ``unknown_call`` (kept under ``<endpoint>_unmatched``) or
+    ``replay`` when it must change nothing, None when it is to be applied."""
+    if call is None:
+        record_receipt(conn, endpoint + UNMATCHED_SUFFIX, sid, event, params, now)
+        bound.warning("callback_for_unknown_call", endpoint=endpoint)
+        return "unknown_call"
+    if not record_receipt(conn, endpoint, sid, event, params, now):
+        bound.info("callback_replayed", endpoint=endpoint)
+        return "replay"
+    return None
+
+
 def apply_recording_status(
     conn: Connection,
     settings: Settings,
@@ -107,15 +129,11 @@ def apply_recording_status(
     recording), ``already_attached``."""
     bound = log.bind(call_sid=status.call_sid, recording_sid=status.recording_sid, status=status.status)
     call = lock_call(conn, status.call_sid)
-    if call is None:
-        record_receipt(
-            conn, RECORDING_ENDPOINT + UNMATCHED_SUFFIX, status.recording_sid, status.status, params, now
-        )
-        bound.warning("recording_for_unknown_call")
-        return "unknown_call"
-    if not record_receipt(conn, RECORDING_ENDPOINT, status.recording_sid, status.status, params, now):
-        bound.info("recording_callback_replayed")
-        return "replay"
+    refused = _receive(
+        conn, RECORDING_ENDPOINT, call, status.recording_sid, status.status, params, now, bound
+    )
+    if refused or call is None:
+        return refused or "unknown_call"
     ticket_id = int(call.ticket_id)
     if status.status == "in-progress":
         return "in_progress"
@@ -249,15 +267,9 @@ def apply_transcription(
     call = lock_call(conn, t.call_sid) if t.call_sid else None
     if call is None and t.recording_sid:
         call = call_by_recording(conn, t.recording_sid)
-    if call is None:
-        record_receipt(
-            conn, TRANSCRIPTION_ENDPOINT + UNMATCHED_SUFFIX, t.transcription_sid, t.status, params, now
-        )
-        bound.warning("transcription_for_unknown_call")
-        return "unknown_call"
-    if not record_receipt(conn, TRANSCRIPTION_ENDPOINT, t.transcription_sid, t.status, params, now):
-        bound.info("transcription_replayed")
-        return "replay"
+    refused = _receive(conn, TRANSCRIPTION_ENDPOINT, call, t.transcription_sid, t.status, params, now, bound)
+    if refused or call is None:
+        return refused or "unknown_call"
     ticket_id = int(call.ticket_id)
     detail = {
         "call_sid": call.call_sid,

@@ -41,7 +41,7 @@ from intaked.paging.engine import PAGED_PRIORITIES, start_page
 from intaked.routing.decide import RoutedReport, route_call
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute
-from intaked.sla.targets import parse_duration
+from intaked.sla.targets import wall_time
 from intaked.store.models import call_table, message_table, ticket_event_table, ticket_table
 from intaked.store.numbering import allocate_ticket_numbers, ticket_period
 
@@ -153,8 +153,7 @@ def _first_call_id(conn: Connection, ticket_id: int) -> int:
 
 def repeat_window(settings: Settings) -> dt.timedelta:
     """``hotline.repeat_window`` as a length of time (days count as 24 hours)."""
-    span, days = parse_duration(settings.hotline.repeat_window)
-    return span + dt.timedelta(days=days)
+    return wall_time(settings.hotline.repeat_window)
 
 
 def _joinable_ticket(conn: Connection, settings: Settings, facts: CallFacts) -> tuple[int, str] | None:

@@ -28,6 +28,7 @@ from intaked.config import Settings
 from intaked.hotline.callbacks import RecordingStatus, apply_recording_status
 from intaked.hotline.calls import FINAL_STATUSES, CallFacts, call_status, record_call
 from intaked.outbound.twilio import ListedCall, TwilioClient, TwilioFailure
+from intaked.store.engine import read_only
 from intaked.store.models import call_table, hotline_checkpoint_table
 from intaked.store.types import utcnow
 
@@ -45,7 +46,7 @@ def checkpoint_name(number: str) -> str:
 
 
 def _covered_until(engine: Engine, name: str) -> dt.datetime | None:
-    with engine.connect() as conn:
+    with read_only(engine).connect() as conn:
         return conn.execute(
             select(_checkpoints.c.covered_until).where(_checkpoints.c.name == name)
         ).scalar_one_or_none()
@@ -132,7 +133,7 @@ def reconcile_recordings(
     now = now or utcnow()
     since = _covered_until(engine, RECORDINGS_CHECKPOINT) or now - FIRST_LOOKBACK
     calls = call_table
-    with engine.connect() as conn:
+    with read_only(engine).connect() as conn:
         waiting = (
             conn.execute(
                 select(calls.c.call_sid).where(

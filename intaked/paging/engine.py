@@ -32,7 +32,7 @@ from intaked.config import PagePolicySettings, Settings
 from intaked.outbound.compose import mail_payload, new_message_id
 from intaked.outbound.outbox import enqueue
 from intaked.paging.texts import PageFacts, confirmation_sms, page_sms
-from intaked.sla.targets import parse_duration
+from intaked.sla.targets import wall_time
 from intaked.sla.tracker import event
 from intaked.store.engine import read_only
 from intaked.store.models import (
@@ -58,8 +58,7 @@ REACHED_STATUSES = ("sent", "delivered", "ringing", "answered", "completed", "ac
 
 
 def _seconds(duration: str) -> float:
-    rest, days = parse_duration(duration)
-    return (rest + dt.timedelta(days=days)).total_seconds()
+    return wall_time(duration).total_seconds()
 
 
 def freeze_policy(settings: Settings, priority: str) -> dict[str, Any] | None:
@@ -227,20 +226,31 @@ def start_pages_for_priorities(engine: Engine, settings: Settings, now: dt.datet
             )
             done += started is not None
     for ticket_id, unconfirmed, priority, status in live:
-        if status in ("resolved", "closed"):
-            why = f"ticket {status}"
-        elif priority is not None and priority not in PAGED_PRIORITIES:
-            why = f"priority set to {priority}"
-        elif unconfirmed and priority in PAGED_PRIORITIES:
-            why = ""
-        else:
+        if _follow_up(unconfirmed, priority, status) is None:
             continue  # nothing to change: no transaction
         with engine.begin() as conn:
-            if why:
-                done += cancel_page(conn, ticket_id, reason=why, actor="intaked", now=now)
-            else:
+            query = select(_tickets.c.priority, _tickets.c.status).where(_tickets.c.id == ticket_id)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            now_priority, now_status = conn.execute(query).one()
+            why = _follow_up(unconfirmed, now_priority, now_status)  # as of now, not of the read above
+            if why == "confirm":
                 done += confirm_page(conn, ticket_id, actor="intaked", now=now)
+            elif why is not None:
+                done += cancel_page(conn, ticket_id, reason=why, actor="intaked", now=now)
     return done
+
+
+def _follow_up(unconfirmed: bool, priority: str | None, status: str) -> str | None:
+    """What an active page needs after its ticket changed: ``"confirm"``, the reason to cancel
+    it, or None."""
+    if status in ("resolved", "closed"):
+        return f"ticket {status}"
+    if priority is not None and priority not in PAGED_PRIORITIES:
+        return f"priority set to {priority}"
+    if unconfirmed and priority in PAGED_PRIORITIES:
+        return "confirm"
+    return None
 
 
 # --------------------------------------------------------------------------- steps

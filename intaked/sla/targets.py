@@ -64,6 +64,13 @@ def parse_duration(text: str) -> tuple[dt.timedelta, int]:
     return dt.timedelta(**amounts), days
 
 
+def wall_time(duration: str) -> dt.timedelta:
+    """A configured duration as plain elapsed time (days count as 24 hours): for timers and
+    windows that do not follow a working calendar."""
+    rest, days = parse_duration(duration)
+    return rest + dt.timedelta(days=days)
+
+
 def _require_aware(instant: dt.datetime) -> None:
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(f"{instant!r} has no time zone: SLA clocks need aware datetimes")

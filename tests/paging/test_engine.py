@@ -460,3 +460,31 @@ def test_a_wake_up_with_a_stale_fence_loses_even_when_the_page_is_due(
     assert len(attempts(engine)) == 2
     assert run_step_if_current(engine, settings, stale["id"], page(engine)["fence"], now)
     assert len(attempts(engine)) == 4
+
+
+def test_a_priority_raised_again_before_the_pass_commits_keeps_its_page(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another tool writes P3, then a person puts P1 back while the paging pass is between its
+    read and its transaction: the pass decides on the ticket as it is then, and cancels nothing."""
+    from intaked.paging import engine as paging_engine
+
+    ticket_id = new_ticket(engine)
+    triage_p1(engine, settings)
+    with engine.begin() as conn:
+        conn.execute(update(ticket_table).where(ticket_table.c.id == ticket_id).values(priority="P3"))
+    decide = paging_engine._follow_up
+    calls: list[str | None] = []
+
+    def person_restores_p1_after_the_read(unconfirmed: bool, priority: str | None, status: str) -> str | None:
+        decision = decide(unconfirmed, priority, status)
+        if not calls:
+            with engine.begin() as conn:
+                conn.execute(update(ticket_table).where(ticket_table.c.id == ticket_id).values(priority="P1"))
+        calls.append(decision)
+        return decision
+
+    monkeypatch.setattr(paging_engine, "_follow_up", person_restores_p1_after_the_read)
+    start_pages_for_priorities(engine, settings, T0 + dt.timedelta(minutes=1))
+    assert calls == ["priority set to P3", None], "the stale read said cancel; the fresh one did not"
+    assert page(engine)["state"] == "active"

@@ -14,7 +14,9 @@ front, and ``outbox`` (sending), started by the intake process, which wakes it w
 mail; each has a core's worth of interpreter to itself.
 
 Protocol with the parent: the settings arrive pickled on stdin; the command line names the role
-and the file descriptor of the wake pipe's read end. Each byte read is a wake-up; end of file
+and the file descriptor of the wake pipe's read end. Each byte read is a wake-up: ``i`` for newly
+captured items, ``o`` for newly queued outbox rows (a webhook's), so a burst of mail does not
+also make the sender look for work on every commit; any other byte wakes both. End of file
 means "stop": finish turning what is captured into tickets, then exit 0. The process dies with
 its parent (``PR_SET_PDEATHSIG``), as systemd would kill it with the service; the claims let the
 next start take over. "ready" on stdout tells the parent that start-up is done.
@@ -51,6 +53,8 @@ from intaked.store.engine import engine_for
 log = structlog.get_logger(__name__)
 
 READY = b"ready\n"
+WAKE_INTAKE = b"i"  # new items in the intake ledger
+WAKE_OUTBOX = b"o"  # new rows in the outbox
 ROLE_INTAKE = "intake"
 ROLE_OUTBOX = "outbox"
 ROLES = (ROLE_INTAKE, ROLE_OUTBOX)
@@ -116,12 +120,19 @@ class BackOfficeProcess:
         log.info("back_office_started", role=self.role, pid=proc.pid)
 
     def wake(self) -> None:
-        """Tell the back office there is new work (safe from any thread; never blocks)."""
+        """Tell the back office new items were captured (safe from any thread; never blocks)."""
+        self._send(WAKE_INTAKE)
+
+    def wake_outbox(self) -> None:
+        """Tell the back office's sender new outbox rows were queued (safe from any thread)."""
+        self._send(WAKE_OUTBOX)
+
+    def _send(self, what: bytes) -> None:
         fd = self._wake_fd
         if fd is None:
             return
         with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError):
-            os.write(fd, b"w")  # a full pipe means a wake-up is already pending
+            os.write(fd, what)  # a full pipe means a wake-up is already pending
 
     async def _supervise(self) -> None:
         loop = asyncio.get_running_loop()
@@ -204,19 +215,20 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
     engine = engine_for(settings, sqlite_synchronous="NORMAL" if role == ROLE_OUTBOX else "FULL")
     stop = asyncio.Event()
     stoppers: list[Callable[[], Awaitable[None]]] = []
-    wake: Callable[[], None]
+    wake_intake: Callable[[], None] | None = None
+    wake_outbox: Callable[[], None]
     try:
         if role == ROLE_OUTBOX or settings.daemon.outbox == "inline":
             dispatcher = OutboxDispatcher(engine, executor, settings)
             await dispatcher.recover()
             dispatcher.start()
             stoppers.append(dispatcher.stop)
-            wake = wake_outbox = dispatcher.wake
+            wake_outbox = dispatcher.wake
             if settings.twilio.enabled:  # SMS and calls of pages, beside the mail
                 pager = TwilioDispatcher(engine, executor, settings)
                 pager.start()
                 stoppers.append(pager.stop)
-                wake = wake_outbox = _both(dispatcher.wake, pager.wake)
+                wake_outbox = _both(dispatcher.wake, pager.wake)
                 voicemail = VoicemailFetcher(engine, executor, settings)  # recordings to download
                 voicemail.start()
                 stoppers.append(voicemail.stop)
@@ -226,6 +238,9 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             stoppers.append(outbox.stop)
             wake_outbox = outbox.wake
         if role == ROLE_INTAKE:
+            # Below the front (and the outbox, started above with our priority): what senders
+            # wait for comes first. The parse workers, started next, inherit it.
+            lower_priority(settings.daemon.back_office_nice)
             intake = settings.intake
             parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
             stoppers.insert(0, _closing(parser))
@@ -243,19 +258,23 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             await processor.recover()
             processor.start()
             stoppers.insert(0, processor.stop)  # first: turn what is captured into tickets
-            # A wake-up from the front may also mean it queued outbox rows (a webhook acknowledged a page).
-            wake = _both(processor.wake, wake_outbox)
+            wake_intake = processor.wake
 
         def on_wake() -> None:
             try:
                 data = os.read(wake_fd, 4096)
             except BlockingIOError:
                 return
-            if data:
-                wake()
-            else:  # the parent closed the pipe (or died): stop
+            if not data:  # the parent closed the pipe (or died): stop
                 loop.remove_reader(wake_fd)
                 stop.set()
+                return
+            outbox_only = data.strip(WAKE_OUTBOX) == b""
+            intake_only = data.strip(WAKE_INTAKE) == b""
+            if wake_intake is not None and not outbox_only:
+                wake_intake()
+            if wake_intake is None or not intake_only:
+                wake_outbox()
 
         os.set_blocking(wake_fd, False)
         loop.add_reader(wake_fd, on_wake)
@@ -269,6 +288,16 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             await stopper()
         executor.shutdown(wait=True)
         engine.dispose()
+
+
+def lower_priority(increment: int) -> None:
+    """Add ``increment`` to this process's niceness (never raises: a refusal is only logged)."""
+    if increment <= 0:
+        return
+    try:
+        os.nice(increment)
+    except OSError as exc:
+        log.warning("back_office_nice_refused", increment=increment, error=str(exc))
 
 
 def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:

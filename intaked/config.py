@@ -727,6 +727,9 @@ class DaemonSettings(_Section):
 
     back_office: Literal["process", "inline"] = "process"
     outbox: Literal["process", "inline"] = "process"
+    # How much lower the back office's CPU priority is than the front's (added niceness, as
+    # nice(1)); 0 = the same. The outbox sender keeps the front's priority.
+    back_office_nice: Annotated[int, Field(ge=0, le=19)] = 10
 
 
 PageChannel = Literal["sms", "call", "email"]

@@ -115,7 +115,9 @@ class Daemon:
             # Their own threads: Twilio waits a few seconds for TwiML, and must not queue behind
             # a slow send or download on the shared database threads.
             self.webhook_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="intaked-webhooks")
-            self.webhooks = WebhookServer(self.settings, self.engine, self.webhook_executor, routes)
+            self.webhooks = WebhookServer(
+                self.settings, self.engine, self.webhook_executor, routes, on_handled=self._wake_outbox
+            )
             self.webhooks_address = await self.webhooks.start()
 
         def wake_from_thread() -> None:
@@ -157,6 +159,13 @@ class Daemon:
         self.scheduler = Scheduler(self.engine, self.executor, self.settings, on_queued=self._stored)
         self.scheduler.start()
         return self.processor.wake
+
+    def _wake_outbox(self) -> None:
+        """A webhook's transaction may have queued SMS, calls or mail: wake their senders now."""
+        if self.back_office is not None:
+            self.back_office.wake_outbox()
+        else:
+            self._stored()
 
     def _stored(self) -> None:
         if self.dispatcher is not None:

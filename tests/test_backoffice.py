@@ -110,6 +110,14 @@ def test_the_back_office_dies_with_a_killed_daemon(tmp_path: Path) -> None:
         assert len(back_offices) == 1, f"one back office process, children: {children(proc.pid)}"
         family = back_offices + children(back_offices[0])
         assert len(family) >= 2, "the back office and its parse worker"
+        front = os.getpriority(os.PRIO_PROCESS, proc.pid)
+        lower = min(front + 10, 19)  # daemon.back_office_nice's default
+        outbox = [pid for pid in family if b"outbox" in _cmdline(pid)]
+        priorities = {pid: os.getpriority(os.PRIO_PROCESS, pid) for pid in family}
+        assert len(outbox) == 1 and priorities.pop(outbox[0]) == front, (
+            "the sender keeps the front's priority"
+        )
+        assert set(priorities.values()) == {lower}, "ticket creation and its parse worker yield to the front"
         proc.kill()
         proc.wait(10)
         wait_until(lambda: not any(map(alive, family)), timeout=10, what="every child process to die too")

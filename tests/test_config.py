@@ -308,6 +308,16 @@ def test_twilio_errors_name_the_key(values: dict[str, Any], message: str) -> Non
         ),
         ("calendars", {"default": {"timezone": "Asia/Taipeh"}}, "calendars.default.timezone"),
         ("teams", {"network": {"calendar": "mars"}}, "teams.network.calendar: no calendar named 'mars'"),
+        (
+            "daemon",
+            {"back_office_nice": 20},
+            "daemon.back_office_nice: Input should be less than or equal to 19",
+        ),
+        (
+            "daemon",
+            {"back_office_nice": -5},
+            "daemon.back_office_nice: Input should be greater than or equal to 0",
+        ),
     ],
 )
 def test_bad_working_time_settings_name_the_key(section: str, values: dict[str, Any], message: str) -> None:

@@ -198,11 +198,18 @@ class WebhookServer:
     """The listener; ``start()`` returns the bound (host, port), ``stop()`` closes it."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, executor: Executor, routes: WebhookRoutes | None = None
+        self,
+        settings: Settings,
+        engine: Engine,
+        executor: Executor,
+        routes: WebhookRoutes | None = None,
+        *,
+        on_handled: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._engine = engine
         self._executor = executor
+        self._on_handled = on_handled  # after a handler's commit: it may have queued outbox rows
         self.routes = routes if routes is not None else ROUTES
         twilio = settings.twilio
         self._tokens = [
@@ -278,6 +285,7 @@ class WebhookServer:
         except Exception as exc:
             bound.exception("webhook_handler_failed", error=str(exc))
             return web.Response(status=HTTP_INTERNAL_ERROR)
+        self._on_handled()
         return web.Response(
             status=answer.status,
             body=answer.body.encode("utf-8"),

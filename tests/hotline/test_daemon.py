@@ -75,3 +75,36 @@ def test_an_emergency_call_pages_qrc_and_the_caller_gets_the_number_by_sms(
         return bool(state == "sent")
 
     wait_until(ack_sent, what="the acknowledgement SMS marked sent")
+
+
+def test_a_call_woken_sms_leaves_at_once_from_the_outbox_process(
+    tmp_path: Path, db_url: str, twilio_api_url: str, phone: FakePhoneNetwork
+) -> None:
+    """The daemon as shipped (back office and outbox processes) with polls of ten minutes: the
+    caller's SMS, queued by a webhook in the front process, goes out because the front wakes the
+    outbox sender after the webhook's commit, not at the next poll."""
+    settings = hotline_settings(
+        tmp_path,
+        twilio_api_url,
+        database={"url": db_url},
+        smtp_intake={"enabled": False},
+        outbox={"poll_seconds": 600.0},
+        paging={"check_seconds": 600.0},  # its pass also looks for due SMS: not this time
+        outbound_mail={"host": "127.0.0.1", "port": 1},
+        logging={"level": "warning", "format": "json"},
+    )
+    running = DaemonThread(settings).start()
+    try:
+        assert running.daemon.back_office is not None and running.daemon.webhooks_address is not None
+        host, port = running.daemon.webhooks_address
+        phone.deliver_to(PUBLIC_URL, f"http://{host}:{port}")
+        phone.inbound_voice_url = PUBLIC_URL + INCOMING_PATH
+        phone.hotline_status_url = PUBLIC_URL + STATUS_PATH
+        phone.place_call(MOBILE_KNOWN, HOTLINE, CallerScript(press="2", voicemail_seconds=25))
+        with running.engine.connect() as conn:
+            number = conn.execute(select(ticket_table.c.number)).scalar_one()
+        sms = wait_until(lambda: phone.creates("Messages"), timeout=30, what="the caller's SMS")
+        assert [(r.get("To"), number in (r.get("Body") or "")) for r in sms] == [(MOBILE_KNOWN, True)]
+    finally:
+        running.stop()
+        phone.wait_idle()

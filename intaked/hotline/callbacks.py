@@ -22,6 +22,7 @@ from sqlalchemy import Connection, select, update
 
 from intaked.channels.webhooks import record_receipt
 from intaked.config import Settings
+from intaked.hotline.calls import TRANSCRIPT_HEADING
 from intaked.hotline.recordings import (
     FOREIGN_URL,
     OUTBOX_KIND,
@@ -248,9 +249,6 @@ class Transcription:
         )
 
 
-TRANSCRIPT_HEADING = "Voicemail transcript (Twilio):"
-
-
 def apply_transcription(
     conn: Connection, transcription: Transcription, params: Sequence[tuple[str, str]], now: dt.datetime
 ) -> str:
@@ -290,12 +288,10 @@ def apply_transcription(
         .where(message_table.c.id == message_id)
         .values(body_text=f"{body}\n\n{addition}" if body else addition)
     )
+    values: dict[str, Any] = {"voicemail_transcript": text, "updated_at": now}
     if call.transcript is None or call.transcript_source in (None, "twilio"):
-        conn.execute(
-            update(call_table)
-            .where(call_table.c.id == call.id)
-            .values(transcript=text, transcript_source="twilio", transcript_confidence=None, updated_at=now)
-        )
+        values.update(transcript=text, transcript_source="twilio", transcript_confidence=None)
+    conn.execute(update(call_table).where(call_table.c.id == call.id).values(**values))
     touch_ticket(conn, ticket_id, now, callback=False)
     add_event(conn, ticket_id, "transcript_added", {**detail, "source": "twilio", "chars": len(text)}, now)
     bound.info("transcript_stored", chars=len(text))

@@ -196,6 +196,8 @@ def call_subject(from_number: str, choice: str | None, outcome: str) -> str:
     return f"來電 {caller}"
 
 
+TRANSCRIPT_HEADING = "Voicemail transcript (Twilio):"
+
 _OUTCOME_TEXT = {
     "in_progress": ("通話中", "in progress"),
     "voicemail": ("已留言，請回撥", "voicemail left, call back"),
@@ -224,9 +226,11 @@ def call_body(settings: Settings, call: Mapping[str, Any]) -> str:
         lines.append(f"通話長度 / Duration: {call['duration_seconds']} s")
     if call.get("recording_seconds"):
         lines.append(f"留言長度 / Voicemail: {call['recording_seconds']} s")
-    if call.get("transcript"):
+    voicemail = call.get("voicemail_transcript")
+    if call.get("transcript") and call["transcript"] != voicemail:
         lines.append(f"來電者說 / Caller said: {call['transcript']}")
-    return "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n"
+    return f"{body}\n{TRANSCRIPT_HEADING}\n{voicemail}\n" if voicemail else body
 
 
 def _refresh_message(conn: Connection, settings: Settings, call_sid: str) -> None:

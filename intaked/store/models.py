@@ -460,6 +460,7 @@ class Call(Base):
     transcript: Mapped[str | None] = mapped_column(Text)
     transcript_confidence: Mapped[float | None] = mapped_column(Float)
     transcript_source: Mapped[str | None] = mapped_column(String(16))
+    voicemail_transcript: Mapped[str | None] = mapped_column(Text)  # Twilio's, of the voicemail (0007)
     source: Mapped[str] = mapped_column(String(16), default="webhook")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, func, select
 from intaked.channels.recordings import register_recording_routes
 from intaked.channels.webhooks import WebhookRoutes
 from intaked.config import Settings
+from intaked.hotline.calls import call_status, speech_heard
 from intaked.hotline.fetcher import VoicemailFetcher, fetch_due
 from intaked.hotline.recordings import (
     ForeignRecordingUrl,
@@ -279,6 +280,32 @@ def test_voicemail_with_transcript_is_attached_to_the_ticket(
         ).scalar_one()
     assert body.startswith("Menu choice 2") and body.count(text) == 1
     assert event_kinds(engine).count("transcript_added") == 1
+
+
+def test_a_voicemail_transcript_beside_a_spoken_description_survives_the_next_status_callback(
+    hooks: RunningWebhooks, engine: Engine, settings: Settings
+) -> None:
+    """The caller described the problem in Chinese (speech recognition); Twilio then transcribed the
+    voicemail in English. Both stay in the call's message, also once the call's final status
+    rewrites it, and the call keeps the spoken description as its transcript."""
+    spoken = "三樓印表機卡紙"
+    call_sid, recording_sid = make_call(engine), new_sid("RE")
+    with engine.begin() as conn:  # the message as the daemon writes it: from the call
+        assert speech_heard(conn, settings, call_sid, spoken + "，請回電", 0.9, dt.datetime.now(dt.UTC))
+    english = "The printer on the third floor is jammed, please call back."
+    params = transcription_params(settings, call_sid, recording_sid, text=english)
+    assert post(hooks, TRANSCRIPTION_PATH, params) == 200
+    with engine.begin() as conn:
+        call_status(conn, settings, call_sid, "completed", 42, False, dt.datetime.now(dt.UTC))
+    call = call_row(engine, call_sid)
+    assert (call["transcript"], call["transcript_source"]) == (spoken + "，請回電", "speech")
+    assert call["voicemail_transcript"] == english
+    with engine.connect() as conn:
+        body = conn.execute(
+            select(message_table.c.body_text).where(message_table.c.id == call["message_id"])
+        ).scalar_one()
+    assert f"Caller said: {spoken}，請回電" in body
+    assert body.rstrip().endswith(f"Voicemail transcript (Twilio):\n{english}") and body.count(english) == 1
 
 
 def test_voicemail_without_transcript_creates_the_calls_message_when_it_has_none(

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine
 
 from intaked.channels.webhooks import WebhookRequest, WebhookResponse, WebhookRoutes, record_receipt
 from intaked.config import Settings
+from intaked.hotline.callbacks import whole_number
 from intaked.hotline.calls import (
     CallFacts,
     call_status,
@@ -62,11 +63,6 @@ log = structlog.get_logger(__name__)
 INCOMING_PATH = "/twilio/voice/incoming"
 STATUS_PATH = "/twilio/status/hotline"
 DESK_ANSWERED = frozenset({"completed", "answered"})
-
-
-def _int(value: str | None) -> int | None:
-    value = (value or "").strip()
-    return int(value) if value.isdigit() else None
 
 
 def _float(value: str | None) -> float | None:
@@ -145,7 +141,7 @@ def register_hotline_routes(routes: WebhookRoutes, settings: Settings) -> None:
 
     def recorded(engine: Engine, request: WebhookRequest) -> WebhookResponse:
         sid = request.get("CallSid") or ""
-        seconds = _int(request.get("RecordingDuration")) or 0
+        seconds = whole_number(request.get("RecordingDuration")) or 0
         left = bool(request.get("RecordingUrl")) and seconds > 0
         with engine.begin() as conn:
             if not ensure_call(conn, request):
@@ -179,7 +175,7 @@ def register_hotline_routes(routes: WebhookRoutes, settings: Settings) -> None:
                     settings,
                     sid,
                     call_state or None,
-                    _int(request.get("CallDuration")),
+                    whole_number(request.get("CallDuration")),
                     False,
                     request.received_at,
                 )

@@ -53,7 +53,8 @@ ERROR_SILENT = "16102"
 NO_RECORDING_CODES = frozenset({ERROR_TOO_SHORT, ERROR_SILENT})
 
 
-def _int(value: str | None) -> int | None:
+def whole_number(value: str | None) -> int | None:
+    """A Twilio parameter that should be a count of something (seconds): its value, or None."""
     text = (value or "").strip()
     return int(text) if text.isdigit() else None
 
@@ -79,7 +80,7 @@ class RecordingStatus:
             recording_sid=(get("RecordingSid") or "").strip(),
             recording_url=(get("RecordingUrl") or "").strip(),
             status=(get("RecordingStatus") or "").strip().lower(),
-            duration=_int(get("RecordingDuration")),
+            duration=whole_number(get("RecordingDuration")),
             error_code=(get("ErrorCode") or "").strip().lstrip("0"),  # "0": no error
         )
 

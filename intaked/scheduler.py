@@ -11,7 +11,7 @@ PostgreSQL, conditional updates, outbox idempotency keys).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 
 import structlog
@@ -131,6 +131,17 @@ class HotlineReconcileWorker(WakeableWorker):
         return 0  # the next pass waits for the interval
 
 
+def on_the_loop(wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    """A job that calls ``wake`` on the event loop. APScheduler runs a plain function on a thread
+    of the loop's default executor, a hop for nothing, and one cancelled by the shutdown is logged
+    as an error; a coroutine job runs on the loop itself."""
+
+    async def job() -> None:
+        wake()
+
+    return job
+
+
 class Scheduler:
     """The working-time workers and the APScheduler jobs that wake them."""
 
@@ -154,7 +165,7 @@ class Scheduler:
         self.sla.start()
         self.sweeper.start()
         self._scheduler.add_job(
-            self.sla.wake,
+            on_the_loop(self.sla.wake),
             "interval",
             seconds=self._settings.sla.check_seconds,
             id="sla",
@@ -162,7 +173,7 @@ class Scheduler:
             max_instances=1,
         )
         self._scheduler.add_job(
-            self.sweeper.wake,
+            on_the_loop(self.sweeper.wake),
             "interval",
             seconds=seconds(self._settings.lifecycle.sweep_interval),
             id="sweep",
@@ -172,7 +183,7 @@ class Scheduler:
         if self.paging is not None:
             self.paging.start()
             self._scheduler.add_job(
-                self.paging.wake,
+                on_the_loop(self.paging.wake),
                 "interval",
                 seconds=self._settings.paging.check_seconds,
                 id="paging",

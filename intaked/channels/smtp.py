@@ -31,7 +31,6 @@ REPLY_NO_SUCH_RECIPIENT: Final = "550 5.1.1 <{recipient}>: recipient address rej
 REPLY_STORE_UNAVAILABLE: Final = "451 4.3.0 Temporary failure storing the message; try again later"
 REPLY_SHUTTING_DOWN: Final = "421 4.3.2 Service shutting down; try again later"
 NULL_REVERSE_PATH: Final = "<>"
-LATE_ACCEPT_SECONDS: Final = 0.02  # on stop: time for sessions accepted at the last moment to start
 
 
 # The path nearly every client sends in MAIL FROM and RCPT TO: <dot-atom@host.name>, ASCII only,
@@ -194,8 +193,6 @@ class SmtpIntakeServer:
         if self._server is None:
             return
         self._server.close()
-        # A session accepted just before the socket closed gets its transport a turn or two later.
-        await asyncio.sleep(LATE_ACCEPT_SECONDS)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.handler.idle.wait(), grace_seconds)
         for session in list(self._sessions):

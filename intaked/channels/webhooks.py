@@ -49,7 +49,6 @@ HTTP_TOO_LARGE = 413
 HTTP_INTERNAL_ERROR = 500
 TWIML_CONTENT_TYPE = "application/xml"
 SHUTDOWN_TIMEOUT_SECONDS = 3.0
-LATE_ACCEPT_SECONDS = 0.02  # on stop: time for connections accepted at the last moment to register
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
@@ -238,15 +237,9 @@ class WebhookServer:
         return address
 
     async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is None:
-            return
-        for site in list(runner.sites):  # stop accepting
-            await site.stop()
-        # A connection accepted just before the socket closed is still being set up (a few turns
-        # of the loop): let it register, so that the cleanup below closes it too.
-        await asyncio.sleep(LATE_ACCEPT_SECONDS)
-        await runner.cleanup()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         remote = request.remote

@@ -106,5 +106,7 @@ def test_a_call_woken_sms_leaves_at_once_from_the_outbox_process(
         sms = wait_until(lambda: phone.creates("Messages"), timeout=30, what="the caller's SMS")
         assert [(r.get("To"), number in (r.get("Body") or "")) for r in sms] == [(MOBILE_KNOWN, True)]
     finally:
-        running.stop()
-        phone.wait_idle()
+        try:
+            phone.wait_idle()  # the SMS's status callbacks reach a running daemon, not a stopping one
+        finally:
+            running.stop()

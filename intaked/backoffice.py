@@ -269,11 +269,12 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
                 loop.remove_reader(wake_fd)
                 stop.set()
                 return
-            outbox_only = data.strip(WAKE_OUTBOX) == b""
-            intake_only = data.strip(WAKE_INTAKE) == b""
-            if wake_intake is not None and not outbox_only:
+            if wake_intake is None:  # the outbox role: every byte is for the sender
+                wake_outbox()
+                return
+            if data.strip(WAKE_OUTBOX):  # anything but "o": captured items
                 wake_intake()
-            if wake_intake is None or not intake_only:
+            if data.strip(WAKE_INTAKE):  # anything but "i": outbox rows
                 wake_outbox()
 
         os.set_blocking(wake_fd, False)

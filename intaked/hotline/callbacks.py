@@ -118,6 +118,23 @@ def _receive(
     return None
 
 
+def _note_recording(
+    conn: Connection, call_id: int, status: RecordingStatus, error: str | None, now: dt.datetime, **also: Any
+) -> None:
+    """Write the callback's recording (Sid, length) and why it is unusable, if it is, on the call."""
+    conn.execute(
+        update(call_table)
+        .where(call_table.c.id == call_id)
+        .values(
+            recording_sid=status.recording_sid,
+            recording_seconds=status.duration,
+            recording_error=error[:16] if error else None,
+            updated_at=now,
+            **also,
+        )
+    )
+
+
 def apply_recording_status(
     conn: Connection,
     settings: Settings,
@@ -144,18 +161,9 @@ def apply_recording_status(
         return "already_attached"
     reason = status.no_recording_reason
     if reason is not None:
-        conn.execute(
-            update(call_table)
-            .where(call_table.c.id == call.id)
-            .values(
-                recording_sid=status.recording_sid,
-                recording_seconds=status.duration,
-                recording_error=reason[:16],
-                updated_at=now,
-            )
-        )
-        if call.outcome in ("in_progress", "missed"):
-            conn.execute(update(call_table).where(call_table.c.id == call.id).values(outcome="missed"))
+        missed = call.outcome in ("in_progress", "missed")
+        _note_recording(conn, call.id, status, reason, now, outcome="missed" if missed else call.outcome)
+        if missed:
             touch_ticket(conn, ticket_id, now, callback=True)
             if call.outcome != "missed":
                 add_event(
@@ -180,16 +188,7 @@ def apply_recording_status(
         else:
             media_url_for(settings, status.recording_sid)
     except ForeignRecordingUrl as exc:
-        conn.execute(
-            update(call_table)
-            .where(call_table.c.id == call.id)
-            .values(
-                recording_sid=status.recording_sid,
-                recording_seconds=status.duration,
-                recording_error=FOREIGN_URL,
-                updated_at=now,
-            )
-        )
+        _note_recording(conn, call.id, status, FOREIGN_URL, now)
         touch_ticket(conn, ticket_id, now, callback=True)
         add_event(
             conn,
@@ -200,16 +199,7 @@ def apply_recording_status(
         )
         bound.warning("recording_url_refused", url=status.recording_url, reason=str(exc))
         return "refused"
-    conn.execute(
-        update(call_table)
-        .where(call_table.c.id == call.id)
-        .values(
-            recording_sid=status.recording_sid,
-            recording_seconds=status.duration,
-            recording_error=None,
-            updated_at=now,
-        )
-    )
+    _note_recording(conn, call.id, status, None, now)
     touch_ticket(conn, ticket_id, now, callback=call.outcome != "answered_by_desk")
     enqueue(
         conn,

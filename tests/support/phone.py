@@ -582,18 +582,7 @@ class FakePhoneNetwork:
     def _recordings(self, call_sid: str | None, path: str) -> dict[str, Any]:
         with self._lock:
             found = [r for r in self.recordings if call_sid is None or r["call_sid"] == call_sid]
-        uri = self._absolute(path)
-        return {
-            "recordings": found[:50],
-            "end": max(len(found[:50]) - 1, 0),
-            "first_page_uri": uri,
-            "next_page_uri": None,
-            "page": 0,
-            "page_size": 50,
-            "previous_page_uri": None,
-            "start": 0,
-            "uri": uri,
-        }
+        return self._page("recordings", found, path)
 
     def _list(self, collection: str, to: str | None, path: str) -> dict[str, Any]:
         kind = "message" if collection == "Messages" else "call"
@@ -602,10 +591,14 @@ class FakePhoneNetwork:
                 r for r in self.resources.values() if r.kind == kind and (to is None or r.get("To") == to)
             ]
         found.sort(key=lambda r: r.created, reverse=True)
+        return self._page(collection.lower(), [self._json(r) for r in found], path)
+
+    def _page(self, key: str, items: list[Any], path: str) -> dict[str, Any]:
+        """The first (and only) page of a list, 50 items at most, as Twilio's list API pages it."""
         uri = self._absolute(path)
         return {
-            collection.lower(): [self._json(r) for r in found[:50]],
-            "end": max(len(found[:50]) - 1, 0),
+            key: items[:50],
+            "end": max(len(items[:50]) - 1, 0),
             "first_page_uri": uri,
             "next_page_uri": None,
             "page": 0,

@@ -43,12 +43,14 @@ from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.logs import configure_logging
 from intaked.outbound.dispatcher import OutboxDispatcher
+from intaked.outbound.outbox import recovery as outbox_recovery
 from intaked.outbound.twilio_dispatcher import TwilioDispatcher
 from intaked.processes import die_with_parent
 from intaked.routing.decide import warm_up_routing
 from intaked.scheduler import Scheduler
 from intaked.sla.context import warm_up
 from intaked.store.engine import engine_for
+from intaked.store.liveness import LivenessKeeper, set_node_name
 
 log = structlog.get_logger(__name__)
 
@@ -215,12 +217,18 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
     engine = engine_for(settings, sqlite_synchronous="NORMAL" if role == ROLE_OUTBOX else "FULL")
     stop = asyncio.Event()
     stoppers: list[Callable[[], Awaitable[None]]] = []
+    keeper = LivenessKeeper(
+        engine,
+        role=f"back_office.{role}",
+        heartbeat_seconds=settings.daemon.heartbeat_seconds,
+        lease_seconds=settings.daemon.lease_seconds,
+    )
+    keeper_started = False
     wake_intake: Callable[[], None] | None = None
     wake_outbox: Callable[[], None]
     try:
         if role == ROLE_OUTBOX or settings.daemon.outbox == "inline":
             dispatcher = OutboxDispatcher(engine, executor, settings)
-            await dispatcher.recover()
             dispatcher.start()
             stoppers.append(dispatcher.stop)
             wake_outbox = dispatcher.wake
@@ -232,6 +240,9 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
                 voicemail = VoicemailFetcher(engine, executor, settings)  # recordings to download
                 voicemail.start()
                 stoppers.append(voicemail.stop)
+                keeper.add_recovery(outbox_recovery(settings, _both(wake_outbox, voicemail.wake)))
+            else:
+                keeper.add_recovery(outbox_recovery(settings, wake_outbox))
         else:
             outbox = BackOfficeProcess(settings, ROLE_OUTBOX)
             await outbox.start()
@@ -255,10 +266,13 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             processor = IntakeProcessor(
                 engine, executor, settings, parser=parser, on_stored=lambda _: wake_outbox()
             )
-            await processor.recover()
             processor.start()
             stoppers.insert(0, processor.stop)  # first: turn what is captured into tickets
             wake_intake = processor.wake
+            keeper.add_recovery(processor.recovery())
+        # Take up what dead workers left (at once for those of this node), then keep beating.
+        await loop.run_in_executor(executor, keeper.start)
+        keeper_started = True
 
         def on_wake() -> None:
             try:
@@ -287,6 +301,8 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
     finally:
         for stopper in stoppers:
             await stopper()
+        if keeper_started:
+            await loop.run_in_executor(executor, keeper.stop)
         executor.shutdown(wait=True)
         engine.dispose()
 
@@ -325,6 +341,7 @@ def main(argv: list[str]) -> int:
     if role not in ROLES:
         raise SystemExit(f"unknown back office role {role!r}: one of {', '.join(ROLES)}")
     configure_logging(settings.logging.level, settings.logging.format, process=f"back_office.{role}")
+    set_node_name(settings.daemon.node_name)
     asyncio.run(run_back_office(settings, role, int(wake_fd)))
     return 0
 

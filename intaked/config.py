@@ -730,6 +730,18 @@ class DaemonSettings(_Section):
     # How much lower the back office's CPU priority is than the front's (added niceness, as
     # nice(1)); 0 = the same. The outbox sender keeps the front's priority.
     back_office_nice: Annotated[int, Field(ge=0, le=19)] = 10
+    # Liveness (intaked/store/liveness.py): each process that claims work writes a heartbeat
+    # every ``heartbeat_seconds``; one silent for ``lease_seconds`` is taken for dead and its
+    # claims are taken up again. A process this node sees exit is known dead at once.
+    node_name: Annotated[str, Field(max_length=64, pattern=r"^[^\s/]*$")] = ""  # "" = the host name
+    heartbeat_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    lease_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> DaemonSettings:
+        if self.lease_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError("lease_seconds must be at least twice heartbeat_seconds")
+        return self
 
 
 PageChannel = Literal["sms", "call", "email"]

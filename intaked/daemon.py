@@ -36,10 +36,12 @@ from intaked.intake.capture import CaptureWriter
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.outbound.dispatcher import OutboxDispatcher
+from intaked.outbound.outbox import recovery as outbox_recovery
 from intaked.outbound.twilio_dispatcher import TwilioDispatcher
 from intaked.paging.webhook_routes import register_paging_routes
 from intaked.scheduler import Scheduler
 from intaked.store.engine import engine_for
+from intaked.store.liveness import LivenessKeeper, set_node_name
 from intaked.store.migrate import ensure_schema
 
 log = structlog.get_logger(__name__)
@@ -81,6 +83,7 @@ class Daemon:
     voicemail: VoicemailFetcher | None = None
     back_office: BackOfficeProcess | None = None
     scheduler: Scheduler | None = None
+    keeper: LivenessKeeper | None = None
     smtp: SmtpIntakeServer | None = None
     smtp_address: tuple[str, int] | None = None
     imap_workers: list[ImapMailboxWorker] = field(default_factory=list)
@@ -99,7 +102,17 @@ class Daemon:
         log.info(
             "store_ready", database=self.engine.url.render_as_string(hide_password=True), schema=revision
         )
+        set_node_name(self.settings.daemon.node_name)
+        self.keeper = LivenessKeeper(
+            self.engine,
+            role="front",
+            heartbeat_seconds=self.settings.daemon.heartbeat_seconds,
+            lease_seconds=self.settings.daemon.lease_seconds,
+        )
         wake = await self._start_back_office()
+        # This process's heartbeat; marks the workers of this node that died (a back office
+        # killed with the front, before this start) gone, and, inline, takes up their claims.
+        await loop.run_in_executor(self.executor, self.keeper.start)
         self.capture = CaptureWriter(self.engine, self.executor, on_committed=wake)
         self.capture.start()
         if self.settings.smtp_intake.enabled:
@@ -139,13 +152,14 @@ class Daemon:
         assert self.engine is not None
         intake = self.settings.intake
         self.dispatcher = OutboxDispatcher(self.engine, self.executor, self.settings)
-        await self.dispatcher.recover()
         self.dispatcher.start()
         if self.settings.twilio.enabled:
             self.pager = TwilioDispatcher(self.engine, self.executor, self.settings)
             self.pager.start()
             self.voicemail = VoicemailFetcher(self.engine, self.executor, self.settings)
             self.voicemail.start()
+        assert self.keeper is not None
+        self.keeper.add_recovery(outbox_recovery(self.settings, self._wake_senders))
         self.parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
         self.processor = IntakeProcessor(
             self.engine,
@@ -154,8 +168,8 @@ class Daemon:
             parser=self.parser,
             on_stored=lambda _: self._stored(),
         )
-        await self.processor.recover()
         self.processor.start()
+        self.keeper.add_recovery(self.processor.recovery())
         self.scheduler = Scheduler(self.engine, self.executor, self.settings, on_queued=self._stored)
         self.scheduler.start()
         return self.processor.wake
@@ -172,6 +186,11 @@ class Daemon:
             self.dispatcher.wake()
         if self.pager is not None:
             self.pager.wake()
+
+    def _wake_senders(self) -> None:
+        self._stored()
+        if self.voicemail is not None:
+            self.voicemail.wake()
 
     async def stop(self) -> None:
         log.info("stopping")
@@ -198,6 +217,8 @@ class Daemon:
             await self.pager.stop()
         if self.voicemail is not None:
             await self.voicemail.stop()
+        if self.keeper is not None:
+            await loop.run_in_executor(self.executor, self.keeper.stop)
         self.executor.shutdown(wait=True)
         if self.webhook_executor is not None:
             self.webhook_executor.shutdown(wait=True)

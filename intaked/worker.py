@@ -1,23 +1,31 @@
 """A loop that runs blocking work on the daemon's database threads whenever there may be some.
 
 Woken by whoever produced work (``wake()``), and every ``poll_seconds`` anyway (for work left by
-other processes, due retries, and housekeeping such as releasing stale claims). A pass that did
-something is followed by another at once; a failed pass (the store is down) is retried after a
-pause. ``stop()`` lets the current pass finish, and with ``drain_on_stop`` every pass that still
+other processes and due retries). A pass that did something is followed by another at once; a
+failed pass (the store is down) is retried after a pause, and before any new work the worker
+writes the outcomes the store could not take (intaked/store/settle.py). Repeated failures are
+logged once, then once every ``FAILURE_LOG_SECONDS`` with a count, and once more when the store
+is back. ``stop()`` lets the current pass finish, and with ``drain_on_stop`` every pass that still
 finds work, before it returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
 import structlog
 
+from intaked.store.settle import Unsettled
+
 log = structlog.get_logger(__name__)
 
 FAILURE_PAUSE_SECONDS = 1.0
+FAILURE_LOG_SECONDS = 30.0
+STOP_SETTLE_TRIES = 3
 
 
 class WakeableWorker:
@@ -30,17 +38,15 @@ class WakeableWorker:
         work: Callable[[], int],
         *,
         poll_seconds: float,
-        housekeeping: Callable[[], object] | None = None,
-        housekeeping_seconds: float = 300.0,
         loops: int = 1,
         drain_on_stop: bool = False,
+        unsettled: Unsettled | None = None,
     ) -> None:
         self.name = name
         self._executor = executor
         self._work = work
         self._poll_seconds = poll_seconds
-        self._housekeeping = housekeeping
-        self._housekeeping_seconds = housekeeping_seconds
+        self.unsettled = Unsettled(name) if unsettled is None else unsettled
         self._loops = loops
         self._drain_on_stop = drain_on_stop
         self._wake = asyncio.Event()
@@ -77,33 +83,62 @@ class WakeableWorker:
         self._wake.set()
         await asyncio.gather(*self._tasks)
         self._tasks = []
+        for _ in range(STOP_SETTLE_TRIES):
+            if not len(self.unsettled):
+                return
+            try:
+                await self.run_blocking(self.unsettled.settle)
+            except Exception as exc:
+                log.warning(f"{self.name}_settle_failed", error=str(exc), held=len(self.unsettled))
+                await asyncio.sleep(FAILURE_PAUSE_SECONDS)
+        if len(self.unsettled):
+            # Claims stay with this worker's id: the next start takes them up (at least once).
+            log.error(f"{self.name}_stopped_with_outcomes_unrecorded", held=len(self.unsettled))
+
+    def _settle_then_work(self) -> int:
+        if len(self.unsettled):
+            self.unsettled.settle()
+        return self._work()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        idle_for = 0.0
+        failing_since: float | None = None
+        failures = 0
+        last_logged = 0.0
         while True:
             if self._stopping and not self._drain_on_stop:
                 return
             try:
-                done = await loop.run_in_executor(self._executor, self._work)
+                done = await loop.run_in_executor(self._executor, self._settle_then_work)
             except Exception as exc:  # the store is down: keep the daemon up, try again soon
-                log.error(f"{self.name}_pass_failed", error=str(exc))
+                now = time.monotonic()
+                failures += 1
+                if failing_since is None:
+                    failing_since = last_logged = now
+                    log.error(f"{self.name}_pass_failed", error=str(exc))
+                elif now - last_logged >= FAILURE_LOG_SECONDS:
+                    last_logged = now
+                    log.error(
+                        f"{self.name}_pass_still_failing",
+                        error=str(exc),
+                        failures=failures,
+                        for_seconds=round(now - failing_since),
+                    )
                 if self._stopping:
                     return
                 await asyncio.sleep(FAILURE_PAUSE_SECONDS)
                 continue
+            if failing_since is not None:
+                log.info(
+                    f"{self.name}_pass_recovered",
+                    failures=failures,
+                    after_seconds=round(time.monotonic() - failing_since, 1),
+                )
+                failing_since, failures = None, 0
             if done:
                 continue
             if self._stopping:
                 return
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
-            except TimeoutError:
-                idle_for += self._poll_seconds
-                if self._housekeeping is not None and idle_for >= self._housekeeping_seconds:
-                    idle_for = 0.0
-                    try:
-                        await loop.run_in_executor(self._executor, self._housekeeping)
-                    except Exception as exc:
-                        log.error(f"{self.name}_housekeeping_failed", error=str(exc))

@@ -16,6 +16,7 @@ from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
 from intaked.store.models import message_table, outbox_table, ticket_event_table, ticket_table
 from tests.support.daemon import DaemonThread, make_settings
+from tests.support.liveness import this_worker_died
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
 from tests.test_smtp_intake import big5_report
@@ -322,7 +323,7 @@ def test_crash_between_send_and_mark_repeats_the_mail_never_loses_it(intake: Int
     from intaked.outbound.compose import build_message
     from intaked.outbound.dispatcher import dispatch_once
     from intaked.outbound.mailer import SmtpMailer
-    from intaked.outbound.outbox import claim_due, recover_stale
+    from intaked.outbound.outbox import claim_due, recover_abandoned
     from intaked.store.types import utcnow
 
     intake.ingest(mail())
@@ -330,7 +331,8 @@ def test_crash_between_send_and_mark_repeats_the_mail_never_loses_it(intake: Int
     (row,) = claim_due(intake.engine, "mail", 10)
     with SmtpMailer(settings.outbound_mail) as mailer:  # sent ... and the process dies before marking it
         mailer.send(build_message(row.payload, utcnow()), row.payload["from"], row.recipient)
-    assert recover_stale(intake.engine, timeout_seconds=600, this_node_restarted=True) == 1
+    this_worker_died(intake.engine)
+    assert recover_abandoned(intake.engine, lease_seconds=5, timeout_seconds=600) == 1
     assert dispatch_once(intake.engine, settings) == 1
     ids = [r.message["Message-ID"] for r in sink.messages()]
     assert len(ids) == 2 and len(set(ids)) == 1, "the same mail twice (same Message-ID), never zero times"
@@ -385,11 +387,12 @@ def test_a_kept_relay_connection_that_died_is_replaced_at_once(intake: Intake, s
 
 
 def test_mark_sent_with_a_lost_claim_records_nothing(intake: Intake) -> None:
-    from intaked.outbound.outbox import claim_due, mark_sent, recover_stale
+    from intaked.outbound.outbox import claim_due, mark_sent, recover_abandoned
 
     intake.ingest(mail())
     (stale,) = claim_due(intake.engine, "mail", 10)
-    recover_stale(intake.engine, timeout_seconds=600, this_node_restarted=True)  # taken over
+    this_worker_died(intake.engine)
+    recover_abandoned(intake.engine, lease_seconds=5, timeout_seconds=600)  # taken over
     (current,) = claim_due(intake.engine, "mail", 10)
     assert mark_sent(intake.engine, stale, "250 late") is False
     assert [m.direction for m in rows(intake.engine, message_table)] == ["in"]

@@ -12,12 +12,13 @@ from sqlalchemy import Engine, func, select, update
 from intaked.intake import processor
 from intaked.intake.capture import RawItem, insert_items
 from intaked.intake.ingest import ClaimLost
-from intaked.intake.ledger import claim_batch, recover_stale_claims
+from intaked.intake.ledger import claim_batch, recover_abandoned_claims
 from intaked.intake.processor import parse_items, process_once, store_one
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
 from intaked.store.models import InboundItem, Ticket
 from tests.support.daemon import make_settings
+from tests.support.liveness import this_worker_died
 
 ITEMS = InboundItem.__table__
 
@@ -100,13 +101,18 @@ def test_one_bad_item_does_not_hold_back_its_batch(
     assert states(engine)[ids[2]] == "received"
 
 
-def test_claims_of_a_crashed_worker_are_recovered_at_start_up(engine: Engine, db_url: str) -> None:
+def recover(engine: Engine, *, max_attempts: int) -> int:
+    return recover_abandoned_claims(engine, max_attempts=max_attempts, lease_seconds=5, timeout_seconds=600)
+
+
+def test_claims_of_a_crashed_worker_are_recovered(engine: Engine, db_url: str) -> None:
     settings = make_settings(db_url)
     insert_items(engine, [RawItem("smtp", mail(n)) for n in range(3)])
     claimed = claim_batch(engine, 10)  # ... and then the process was killed
     assert len(claimed) == 3 and set(states(engine).values()) == {"processing"}
     assert process_once(engine, settings) == [], "claimed items are not taken twice"
-    assert recover_stale_claims(engine, max_attempts=5, timeout_seconds=600, this_node_restarted=True) == 3
+    this_worker_died(engine)
+    assert recover(engine, max_attempts=5) == 3
     assert [len(process_once(engine, settings)) for _ in range(4)] == [1, 1, 1, 0], "tried before: alone"
     assert ticket_count(engine) == 3
 
@@ -124,7 +130,8 @@ def test_a_crash_in_a_batch_counts_only_against_the_message_that_causes_it(
         if not claimed:
             break
         if any(item.id == poison for item in claimed):  # ... and the process is killed
-            recover_stale_claims(engine, max_attempts=3, timeout_seconds=600, this_node_restarted=True)
+            this_worker_died(engine)
+            recover(engine, max_attempts=3)
             continue
         store_one(engine, parse_items(claimed)[0], settings)
     assert states(engine) == {1: "done", 2: "done", 3: "quarantined", 4: "done", 5: "done"}
@@ -135,7 +142,8 @@ def test_item_that_keeps_crashing_the_worker_is_quarantined(engine: Engine) -> N
     insert_items(engine, [RawItem("smtp", mail(1))])
     for _ in range(3):
         assert len(claim_batch(engine, 10)) == 1  # the worker dies while processing it
-        recover_stale_claims(engine, max_attempts=3, timeout_seconds=600, this_node_restarted=True)
+        this_worker_died(engine)
+        recover(engine, max_attempts=3)
     assert set(states(engine).values()) == {"quarantined"}
     with engine.connect() as conn:
         assert "claimed too many times" in conn.execute(select(ITEMS.c.last_error)).scalar_one()
@@ -146,8 +154,12 @@ def test_a_lost_claim_cannot_commit_a_second_ticket(engine: Engine, db_url: str)
     insert_items(engine, [RawItem("smtp", mail(1))])
     (slow,) = claim_batch(engine, 10)
     # The slow worker is presumed dead; its claim times out and another worker takes the item.
-    recover_stale_claims(
-        engine, max_attempts=5, timeout_seconds=0, now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    recover_abandoned_claims(  # alive but hung: the last resort, the claim timeout
+        engine,
+        max_attempts=5,
+        lease_seconds=5,
+        timeout_seconds=0,
+        now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1),
     )
     assert len(process_once(engine, settings)) == 1
     (entry,) = parse_items([slow])

@@ -38,8 +38,9 @@ from intaked.hotline.recordings import (
     record_download_failure,
     without_ticket,
 )
-from intaked.outbound.outbox import OutboxRow, claim_due, defer, mark_failed, mark_sent
+from intaked.outbound.outbox import OutboxRow, claim_due, defer, hand_back, mark_failed, mark_sent
 from intaked.outbound.twilio import PermanentFailure, TemporaryFailure
+from intaked.store.settle import Unsettled, store_unavailable
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
@@ -120,11 +121,24 @@ def _defer(
     return state
 
 
-def fetch_due(engine: Engine, settings: Settings, download: Download = download_recording) -> int:
-    """Claim one batch of due ``recording`` rows and handle each; returns how many."""
-    rows = claim_due(engine, OUTBOX_KIND, settings.outbox.batch_size)
-    for row in rows:
-        fetch_row(engine, settings, row, download)
+def fetch_due(
+    engine: Engine,
+    settings: Settings,
+    download: Download = download_recording,
+    unsettled: Unsettled | None = None,
+) -> int:
+    """Claim one batch of due ``recording`` rows and handle each; returns how many. When the store
+    fails under a row, that row and the rest are handed back (downloading again repeats nothing a
+    person sees) and the store's error is raised."""
+    unsettled = Unsettled("voicemail") if unsettled is None else unsettled
+    rows = claim_due(engine, OUTBOX_KIND, settings.outbox.batch_size, unsettled=unsettled)
+    for index, row in enumerate(rows):
+        try:
+            fetch_row(engine, settings, row, download)
+        except Exception as exc:
+            if store_unavailable(exc):
+                hand_back(engine, rows[index:], unsettled)
+            raise
     return len(rows)
 
 
@@ -143,4 +157,4 @@ class VoicemailFetcher(WakeableWorker):
         )
 
     def _pass(self) -> int:
-        return fetch_due(self._engine, self._settings)
+        return fetch_due(self._engine, self._settings, unsettled=self.unsettled)

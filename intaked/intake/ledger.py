@@ -5,8 +5,10 @@ A worker claims a batch (state ``processing``, ``attempts + 1``, a fresh claim t
 and, after ``intake.max_attempts`` tries, quarantined for a person instead of looping forever.
 The transaction that creates the ticket also marks the item done *only if the claim token still
 matches* (a fencing token): a second worker that recovered the item meanwhile loses nothing and
-doubles nothing. Stale claims (a worker that died) return to ``received`` at start-up and after
-``intake.claim_timeout_seconds``. An item that was claimed before and not finished is claimed
+doubles nothing. The claims of a worker that died return to ``received`` within seconds
+(intaked/store/liveness.py); a worker the store failed under hands its claims back itself
+(:func:`release_items`), without counting the attempt; ``intake.claim_timeout_seconds`` is only
+for a worker that is alive but hung. An item that was claimed before and not finished is claimed
 alone, never in a batch: when a process dies in the middle of a batch, the next attempts tell the
 message that kills it from the innocent ones, and only its own attempts count towards quarantine.
 """
@@ -20,11 +22,13 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Row, or_, select, update
 
-from intaked.store.claims import claim_due_rows, node_name
+from intaked.store.claims import claim_due_rows, release_claim
 from intaked.store.engine import read_only
+from intaked.store.liveness import abandoned, any_abandoned
 from intaked.store.models import inbound_item_table
+from intaked.store.settle import Unsettled
 from intaked.store.types import utcnow
 
 _items = inbound_item_table
@@ -53,7 +57,9 @@ def decompress_raw(data: bytes, encoding: str) -> bytes:
     raise ValueError(f"unknown raw_encoding {encoding!r}")
 
 
-def claim_batch(engine: Engine, limit: int, now: dt.datetime | None = None) -> list[ClaimedItem]:
+def claim_batch(
+    engine: Engine, limit: int, now: dt.datetime | None = None, unsettled: Unsettled | None = None
+) -> list[ClaimedItem]:
     """Claim up to ``limit`` items that are due, oldest first, and commit the claim; an item tried
     before goes alone (see the module's docstring)."""
     now = now or utcnow()
@@ -71,7 +77,14 @@ def claim_batch(engine: Engine, limit: int, now: dt.datetime | None = None) -> l
     token, rows = "", list[Row[Any]]()
     if any_retried:
         token, rows = claim_due_rows(
-            engine, _items, ready="received", working="processing", limit=1, now=now, where=retried
+            engine,
+            _items,
+            ready="received",
+            working="processing",
+            limit=1,
+            now=now,
+            where=retried,
+            unsettled=unsettled,
         )
     if not rows:
         token, rows = claim_due_rows(
@@ -82,6 +95,7 @@ def claim_batch(engine: Engine, limit: int, now: dt.datetime | None = None) -> l
             limit=limit,
             now=now,
             where=[_items.c.attempts == 0],
+            unsettled=unsettled,
         )
     return [
         ClaimedItem(
@@ -144,24 +158,23 @@ def record_failure(
     return state
 
 
-def recover_stale_claims(
+def recover_abandoned_claims(
     engine: Engine,
     *,
     max_attempts: int,
+    lease_seconds: float,
     timeout_seconds: float,
-    this_node_restarted: bool = False,
     now: dt.datetime | None = None,
 ) -> int:
-    """Return abandoned claims to ``received`` (or quarantine them); returns how many were touched.
-
-    A claim is abandoned when older than ``timeout_seconds`` or, at start-up
-    (``this_node_restarted``), when it was issued by this host: that worker is gone.
-    """
+    """Return the items whose worker died (intaked/store/liveness.py) or hung for longer than
+    ``timeout_seconds`` to ``received``, or quarantine those claimed ``max_attempts`` times
+    already (did they kill their worker?); returns how many were touched."""
     now = now or utcnow()
-    stale = _items.c.claimed_at < now - dt.timedelta(seconds=timeout_seconds)
-    if this_node_restarted:
-        stale = or_(stale, _items.c.claimed_by.like(f"{node_name()}:%"))
-    base = and_(_items.c.state == "processing", stale)
+    base = abandoned(
+        _items, working="processing", now=now, lease_seconds=lease_seconds, timeout_seconds=timeout_seconds
+    )
+    if not any_abandoned(engine, _items, base):
+        return 0
     with engine.begin() as conn:
         quarantined = conn.execute(
             update(_items)
@@ -179,3 +192,13 @@ def recover_stale_claims(
             .values(state="received", next_attempt_at=None, claimed_by=None, claimed_at=None)
         ).rowcount
     return int(quarantined) + int(requeued)
+
+
+def release_items(engine: Engine, items: list[ClaimedItem]) -> int:
+    """Hand back claimed items this worker could not finish because the store failed under it:
+    ``received`` again at once, the attempt not counted."""
+    count = 0
+    for token in sorted({item.token for item in items}):
+        ids = [item.id for item in items if item.token == token]
+        count += release_claim(engine, _items, token=token, ready="received", working="processing", ids=ids)
+    return count

@@ -4,11 +4,14 @@ It wakes when a channel commits something (and every few seconds, for items left
 or due for a retry), claims a batch, parses it in the parse pool's worker processes (parsing is
 pure) and stores the whole batch in one transaction. If that transaction fails, each item is
 tried on its own, so one bad item cannot hold back the others; a failing item is retried with
-backoff and finally quarantined (``intaked`` never deletes it).
+backoff and finally quarantined (``intaked`` never deletes it). A store that fails under a batch
+is not the items' fault: they are handed back, uncounted, and taken again once it is back.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
@@ -17,9 +20,17 @@ from sqlalchemy import Engine
 
 from intaked.config import Settings
 from intaked.intake.ingest import ClaimLost, IngestOutcome, ParsedItem, ingest_mail_batch
-from intaked.intake.ledger import ClaimedItem, claim_batch, record_failure, recover_stale_claims
+from intaked.intake.ledger import (
+    ClaimedItem,
+    claim_batch,
+    record_failure,
+    recover_abandoned_claims,
+    release_items,
+)
 from intaked.intake.parsepool import ParsePool, parse_in_process
 from intaked.parsing import ParsedMessage
+from intaked.store.liveness import Recovery
+from intaked.store.settle import OutcomeHeld, Unsettled, store_unavailable
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
@@ -47,26 +58,39 @@ def store_one(engine: Engine, entry: ParsedItem, settings: Settings) -> IngestOu
         return ingest_mail_batch(conn, [entry], settings, utcnow())[0]
 
 
-def process_once(engine: Engine, settings: Settings, parser: ParsePool | None = None) -> list[IngestOutcome]:
-    """Claim, parse and store one batch (blocking); returns what was stored."""
-    claimed = claim_batch(engine, settings.intake.batch_size)
+def process_once(
+    engine: Engine,
+    settings: Settings,
+    parser: ParsePool | None = None,
+    unsettled: Unsettled | None = None,
+) -> list[IngestOutcome]:
+    """Claim, parse and store one batch (blocking); returns what was stored.
+
+    When the store fails under the batch (an outage, a full disk: not the items' fault), the items
+    are handed back without counting the attempt, through ``unsettled`` if even that fails, and
+    the store's error is raised; the caller tries again shortly."""
+    unsettled = Unsettled("intake") if unsettled is None else unsettled
+    claimed = claim_batch(engine, settings.intake.batch_size, unsettled=unsettled)
     if not claimed:
         return []
     try:
         parsed = parse_items(claimed, parser)
     except Exception as exc:  # never leave claimed items waiting for the claim timeout
         for item in claimed:
-            _record_failure(engine, item, exc, settings)
+            _record_failure(engine, item, exc, settings, unsettled)
         return []
     try:
         outcomes = store_batch(engine, parsed, settings)
     except Exception as exc:
+        if store_unavailable(exc):
+            _hand_back(engine, claimed, unsettled)
+            raise
         log.warning("batch_failed_retrying_singly", items=len(parsed), error=str(exc))
     else:
         _log_outcomes(outcomes, parsed)
         return outcomes
     outcomes = []
-    for entry in parsed:
+    for index, entry in enumerate(parsed):
         item = entry[0]
         try:
             outcome = store_one(engine, entry, settings)
@@ -74,21 +98,39 @@ def process_once(engine: Engine, settings: Settings, parser: ParsePool | None = 
             log.info("claim_lost", inbound_item=item.id)
             continue
         except Exception as exc:
-            _record_failure(engine, item, exc, settings)
+            if store_unavailable(exc):
+                _hand_back(engine, claimed[index:], unsettled)
+                raise
+            _record_failure(engine, item, exc, settings, unsettled)
             continue
         outcomes.append(outcome)
         _log_outcomes([outcome], [entry])
     return outcomes
 
 
-def _record_failure(engine: Engine, item: ClaimedItem, exc: Exception, settings: Settings) -> None:
-    state = record_failure(
-        engine,
-        item,
-        f"{type(exc).__name__}: {exc}",
-        max_attempts=settings.intake.max_attempts,
-        retry_base_seconds=settings.intake.retry_base_seconds,
-    )
+def _hand_back(engine: Engine, items: Sequence[ClaimedItem], unsettled: Unsettled) -> None:
+    held = list(items)
+    log.warning("store_unavailable_items_handed_back", items=[item.id for item in held])
+    with contextlib.suppress(OutcomeHeld):
+        unsettled.record(f"hand back items {[item.id for item in held]}", lambda: release_items(engine, held))
+
+
+def _record_failure(
+    engine: Engine, item: ClaimedItem, exc: Exception, settings: Settings, unsettled: Unsettled
+) -> None:
+    def write() -> str:
+        return record_failure(
+            engine,
+            item,
+            f"{type(exc).__name__}: {exc}",
+            max_attempts=settings.intake.max_attempts,
+            retry_base_seconds=settings.intake.retry_base_seconds,
+        )
+
+    try:
+        state = unsettled.record(f"failure of item {item.id}", write)
+    except OutcomeHeld:
+        state = "held"
     log.error("ingest_failed", inbound_item=item.id, attempts=item.attempts, state=state, error=str(exc))
 
 
@@ -126,28 +168,27 @@ class IntakeProcessor(WakeableWorker):
             executor,
             self._pass,
             poll_seconds=idle_poll_seconds,
-            housekeeping=lambda: self._release_stale(this_node_restarted=False),
-            housekeeping_seconds=settings.intake.claim_timeout_seconds / 2,
             drain_on_stop=True,
+            unsettled=Unsettled("intake"),
         )
 
     def _pass(self) -> int:
-        outcomes = process_once(self._engine, self._settings, self._parser)
+        outcomes = process_once(self._engine, self._settings, self._parser, self.unsettled)
         if outcomes:
             self._on_stored(outcomes)
         return len(outcomes)
 
-    def _release_stale(self, *, this_node_restarted: bool) -> int:
-        return recover_stale_claims(
-            self._engine,
-            max_attempts=self._settings.intake.max_attempts,
-            timeout_seconds=self._settings.intake.claim_timeout_seconds,
-            this_node_restarted=this_node_restarted,
-        )
+    def recovery(self) -> Recovery:
+        """Taking up the items of dead workers, for this process's liveness keeper."""
+        intake = self._settings.intake
 
-    async def recover(self) -> int:
-        """Release the claims a previous run of this host left behind (start-up)."""
-        count = await self.run_blocking(lambda: self._release_stale(this_node_restarted=True))
-        if count:
-            log.warning("recovered_stale_claims", items=count)
-        return count
+        def recover(engine: Engine, now: dt.datetime) -> int:
+            return recover_abandoned_claims(
+                engine,
+                max_attempts=intake.max_attempts,
+                lease_seconds=self._settings.daemon.lease_seconds,
+                timeout_seconds=intake.claim_timeout_seconds,
+                now=now,
+            )
+
+        return Recovery("inbound_items", recover, self.wake)

@@ -24,68 +24,102 @@ from sqlalchemy import Engine
 from intaked.config import Settings
 from intaked.outbound.compose import build_message
 from intaked.outbound.mailer import PermanentFailure, RelayUnavailable, SmtpMailer, TemporaryFailure
-from intaked.outbound.outbox import OutboxRow, claim_due, defer, mark_failed, mark_sent, recover_stale
+from intaked.outbound.outbox import OutboxRow, claim_due, defer, hand_back, mark_failed, mark_sent
+from intaked.store.settle import OutcomeHeld, Unsettled, store_unavailable
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
 
 
-def dispatch_once(engine: Engine, settings: Settings, mailer: SmtpMailer | None = None) -> int:
+def dispatch_once(
+    engine: Engine, settings: Settings, mailer: SmtpMailer | None = None, unsettled: Unsettled | None = None
+) -> int:
     """Claim and send one batch of due mail; returns how many rows were handled.
 
     With ``mailer``, its connection to the relay is used and left open for the next batch.
     Raises :class:`RelayUnavailable` (after deferring the batch's unsent rows) when the relay is out.
+    When the store fails under an outcome, the outcome is kept in ``unsettled`` (never sent again),
+    the rows not yet tried are handed back, and the store's error is raised.
     """
-    rows = claim_due(engine, "mail", settings.outbox.batch_size)
+    unsettled = Unsettled("outbox") if unsettled is None else unsettled
+    rows = claim_due(engine, "mail", settings.outbox.batch_size, unsettled=unsettled)
     if not rows:
         return 0
     if mailer is None:
         with SmtpMailer(settings.outbound_mail) as own:
-            return _send_rows(engine, settings, own, rows)
-    return _send_rows(engine, settings, mailer, rows)
+            return _send_rows(engine, settings, own, rows, unsettled)
+    return _send_rows(engine, settings, mailer, rows, unsettled)
 
 
-def _send_rows(engine: Engine, settings: Settings, mailer: SmtpMailer, rows: list[OutboxRow]) -> int:
-    retry = settings.outbox
-    for index, row in enumerate(rows):
-        bound = log.bind(
-            outbox=row.id,
-            purpose=row.purpose,
-            message_id=row.payload.get("message_id"),
-            ticket_id=row.ticket_id,
-        )
+def _send_rows(
+    engine: Engine, settings: Settings, mailer: SmtpMailer, rows: list[OutboxRow], unsettled: Unsettled
+) -> int:
+    for index in range(len(rows)):
         try:
-            message = build_message(row.payload, utcnow())
-            reply = mailer.send(message, row.payload["from"], row.recipient)
-        except PermanentFailure as exc:
-            mark_failed(engine, row, str(exc))
-            bound.warning("mail_refused_permanently", error=str(exc))
-        except TemporaryFailure as exc:
-            out = isinstance(exc, RelayUnavailable)
-            deferred = rows[index:] if out else [row]
-            states = defer(
+            _send_row(engine, settings, mailer, rows, index, unsettled)
+        except OutcomeHeld:
+            hand_back(engine, rows[index + 1 :], unsettled)
+            raise
+        except Exception as exc:
+            if store_unavailable(exc):
+                hand_back(engine, rows[index:], unsettled)
+            raise
+    return len(rows)
+
+
+def _send_row(
+    engine: Engine,
+    settings: Settings,
+    mailer: SmtpMailer,
+    rows: list[OutboxRow],
+    index: int,
+    unsettled: Unsettled,
+) -> None:
+    retry = settings.outbox
+    row = rows[index]
+    bound = log.bind(
+        outbox=row.id,
+        purpose=row.purpose,
+        message_id=row.payload.get("message_id"),
+        ticket_id=row.ticket_id,
+    )
+    try:
+        message = build_message(row.payload, utcnow())
+        reply = mailer.send(message, row.payload["from"], row.recipient)
+    except PermanentFailure as exc:
+        refusal = str(exc)
+        unsettled.record(f"mail {row.id} refused", lambda: mark_failed(engine, row, refusal))
+        bound.warning("mail_refused_permanently", error=refusal)
+    except TemporaryFailure as exc:
+        out = isinstance(exc, RelayUnavailable)
+        deferred = rows[index:] if out else [row]
+        reason = str(exc)
+        states = unsettled.record(
+            f"mail {[r.id for r in deferred]} deferred",
+            lambda: defer(
                 engine,
                 deferred,
-                str(exc),
+                reason,
                 base_seconds=retry.retry_base_seconds,
                 max_seconds=retry.retry_max_seconds,
                 give_up_after_seconds=retry.give_up_after_seconds,
-            )
-            bound.warning("mail_deferred", error=str(exc), attempts=row.attempts, state=states[0])
-            if out:
-                if len(deferred) > 1:
-                    log.warning("mail_batch_deferred", rows=len(deferred) - 1, reason="relay unavailable")
-                raise
-        except Exception as exc:  # a payload we cannot even build: a bug, not a reason to retry forever
-            mark_failed(engine, row, f"{type(exc).__name__}: {exc}")
-            bound.exception("mail_unsendable", error=str(exc))
+            ),
+        )
+        bound.warning("mail_deferred", error=str(exc), attempts=row.attempts, state=states[0])
+        if out:
+            if len(deferred) > 1:
+                log.warning("mail_batch_deferred", rows=len(deferred) - 1, reason="relay unavailable")
+            raise
+    except Exception as exc:  # a payload we cannot even build: a bug, not a reason to retry forever
+        error = f"{type(exc).__name__}: {exc}"
+        unsettled.record(f"mail {row.id} unsendable", lambda: mark_failed(engine, row, error))
+        bound.exception("mail_unsendable", error=str(exc))
+    else:
+        if unsettled.record(f"mail {row.id} sent", lambda: mark_sent(engine, row, reply)):
+            bound.info("mail_sent", to=row.recipient, relay_reply=reply)
         else:
-            if mark_sent(engine, row, reply):
-                bound.info("mail_sent", to=row.recipient, relay_reply=reply)
-            else:
-                bound.warning("mail_sent_but_claim_lost", to=row.recipient)
-    return len(rows)
+            bound.warning("mail_sent_but_claim_lost", to=row.recipient)
 
 
 class OutboxDispatcher(WakeableWorker):
@@ -105,8 +139,6 @@ class OutboxDispatcher(WakeableWorker):
             executor,
             self._pass,
             poll_seconds=settings.outbox.poll_seconds,
-            housekeeping=lambda: recover_stale(engine, timeout_seconds=settings.outbox.claim_timeout_seconds),
-            housekeeping_seconds=settings.outbox.claim_timeout_seconds / 2,
             loops=settings.outbox.senders,
         )
 
@@ -115,7 +147,7 @@ class OutboxDispatcher(WakeableWorker):
             return 0
         mailer = self._mailers.get()
         try:
-            handled = dispatch_once(self._engine, self._settings, mailer)
+            handled = dispatch_once(self._engine, self._settings, mailer, self.unsettled)
             if not handled:
                 mailer.close()  # idle: do not hold the relay's connection
             return handled
@@ -135,16 +167,3 @@ class OutboxDispatcher(WakeableWorker):
         await super().stop()
         while not self._mailers.empty():
             self._mailers.get().close()
-
-    async def recover(self) -> int:
-        """Release the rows a previous run of this host was sending (start-up): sent at least once."""
-        count = await self.run_blocking(
-            lambda: recover_stale(
-                self._engine,
-                timeout_seconds=self._settings.outbox.claim_timeout_seconds,
-                this_node_restarted=True,
-            ),
-        )
-        if count:
-            log.warning("outbox_recovered_stale_claims", rows=count)
-        return count

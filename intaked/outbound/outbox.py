@@ -7,12 +7,15 @@ marking them ``sending`` with a claim token, then sends, then records the outcom
 claim still holds (a fencing token): ``sent`` (with the provider's id, and the mail stored as an
 outbound message of the ticket), back to ``pending`` after a temporary failure (exponential
 backoff with jitter), or ``failed`` after a permanent one (recorded on the ticket). A dispatcher
-that dies mid-send leaves a ``sending`` row that is taken over after the claim timeout: the mail
-may then go out twice, never zero times.
+that dies mid-send leaves a ``sending`` row that a live one takes over within seconds
+(intaked/store/liveness.py): the mail may then go out twice, never zero times. A dispatcher that
+only lost the database keeps the outcome in memory and records it once the store is back
+(intaked/store/settle.py): a database outage alone repeats nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import random
@@ -20,11 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, and_, bindparam, func, literal, or_, select, update
+from sqlalchemy import Connection, Engine, Text, and_, bindparam, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from intaked.store.claims import claim_due_rows, node_name
+from intaked.config import Settings
+from intaked.store.claims import claim_due_rows, release_claim
+from intaked.store.liveness import Recovery, abandoned, any_abandoned
 from intaked.store.models import message_table, outbox_table, ticket_event_table
+from intaked.store.settle import OutcomeHeld, Unsettled
 from intaked.store.types import utcnow
 
 ACTOR = "intaked"
@@ -99,7 +105,13 @@ def recent_counts(
     return {recipient: int(count) for recipient, count in rows}
 
 
-def claim_due(engine: Engine, kind: str, limit: int, now: dt.datetime | None = None) -> list[OutboxRow]:
+def claim_due(
+    engine: Engine,
+    kind: str,
+    limit: int,
+    now: dt.datetime | None = None,
+    unsettled: Unsettled | None = None,
+) -> list[OutboxRow]:
     """Claim up to ``limit`` due rows of ``kind`` (oldest first) and commit the claim."""
     token, rows = claim_due_rows(
         engine,
@@ -109,6 +121,7 @@ def claim_due(engine: Engine, kind: str, limit: int, now: dt.datetime | None = N
         limit=limit,
         now=now or utcnow(),
         where=[outbox_table.c.kind == kind],
+        unsettled=unsettled,
     )
     return [
         OutboxRow(
@@ -376,22 +389,26 @@ def mark_cancelled(engine: Engine, row: OutboxRow, reason: str, *, within: Withi
         return result.rowcount == 1
 
 
-def recover_stale(
+def recover_abandoned(
     engine: Engine,
     *,
+    lease_seconds: float,
     timeout_seconds: float,
-    this_node_restarted: bool = False,
     now: dt.datetime | None = None,
 ) -> int:
-    """Return ``sending`` rows whose sender died to ``pending`` (they may have been sent: at least once)."""
+    """Return ``sending`` rows whose sender died (intaked/store/liveness.py) or hung for longer
+    than ``timeout_seconds`` to ``pending``; they may have been sent (at least once), which the
+    marker in ``last_error`` tells whoever sends them next."""
     now = now or utcnow()
-    stale = outbox_table.c.claimed_at < now - dt.timedelta(seconds=timeout_seconds)
-    if this_node_restarted:
-        stale = or_(stale, outbox_table.c.claimed_by.like(f"{node_name()}:%"))
+    base = abandoned(
+        outbox_table, working="sending", now=now, lease_seconds=lease_seconds, timeout_seconds=timeout_seconds
+    )
+    if not any_abandoned(engine, outbox_table, base):
+        return 0
     with engine.begin() as conn:
         result = conn.execute(
             update(outbox_table)
-            .where(outbox_table.c.state == "sending", stale)
+            .where(base)
             .values(
                 state="pending",
                 next_attempt_at=None,
@@ -403,3 +420,37 @@ def recover_stale(
             )
         )
     return int(result.rowcount)
+
+
+def release_rows(engine: Engine, rows: Sequence[OutboxRow]) -> int:
+    """Hand back claimed rows this sender has not tried (the store failed under it): ``pending``
+    again at once, the attempt not counted."""
+    count = 0
+    for token in sorted({row.token for row in rows}):
+        ids = [row.id for row in rows if row.token == token]
+        count += release_claim(engine, outbox_table, token=token, ready="pending", working="sending", ids=ids)
+    return count
+
+
+def hand_back(engine: Engine, rows: Sequence[OutboxRow], unsettled: Unsettled) -> None:
+    """Hand back rows not yet tried, now or (the store being down) once it is back."""
+    if not rows:
+        return
+    held = list(rows)
+    label = f"hand back outbox rows {[row.id for row in held]}"
+    with contextlib.suppress(OutcomeHeld):
+        unsettled.record(label, lambda: release_rows(engine, held))
+
+
+def recovery(settings: Settings, wake: Callable[[], None]) -> Recovery:
+    """Taking up the rows of dead senders, for a liveness keeper (``wake``: this process's senders)."""
+
+    def recover(engine: Engine, now: dt.datetime) -> int:
+        return recover_abandoned(
+            engine,
+            lease_seconds=settings.daemon.lease_seconds,
+            timeout_seconds=settings.outbox.claim_timeout_seconds,
+            now=now,
+        )
+
+    return Recovery("outbox", recover, wake)

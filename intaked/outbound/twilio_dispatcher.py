@@ -44,10 +44,10 @@ from intaked.outbound.outbox import (
     OutboxRow,
     claim_due,
     defer,
+    hand_back,
     mark_cancelled,
     mark_failed,
     mark_sent,
-    recover_stale,
 )
 from intaked.outbound.twilio import (
     UNKNOWN_OUTCOME,
@@ -58,6 +58,7 @@ from intaked.outbound.twilio import (
 )
 from intaked.store.engine import read_only
 from intaked.store.models import outbox_table, page_attempt_table, page_table
+from intaked.store.settle import OutcomeHeld, Unsettled, store_unavailable
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
@@ -190,26 +191,35 @@ class TwilioSender:
     """Sends claimed rows through one :class:`TwilioClient` (blocking; on database threads)."""
 
     def __init__(
-        self, engine: Engine, settings: Settings, client: TwilioClient, bucket: TokenBucket | None = None
+        self,
+        engine: Engine,
+        settings: Settings,
+        client: TwilioClient,
+        bucket: TokenBucket | None = None,
+        unsettled: Unsettled | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._client = client
         self._bucket = bucket or TokenBucket(settings.twilio.calls_per_second)
+        self.unsettled = Unsettled("twilio") if unsettled is None else unsettled
 
     def _defer(self, rows: list[OutboxRow], error: str, *, cancel_wait: bool = False) -> list[str]:
         retry = self._settings.outbox
         base, longest = (
             CANCEL_WAIT_SECONDS if cancel_wait else (retry.retry_base_seconds, retry.retry_max_seconds)
         )
-        return defer(
-            self._engine,
-            rows,
-            error,
-            base_seconds=base,
-            max_seconds=longest,
-            give_up_after_seconds=retry.give_up_after_seconds,
-            within=None if cancel_wait else _on_temporary(error),
+        return self.unsettled.record(
+            f"twilio rows {[row.id for row in rows]} deferred",
+            lambda: defer(
+                self._engine,
+                rows,
+                error,
+                base_seconds=base,
+                max_seconds=longest,
+                give_up_after_seconds=retry.give_up_after_seconds,
+                within=None if cancel_wait else _on_temporary(error),
+            ),
         )
 
     def dispatch_once(self, kind: str) -> int:
@@ -218,15 +228,27 @@ class TwilioSender:
         limit = self._settings.outbox.batch_size
         if kind == "call":  # no more than the rate lets out within a few seconds
             limit = min(limit, max(1, math.ceil(self._settings.twilio.calls_per_second * 5)))
-        rows = claim_due(self._engine, kind, limit)
+        rows = claim_due(self._engine, kind, limit, unsettled=self.unsettled)
         for index, row in enumerate(rows):
             try:
                 self._send(row)
+            except OutcomeHeld:
+                hand_back(self._engine, rows[index + 1 :], self.unsettled)
+                raise
             except TemporaryFailure:
-                for untried in rows[index + 1 :]:
-                    # a row whose earlier try may have reached Twilio keeps the marker
-                    unknown = _last_error(self._engine, untried).startswith(UNKNOWN_OUTCOME)
-                    self._defer([untried], f"{UNKNOWN_OUTCOME}: {NOT_TRIED}" if unknown else NOT_TRIED)
+                try:
+                    for untried in rows[index + 1 :]:
+                        # a row whose earlier try may have reached Twilio keeps the marker
+                        unknown = _last_error(self._engine, untried).startswith(UNKNOWN_OUTCOME)
+                        self._defer([untried], f"{UNKNOWN_OUTCOME}: {NOT_TRIED}" if unknown else NOT_TRIED)
+                except Exception as exc:
+                    if store_unavailable(exc) or isinstance(exc, OutcomeHeld):
+                        hand_back(self._engine, rows[index + 1 :], self.unsettled)
+                    raise
+                raise
+            except Exception as exc:
+                if store_unavailable(exc):
+                    hand_back(self._engine, rows[index:], self.unsettled)
                 raise
         return len(rows)
 
@@ -246,7 +268,7 @@ class TwilioSender:
             else:
                 adopted = True
         except PermanentFailure as exc:
-            mark_failed(self._engine, row, str(exc), within=_on_permanent(attempt_id, exc, row.kind))
+            self._failed(row, exc, attempt_id)
             bound.warning("twilio_refused", error=str(exc), code=exc.code, to=row.payload.get("to"))
             return
         except TemporaryFailure as exc:
@@ -254,15 +276,26 @@ class TwilioSender:
             bound.warning("twilio_deferred", error=str(exc), attempts=row.attempts, state=states[0])
             raise
         except (KeyError, TypeError, ValueError) as exc:  # a payload we cannot use: never retried
-            failure = PermanentFailure(f"{type(exc).__name__}: {exc}")
-            mark_failed(self._engine, row, str(failure), within=_on_permanent(attempt_id, failure, row.kind))
+            self._failed(row, PermanentFailure(f"{type(exc).__name__}: {exc}"), attempt_id)
             bound.exception("twilio_row_unsendable", error=str(exc))
             return
         bound = bound.bind(sid=sid)
-        if mark_sent(self._engine, row, sid, within=_on_success(attempt_id, sid)):
+        recorded = self.unsettled.record(
+            f"twilio row {row.id} accepted as {sid}",
+            lambda: mark_sent(self._engine, row, sid, within=_on_success(attempt_id, sid)),
+        )
+        if recorded:
             bound.info("twilio_accepted", to=row.payload.get("to"), adopted=adopted, attempts=row.attempts)
         else:
             bound.warning("twilio_accepted_but_claim_lost", to=row.payload.get("to"))
+
+    def _failed(self, row: OutboxRow, failure: PermanentFailure, attempt_id: int | None) -> None:
+        self.unsettled.record(
+            f"twilio row {row.id} failed",
+            lambda: mark_failed(
+                self._engine, row, str(failure), within=_on_permanent(attempt_id, failure, row.kind)
+            ),
+        )
 
     def _page_ended(self, row: OutboxRow, attempt_id: int, bound: Any) -> bool:
         """A page SMS or call whose page was acknowledged, cancelled or given up while the row
@@ -281,7 +314,13 @@ class TwilioSender:
             if attempt is not None:
                 move_attempt(conn, attempt, "cancelled", utcnow(), error=f"page {state}")
 
-        if mark_cancelled(self._engine, row, f"page {state} before it was sent", within=cancel_attempt):
+        cancelled = self.unsettled.record(
+            f"twilio row {row.id} cancelled",
+            lambda: mark_cancelled(
+                self._engine, row, f"page {state} before it was sent", within=cancel_attempt
+            ),
+        )
+        if cancelled:
             bound.info("twilio_row_cancelled", page_state=state)
         return True
 
@@ -352,7 +391,9 @@ class TwilioSender:
                 return
             sid = attempt.provider_sid if attempt is not None else None
         if sid is None:
-            mark_sent(self._engine, row, None)
+            self.unsettled.record(
+                f"twilio cancel {row.id}: nothing to cancel", lambda: mark_sent(self._engine, row, None)
+            )
             bound.info("twilio_cancel_nothing_to_cancel")
             return
         bound = bound.bind(sid=sid)
@@ -364,7 +405,9 @@ class TwilioSender:
                 if attempt is not None:
                     move_attempt(conn, attempt, "cancelled", utcnow(), error="cancelled by intaked")
 
-        mark_sent(self._engine, row, str(sid), within=record)
+        self.unsettled.record(
+            f"twilio cancel {row.id} of {sid}", lambda: mark_sent(self._engine, row, str(sid), within=record)
+        )
         bound.info("twilio_call_cancelled", call_status=status)
 
 
@@ -376,20 +419,17 @@ class TwilioDispatcher(WakeableWorker):
     def __init__(self, engine: Engine, executor: Executor, settings: Settings) -> None:
         self._engine = engine
         self._settings = settings
-        self._sender = TwilioSender(engine, settings, TwilioClient(settings.twilio))
+        unsettled = Unsettled("twilio")
+        self._sender = TwilioSender(engine, settings, TwilioClient(settings.twilio), unsettled=unsettled)
         self._paused_until = 0.0
         super().__init__(
             "twilio",
             executor,
             self._pass,
             poll_seconds=settings.outbox.poll_seconds,
-            housekeeping=self._recover_stale,
-            housekeeping_seconds=settings.outbox.claim_timeout_seconds / 2,
             loops=settings.outbox.senders,
+            unsettled=unsettled,
         )
-
-    def _recover_stale(self) -> int:
-        return recover_stale(self._engine, timeout_seconds=self._settings.outbox.claim_timeout_seconds)
 
     def _pass(self) -> int:
         if time.monotonic() < self._paused_until:

@@ -37,6 +37,7 @@ ITEM_STATES: Final = ("received", "processing", "done", "duplicate", "quarantine
 CATEGORIES: Final = ("incident", "service_request", "security_incident")
 PAGE_STATES: Final = ("active", "acknowledged", "exhausted", "cancelled")
 PAGE_CHANNELS: Final = ("sms", "call", "email")
+WORKER_STATES: Final = ("alive", "gone")
 CALL_OUTCOMES: Final = ("in_progress", "voicemail", "missed", "answered_by_desk")
 ATTEMPT_STATUSES: Final = (
     "queued",  # written to the outbox, not yet accepted by the provider
@@ -478,6 +479,33 @@ class HotlineCheckpoint(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class Worker(Base):
+    """A process that claims work (ledger items, outbox rows), with its heartbeat (0008).
+
+    Claims carry the worker's id (``claimed_by`` is ``<worker id>/<claim>``): a claim whose worker
+    is ``gone``, or silent for longer than its lease, is taken up again by a live worker.
+    """
+
+    __tablename__ = "workers"
+    __table_args__ = (
+        CheckConstraint(_in("state", WORKER_STATES), name="state"),
+        Index(None, "node", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    node: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    pid: Mapped[int] = mapped_column(Integer)
+    process_started: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="alive")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_seconds: Mapped[float] = mapped_column(Float)
+    gone_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    gone_reason: Mapped[str | None] = mapped_column(Text)
+
+
 class TicketCounter(Base):
     """The last ticket number handed out per prefix and month (e.g. ``IT-202611`` → 42)."""
 
@@ -504,3 +532,4 @@ page_attempt_table = cast(Table, PageAttempt.__table__)
 webhook_receipt_table = cast(Table, WebhookReceipt.__table__)
 call_table = cast(Table, Call.__table__)
 hotline_checkpoint_table = cast(Table, HotlineCheckpoint.__table__)
+worker_table = cast(Table, Worker.__table__)

@@ -16,6 +16,7 @@ from intaked.outbound.outbox import enqueue
 from intaked.outbound.twilio import TemporaryFailure, TwilioClient
 from intaked.outbound.twilio_dispatcher import TokenBucket, TwilioSender
 from intaked.store.models import outbox_table, page_attempt_table, page_table
+from tests.support.liveness import this_worker_died
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.waiting import wait_until
 from tests.support.webhookd import running_webhooks
@@ -335,7 +336,7 @@ def test_a_sender_that_died_after_twilio_accepted_does_not_send_again(
 ) -> None:
     """The outbox process is killed between Twilio's 201 and the commit of ``sent``: after the
     restart the row is taken over as of unknown outcome, and Twilio is asked before any re-send."""
-    from intaked.outbound.outbox import claim_due, recover_stale
+    from intaked.outbound.outbox import claim_due, recover_abandoned
 
     page_id = make_page(engine)
     attempt_id = make_attempt(engine, page_id, "sms", NUMBER)
@@ -343,7 +344,8 @@ def test_a_sender_that_died_after_twilio_accepted_does_not_send_again(
     queue(engine, "sms", {"to": NUMBER, "body": body, "attempt_id": attempt_id}, "s-died")
     (claimed,) = claim_due(engine, "sms", 10)
     TwilioClient(settings.twilio).send_sms(NUMBER, body, None)  # what the dead sender got done
-    assert recover_stale(engine, timeout_seconds=300, this_node_restarted=True) == 1
+    this_worker_died(engine)
+    assert recover_abandoned(engine, lease_seconds=5, timeout_seconds=300) == 1
     assert sender(engine, settings).dispatch_once("sms") == 1
     assert len(phone.creates("Messages")) == 1, "not sent twice"
     (message,) = [r for r in phone.resources.values() if r.kind == "message"]

@@ -34,7 +34,9 @@ def make_engine(
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, busy_timeout_ms, sqlite_synchronous)
-    connect_args: dict[str, Any] = {"application_name": "intaked", "connect_timeout": 10}
+    connect_args: dict[str, Any] = {"connect_timeout": 10}
+    if "application_name" not in parsed.query:  # a URL may name its node's connections
+        connect_args["application_name"] = "intaked"
     return create_engine(
         url,
         pool_size=pool_size,

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import ColumnElement, Engine, Table, and_, exists, func, or_, select, update
 
+from intaked import __version__
 from intaked.store.engine import read_only
 from intaked.store.models import worker_table
 from intaked.store.types import utcnow
@@ -42,6 +43,8 @@ from intaked.store.types import utcnow
 log = structlog.get_logger(__name__)
 
 _workers = worker_table
+FORGET_GONE_AFTER = dt.timedelta(days=1)  # a gone worker's row is kept this long, for operators
+FORGET_EVERY_PASSES = 3600
 _identity_lock = threading.Lock()
 _node: str | None = None
 _identity: tuple[int, str] | None = None  # (pid, worker id): a forked child gets its own
@@ -148,7 +151,7 @@ class LivenessKeeper:
         heartbeat_seconds: float,
         lease_seconds: float,
         recoveries: Sequence[Recovery] = (),
-        version: str | None = None,
+        version: str | None = __version__,
     ) -> None:
         self._engine = engine
         self.role = role
@@ -162,6 +165,7 @@ class LivenessKeeper:
         self._connected_since: float | None = None  # monotonic time of the first of our unbroken heartbeats
         self._failing_since: float | None = None
         self._failures = 0
+        self._passes = 0
         self._log = log.bind(worker=self.id, role=role)
 
     def add_recovery(self, recovery: Recovery) -> None:
@@ -249,6 +253,11 @@ class LivenessKeeper:
 
     def _look_after_others(self) -> None:
         now = utcnow()
+        self._passes += 1
+        if self._passes % FORGET_EVERY_PASSES == 1:
+            forgotten = forget_gone(self._engine, FORGET_GONE_AFTER)
+            if forgotten:
+                self._log.info("gone_workers_forgotten", rows=forgotten)
         dead = self._dead_workers(now)
         if dead:
             for worker, reason in dead:

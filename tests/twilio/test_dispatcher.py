@@ -371,3 +371,43 @@ def test_a_page_sms_deferred_past_its_acknowledgement_is_never_sent(
     assert len(phone.creates("Messages")) == 1, "only the refused first try reached Twilio"
     assert outbox_row(engine, row_id).state == "cancelled"
     assert attempt(engine, attempt_id).status == "cancelled"
+
+
+def test_a_page_sms_twilio_accepted_while_the_store_was_down_is_recorded_not_sent_again(
+    engine: Engine, settings: Settings, phone: FakePhoneNetwork
+) -> None:
+    """Twilio answered 201, then the commit of ``sent`` failed (the database went away): the
+    sender keeps the Sid, hands the batch's untried row back, and records both once the store is
+    back; each number gets its SMS once."""
+    from intaked.store.settle import OutcomeHeld
+    from tests.support.faults import StoreOutage
+
+    page_id = make_page(engine)
+    sms_attempt = make_attempt(engine, page_id, "sms", NUMBER)
+    first = queue(
+        engine, "sms", {"to": NUMBER, "body": "P1 IT-202611-00001", "attempt_id": sms_attempt}, "h1"
+    )
+    second = queue(engine, "sms", {"to": OTHER, "body": "P1 IT-202611-00001"}, "h2")
+    twilio = sender(engine, settings)
+    outage = StoreOutage(engine)
+    original = twilio._client.send_sms
+
+    def accepted_then_store_down(*args: Any) -> str:
+        sid = original(*args)
+        outage.down = True
+        return sid
+
+    twilio._client.send_sms = accepted_then_store_down  # type: ignore[method-assign]
+    with pytest.raises(OutcomeHeld):
+        twilio.dispatch_once("sms")
+    assert len(phone.creates("Messages")) == 1
+    outage.down = False
+    twilio._client.send_sms = original  # type: ignore[method-assign]
+    assert twilio.unsettled.settle() == 2  # the Sid recorded; the untried row handed back
+    row = outbox_row(engine, first)
+    (message,) = [r for r in phone.resources.values() if r.kind == "message"]
+    assert row.state == "sent" and row.provider_id == message.sid
+    assert attempt(engine, sms_attempt).provider_sid == row.provider_id
+    assert outbox_row(engine, second).state == "pending"
+    assert twilio.dispatch_once("sms") == 1
+    assert [r.get("To") for r in phone.creates("Messages")] == [NUMBER, OTHER], "each SMS once"

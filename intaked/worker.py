@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 
 import structlog
 
-from intaked.store.settle import Unsettled
+from intaked.store.settle import Unsettled, describe_error
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +89,7 @@ class WakeableWorker:
             try:
                 await self.run_blocking(self.unsettled.settle)
             except Exception as exc:
-                log.warning(f"{self.name}_settle_failed", error=str(exc), held=len(self.unsettled))
+                log.warning(f"{self.name}_settle_failed", error=describe_error(exc), held=len(self.unsettled))
                 await asyncio.sleep(FAILURE_PAUSE_SECONDS)
         if len(self.unsettled):
             # Claims stay with this worker's id: the next start takes them up (at least once).
@@ -115,12 +115,12 @@ class WakeableWorker:
                 failures += 1
                 if failing_since is None:
                     failing_since = last_logged = now
-                    log.error(f"{self.name}_pass_failed", error=str(exc))
+                    log.error(f"{self.name}_pass_failed", error=describe_error(exc))
                 elif now - last_logged >= FAILURE_LOG_SECONDS:
                     last_logged = now
                     log.error(
                         f"{self.name}_pass_still_failing",
-                        error=str(exc),
+                        error=describe_error(exc),
                         failures=failures,
                         for_seconds=round(now - failing_since),
                     )

@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from intaked.config import ImapMailboxSettings
 from intaked.intake.capture import RawItem, insert_items
 from intaked.store.models import imap_mailbox_table, inbound_item_table
+from intaked.store.settle import describe_error
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -286,7 +287,7 @@ class ImapMailboxWorker:
         try:
             self._upsert({"last_error": error[:2000], "last_error_at": utcnow(), "updated_at": utcnow()})
         except Exception as exc:  # the store may be what failed
-            self.log.warning("imap_state_not_saved", error=str(exc))
+            self.log.warning("imap_state_not_saved", error=describe_error(exc))
 
     def _upsert(
         self,

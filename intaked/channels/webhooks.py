@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.config import Settings
 from intaked.store.models import webhook_receipt_table
+from intaked.store.settle import describe_error, store_unavailable
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -283,7 +284,10 @@ class WebhookServer:
         try:
             answer = await loop.run_in_executor(self._executor, handler, self._engine, signed)
         except Exception as exc:
-            bound.exception("webhook_handler_failed", error=str(exc))
+            if store_unavailable(exc):  # Twilio retries; the traceback would say nothing more
+                bound.error("webhook_handler_failed", error=describe_error(exc))
+            else:
+                bound.exception("webhook_handler_failed", error=describe_error(exc))
             return web.Response(status=HTTP_INTERNAL_ERROR)
         self._on_handled()
         return web.Response(

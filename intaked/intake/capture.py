@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy import Connection, Engine, insert
 
 from intaked.store.models import inbound_item_table
+from intaked.store.settle import describe_error
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -122,7 +123,7 @@ class CaptureWriter:
             try:
                 ids = await loop.run_in_executor(self._executor, insert_items, self._engine, items)
             except Exception as exc:
-                log.error("capture_failed", items=len(items), error=str(exc))
+                log.error("capture_failed", items=len(items), error=describe_error(exc))
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(CaptureUnavailable(str(exc)))

@@ -30,7 +30,7 @@ from intaked.intake.ledger import (
 from intaked.intake.parsepool import ParsePool, parse_in_process
 from intaked.parsing import ParsedMessage
 from intaked.store.liveness import Recovery
-from intaked.store.settle import OutcomeHeld, Unsettled, store_unavailable
+from intaked.store.settle import OutcomeHeld, Unsettled, describe_error, store_unavailable
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
@@ -85,7 +85,7 @@ def process_once(
         if store_unavailable(exc):
             _hand_back(engine, claimed, unsettled)
             raise
-        log.warning("batch_failed_retrying_singly", items=len(parsed), error=str(exc))
+        log.warning("batch_failed_retrying_singly", items=len(parsed), error=describe_error(exc))
     else:
         _log_outcomes(outcomes, parsed)
         return outcomes
@@ -131,7 +131,9 @@ def _record_failure(
         state = unsettled.record(f"failure of item {item.id}", write)
     except OutcomeHeld:
         state = "held"
-    log.error("ingest_failed", inbound_item=item.id, attempts=item.attempts, state=state, error=str(exc))
+    log.error(
+        "ingest_failed", inbound_item=item.id, attempts=item.attempts, state=state, error=describe_error(exc)
+    )
 
 
 def _log_outcomes(outcomes: Sequence[IngestOutcome], parsed: Sequence[ParsedItem]) -> None:

@@ -38,6 +38,7 @@ from sqlalchemy import ColumnElement, Engine, Table, and_, exists, func, or_, se
 from intaked import __version__
 from intaked.store.engine import read_only
 from intaked.store.models import worker_table
+from intaked.store.settle import describe_error
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -203,7 +204,7 @@ class LivenessKeeper:
             now = time.monotonic()
             if self._failing_since is None:
                 self._failing_since = now
-                self._log.warning("heartbeat_failed", error=str(exc))
+                self._log.warning("heartbeat_failed", error=describe_error(exc))
             elif self._failures % max(1, round(30 / self._heartbeat_seconds)) == 0:
                 self._log.warning(
                     "heartbeat_still_failing",
@@ -219,7 +220,7 @@ class LivenessKeeper:
         try:
             self._look_after_others()
         except Exception as exc:
-            self._log.warning("recovery_pass_failed", error=str(exc))
+            self._log.warning("recovery_pass_failed", error=describe_error(exc))
 
     def _beat(self, *, first: bool = False) -> None:
         now = utcnow()

@@ -33,6 +33,16 @@ def store_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+def describe_error(exc: BaseException) -> str:
+    """A short account of ``exc`` for a log line: for a database error, the driver's first line
+    (never the statement and its parameters, which hold whole mails and personal data)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        first = str(exc.orig).strip().splitlines()
+        return f"{type(exc.orig).__name__}: {first[0] if first else ''}"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
 class OutcomeHeld(Exception):
     """The store was unavailable: the outcome is kept in memory and will be written when it is back."""
 
@@ -63,7 +73,7 @@ class Unsettled:
             if not store_unavailable(exc):
                 raise
             self.keep(label, write)
-            raise OutcomeHeld(f"{label}: {exc}") from exc
+            raise OutcomeHeld(f"{label}: {describe_error(exc)}") from exc
 
     def settle(self) -> int:
         """Write everything kept, in order; returns how many were written. Raises the store's error

@@ -454,3 +454,31 @@ def test_hotline_settings_name_the_key() -> None:
         settings_from_mapping({"hotline": {"sms_ack_prefixes": ["09"]}}, environ={})
     assert HotlineSettings(numbers=["+886 2 2555-1234"]).numbers == ["+886225551234"]
     assert not Settings().hotline.enabled and Settings().hotline.repeat_window == "30m"
+
+
+@pytest.mark.parametrize(
+    ("daemon", "message"),
+    [
+        ({"heartbeat_seconds": 0}, "daemon.heartbeat_seconds: Input should be greater than 0 (got 0)"),
+        ({"lease_seconds": -5}, "daemon.lease_seconds: Input should be greater than 0 (got -5)"),
+        (
+            {"heartbeat_seconds": 3, "lease_seconds": 5},
+            "daemon: lease_seconds must be at least twice heartbeat_seconds",
+        ),
+        ({"node_name": "node a"}, "daemon.node_name: String should match pattern"),
+        ({"node_name": "a/b"}, "daemon.node_name: String should match pattern"),
+    ],
+)
+def test_bad_liveness_settings_name_the_key(daemon: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({"daemon": daemon}, environ={})
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["intake.claim_timeout_seconds", "outbox.claim_timeout_seconds"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_claim_timeouts_must_be_positive(key: str, value: int) -> None:
+    section, name = key.split(".")
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({section: {name: value}}, environ={})
+    assert f"{key}: Input should be greater than 0" in str(caught.value)

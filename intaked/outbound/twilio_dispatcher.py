@@ -181,6 +181,15 @@ def _known_sids(engine: Engine, sids: list[str]) -> set[str]:
         return found | {str(s) for s in sent.scalars()}
 
 
+def _attempt_sid(engine: Engine, attempt_id: int) -> str | None:
+    """The Sid a status callback already wrote on ``attempt_id``, if any."""
+    with read_only(engine).connect() as conn:
+        sid = conn.execute(
+            select(page_attempt_table.c.provider_sid).where(page_attempt_table.c.id == attempt_id)
+        ).scalar()
+    return str(sid) if sid else None
+
+
 def _last_error(engine: Engine, row: OutboxRow) -> str:
     with read_only(engine).connect() as conn:
         value = conn.execute(select(outbox_table.c.last_error).where(outbox_table.c.id == row.id)).scalar()
@@ -349,6 +358,11 @@ class TwilioSender:
         """The Sid of what an earlier try of ``row`` already created at Twilio, if anything."""
         if row.attempts <= 1 or not _last_error(self._engine, row).startswith(UNKNOWN_OUTCOME):
             return None
+        attempt_id = _attempt_id(row)
+        own = _attempt_sid(self._engine, attempt_id) if attempt_id is not None else None
+        if own is not None:  # a status callback of the earlier try named it (?attempt=<id>)
+            bound.info("twilio_outcome_reconciled", sid=own, source="status callback")
+            return own
         to = str(row.payload["to"])
         try:
             found: list[ProviderRecord]

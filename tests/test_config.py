@@ -454,3 +454,46 @@ def test_hotline_settings_name_the_key() -> None:
         settings_from_mapping({"hotline": {"sms_ack_prefixes": ["09"]}}, environ={})
     assert HotlineSettings(numbers=["+886 2 2555-1234"]).numbers == ["+886225551234"]
     assert not Settings().hotline.enabled and Settings().hotline.repeat_window == "30m"
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        (
+            "webhooks",
+            {"max_connections": 0},
+            "webhooks.max_connections: Input should be greater than or equal to 1",
+        ),
+        (
+            "webhooks",
+            {"header_timeout_seconds": 0},
+            "webhooks.header_timeout_seconds: Input should be greater than 0",
+        ),
+        (
+            "webhooks",
+            {"body_timeout_seconds": -1},
+            "webhooks.body_timeout_seconds: Input should be greater than 0",
+        ),
+        (
+            "webhooks",
+            {"keepalive_timeout_seconds": -0.5},
+            "webhooks.keepalive_timeout_seconds: Input should be greater than 0",
+        ),
+        (
+            "smtp_intake",
+            {"max_sessions": 0},
+            "smtp_intake.max_sessions: Input should be greater than or equal to 1",
+        ),
+        (
+            "smtp_intake",
+            {"max_sessions": -3},
+            "smtp_intake.max_sessions: Input should be greater than or equal to 1",
+        ),
+    ],
+)
+def test_connection_caps_and_timeouts_must_be_positive(
+    section: str, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({section: values}, environ={})
+    assert message in str(caught.value)

@@ -136,11 +136,10 @@ def test_two_thousand_slow_webhook_connections_leave_smtp_and_the_hotline_answer
 
             flood.send_to_some(b"X-Slow: last\r\n", every=4)
             held = daemon.open_descriptors()
-
         finally:
             flood.close()
         lines = daemon.log_lines()
-    assert len(flood.sockets) + flood.failed == FLOOD
+    assert len(flood.sockets) >= FLOOD * 9 // 10, f"only {len(flood.sockets)} of the flood connected"
     assert code == 250 and smtp_seconds < SMTP_REPLY_WITHIN_SECONDS, (code, smtp_seconds)
     assert status == 200 and "<Gather" in twiml, twiml
     assert hotline_seconds < TWIML_WITHIN_SECONDS, hotline_seconds

@@ -115,6 +115,8 @@ class SmtpIntakeSettings(_Section):
     max_message_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
     hostname: str = ""
     timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # Sessions open at once; one more is answered 421 and closed (each session holds a descriptor).
+    max_sessions: Annotated[int, Field(ge=1)] = 100
 
     @field_validator("listen")
     @classmethod
@@ -702,6 +704,11 @@ class WebhookSettings(_Section):
     listen: str = "127.0.0.1:8088"
     public_url: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
+    # Connections open at once (each holds a descriptor); see intaked/channels/webhook_connections.py.
+    max_connections: Annotated[int, Field(ge=1)] = 256
+    header_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    body_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    keepalive_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
 
     @field_validator("listen")
     @classmethod

@@ -31,10 +31,12 @@ from intaked.channels.smtp import SmtpIntakeServer
 from intaked.channels.twilio_status import register_status_routes
 from intaked.channels.webhooks import WebhookRoutes, WebhookServer
 from intaked.config import Settings
+from intaked.descriptors import prepare_descriptors
 from intaked.hotline.fetcher import VoicemailFetcher
 from intaked.intake.capture import CaptureWriter
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
+from intaked.loop_errors import LoopErrorHandler
 from intaked.outbound.dispatcher import OutboxDispatcher
 from intaked.outbound.outbox import recovery as outbox_recovery
 from intaked.outbound.twilio_dispatcher import TwilioDispatcher
@@ -247,16 +249,21 @@ async def run_daemon(settings: Settings) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    prepare_descriptors(settings)
+    loop_errors = LoopErrorHandler()  # a flood's errors: a line per interval, never a line each
+    loop_errors.install(loop)
     daemon = Daemon(settings)
     try:
         await daemon.start()
     except Exception as exc:
         log.error("startup_failed", error=str(exc), error_type=type(exc).__name__)
         await daemon.stop()
+        loop_errors.flush()
         return EXIT_UNAVAILABLE
     sd_notify("READY=1\nSTATUS=accepting mail")
     log.info("started", pid=os.getpid())
     await stop_requested.wait()
     sd_notify("STOPPING=1")
     await daemon.stop()
+    loop_errors.flush()
     return EXIT_OK

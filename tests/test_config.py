@@ -482,3 +482,65 @@ def test_claim_timeouts_must_be_positive(key: str, value: int) -> None:
     with pytest.raises(ConfigError) as caught:
         settings_from_mapping({section: {name: value}}, environ={})
     assert f"{key}: Input should be greater than 0" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        (
+            "webhooks",
+            {"max_connections": 0},
+            "webhooks.max_connections: Input should be greater than or equal to 1",
+        ),
+        (
+            "webhooks",
+            {"header_timeout_seconds": 0},
+            "webhooks.header_timeout_seconds: Input should be greater than 0",
+        ),
+        (
+            "webhooks",
+            {"body_timeout_seconds": -1},
+            "webhooks.body_timeout_seconds: Input should be greater than 0",
+        ),
+        (
+            "webhooks",
+            {"keepalive_timeout_seconds": -0.5},
+            "webhooks.keepalive_timeout_seconds: Input should be greater than 0",
+        ),
+        (
+            "smtp_intake",
+            {"max_sessions": 0},
+            "smtp_intake.max_sessions: Input should be greater than or equal to 1",
+        ),
+        (
+            "smtp_intake",
+            {"max_sessions": -3},
+            "smtp_intake.max_sessions: Input should be greater than or equal to 1",
+        ),
+    ],
+)
+def test_connection_caps_and_timeouts_must_be_positive(
+    section: str, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({section: values}, environ={})
+    assert message in str(caught.value)
+
+
+def test_connection_limits_default_to_what_fits_systemds_default_descriptor_limit() -> None:
+    from intaked.descriptors import budget_shortfall, descriptor_budget
+
+    defaults = settings_from_mapping(
+        {
+            "twilio": {"account_sid": "AC" + "a" * 32, "auth_token": "t", "from_number": "+886212345678"},
+            "webhooks": {"public_url": "https://intaked.example.com"},
+        },
+        environ={},
+    )
+    assert (defaults.webhooks.max_connections, defaults.smtp_intake.max_sessions) == (256, 100)
+    assert (defaults.webhooks.header_timeout_seconds, defaults.webhooks.body_timeout_seconds) == (10.0, 10.0)
+    assert budget_shortfall(descriptor_budget(defaults), 1024) is None
+    problem = budget_shortfall(descriptor_budget(defaults), 400)
+    assert problem is not None
+    assert "smtp_intake.max_sessions (100) + webhooks.max_connections (256)" in problem
+    assert "LimitNOFILE=" in problem

@@ -3,7 +3,9 @@
 The channel only captures: at end of DATA it hands the exact bytes and the envelope to the
 capture writer and answers 250 once they are committed; if the store cannot take them it answers
 451 so the sending MTA retries. Recipients that are not ours get 550 5.1.1 at RCPT time, mail
-over ``smtp_intake.max_message_bytes`` gets 552, and nothing is ever relayed.
+over ``smtp_intake.max_message_bytes`` gets 552, and nothing is ever relayed. At most
+``smtp_intake.max_sessions`` sessions are open at once: one more is answered 421 4.3.2 and closed
+(the sender retries later, and a flood of connections cannot take every descriptor).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import structlog
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from intaked.channels.refusal import RefuseAndClose
 from intaked.config import SmtpIntakeSettings
 from intaked.intake.capture import CaptureUnavailable, CaptureWriter, RawItem
+from intaked.logthrottle import ThrottledEvent
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +34,7 @@ REPLY_LMTP_DELIVERED: Final = "250 2.1.5 <{recipient}> Ok: stored as item {item_
 REPLY_NO_SUCH_RECIPIENT: Final = "550 5.1.1 <{recipient}>: recipient address rejected: not a helpdesk address"
 REPLY_STORE_UNAVAILABLE: Final = "451 4.3.0 Temporary failure storing the message; try again later"
 REPLY_SHUTTING_DOWN: Final = "421 4.3.2 Service shutting down; try again later"
+REPLY_TOO_MANY_SESSIONS: Final = "421 4.3.2 Too many connections, try again later"
 NULL_REVERSE_PATH: Final = "<>"
 
 
@@ -160,8 +165,15 @@ class SmtpIntakeServer:
         self.handler = IntakeHandler(settings, writer)
         self._server: asyncio.Server | None = None
         self._sessions: set[SMTP] = set()
+        self._refused = ThrottledEvent(log, "smtp_session_refused_at_cap")
 
-    def _make_protocol(self) -> SMTP:
+    def _make_protocol(self) -> asyncio.Protocol:
+        if len(self._sessions) >= self._settings.max_sessions:
+            self._refused.occurred(max_sessions=self._settings.max_sessions)
+            return RefuseAndClose((REPLY_TOO_MANY_SESSIONS + "\r\n").encode("ascii"))
+        return self._make_session()
+
+    def _make_session(self) -> SMTP:
         cls = _IntakeLMTP if self._settings.protocol == "lmtp" else _IntakeSMTP
         kwargs: dict[str, Any] = {
             "data_size_limit": self._settings.max_message_bytes,
@@ -185,7 +197,13 @@ class SmtpIntakeServer:
             self._make_protocol, host=host, port=port, reuse_address=True
         )
         bound = self._server.sockets[0].getsockname()
-        log.info("smtp_intake_listening", protocol=self._settings.protocol, host=bound[0], port=bound[1])
+        log.info(
+            "smtp_intake_listening",
+            protocol=self._settings.protocol,
+            host=bound[0],
+            port=bound[1],
+            max_sessions=self._settings.max_sessions,
+        )
         return str(bound[0]), int(bound[1])
 
     async def stop(self, grace_seconds: float = 30.0) -> None:
@@ -203,3 +221,4 @@ class SmtpIntakeServer:
                 transport.close()
         await self._server.wait_closed()
         self._server = None
+        self._refused.flush()

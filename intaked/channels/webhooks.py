@@ -1,7 +1,9 @@
 """The webhook listener: Twilio's status callbacks, SMS replies and keypresses reach intaked here.
 
-An ``aiohttp.web`` server on the front process's event loop (``webhooks.listen``). Each request
-passes, in this order: POST only (405), a body of at most ``webhooks.max_body_bytes`` (413), and
+An ``aiohttp.web`` server on the front process's event loop (``webhooks.listen``), its
+connections capped and their request heads timed (intaked/channels/webhook_connections.py). Each
+request passes, in this order: POST only (405), a body of at most ``webhooks.max_body_bytes``
+(413) complete within ``webhooks.body_timeout_seconds`` (408, and the connection is closed), and
 Twilio's signature (403): ``X-Twilio-Signature`` must be base64(HMAC-SHA1(auth token, URL +
 every parameter's key and value, sorted)), where the URL is ``webhooks.public_url`` followed by
 the path and query string exactly as received (never the socket's address: a TLS proxy sits in
@@ -33,6 +35,7 @@ from aiohttp import web
 from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
+from intaked.channels.webhook_connections import ConnectionPool
 from intaked.config import Settings
 from intaked.store.models import webhook_receipt_table
 from intaked.store.settle import describe_error, store_unavailable
@@ -46,10 +49,12 @@ HTTP_BAD_REQUEST = 400
 HTTP_FORBIDDEN = 403
 HTTP_NOT_FOUND = 404
 HTTP_METHOD_NOT_ALLOWED = 405
+HTTP_REQUEST_TIMEOUT = 408
 HTTP_TOO_LARGE = 413
 HTTP_INTERNAL_ERROR = 500
 TWIML_CONTENT_TYPE = "application/xml"
 SHUTDOWN_TIMEOUT_SECONDS = 3.0
+LISTEN_BACKLOG = 128
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
@@ -219,28 +224,71 @@ class WebhookServer:
             if token
         ]
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._connections: ConnectionPool | None = None
 
     async def start(self) -> tuple[str, int]:
         hooks = self._settings.webhooks
         host, port = hooks.host_port
         app = web.Application(client_max_size=hooks.max_body_bytes)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._handle_guarded)
         # Handlers are short transactions: on stop, wait for them, not for idle keep-alive peers.
+        # keepalive_timeout also closes a connection that sent no complete request that long.
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+            keepalive_timeout=hooks.keepalive_timeout_seconds,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        bound = self._runner.addresses[0]
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        self._connections = ConnectionPool(
+            server,
+            max_connections=hooks.max_connections,
+            header_timeout_seconds=hooks.header_timeout_seconds,
+        )
+        # Our own listening socket (not web.TCPSite): its connections go through the pool.
+        self._listener = await loop.create_server(
+            self._connections.protocol_factory, host, port, reuse_address=True, backlog=LISTEN_BACKLOG
+        )
+        bound = self._listener.sockets[0].getsockname()
         address = (str(bound[0]), int(bound[1]))
-        log.info("webhooks_listening", host=address[0], port=address[1], public_url=hooks.public_url)
+        log.info(
+            "webhooks_listening",
+            host=address[0],
+            port=address[1],
+            public_url=hooks.public_url,
+            max_connections=hooks.max_connections,
+        )
         return address
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
+        if self._connections is not None:
+            self._connections.flush_logs()
+
+    async def _handle_guarded(self, request: web.Request) -> web.Response:
+        """The head is in: the connection leaves its head deadline for the body's (and the
+        handler's); once answered it is idle."""
+        assert self._connections is not None
+        connection = self._connections.connection_of(request.protocol)
+        if connection is not None:
+            connection.request_started()
+        try:
+            return await self._handle(request)
+        finally:
+            if connection is not None:
+                connection.request_finished()
 
     async def _handle(self, request: web.Request) -> web.Response:
         remote = request.remote
@@ -251,12 +299,15 @@ class WebhookServer:
         if request.content_length is not None and request.content_length > limit:
             bound.warning("webhook_too_large", length=request.content_length)
             return web.Response(status=HTTP_TOO_LARGE)
-        body = b""
-        while len(body) <= limit:  # the whole body, however many packets it came in
-            chunk = await request.content.read(limit + 1 - len(body))
-            if not chunk:
-                break
-            body += chunk
+        try:
+            async with asyncio.timeout(self._settings.webhooks.body_timeout_seconds):
+                body = await _read_body(request, limit)
+        except TimeoutError:
+            return await self._body_timed_out(request)
+        except ConnectionError:  # the peer left mid-body: nobody to answer, nothing to log each time
+            assert self._connections is not None
+            self._connections.peers_gone.occurred(path=request.path, peer=remote)
+            return web.Response(status=HTTP_BAD_REQUEST)
         if len(body) > limit:
             bound.warning("webhook_too_large", length=len(body))
             return web.Response(status=HTTP_TOO_LARGE)
@@ -296,3 +347,29 @@ class WebhookServer:
             content_type=answer.content_type,
             charset="utf-8",
         )
+
+    async def _body_timed_out(self, request: web.Request) -> web.Response:
+        """Answer 408 and close: the rest of a body that is this late is not waited for."""
+        assert self._connections is not None
+        self._connections.body_timeouts.occurred(
+            body_timeout_seconds=self._settings.webhooks.body_timeout_seconds,
+            path=request.path,
+            peer=request.remote,
+        )
+        response = web.Response(status=HTTP_REQUEST_TIMEOUT)
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()  # flushes the 408, then closes; no lingering read of the body
+        return response
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, however many packets it came in; one byte more than ``limit`` at most."""
+    body = b""
+    while len(body) <= limit:
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return body

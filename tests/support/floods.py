@@ -1,0 +1,236 @@
+"""Connection floods for tests: many idle or slow TCP connections to a loopback port, the daemon
+run as a real process under a low descriptor limit, and what its log and /proc say.
+
+Bounded by construction: connections only to 127.0.0.1, at most the count asked for, every
+socket closed by :class:`Flood`'s ``close()``; the daemon is stopped (SIGTERM, then SIGKILL to its
+process group) when the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import resource
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.waiting import wait_until
+
+LOOPBACK = "127.0.0.1"
+#: The start of a webhook request whose head never ends.
+PARTIAL_HEAD = b"POST /twilio/voice/incoming HTTP/1.1\r\nHost: intaked.example.com\r\n"
+CONNECT_SECONDS = 15.0  # for the whole batch of connects; SYNs dropped on a full queue are resent at 1 s, 3 s
+STOP_SECONDS = 30.0
+
+
+def raise_own_descriptor_limit(needed: int) -> None:
+    """Let this (test) process hold ``needed`` descriptors: its soft limit up to its hard one
+    (the test is skipped, saying why, when the hard limit is lower)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"the flood needs {needed} open files here; the hard limit (ulimit -Hn) is {hard}")
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def descriptor_limit_of(soft: int, hard: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that gives the child RLIMIT_NOFILE ``(soft, hard)``."""
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return apply
+
+
+class Flood:
+    """``count`` TCP connections to ``port`` opened at once (non-blocking connects), then held."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.sockets: list[socket.socket] = []
+        self.failed = 0
+        pending: dict[socket.socket, None] = {}
+        try:
+            for _ in range(count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                code = sock.connect_ex((LOOPBACK, port))
+                if code in (0, errno.EINPROGRESS):
+                    pending[sock] = None
+                else:
+                    sock.close()
+                    self.failed += 1
+            self._finish_connects(pending)
+        except BaseException:
+            for sock in pending:
+                sock.close()
+            self.close()
+            raise
+
+    def _finish_connects(self, pending: dict[socket.socket, None]) -> None:
+        deadline = time.monotonic() + CONNECT_SECONDS
+        with selectors.DefaultSelector() as selector:
+            for sock in pending:
+                selector.register(sock, selectors.EVENT_WRITE)
+            while pending and time.monotonic() < deadline:
+                for key, _ in selector.select(timeout=0.5):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    selector.unregister(sock)
+                    del pending[sock]
+                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                        self.sockets.append(sock)
+                    else:
+                        sock.close()
+                        self.failed += 1
+        for sock in pending:  # never connected in time
+            sock.close()
+            self.failed += 1
+        pending.clear()
+
+    def send_to_some(self, data: bytes, every: int = 1) -> int:
+        """Send ``data`` on every ``every``-th open connection; returns how many took it."""
+        sent = 0
+        for sock in self.sockets[::every]:
+            if sock.fileno() == -1:
+                continue
+            try:
+                sock.send(data)
+                sent += 1
+            except OSError:  # closed by the server (reset or broken pipe)
+                sock.close()
+        return sent
+
+    def closed_by_server(self) -> int:
+        """How many of the connections the server has closed (EOF or reset seen)."""
+        return sum(1 for sock in self.sockets if server_closed(sock))
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def server_closed(sock: socket.socket) -> bool:
+    """Whether the peer has closed ``sock`` (EOF or reset), without waiting; reads and drops
+    whatever it answered before (e.g. a 503). A socket closed here counts as closed."""
+    if sock.fileno() == -1:
+        return True
+    timeout = sock.gettimeout()
+    sock.settimeout(0)  # a socket with a timeout would wait that long for the answer
+    try:
+        while sock.recv(65536):
+            pass
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(timeout)
+    return True
+
+
+class DaemonProcess:
+    """``python -m intaked run`` as a child process, its log (JSON lines) in ``log_path``."""
+
+    def __init__(self, config: Path, log_path: Path, preexec_fn: Callable[[], None]) -> None:
+        self.log_path = log_path
+        with log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "intaked", "run", "--config", str(config)],
+                stdout=out,
+                stderr=out,
+                preexec_fn=preexec_fn,
+                start_new_session=True,  # its back office processes are stopped with it
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every JSON object in the log, other text (e.g. a traceback) skipped. The processes
+        share the file, so two objects are sometimes written on one line: each is read."""
+        decoder = json.JSONDecoder()
+        events: list[dict[str, Any]] = []
+        for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            position = line.find("{")
+            while position != -1:
+                try:
+                    parsed, end = decoder.raw_decode(line, position)
+                except ValueError:
+                    position = line.find("{", position + 1)
+                    continue
+                if isinstance(parsed, dict):
+                    events.append(parsed)
+                position = line.find("{", end)
+        return events
+
+    def event(self, name: str) -> dict[str, Any] | None:
+        return next((e for e in self.events() if e.get("event") == name), None)
+
+    def wait_started(self) -> None:
+        wait_until(
+            lambda: self.event("started") or self.proc.poll() is not None,
+            timeout=60,
+            what="the daemon to start",
+        )
+        assert self.proc.poll() is None, self.log_path.read_text(errors="replace")[-3000:]
+
+    def port_of(self, event: str) -> int:
+        found = self.event(event)
+        assert found is not None, f"no {event} in the log"
+        return int(found["port"])
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the daemon's front process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def open_descriptors(self) -> int:
+        """How many descriptors the daemon's front process holds now."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def descriptor_limits(self) -> tuple[int, int]:
+        """The front process's (soft, hard) RLIMIT_NOFILE, from /proc."""
+        for line in Path(f"/proc/{self.pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+        raise AssertionError("no 'Max open files' in /proc/PID/limits")
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait; SIGKILL to the group if it does not stop in time. The exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(STOP_SECONDS)
+        code = self.proc.poll()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(STOP_SECONDS)
+        return code
+
+
+@contextlib.contextmanager
+def daemon_process(config: Path, log_path: Path, preexec_fn: Callable[[], None]) -> Iterator[DaemonProcess]:
+    """A started :class:`DaemonProcess`, stopped when the block ends."""
+    daemon = DaemonProcess(config, log_path, preexec_fn)
+    try:
+        daemon.wait_started()
+        yield daemon
+    finally:
+        daemon.stop()

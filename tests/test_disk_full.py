@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import smtplib
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine
 
-from intaked.store.models import inbound_item_table, outbox_table, ticket_table
 from tests.support.dovecot import free_port
+from tests.support.processes import DaemonProcess, backlog
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
 
@@ -93,17 +91,10 @@ def test_a_full_disk_answers_451_and_everything_accepted_is_filed_once_it_has_ro
         '[logging]\nlevel = "info"\nformat = "json"\n',
         encoding="utf-8",
     )
-    log_path = tmp_path / "intaked.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "intaked", "run", "--config", str(config)],
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
+    daemon = DaemonProcess(config, tmp_path / "intaked.log")
     engine = create_engine(url)
     try:
-        wait_until(lambda: b'"event": "started"' in log_path.read_bytes(), timeout=30, what="the daemon")
+        daemon.wait_started()
         accepted = [n for n in range(3) if send(port, n) == 250]
         assert accepted == [0, 1, 2]
         filler = fill(small_disk)
@@ -124,30 +115,14 @@ def test_a_full_disk_answers_451_and_everything_accepted_is_filed_once_it_has_ro
             time.sleep(0.2)
         accepted.append(n)
 
-        def filed() -> bool:
-            with engine.connect() as conn:
-                tickets = conn.execute(select(func.count()).select_from(ticket_table)).scalar_one()
-                waiting = conn.execute(
-                    select(func.count())
-                    .select_from(inbound_item_table)
-                    .where(inbound_item_table.c.state != "done")
-                ).scalar_one()
-                unsent = conn.execute(
-                    select(func.count()).select_from(outbox_table).where(outbox_table.c.state != "sent")
-                ).scalar_one()
-            return tickets == len(accepted) and waiting == 0 and unsent == 0
-
-        wait_until(filed, timeout=15, what="every accepted mail filed and acknowledged")
+        wait_until(
+            lambda: backlog(engine) == (len(accepted), 0, 0),
+            timeout=15,
+            what="every accepted mail filed and acknowledged",
+        )
         acks = [m.message["In-Reply-To"] for m in sink.messages()]
         assert sorted(acks) == sorted(f"<full-{n}@example.com>" for n in accepted), "each once"
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        daemon.stop()
         engine.dispose()
         sink.stop()

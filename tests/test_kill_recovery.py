@@ -4,12 +4,9 @@ claim timeout (issue 13, point 1; several nodes, issue 17)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import smtplib
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,38 +17,15 @@ from sqlalchemy import Engine, create_engine, select
 
 from intaked.store.models import inbound_item_table, ticket_table, worker_table
 from tests.support.dovecot import free_port
+from tests.support.processes import DaemonProcess, cmdline, descendants
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
 
 MAILS = 5
 
 
-def children(pid: int) -> list[int]:
-    """Every thread's children (a process started from a worker thread is listed under it)."""
-    found: list[int] = []
-    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            found += [int(child) for child in listing.read_text(encoding="ascii").split()]
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    for child in children(pid):
-        found += [child, *descendants(child)]
-    return found
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as raw:
-            return raw.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-class Node:
-    """One ``intaked run`` with a node name of its own, in its own process group."""
+class Node(DaemonProcess):
+    """One ``intaked run`` with a node name of its own."""
 
     def __init__(self, tmp_path: Path, name: str, db_url: str, sink: SmtpSink) -> None:
         self.name = name
@@ -67,31 +41,7 @@ class Node:
             '[logging]\nlevel = "info"\nformat = "json"\n',
             encoding="utf-8",
         )
-        self.log_path = tmp_path / f"{name}.log"
-        self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "intaked", "run", "--config", str(config)],
-            stdout=self.log,
-            stderr=self.log,
-            start_new_session=True,
-        )
-
-    def ready(self) -> bool:
-        return b'"event": "started"' in self.log_path.read_bytes()
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self.log.close()
+        super().__init__(config, tmp_path / f"{name}.log")
 
 
 @pytest.fixture
@@ -111,9 +61,8 @@ def report(n: int) -> bytes:
 def freeze_parsing(node: Node, engine: Engine) -> int:
     """Stop the node's parse workers, send it mail, and wait until its back office holds it
     (claimed, waiting for the frozen parser); returns the back office's pid."""
-    intake = [p for p in descendants(node.proc.pid) if "intaked.backoffice intake" in cmdline(p)]
-    assert len(intake) == 1
-    parsers = [p for p in descendants(intake[0]) if "intaked.backoffice" not in cmdline(p)]
+    intake = node.child("intake")
+    parsers = [p for p in descendants(intake) if "intaked.backoffice" not in cmdline(p)]
     assert parsers, "the parse workers run beside the back office"
     for pid in parsers:
         os.kill(pid, signal.SIGSTOP)
@@ -133,7 +82,7 @@ def freeze_parsing(node: Node, engine: Engine) -> int:
             )
 
     wait_until(held, timeout=10, what=f"{node.name}'s back office holding the mail")
-    return intake[0]
+    return intake
 
 
 def filed_and_acknowledged_once(engine: Engine, sink: SmtpSink, within: float) -> None:
@@ -161,17 +110,16 @@ def test_kill_9_while_the_back_office_holds_mail_loses_and_doubles_nothing(
     node = Node(tmp_path, "node-a", sqlite_url, sink)
     engine = create_engine(sqlite_url)
     try:
-        wait_until(node.ready, timeout=30, what="the daemon up")
+        node.wait_started()
         intake = freeze_parsing(node, engine)
         if victim == "back office":
             os.kill(intake, signal.SIGKILL)  # its parse workers and outbox sender die with it
         else:
             node.kill()
-            node.log.close()
             node = Node(tmp_path, "node-a", sqlite_url, sink)
         filed_and_acknowledged_once(engine, sink, within=15)
         if victim == "back office":
-            assert b'"event": "back_office_died"' in node.log_path.read_bytes()
+            assert b'"event": "back_office_died"' in node.log_text()
     finally:
         node.stop()
         engine.dispose()
@@ -184,7 +132,8 @@ def test_a_killed_daemon_s_claimed_mail_is_filed_by_the_other_daemon(
     first, second = Node(tmp_path, "node-a", db_url, sink), Node(tmp_path, "node-b", db_url, sink)
     engine = create_engine(db_url)
     try:
-        wait_until(lambda: first.ready() and second.ready(), timeout=30, what="both daemons up")
+        first.wait_started()
+        second.wait_started()
         freeze_parsing(first, engine)
         first.kill()  # with its back office, outbox sender and frozen parse workers
         filed_and_acknowledged_once(engine, sink, within=15)
@@ -196,6 +145,6 @@ def test_a_killed_daemon_s_claimed_mail_is_filed_by_the_other_daemon(
             ).all()
         assert {role for (role,) in gone} >= {"back_office.intake"}, "node-b saw node-a's workers gone"
     finally:
-        first.stop() if first.proc.poll() is None else first.log.close()
+        first.stop()
         second.stop()
         engine.dispose()

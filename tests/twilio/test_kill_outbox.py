@@ -4,11 +4,8 @@ one SMS and one call, within seconds of the restart (issue 13, point 1)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +18,8 @@ from intaked.sla.context import load_context
 from intaked.store.models import outbox_table
 from tests.support.dovecot import free_port
 from tests.support.phone import FakePhoneNetwork
+from tests.support.processes import DaemonProcess
 from tests.support.waiting import wait_until
-from tests.test_kill_recovery import cmdline, descendants
 from tests.twilio.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
 from tests.twilio.test_paging_loop import CHEN, NUMBER, new_ticket, page_row
 
@@ -89,17 +86,10 @@ def test_kill_9_of_the_outbox_sender_waiting_for_twilio_pages_once(
     phone.deliver_to(PUBLIC_URL, f"http://127.0.0.1:{webhook_port}")
     phone.hang_seconds = 20.0
     phone.faults = ["hang", "hang"]  # Twilio takes the SMS and the call, and answers late
-    log_path = tmp_path / "intaked.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "intaked", "run", "--config", str(config)],
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
+    daemon = DaemonProcess(config, tmp_path / "intaked.log")
     engine = create_engine(sqlite_url)
     try:
-        wait_until(lambda: b'"event": "started"' in log_path.read_bytes(), timeout=30, what="the daemon")
+        daemon.wait_started()
         new_ticket(engine)
         triage(engine, load_context(engine, settings), NUMBER, priority="P1", by="field-service")
         wait_until(
@@ -107,7 +97,7 @@ def test_kill_9_of_the_outbox_sender_waiting_for_twilio_pages_once(
             timeout=15,
             what="the page's SMS and call reaching Twilio",
         )
-        (sender,) = [p for p in descendants(proc.pid) if "intaked.backoffice outbox" in cmdline(p)]
+        sender = daemon.child("outbox")
         assert {row.state for row in page_rows(engine)} == {"sending"}, "waiting for Twilio's answer"
         os.kill(sender, signal.SIGKILL)
 
@@ -119,19 +109,12 @@ def test_kill_9_of_the_outbox_sender_waiting_for_twilio_pages_once(
         assert {row.provider_id for row in page_rows(engine)} <= sids, "the Sids Twilio gave the dead sender"
         assert [r.get("To") for r in phone.creates("Messages")] == [CHEN], "one SMS"
         assert [r.get("To") for r in phone.creates("Calls")] == [CHEN], "one call"
-        assert b'"event": "twilio_outcome_reconciled"' in log_path.read_bytes()
+        assert b'"event": "twilio_outcome_reconciled"' in daemon.log_text()
         # chen acknowledges by SMS: the call that still rings is hung up
         code = page_row(engine)["reply_code"]
         phone.inbound_sms_url = f"{PUBLIC_URL}/twilio/sms/incoming"
         assert phone.send_sms_reply(CHEN, FROM_NUMBER, f"確認 {code}").status == 200
         wait_until(lambda: page_row(engine)["state"] == "acknowledged", what="the acknowledgement")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        daemon.stop()
         engine.dispose()

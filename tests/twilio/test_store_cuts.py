@@ -4,20 +4,18 @@ and one call, all within seconds of the last cut (issue 13, points 1 and 2)."""
 
 from __future__ import annotations
 
-import smtplib
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine
 
 from intaked.lifecycle import triage
 from intaked.sla.context import load_context
-from intaked.store.models import inbound_item_table, outbox_table, ticket_table
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.phone import FakePhoneNetwork, Script
+from tests.support.processes import backlog, cut_connections, send_patiently
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
 from tests.twilio.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
@@ -39,20 +37,6 @@ def report(n: int) -> bytes:
         f"From: user{n}@example.com\r\nTo: helpdesk@example.com\r\nSubject: MES 當機 {n}\r\n"
         f"Message-ID: <page-cut-{n}@example.com>\r\n\r\n產線停了\r\n"
     ).encode()
-
-
-def send_all(port: int, accepted: list[int]) -> None:
-    for n in range(MAILS):
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-                    client.sendmail(f"user{n}@example.com", ["helpdesk@example.com"], report(n))
-            except (smtplib.SMTPException, OSError):
-                time.sleep(0.1)
-                continue
-            accepted.append(n)
-            break
 
 
 @pytest.mark.slow
@@ -93,23 +77,13 @@ def test_cut_connections_repeat_no_mail_sms_or_call(
     try:
         new_ticket(admin)
         accepted: list[int] = []
-        sender = threading.Thread(target=send_all, args=(daemon.smtp_port, accepted), daemon=True)
-        sender.start()
+        sender = send_patiently(daemon.smtp_port, MAILS, report, accepted)
         cut = 0
         for round_ in range(CUTS):
             if round_ == 2:  # the page starts in the middle of the cuts
                 triage(admin, load_context(admin, settings), NUMBER, priority="P1", by="field-service")
             time.sleep(0.4)
-            with admin.connect() as conn:
-                cut += len(
-                    conn.execute(
-                        text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE application_name = :name"
-                        ),
-                        {"name": name},
-                    ).all()
-                )
+            cut += cut_connections(admin, name)
         last_cut = time.monotonic()
         assert cut >= CUTS
         sender.join(90)
@@ -117,22 +91,8 @@ def test_cut_connections_repeat_no_mail_sms_or_call(
         settled_by = max(last_cut, time.monotonic()) + 15
 
         def settled() -> bool:
-            with admin.connect() as conn:
-                tickets = conn.execute(select(func.count()).select_from(ticket_table)).scalar_one()
-                waiting = conn.execute(
-                    select(func.count())
-                    .select_from(inbound_item_table)
-                    .where(inbound_item_table.c.state.in_(["received", "processing"]))
-                ).scalar_one()
-                unsent = conn.execute(
-                    select(func.count())
-                    .select_from(outbox_table)
-                    .where(outbox_table.c.state.in_(["pending", "sending"]))
-                ).scalar_one()
             return (
-                tickets == MAILS + 1
-                and waiting == 0
-                and unsent == 0
+                backlog(admin) == (MAILS + 1, 0, 0)
                 and len(sink.messages()) >= MAILS
                 and len(phone.creates("Calls")) >= 1
                 and len(phone.creates("Messages")) >= 1

@@ -1,0 +1,149 @@
+"""The real daemon as a process tree, for fault tests: ``intaked run`` in a process group of its
+own (so a test can kill the whole tree at once, as systemd would), its descendants by role, a
+patient SMTP sender, PostgreSQL connections cut by their application name, and what is left to
+do in the ledger and the outbox."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select, text
+
+from intaked.store.models import inbound_item_table, outbox_table, ticket_table
+from tests.support.waiting import wait_until
+
+
+class DaemonProcess:
+    """``intaked run --config CONFIG``, logging JSON to ``log_path``."""
+
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "intaked", "run", "--config", str(config)],
+            stdout=self._log,
+            stderr=self._log,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_text(self) -> bytes:
+        return self.log_path.read_bytes()
+
+    def started(self) -> bool:
+        return b'"event": "started"' in self.log_text()
+
+    def wait_started(self, timeout: float = 30) -> None:
+        wait_until(lambda: self.started() or self.proc.poll() is not None, timeout=timeout, what="start")
+        assert self.proc.poll() is None, f"the daemon exited: {self.log_text()[-2000:]!r}"
+
+    def child(self, role: str) -> int:
+        """The pid of the back office process of ``role`` (``intake`` or ``outbox``)."""
+        (pid,) = [p for p in descendants(self.pid) if f"intaked.backoffice {role}" in cmdline(p)]
+        return pid
+
+    def kill(self) -> None:
+        """SIGKILL to the whole tree."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self._log.close()
+
+    def stop(self) -> None:
+        """SIGTERM and wait (SIGKILL after 30 s); nothing if it is already gone."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+def children(pid: int) -> list[int]:
+    """Every thread's children (a process started from a worker thread is listed under it)."""
+    found: list[int] = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in listing.read_text(encoding="ascii").split()]
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for child in children(pid):
+        found += [child, *descendants(child)]
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as raw:
+            return raw.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def send_patiently(
+    port: int, count: int, report: Callable[[int], bytes], accepted: list[int]
+) -> threading.Thread:
+    """A sender thread that tries each of ``count`` reports until it is answered 250 (451 or a
+    refused connection means later), appending each accepted number to ``accepted``."""
+
+    def run() -> None:
+        for n in range(count):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                        client.sendmail(f"user{n}@example.com", ["helpdesk@example.com"], report(n))
+                except (smtplib.SMTPException, OSError):
+                    time.sleep(0.1)
+                    continue
+                accepted.append(n)
+                break
+
+    thread = threading.Thread(target=run, name="patient-sender", daemon=True)
+    thread.start()
+    return thread
+
+
+def cut_connections(admin: Engine, application_name: str) -> int:
+    """``pg_terminate_backend`` on every connection named ``application_name``; how many."""
+    with admin.connect() as conn:
+        return len(
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": application_name},
+            ).all()
+        )
+
+
+def backlog(engine: Engine) -> tuple[int, int, int]:
+    """(tickets, ledger items not yet done, outbox rows still pending or being sent)."""
+    with engine.connect() as conn:
+        tickets = conn.execute(select(func.count()).select_from(ticket_table)).scalar_one()
+        waiting = conn.execute(
+            select(func.count())
+            .select_from(inbound_item_table)
+            .where(inbound_item_table.c.state.in_(["received", "processing"]))
+        ).scalar_one()
+        unsent = conn.execute(
+            select(func.count())
+            .select_from(outbox_table)
+            .where(outbox_table.c.state.in_(["pending", "sending"]))
+        ).scalar_one()
+    return int(tickets), int(waiting), int(unsent)

@@ -219,6 +219,8 @@ def test_a_back_office_that_cannot_start_is_reported_and_retried_while_mail_is_t
             assert (
                 failed["level"] == "error" and failed["exit_code"] != 0 and failed["restart_in_seconds"] > 0
             )
+            (why, *_) = [e for e in install.events() if e["event"] == "back_office_failed"]
+            assert why["level"] == "error" and "database is locked" in why["exception"], "and why"
             writer.execute("ROLLBACK")
             send_once_listening(proc, port, report("while-down"))
             wait_until(lambda: install.count("tickets") == 1, timeout=90, what="the ticket, after a retry")

@@ -53,9 +53,9 @@ def _command_groups() -> list[CommandGroup]:
 
 
 def _runs_the_daemon(argv: Sequence[str]) -> bool:
-    """Whether the command line is ``intaked run ...`` (the top level takes no option values)."""
-    words = [arg for arg in argv if not arg.startswith("-")]
-    return bool(words) and words[0] == DAEMON_COMMAND
+    """Whether the command line is ``intaked run ...`` (an option before it, ``--help`` or
+    ``--version``, is about the whole command: it gets the full parser)."""
+    return bool(argv) and argv[0] == DAEMON_COMMAND
 
 
 def _parser(*, with_command_groups: bool = True) -> argparse.ArgumentParser:

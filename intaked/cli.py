@@ -11,34 +11,61 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from intaked import __version__, worktime_cli
+from intaked import __version__
 from intaked.config import ConfigError, Settings, load_settings, masked_dump
-from intaked.hotline import cli as calls_cli
 from intaked.logs import configure_logging
-from intaked.paging import cli as oncall_cli
-from intaked.paging import page_cli
-from intaked.routing import cli as routing_cli
 from intaked.store.engine import engine_for
 from intaked.store.migrate import SchemaError, current_revision, head_revision, upgrade
 
 EXIT_NOT_FOUND = 1
 EXIT_UNAVAILABLE = 69
 EXIT_CONFIG = 78
+DAEMON_COMMAND = "run"
 
 
-def _parser() -> argparse.ArgumentParser:
+class CommandGroup(Protocol):
+    """A module of operators' commands (``intaked calendar``, ``intaked oncall``, ...)."""
+
+    @property
+    def COMMANDS(self) -> Sequence[str]: ...  # the modules' constant, read-only here
+
+    def add_parsers(self, sub: Any, config_parent: argparse.ArgumentParser) -> None: ...
+
+    def run(self, settings: Settings, args: argparse.Namespace) -> int: ...
+
+
+def _command_groups() -> list[CommandGroup]:
+    """The modules of the commands beyond the core ones, imported when a command needs them:
+    they bring the SLA, paging, routing and parsing code, which `intaked run` does not need in
+    its front process, and a restarted daemon should be taking mail again within a second."""
+    from intaked import worktime_cli
+    from intaked.hotline import cli as calls_cli
+    from intaked.paging import cli as oncall_cli
+    from intaked.paging import page_cli
+    from intaked.routing import cli as routing_cli
+
+    return [worktime_cli, page_cli, oncall_cli, routing_cli, calls_cli]
+
+
+def _runs_the_daemon(argv: Sequence[str]) -> bool:
+    """Whether the command line is ``intaked run ...`` (an option before it, ``--help`` or
+    ``--version``, is about the whole command: it gets the full parser)."""
+    return bool(argv) and argv[0] == DAEMON_COMMAND
+
+
+def _parser(*, with_command_groups: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intaked", description="IT helpdesk intake daemon")
     parser.add_argument("--version", action="version", version=f"intaked {__version__}")
     config_parent = argparse.ArgumentParser(add_help=False)
     config_parent.add_argument("--config", metavar="PATH", help="TOML config file")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("run", parents=[config_parent], help="run the daemon in the foreground")
+    sub.add_parser(DAEMON_COMMAND, parents=[config_parent], help="run the daemon in the foreground")
     sub.add_parser("check-config", parents=[config_parent], help="validate and print the settings")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
@@ -80,11 +107,9 @@ def _parser() -> argparse.ArgumentParser:
         "reprocess", parents=[config_parent], help="re-parse a ticket's stored raw mail (after a parser fix)"
     )
     reprocess.add_argument("number")
-    worktime_cli.add_parsers(sub, config_parent)
-    page_cli.add_parsers(sub, config_parent)
-    oncall_cli.add_parsers(sub, config_parent)
-    routing_cli.add_parsers(sub, config_parent)
-    calls_cli.add_parsers(sub, config_parent)
+    if with_command_groups:
+        for group in _command_groups():
+            group.add_parsers(sub, config_parent)
     return parser
 
 
@@ -102,6 +127,8 @@ def _cmd_check_config(settings: Settings, source: str) -> int:
     _print_json(masked_dump(settings))
     if not settings.smtp_intake.recipients and settings.smtp_intake.enabled:
         print("# note: smtp_intake.recipients is empty: every recipient is accepted", file=sys.stderr)
+    from intaked.routing import cli as routing_cli
+
     for note in routing_cli.config_notes(settings):
         print(f"# note: {note}", file=sys.stderr)
     return 0
@@ -333,7 +360,8 @@ def _print_ticket_detail(ticket: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = _parser(with_command_groups=not _runs_the_daemon(words)).parse_args(words)
     try:
         settings, path = load_settings(args.config)
     except ConfigError as exc:
@@ -343,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return _cmd_check_config(settings, str(path) if path else "built-in defaults")
-        if args.command == "run":
+        if args.command == DAEMON_COMMAND:
             from intaked.daemon import run_daemon
 
             return asyncio.run(run_daemon(settings))
@@ -359,16 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_preview(settings, args)
         if args.command == "outbox":
             return _cmd_outbox_list(settings, args)
-        if args.command in worktime_cli.COMMANDS:
-            return worktime_cli.run(settings, args)
-        if args.command in page_cli.COMMANDS:
-            return page_cli.run(settings, args)
-        if args.command in oncall_cli.COMMANDS:
-            return oncall_cli.run(settings, args)
-        if args.command in routing_cli.COMMANDS:
-            return routing_cli.run(settings, args)
-        if args.command in calls_cli.COMMANDS:
-            return calls_cli.run(settings, args)
+        for group in _command_groups():
+            if args.command in group.COMMANDS:
+                return group.run(settings, args)
     except SchemaError as exc:
         print(f"intaked: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -1,13 +1,23 @@
 """The long-running daemon: one asyncio loop, blocking database work on a small thread pool.
 
-Start-up: connect, bring the schema up to date (or refuse with a clear message), start the back
-office (intaked/backoffice.py: a second process that releases the claims a crashed run left, turns
-captured items into tickets and sends the outbox; with ``daemon.back_office = "inline"`` the same
-work runs in this process), then open the listeners (SMTP/LMTP; the Twilio webhooks when paging
-is on) and the IMAP mailboxes. Shutdown on the first
-SIGTERM/SIGINT: stop accepting, let messages being committed finish, turn everything already
-captured into tickets, exit 0. A second signal exits at once (nothing committed is lost: the
-ledger resumes on the next start).
+Start-up puts the front to work first, since a restart after a crash should be taking mail again
+within a second: connect, check that the schema is current (one query; migrate it, or refuse
+with a clear message and exit 69), open the listeners (SMTP/LMTP; the Twilio webhooks when
+paging is on) and start the IMAP mailboxes; then start the back office beside it
+(intaked/backoffice.py: processes that release the claims a crashed run left, turn captured
+items into tickets and send the outbox) without waiting for it to be ready. What the front
+captures meanwhile waits in the ledger and becomes tickets as soon as the back office is up. A
+back office that fails to start is logged as an error (``back_office_start_failed``) and tried
+again, with growing pauses, while the front keeps taking mail. With
+``daemon.back_office = "inline"`` the same work runs in this process, started after the
+listeners. systemd hears READY=1 once the listeners are up.
+
+Shutdown on the first SIGTERM/SIGINT: stop accepting, let messages being committed finish, turn
+everything already captured into tickets, exit 0. A second signal exits at once (nothing
+committed is lost: the ledger resumes on the next start).
+
+This module imports only what the front needs at start; the webhooks and the inline back office
+import their parts when they are switched on.
 """
 
 from __future__ import annotations
@@ -16,35 +26,33 @@ import asyncio
 import os
 import signal
 import socket
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import Engine
 
 from intaked.backoffice import BackOfficeProcess
-from intaked.channels.hotline import register_hotline_routes
 from intaked.channels.imap import ImapMailboxWorker
-from intaked.channels.recordings import register_recording_routes
 from intaked.channels.smtp import SmtpIntakeServer
-from intaked.channels.twilio_status import register_status_routes
-from intaked.channels.webhooks import WebhookRoutes, WebhookServer
 from intaked.config import Settings
 from intaked.descriptors import prepare_descriptors
-from intaked.hotline.fetcher import VoicemailFetcher
 from intaked.intake.capture import CaptureWriter
-from intaked.intake.parsepool import ParsePool
-from intaked.intake.processor import IntakeProcessor
 from intaked.loop_errors import LoopErrorHandler
-from intaked.outbound.dispatcher import OutboxDispatcher
-from intaked.outbound.outbox import recovery as outbox_recovery
-from intaked.outbound.twilio_dispatcher import TwilioDispatcher
-from intaked.paging.webhook_routes import register_paging_routes
-from intaked.scheduler import Scheduler
 from intaked.store.engine import engine_for
 from intaked.store.liveness import LivenessKeeper, set_node_name
 from intaked.store.migrate import ensure_schema
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from intaked.channels.webhooks import WebhookServer
+    from intaked.hotline.fetcher import VoicemailFetcher
+    from intaked.intake.parsepool import ParsePool
+    from intaked.intake.processor import IntakeProcessor
+    from intaked.outbound.dispatcher import OutboxDispatcher
+    from intaked.outbound.twilio_dispatcher import TwilioDispatcher
+    from intaked.scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
 
@@ -85,73 +93,97 @@ class Daemon:
     voicemail: VoicemailFetcher | None = None
     back_office: BackOfficeProcess | None = None
     scheduler: Scheduler | None = None
-    keeper: LivenessKeeper | None = None
     smtp: SmtpIntakeServer | None = None
     smtp_address: tuple[str, int] | None = None
     imap_workers: list[ImapMailboxWorker] = field(default_factory=list)
     webhooks: WebhookServer | None = None
     webhook_executor: ThreadPoolExecutor | None = None
     webhooks_address: tuple[str, int] | None = None
+    keeper: LivenessKeeper | None = None
 
     async def start(self) -> None:
+        """Start the front, then the back office beside it; returns once the front is listening
+        (the back office processes get ready on their own)."""
+        await self.start_front()
+        await self.start_back_office()
+
+    async def start_front(self) -> None:
+        """Connect, check the schema, open the listeners and start the IMAP mailboxes."""
         loop = asyncio.get_running_loop()
         db = self.settings.database
-        self.engine = engine_for(self.settings)
+        engine = self.engine = engine_for(self.settings)
         revision = await loop.run_in_executor(
-            self.executor,
-            lambda: ensure_schema(self.engine, auto_migrate=db.auto_migrate),  # type: ignore[arg-type]
+            self.executor, lambda: ensure_schema(engine, auto_migrate=db.auto_migrate)
         )
-        log.info(
-            "store_ready", database=self.engine.url.render_as_string(hide_password=True), schema=revision
-        )
-        set_node_name(self.settings.daemon.node_name)
-        self.keeper = LivenessKeeper(
-            self.engine,
-            role="front",
-            heartbeat_seconds=self.settings.daemon.heartbeat_seconds,
-            lease_seconds=self.settings.daemon.lease_seconds,
-        )
-        wake = await self._start_back_office()
-        # This process's heartbeat; marks the workers of this node that died (a back office
-        # killed with the front, before this start) gone, and, inline, takes up their claims.
-        await loop.run_in_executor(self.executor, self.keeper.start)
-        self.capture = CaptureWriter(self.engine, self.executor, on_committed=wake)
+        log.info("store_ready", database=engine.url.render_as_string(hide_password=True), schema=revision)
+        self.capture = CaptureWriter(engine, self.executor, on_committed=self._wake_intake)
         self.capture.start()
         if self.settings.smtp_intake.enabled:
             self.smtp = SmtpIntakeServer(self.settings.smtp_intake, self.capture)
             self.smtp_address = await self.smtp.start()
         if self.settings.twilio.enabled and self.settings.webhooks.listen:
-            routes = WebhookRoutes()
-            register_status_routes(routes)
-            register_paging_routes(routes, self.settings)
-            register_recording_routes(routes, self.settings)
-            if self.settings.hotline.enabled:
-                register_hotline_routes(routes, self.settings)
-            # Their own threads: Twilio waits a few seconds for TwiML, and must not queue behind
-            # a slow send or download on the shared database threads.
-            self.webhook_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="intaked-webhooks")
-            self.webhooks = WebhookServer(
-                self.settings, self.engine, self.webhook_executor, routes, on_handled=self._wake_outbox
-            )
-            self.webhooks_address = await self.webhooks.start()
+            await self._start_webhooks(engine)
 
         def wake_from_thread() -> None:
-            loop.call_soon_threadsafe(wake)
+            loop.call_soon_threadsafe(self._wake_intake)
 
         for mailbox in self.settings.imap:
             if mailbox.enabled:
-                worker = ImapMailboxWorker(mailbox, self.engine, on_captured=wake_from_thread)
+                worker = ImapMailboxWorker(mailbox, engine, on_captured=wake_from_thread)
                 worker.start()
                 self.imap_workers.append(worker)
+        # This process's heartbeat (intaked/store/liveness.py): it also marks the workers of this
+        # node whose processes are gone (a back office killed with the front before this start),
+        # and, inline, takes up what they held.
+        set_node_name(self.settings.daemon.node_name)
+        self.keeper = LivenessKeeper(
+            engine,
+            role="front",
+            heartbeat_seconds=self.settings.daemon.heartbeat_seconds,
+            lease_seconds=self.settings.daemon.lease_seconds,
+        )
+        await loop.run_in_executor(self.executor, self.keeper.start)
 
-    async def _start_back_office(self) -> Callable[[], None]:
-        """Start the processor and the dispatcher (in the back office process, or here);
-        returns the function that tells them new items were captured."""
+    async def _start_webhooks(self, engine: Engine) -> None:
+        from intaked.channels.hotline import register_hotline_routes
+        from intaked.channels.recordings import register_recording_routes
+        from intaked.channels.twilio_status import register_status_routes
+        from intaked.channels.webhooks import WebhookRoutes, WebhookServer
+        from intaked.paging.webhook_routes import register_paging_routes
+
+        routes = WebhookRoutes()
+        register_status_routes(routes)
+        register_paging_routes(routes, self.settings)
+        register_recording_routes(routes, self.settings)
+        if self.settings.hotline.enabled:
+            register_hotline_routes(routes, self.settings)
+        # Their own threads: Twilio waits a few seconds for TwiML, and must not queue behind
+        # a slow send or download on the shared database threads.
+        self.webhook_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="intaked-webhooks")
+        self.webhooks = WebhookServer(
+            self.settings, engine, self.webhook_executor, routes, on_handled=self._wake_outbox
+        )
+        self.webhooks_address = await self.webhooks.start()
+
+    async def start_back_office(self) -> None:
+        """Start the processor and the dispatchers: spawn the back office process and go on (its
+        supervisor waits for it and restarts it), or, inline, start them here."""
         if self.settings.daemon.back_office == "process":
             self.back_office = BackOfficeProcess(self.settings)
-            await self.back_office.start()
-            return self.back_office.wake
-        assert self.engine is not None
+            self.back_office.start()
+        else:
+            await self._start_inline_back_office()
+
+    async def _start_inline_back_office(self) -> None:
+        from intaked.hotline.fetcher import VoicemailFetcher
+        from intaked.intake.parsepool import ParsePool
+        from intaked.intake.processor import IntakeProcessor
+        from intaked.outbound.dispatcher import OutboxDispatcher
+        from intaked.outbound.outbox import recovery as outbox_recovery
+        from intaked.outbound.twilio_dispatcher import TwilioDispatcher
+        from intaked.scheduler import Scheduler
+
+        assert self.engine is not None and self.keeper is not None
         intake = self.settings.intake
         self.dispatcher = OutboxDispatcher(self.engine, self.executor, self.settings)
         self.dispatcher.start()
@@ -160,21 +192,28 @@ class Daemon:
             self.pager.start()
             self.voicemail = VoicemailFetcher(self.engine, self.executor, self.settings)
             self.voicemail.start()
-        assert self.keeper is not None
         self.keeper.add_recovery(outbox_recovery(self.settings, self._wake_senders))
         self.parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
-        self.processor = IntakeProcessor(
+        processor = IntakeProcessor(
             self.engine,
             self.executor,
             self.settings,
             parser=self.parser,
             on_stored=lambda _: self._stored(),
         )
-        self.processor.start()
-        self.keeper.add_recovery(self.processor.recovery())
+        processor.start()  # its first pass takes what the front captured before it was here
+        self.processor = processor
+        self.keeper.add_recovery(processor.recovery())
         self.scheduler = Scheduler(self.engine, self.executor, self.settings, on_queued=self._stored)
         self.scheduler.start()
-        return self.processor.wake
+
+    def _wake_intake(self) -> None:
+        """The front committed captured items: wake whoever turns them into tickets (none yet
+        while the back office starts: its first pass finds them)."""
+        if self.back_office is not None:
+            self.back_office.wake()
+        elif self.processor is not None:
+            self.processor.wake()
 
     def _wake_outbox(self) -> None:
         """A webhook's transaction may have queued SMS, calls or mail: wake their senders now."""
@@ -254,16 +293,24 @@ async def run_daemon(settings: Settings) -> int:
     loop_errors.install(loop)
     daemon = Daemon(settings)
     try:
-        await daemon.start()
-    except Exception as exc:
-        log.error("startup_failed", error=str(exc), error_type=type(exc).__name__)
-        await daemon.stop()
-        loop_errors.flush()
-        return EXIT_UNAVAILABLE
+        await daemon.start_front()
+    except Exception as exc:  # the store is unreachable or on a wrong schema, a port is taken
+        return await _failed_start(daemon, exc, loop_errors)
     sd_notify("READY=1\nSTATUS=accepting mail")
     log.info("started", pid=os.getpid())
+    try:
+        await daemon.start_back_office()
+    except Exception as exc:  # inline only: a back office process is retried by its supervisor
+        return await _failed_start(daemon, exc, loop_errors)
     await stop_requested.wait()
     sd_notify("STOPPING=1")
     await daemon.stop()
     loop_errors.flush()
     return EXIT_OK
+
+
+async def _failed_start(daemon: Daemon, exc: Exception, loop_errors: LoopErrorHandler) -> int:
+    log.error("startup_failed", error=str(exc), error_type=type(exc).__name__)
+    await daemon.stop()
+    loop_errors.flush()
+    return EXIT_UNAVAILABLE

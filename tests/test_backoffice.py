@@ -65,7 +65,10 @@ def test_a_killed_outbox_process_is_restarted_and_the_ack_still_goes_out(db_url:
     try:
         back_office = daemon.daemon.back_office
         assert back_office is not None and back_office.pid is not None
-        (outbox,) = [pid for pid in children(back_office.pid) if b"outbox" in _cmdline(pid)]
+        intake = back_office.pid
+        (outbox,) = wait_until(  # the intake process starts it, without waiting for it
+            lambda: [pid for pid in children(intake) if b"outbox" in _cmdline(pid)], what="the outbox process"
+        )
         os.kill(outbox, signal.SIGKILL)
         send(daemon.smtp_port, report("while-outbox-down@example.com"))
         wait_until(lambda: daemon.ticket_count() == 1, what="the ticket")

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import insert, select, text
 
 from intaked.cli import EXIT_UNAVAILABLE, main
 from intaked.store.engine import make_engine
 from intaked.store.migrate import (
+    MIGRATIONS_DIR,
     SchemaError,
     current_revision,
     downgrade,
@@ -129,6 +131,11 @@ def test_check_constraints_refuse_unknown_status_and_priority(db_url: str) -> No
                 )
             )
     engine.dispose()
+
+
+def test_the_newest_revision_read_from_the_files_is_the_one_alembic_finds() -> None:
+    """The daemon's start-up check reads the head from the revision files' text, without Alembic."""
+    assert head_revision() == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
 def test_daemon_refuses_an_old_schema_when_not_allowed_to_migrate(sqlite_url: str) -> None:

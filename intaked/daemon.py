@@ -136,13 +136,13 @@ class Daemon:
         # node whose processes are gone (a back office killed with the front before this start),
         # and, inline, takes up what they held.
         set_node_name(self.settings.daemon.node_name)
-        self.keeper = LivenessKeeper(
+        keeper = self.keeper = LivenessKeeper(
             engine,
             role="front",
             heartbeat_seconds=self.settings.daemon.heartbeat_seconds,
             lease_seconds=self.settings.daemon.lease_seconds,
         )
-        await loop.run_in_executor(self.executor, self.keeper.start)
+        await loop.run_in_executor(self.executor, lambda: keeper.start(required=False))
 
     async def _start_webhooks(self, engine: Engine) -> None:
         from intaked.channels.hotline import register_hotline_routes

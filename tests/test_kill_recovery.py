@@ -61,6 +61,7 @@ def report(n: int) -> bytes:
 def freeze_parsing(node: Node, engine: Engine) -> int:
     """Stop the node's parse workers, send it mail, and wait until its back office holds it
     (claimed, waiting for the frozen parser); returns the back office's pid."""
+    node.wait_back_office_ready()
     intake = node.child("intake")
     parsers = [p for p in descendants(intake) if "intaked.backoffice" not in cmdline(p)]
     assert parsers, "the parse workers run beside the back office"

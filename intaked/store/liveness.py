@@ -167,17 +167,27 @@ class LivenessKeeper:
         self._failing_since: float | None = None
         self._failures = 0
         self._passes = 0
+        self._registered = False
         self._log = log.bind(worker=self.id, role=role)
 
     def add_recovery(self, recovery: Recovery) -> None:
         self._recoveries.append(recovery)
 
-    def start(self) -> None:
-        """Register (blocking: raises when the store is unreachable), take up what dead workers
-        left, then keep beating on a thread of our own."""
-        self._beat(first=True)
-        self._connected_since = time.monotonic()
-        self._look_after_others()
+    def start(self, *, required: bool = True) -> None:
+        """Register, take up what dead workers left, then keep beating on a thread of our own.
+        Blocking; when the store cannot be written, raises, or with ``required=False`` (the
+        front, which must answer 451 rather than not listen) logs it and registers later."""
+        try:
+            self._beat(first=True)
+        except Exception as exc:
+            if required:
+                raise
+            self._failing_since = time.monotonic()
+            self._failures = 1
+            self._log.warning("heartbeat_failed", error=describe_error(exc))
+        else:
+            self._connected_since = time.monotonic()
+            self._look_after_others()
         self._thread = threading.Thread(target=self._run, name=f"intaked-liveness-{self.role}", daemon=True)
         self._thread.start()
 
@@ -223,6 +233,7 @@ class LivenessKeeper:
             self._log.warning("recovery_pass_failed", error=describe_error(exc))
 
     def _beat(self, *, first: bool = False) -> None:
+        """Write the heartbeat; the first (or one after our row was deleted) inserts the row."""
         now = utcnow()
         with self._engine.begin() as conn:
             updated = conn.execute(
@@ -231,26 +242,26 @@ class LivenessKeeper:
                 .values(heartbeat_at=now, state="alive", gone_at=None, gone_reason=None)
             ).rowcount
             if updated:
-                if not first:
-                    return
-            else:
-                pid = os.getpid()
-                conn.execute(
-                    _workers.insert().values(
-                        id=self.id,
-                        node=node_name(),
-                        role=self.role,
-                        pid=pid,
-                        process_started=process_start_time(pid),
-                        version=self._version,
-                        state="alive",
-                        started_at=now,
-                        heartbeat_at=now,
-                        lease_seconds=self._lease_seconds,
-                    )
+                self._registered = True
+                return
+            pid = os.getpid()
+            conn.execute(
+                _workers.insert().values(
+                    id=self.id,
+                    node=node_name(),
+                    role=self.role,
+                    pid=pid,
+                    process_started=process_start_time(pid),
+                    version=self._version,
+                    state="alive",
+                    started_at=now,
+                    heartbeat_at=now,
+                    lease_seconds=self._lease_seconds,
                 )
-                if not first:
-                    self._log.warning("worker_row_restored")
+            )
+        if self._registered and not first:
+            self._log.warning("worker_row_restored")
+        self._registered = True
 
     def _look_after_others(self) -> None:
         now = utcnow()

@@ -49,6 +49,18 @@ class DaemonProcess:
         wait_until(lambda: self.started() or self.proc.poll() is not None, timeout=timeout, what="start")
         assert self.proc.poll() is None, f"the daemon exited: {self.log_text()[-2000:]!r}"
 
+    def wait_back_office_ready(self, timeout: float = 60) -> None:
+        """Until both back office processes (intake, outbox) said they are ready; they start
+        beside the front, after it is listening."""
+        wait_until(
+            lambda: (
+                self.log_text().count(b'"event": "back_office_ready"') >= 2 or self.proc.poll() is not None
+            ),
+            timeout=timeout,
+            what="the back office ready",
+        )
+        assert self.proc.poll() is None, f"the daemon exited: {self.log_text()[-2000:]!r}"
+
     def child(self, role: str) -> int:
         """The pid of the back office process of ``role`` (``intake`` or ``outbox``)."""
         (pid,) = [p for p in descendants(self.pid) if f"intaked.backoffice {role}" in cmdline(p)]

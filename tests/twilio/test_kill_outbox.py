@@ -115,6 +115,10 @@ def test_kill_9_of_the_outbox_sender_waiting_for_twilio_pages_once(
         phone.inbound_sms_url = f"{PUBLIC_URL}/twilio/sms/incoming"
         assert phone.send_sms_reply(CHEN, FROM_NUMBER, f"確認 {code}").status == 200
         wait_until(lambda: page_row(engine)["state"] == "acknowledged", what="the acknowledgement")
+        wait_until(
+            lambda: [r for r in phone.requests if r.get("Status") in ("canceled", "completed")],
+            what="the ringing call hung up",
+        )
     finally:
         daemon.stop()
         engine.dispose()

@@ -109,6 +109,10 @@ def test_cut_connections_repeat_no_mail_sms_or_call(
         phone.inbound_sms_url = f"{PUBLIC_URL}/twilio/sms/incoming"
         assert phone.send_sms_reply(CHEN, FROM_NUMBER, f"確認 {code}").status == 200
         wait_until(lambda: page_row(admin)["state"] == "acknowledged", what="the acknowledgement")
+        wait_until(
+            lambda: [r for r in phone.requests if r.get("Status") in ("canceled", "completed")],
+            what="the ringing call hung up",
+        )
     finally:
         daemon.stop()
         admin.dispose()

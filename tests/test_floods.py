@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from intaked.channels.hotline import INCOMING_PATH
 from tests.support.floods import (
     LOOPBACK,
@@ -179,11 +177,15 @@ def test_out_of_descriptors_the_log_says_so_once_per_interval_and_the_daemon_doe
             time.sleep(HOLD_SECONDS)
             cpu_used = daemon.cpu_seconds() - cpu_before
             shed = flood.closed_by_server()
-            with pytest.raises(smtplib.SMTPServerDisconnected) as refused:
-                send_report(smtp_port)
+            # A sender now is closed at once while no descriptor is free, or answered when the
+            # shedding has just freed one: either way not left waiting (a 5 s time-out).
+            try:
+                answer: int | str = send_report(smtp_port)
+            except smtplib.SMTPServerDisconnected as refused:
+                answer = str(refused)
         finally:
             flood.close()
-        assert "timed out" not in str(refused.value), "closed at once, not left waiting"
+        assert answer == 250 or "timed out" not in str(answer), "closed at once, not left waiting"
         code = wait_until(lambda: _report_accepted(smtp_port), timeout=30, what="SMTP to answer again")
         assert code == 250
         stopped = daemon.stop()

@@ -102,49 +102,6 @@ def accept_lines(lines: list[str]) -> list[str]:
     return [line for line in lines if ACCEPT_FAILURE.search(line)]
 
 
-def test_two_thousand_slow_webhook_connections_leave_smtp_and_the_hotline_answering(tmp_path: Path) -> None:
-    raise_own_descriptor_limit(FLOOD + 256)
-    config = daemon_config(tmp_path)
-    limit = descriptor_limit_of(SYSTEMD_DEFAULT_SOFT_LIMIT, SYSTEMD_DEFAULT_SOFT_LIMIT)
-    with daemon_process(config, tmp_path / "intaked.log", limit) as daemon:
-        assert daemon.descriptor_limits() == (SYSTEMD_DEFAULT_SOFT_LIMIT, SYSTEMD_DEFAULT_SOFT_LIMIT)
-        smtp_port = daemon.port_of("smtp_intake_listening")
-        hooks_port = daemon.port_of("webhooks_listening")
-        flood = Flood(hooks_port, FLOOD)
-        try:
-            flood.send_to_some(PARTIAL_HEAD)  # every one a request head begun and never finished
-            for line in range(TRICKLE_ROUNDS):  # a quarter of them trickling a header line
-                time.sleep(TRICKLE_SECONDS)  # the flood's own pace (connections queued meanwhile get in)
-                flood.send_to_some(b"X-Slow: %d\r\n" % line, every=4)
-
-            started = time.monotonic()
-            code = send_report(smtp_port)
-            smtp_seconds = time.monotonic() - started
-
-            started = time.monotonic()
-            status, twiml = signed_post(
-                f"http://{LOOPBACK}:{hooks_port}",
-                PUBLIC_URL,
-                INCOMING_PATH,
-                incoming_call("CA" + "f1" * 16),
-                AUTH_TOKEN,
-                timeout=10,
-            )
-            hotline_seconds = time.monotonic() - started
-
-            flood.send_to_some(b"X-Slow: last\r\n", every=4)
-            held = daemon.open_descriptors()
-        finally:
-            flood.close()
-        lines = daemon.log_lines()
-    assert len(flood.sockets) >= FLOOD * 9 // 10, f"only {len(flood.sockets)} of the flood connected"
-    assert code == 250 and smtp_seconds < SMTP_REPLY_WITHIN_SECONDS, (code, smtp_seconds)
-    assert status == 200 and "<Gather" in twiml, twiml
-    assert hotline_seconds < TWIML_WITHIN_SECONDS, hotline_seconds
-    assert held <= WEBHOOK_CAP + RESERVE, f"the daemon held {held} descriptors; cap {WEBHOOK_CAP}"
-    assert len(accept_lines(lines)) <= MOST_ACCEPT_LINES, accept_lines(lines)[:10]
-
-
 def test_out_of_descriptors_the_log_says_so_once_per_interval_and_the_daemon_does_not_spin(
     tmp_path: Path,
 ) -> None:
@@ -196,6 +153,49 @@ def test_out_of_descriptors_the_log_says_so_once_per_interval_and_the_daemon_doe
     assert cpu_used < HOLD_SECONDS / 2, f"{cpu_used:.2f} s of CPU in {HOLD_SECONDS} s: spinning"
     assert 1 <= len(accept_lines(lines)) <= MOST_ACCEPT_LINES, accept_lines(lines)[:10]
     assert sum(e["count"] for e in failures) > len(failures), "repeats are counted, not logged each"
+
+
+def test_two_thousand_slow_webhook_connections_leave_smtp_and_the_hotline_answering(tmp_path: Path) -> None:
+    raise_own_descriptor_limit(FLOOD + 256)
+    config = daemon_config(tmp_path)
+    limit = descriptor_limit_of(SYSTEMD_DEFAULT_SOFT_LIMIT, SYSTEMD_DEFAULT_SOFT_LIMIT)
+    with daemon_process(config, tmp_path / "intaked.log", limit) as daemon:
+        assert daemon.descriptor_limits() == (SYSTEMD_DEFAULT_SOFT_LIMIT, SYSTEMD_DEFAULT_SOFT_LIMIT)
+        smtp_port = daemon.port_of("smtp_intake_listening")
+        hooks_port = daemon.port_of("webhooks_listening")
+        flood = Flood(hooks_port, FLOOD)
+        try:
+            flood.send_to_some(PARTIAL_HEAD)  # every one a request head begun and never finished
+            for line in range(TRICKLE_ROUNDS):  # a quarter of them trickling a header line
+                time.sleep(TRICKLE_SECONDS)  # the flood's own pace (connections queued meanwhile get in)
+                flood.send_to_some(b"X-Slow: %d\r\n" % line, every=4)
+
+            started = time.monotonic()
+            code = send_report(smtp_port)
+            smtp_seconds = time.monotonic() - started
+
+            started = time.monotonic()
+            status, twiml = signed_post(
+                f"http://{LOOPBACK}:{hooks_port}",
+                PUBLIC_URL,
+                INCOMING_PATH,
+                incoming_call("CA" + "f1" * 16),
+                AUTH_TOKEN,
+                timeout=10,
+            )
+            hotline_seconds = time.monotonic() - started
+
+            flood.send_to_some(b"X-Slow: last\r\n", every=4)
+            held = daemon.open_descriptors()
+        finally:
+            flood.close()
+        lines = daemon.log_lines()
+    assert len(flood.sockets) >= FLOOD * 9 // 10, f"only {len(flood.sockets)} of the flood connected"
+    assert code == 250 and smtp_seconds < SMTP_REPLY_WITHIN_SECONDS, (code, smtp_seconds)
+    assert status == 200 and "<Gather" in twiml, twiml
+    assert hotline_seconds < TWIML_WITHIN_SECONDS, hotline_seconds
+    assert held <= WEBHOOK_CAP + RESERVE, f"the daemon held {held} descriptors; cap {WEBHOOK_CAP}"
+    assert len(accept_lines(lines)) <= MOST_ACCEPT_LINES, accept_lines(lines)[:10]
 
 
 def _report_accepted(port: int) -> int:

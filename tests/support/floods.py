@@ -179,8 +179,16 @@ class DaemonProcess:
         return next((e for e in self.events() if e.get("event") == name), None)
 
     def wait_started(self) -> None:
+        """Until the front and both back office processes are up (a flood tests steady state:
+        the back office starts beside the front, and its start needs descriptors too)."""
         wait_until(
-            lambda: self.event("started") or self.proc.poll() is not None,
+            lambda: (
+                (
+                    self.event("started")
+                    and sum(1 for e in self.events() if e.get("event") == "back_office_ready") >= 2
+                )
+                or self.proc.poll() is not None
+            ),
             timeout=60,
             what="the daemon to start",
         )

@@ -21,7 +21,7 @@ from tests.support.phone import FakePhoneNetwork
 from tests.support.processes import DaemonProcess
 from tests.support.waiting import wait_until
 from tests.twilio.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
-from tests.twilio.test_paging_loop import CHEN, NUMBER, new_ticket, page_row
+from tests.twilio.test_paging_loop import CHEN, NUMBER, acknowledge_by_sms, new_ticket
 
 
 def config_text(db_url: str, twilio_api_url: str, webhook_port: int) -> str:
@@ -110,15 +110,7 @@ def test_kill_9_of_the_outbox_sender_waiting_for_twilio_pages_once(
         assert [r.get("To") for r in phone.creates("Messages")] == [CHEN], "one SMS"
         assert [r.get("To") for r in phone.creates("Calls")] == [CHEN], "one call"
         assert b'"event": "twilio_outcome_reconciled"' in daemon.log_text()
-        # chen acknowledges by SMS: the call that still rings is hung up
-        code = page_row(engine)["reply_code"]
-        phone.inbound_sms_url = f"{PUBLIC_URL}/twilio/sms/incoming"
-        assert phone.send_sms_reply(CHEN, FROM_NUMBER, f"確認 {code}").status == 200
-        wait_until(lambda: page_row(engine)["state"] == "acknowledged", what="the acknowledgement")
-        wait_until(
-            lambda: [r for r in phone.requests if r.get("Status") in ("canceled", "completed")],
-            what="the ringing call hung up",
-        )
+        acknowledge_by_sms(engine, phone, CHEN)  # the call that still rings is hung up
     finally:
         daemon.stop()
         engine.dispose()

@@ -114,6 +114,19 @@ def page_row(engine: Engine) -> Any:
         return conn.execute(select(page_table)).mappings().one_or_none()
 
 
+def acknowledge_by_sms(engine: Engine, phone: FakePhoneNetwork, person_phone: str) -> None:
+    """``person_phone`` answers the page's SMS with its reply code; the page is acknowledged and
+    the calls that still ring are hung up."""
+    code = page_row(engine)["reply_code"]
+    phone.inbound_sms_url = f"{PUBLIC_URL}/twilio/sms/incoming"
+    assert phone.send_sms_reply(person_phone, FROM_NUMBER, f"確認 {code}").status == 200
+    wait_until(lambda: page_row(engine)["state"] == "acknowledged", what="the acknowledgement")
+    wait_until(
+        lambda: [r for r in phone.requests if r.get("Status") in ("canceled", "completed")],
+        what="the ringing call hung up",
+    )
+
+
 def attempt_rows(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.execute(select(page_attempt_table).order_by(page_attempt_table.c.id)).mappings())

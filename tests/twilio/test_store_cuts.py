@@ -19,7 +19,7 @@ from tests.support.processes import backlog, cut_connections, send_patiently
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
 from tests.twilio.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
-from tests.twilio.test_paging_loop import CHEN, NUMBER, new_ticket, page_row
+from tests.twilio.test_paging_loop import CHEN, NUMBER, acknowledge_by_sms, new_ticket
 
 MAILS = 60
 CUTS = 8
@@ -104,15 +104,7 @@ def test_cut_connections_repeat_no_mail_sms_or_call(
         assert len(acks) == MAILS and len(set(acks)) == MAILS, "one acknowledgement per report"
         assert [r.get("To") for r in phone.creates("Messages")] == [CHEN], "one page SMS"
         assert [r.get("To") for r in phone.creates("Calls")] == [CHEN], "one page call"
-        # chen acknowledges by SMS: his ringing call is hung up
-        code = page_row(admin)["reply_code"]
-        phone.inbound_sms_url = f"{PUBLIC_URL}/twilio/sms/incoming"
-        assert phone.send_sms_reply(CHEN, FROM_NUMBER, f"確認 {code}").status == 200
-        wait_until(lambda: page_row(admin)["state"] == "acknowledged", what="the acknowledgement")
-        wait_until(
-            lambda: [r for r in phone.requests if r.get("Status") in ("canceled", "completed")],
-            what="the ringing call hung up",
-        )
+        acknowledge_by_sms(admin, phone, CHEN)  # the call that still rings is hung up
     finally:
         daemon.stop()
         admin.dispose()

@@ -5,6 +5,11 @@ or due for a retry), claims a batch, parses it in the parse pool's worker proces
 pure) and stores the whole batch in one transaction. If that transaction fails, each item is
 tried on its own, so one bad item cannot hold back the others; a failing item is retried with
 backoff and finally quarantined (``intaked`` never deletes it).
+
+Memory is bounded by bytes, not only by count: a batch holds at most ``intake.batch_max_bytes``
+of raw mail (or one larger message), kept compressed as stored and unpacked only in the parse
+worker, message by message; the batch drops its raw bytes once parsed, and after a large batch
+the process gives the freed memory back to the system (intaked/memory.py).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from intaked.config import Settings
 from intaked.intake.ingest import ClaimLost, IngestOutcome, ParsedItem, ingest_mail_batch
 from intaked.intake.ledger import ClaimedItem, claim_batch, record_failure, recover_stale_claims
 from intaked.intake.parsepool import ParsePool, parse_in_process
+from intaked.memory import release_after_large_work
 from intaked.parsing import ParsedMessage
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
@@ -27,11 +33,17 @@ log = structlog.get_logger(__name__)
 
 
 def parse_items(items: Sequence[ClaimedItem], parser: ParsePool | None = None) -> list[ParsedItem]:
-    """Parse each item; a parser failure costs the fields, never the item."""
-    raws = [item.raw for item in items]
-    results = parser.parse_many(raws) if parser else [parse_in_process(raw) for raw in raws]
+    """Parse each item; a parser failure costs the fields, never the item. The entries returned
+    no longer hold the raw bytes (the ledger keeps them)."""
+    packed = [item.packed for item in items]
+    if any(source is None for source in packed):
+        raise ValueError("an item's raw bytes were already dropped: it was parsed before")
+    sources = [source for source in packed if source is not None]
+    results = parser.parse_many(sources) if parser else [parse_in_process(source) for source in sources]
     return [
-        (item, result, None) if isinstance(result, ParsedMessage) else (item, None, result)
+        (item.without_raw(), result, None)
+        if isinstance(result, ParsedMessage)
+        else (item.without_raw(), None, result)
         for item, result in zip(items, results, strict=True)
     ]
 
@@ -48,16 +60,29 @@ def store_one(engine: Engine, entry: ParsedItem, settings: Settings) -> IngestOu
 
 
 def process_once(engine: Engine, settings: Settings, parser: ParsePool | None = None) -> list[IngestOutcome]:
-    """Claim, parse and store one batch (blocking); returns what was stored."""
-    claimed = claim_batch(engine, settings.intake.batch_size)
+    """Claim, parse and store one batch (blocking); returns what was stored. The memory a large
+    batch used goes back to the system afterwards."""
+    intake = settings.intake
+    claimed = claim_batch(engine, intake.batch_size, max_bytes=intake.batch_max_bytes)
     if not claimed:
         return []
+    raw_bytes = sum(item.raw_size for item in claimed)
+    try:
+        return _process_claimed(engine, settings, parser, claimed)
+    finally:
+        release_after_large_work(raw_bytes)
+
+
+def _process_claimed(
+    engine: Engine, settings: Settings, parser: ParsePool | None, claimed: list[ClaimedItem]
+) -> list[IngestOutcome]:
     try:
         parsed = parse_items(claimed, parser)
     except Exception as exc:  # never leave claimed items waiting for the claim timeout
         for item in claimed:
             _record_failure(engine, item, exc, settings)
         return []
+    claimed.clear()  # the last references to the raw bytes: the entries hold what storing needs
     try:
         outcomes = store_batch(engine, parsed, settings)
     except Exception as exc:

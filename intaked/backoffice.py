@@ -42,6 +42,7 @@ from intaked.hotline.fetcher import VoicemailFetcher
 from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import IntakeProcessor
 from intaked.logs import configure_logging
+from intaked.memory import tune_allocator
 from intaked.outbound.dispatcher import OutboxDispatcher
 from intaked.outbound.twilio_dispatcher import TwilioDispatcher
 from intaked.processes import die_with_parent
@@ -318,6 +319,7 @@ def _closing(parser: ParsePool) -> Callable[[], Awaitable[None]]:
 
 def main(argv: list[str]) -> int:
     die_with_parent()
+    tune_allocator()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the front decides
     settings = pickle.load(sys.stdin.buffer)
     assert isinstance(settings, Settings)

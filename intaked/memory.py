@@ -7,7 +7,10 @@ threshold (up to 32 MiB) and serves the next large buffers from its heaps, where
 stays resident unless it lies at the very top. After a burst of 25 MB mails a process would stay
 at its peak for good. ``malloc_trim(0)`` returns every whole free page of every arena to the
 kernel; it costs a few milliseconds, so it runs after large work (``LARGE_WORK_BYTES`` of raw
-mail handled), not after every message. Without glibc (musl, macOS) nothing happens.
+mail handled), not after every message. Each process also fixes glibc's mmap threshold at
+``MMAP_THRESHOLD_BYTES`` (:func:`tune_allocator`): every buffer that large gets a mapping of its
+own, which goes back to the system the moment it is freed, so large mail never leaves holes in
+the heaps that small objects then pin. Without glibc (musl, macOS) nothing happens.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from collections.abc import Callable
 
 #: Raw mail handled (in bytes) after which giving memory back is worth its cost.
 LARGE_WORK_BYTES = 4 * 1024 * 1024
+#: Buffers from this size up are mapped on their own (glibc's M_MMAP_THRESHOLD), never in a heap.
+MMAP_THRESHOLD_BYTES = 1024 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 #: How long the front waits after large mail before trimming: a message's buffers are freed only
 #: after its reply is sent, and the messages of a burst are best trimmed once.
 FRONT_RELEASE_DELAY_SECONDS = 1.0
@@ -33,6 +39,19 @@ def _malloc_trim() -> Callable[[int], int] | None:
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return trim
+
+
+def tune_allocator() -> bool:
+    """At a process's start: buffers of ``MMAP_THRESHOLD_BYTES`` and more each get their own
+    mapping (glibc would otherwise raise that threshold to the size of the first large buffer
+    freed, up to 32 MiB, and serve later ones from its heaps). False where that is not possible."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def release_free_memory() -> bool:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy import Connection, Engine, insert
 
-from intaked.memory import DeferredRelease
+from intaked.memory import LARGE_WORK_BYTES, DeferredRelease
+from intaked.store.engine import close_instead_of_pooling
 from intaked.store.models import inbound_item_table
 from intaked.store.types import utcnow
 
@@ -79,10 +80,13 @@ def insert_items(
         for item in items
     ]
     stmt = insert(_items).returning(_items.c.id, sort_by_parameter_order=True)
-    with engine.begin() as conn:
-        ids = [row.id for row in conn.execute(stmt, rows)]
-        if also is not None:
-            also(conn)
+    with engine.connect() as conn:
+        with conn.begin():
+            ids = [row.id for row in conn.execute(stmt, rows)]
+            if also is not None:
+                also(conn)
+        if sum(len(item.raw) for item in items) >= LARGE_WORK_BYTES:
+            close_instead_of_pooling(conn)  # it would keep a copy of the last message bound
         return ids
 
 

@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 import structlog
 
 from intaked.intake.rawbytes import PackedRaw
-from intaked.memory import release_after_large_work
+from intaked.memory import LARGE_WORK_BYTES, release_after_large_work, tune_allocator
 from intaked.parsing import ParsedMessage, parse_message
 from intaked.processes import die_with_parent
 
@@ -59,6 +59,15 @@ def _unpacked_size(source: RawSource) -> int:
     return source.size if isinstance(source, PackedRaw) else len(source)
 
 
+def _start_worker() -> None:
+    die_with_parent()
+    tune_allocator()
+
+
+def _nothing() -> None:
+    """A call that only replaces the last one in the pool's call queue (see ``parse_many``)."""
+
+
 class ParsePool:
     """Parses batches of raw messages in worker processes (or in-process with ``workers=0``)."""
 
@@ -79,7 +88,7 @@ class ParsePool:
             self._pool = ProcessPoolExecutor(
                 max_workers=self._workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=die_with_parent,
+                initializer=_start_worker,
             )
         return self._pool
 
@@ -110,6 +119,10 @@ class ParsePool:
             results: list[ParseResult] = []
             for future, chunk in zip(futures, chunks, strict=True):
                 results.extend(future.result(timeout=self._timeout * len(chunk)))
+            if sum(map(_unpacked_size, raws)) >= LARGE_WORK_BYTES:
+                # The pool's feeder thread keeps the pickled form of the last call it sent (here
+                # a chunk of mail) until it sends another one: send a small one.
+                self._executor().submit(_nothing).result(timeout=self._timeout)
             return results
         except (BrokenProcessPool, FutureTimeout) as exc:
             log.warning("parse_batch_failed_isolating", messages=len(raws), error=type(exc).__name__)

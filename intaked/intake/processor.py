@@ -24,8 +24,9 @@ from intaked.config import Settings
 from intaked.intake.ingest import ClaimLost, IngestOutcome, ParsedItem, ingest_mail_batch
 from intaked.intake.ledger import ClaimedItem, claim_batch, record_failure, recover_stale_claims
 from intaked.intake.parsepool import ParsePool, parse_in_process
-from intaked.memory import release_after_large_work
+from intaked.memory import LARGE_WORK_BYTES, release_after_large_work
 from intaked.parsing import ParsedMessage
+from intaked.store.engine import close_instead_of_pooling
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
@@ -50,13 +51,16 @@ def parse_items(items: Sequence[ClaimedItem], parser: ParsePool | None = None) -
 
 def store_batch(engine: Engine, batch: Sequence[ParsedItem], settings: Settings) -> list[IngestOutcome]:
     """Store a parsed batch in one transaction."""
-    with engine.begin() as conn:
-        return ingest_mail_batch(conn, batch, settings, utcnow())
+    with engine.connect() as conn:
+        with conn.begin():
+            outcomes = ingest_mail_batch(conn, batch, settings, utcnow())
+        if sum(item.raw_size for item, _, _ in batch) >= LARGE_WORK_BYTES:
+            close_instead_of_pooling(conn)  # it would keep a copy of the last large values bound
+        return outcomes
 
 
 def store_one(engine: Engine, entry: ParsedItem, settings: Settings) -> IngestOutcome:
-    with engine.begin() as conn:
-        return ingest_mail_batch(conn, [entry], settings, utcnow())[0]
+    return store_batch(engine, [entry], settings)[0]
 
 
 def process_once(engine: Engine, settings: Settings, parser: ParsePool | None = None) -> list[IngestOutcome]:

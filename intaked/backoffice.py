@@ -51,6 +51,7 @@ import structlog
 
 from intaked.config import Settings
 from intaked.logs import configure_logging
+from intaked.memory import tune_allocator
 from intaked.processes import die_with_parent
 from intaked.store.engine import engine_for
 from intaked.store.liveness import LivenessKeeper, set_node_name
@@ -399,6 +400,7 @@ def _closing(parser: ParsePool) -> Stopper:
 
 def main(argv: list[str]) -> int:
     die_with_parent()
+    tune_allocator()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the front decides
     settings = pickle.load(sys.stdin.buffer)
     assert isinstance(settings, Settings)

@@ -373,7 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_check_config(settings, str(path) if path else "built-in defaults")
         if args.command == DAEMON_COMMAND:
             from intaked.daemon import run_daemon
+            from intaked.memory import tune_allocator
 
+            tune_allocator()
             return asyncio.run(run_daemon(settings))
         if args.command == "db":
             return _cmd_db(settings, args.db_command)

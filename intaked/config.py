@@ -227,6 +227,7 @@ class IntakeSettings(_Section):
 
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    batch_max_bytes: Annotated[int, Field(ge=1)] = 32 * 1024 * 1024
     claim_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
     retry_base_seconds: Annotated[float, Field(gt=0)] = 5.0
     parse_workers: Annotated[int, Field(ge=0, le=32)] = 1

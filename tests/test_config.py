@@ -364,6 +364,7 @@ def test_one_or_many_mailboxes_and_their_secrets(tmp_path: Path) -> None:
             "smtp_intake.recipients: 'not an address' is not",
         ),
         ("[smtp_intake]\nmax_message_bytes = 10\n", "smtp_intake.max_message_bytes: Input should be greater"),
+        ("[intake]\nbatch_max_bytes = 0\n", "intake.batch_max_bytes: Input should be greater"),
         ('[smtp_intake]\nlistne = "127.0.0.1:25"\n', "smtp_intake.listne: unknown key"),
         ('[smpt_intake]\nlisten = "127.0.0.1:25"\n', "smpt_intake: unknown key"),
         ('[database]\nurl = "mysql://x@y/z"\n', "database.url: unsupported database 'mysql'"),

@@ -21,6 +21,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from intaked.channels.refusal import RefuseAndClose
+from intaked.channels.smtpdata import read_message
 from intaked.config import SmtpIntakeSettings
 from intaked.intake.capture import CaptureUnavailable, CaptureWriter, RawItem
 from intaked.logthrottle import ThrottledEvent
@@ -35,6 +36,10 @@ REPLY_NO_SUCH_RECIPIENT: Final = "550 5.1.1 <{recipient}>: recipient address rej
 REPLY_STORE_UNAVAILABLE: Final = "451 4.3.0 Temporary failure storing the message; try again later"
 REPLY_SHUTTING_DOWN: Final = "421 4.3.2 Service shutting down; try again later"
 REPLY_TOO_MANY_SESSIONS: Final = "421 4.3.2 Too many connections, try again later"
+REPLY_NEED_RCPT: Final = "503 Error: need RCPT command"
+REPLY_DATA_SYNTAX: Final = "501 Syntax: DATA"
+REPLY_START_DATA: Final = "354 End data with <CR><LF>.<CR><LF>"
+REPLY_TOO_MUCH_DATA: Final = "552 Error: Too much mail data"
 NULL_REVERSE_PATH: Final = "<>"
 
 
@@ -71,6 +76,32 @@ class _IntakeSession:
         if limit and len(address.rpartition("@")[0]) > limit:
             return None, None
         return address, rest
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA as aiosmtpd answers it, with the message read into one buffer (smtpdata.py)."""
+        smtp = cast(SMTP, self)
+        if await smtp.check_helo_needed() or await smtp.check_auth_needed("DATA"):
+            return
+        envelope = smtp.envelope
+        assert envelope is not None
+        if not envelope.rcpt_tos:
+            await smtp.push(REPLY_NEED_RCPT)
+            return
+        if arg:
+            await smtp.push(REPLY_DATA_SYNTAX)
+            return
+        await smtp.push(REPLY_START_DATA)
+        # A connection lost meanwhile raises ConnectionResetError: aiosmtpd ends the session.
+        content = await read_message(smtp._reader, smtp.data_size_limit)
+        if content is None:
+            smtp.envelope = smtp._create_envelope()
+            await smtp.push(REPLY_TOO_MUCH_DATA)
+            return
+        envelope.content = envelope.original_content = content
+        del content
+        status = await smtp._call_handler_hook("DATA")
+        smtp.envelope = smtp._create_envelope()  # the message is no longer referred to here
+        await smtp.push(status)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self.on_lost is not None:

@@ -5,6 +5,9 @@ A channel hands over the exact bytes it received plus its envelope and awaits
 may then acknowledge its peer (SMTP 250, IMAP move). Items submitted while a commit is running
 are grouped into the next transaction (group commit), which keeps the per-message cost of a
 durable commit low under many concurrent senders.
+
+The writer holds a message only until its commit: once the channel has its answer nothing here
+refers to it, and after large mail the process gives the freed memory back (intaked/memory.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy import Connection, Engine, insert
 
+from intaked.memory import LARGE_WORK_BYTES, DeferredRelease
+from intaked.store.engine import close_instead_of_pooling
 from intaked.store.models import inbound_item_table
 from intaked.store.settle import describe_error
 from intaked.store.types import utcnow
@@ -76,10 +81,13 @@ def insert_items(
         for item in items
     ]
     stmt = insert(_items).returning(_items.c.id, sort_by_parameter_order=True)
-    with engine.begin() as conn:
-        ids = [row.id for row in conn.execute(stmt, rows)]
-        if also is not None:
-            also(conn)
+    with engine.connect() as conn:
+        with conn.begin():
+            ids = [row.id for row in conn.execute(stmt, rows)]
+            if also is not None:
+                also(conn)
+        if sum(len(item.raw) for item in items) >= LARGE_WORK_BYTES:
+            close_instead_of_pooling(conn)  # it would keep a copy of the last message bound
         return ids
 
 
@@ -101,6 +109,7 @@ class CaptureWriter:
         self._queue: asyncio.Queue[tuple[RawItem, asyncio.Future[int]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._release = DeferredRelease()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="capture-writer")
@@ -114,27 +123,35 @@ class CaptureWriter:
         return await future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            items = [item for item, _ in batch]
-            try:
-                ids = await loop.run_in_executor(self._executor, insert_items, self._engine, items)
-            except Exception as exc:
-                log.error("capture_failed", items=len(items), error=describe_error(exc))
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(CaptureUnavailable(str(exc)))
-            else:
-                for (_, future), item_id in zip(batch, ids, strict=True):
-                    if not future.done():
-                        future.set_result(item_id)
-                self._on_committed()
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+            await self._commit(batch)
+            # Nothing of a committed batch outlives it here: while this task waits for the next
+            # item, a local still naming the last batch would keep its messages in memory.
+            del batch
+
+    async def _commit(self, batch: list[tuple[RawItem, asyncio.Future[int]]]) -> None:
+        items = [item for item, _ in batch]
+        try:
+            ids = await asyncio.get_running_loop().run_in_executor(
+                self._executor, insert_items, self._engine, items
+            )
+        except Exception as exc:
+            log.error("capture_failed", items=len(items), error=describe_error(exc))
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(CaptureUnavailable(str(exc)))
+        else:
+            for (_, future), item_id in zip(batch, ids, strict=True):
+                if not future.done():
+                    future.set_result(item_id)
+            self._on_committed()
+        finally:
+            for _ in batch:
+                self._queue.task_done()
+            self._release.note(sum(len(item.raw) for item in items))
 
     async def close(self) -> None:
         """Commit what was already submitted, then stop."""
@@ -142,6 +159,7 @@ class CaptureWriter:
         if self._task is None:
             return
         await self._queue.join()
+        self._release.cancel()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

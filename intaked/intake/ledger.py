@@ -11,6 +11,11 @@ doubles nothing. The claims of a worker that died return to ``received`` within 
 for a worker that is alive but hung. An item that was claimed before and not finished is claimed
 alone, never in a batch: when a process dies in the middle of a batch, the next attempts tell the
 message that kills it from the innocent ones, and only its own attempts count towards quarantine.
+
+A batch is bounded by bytes as well as by count (``intake.batch_max_bytes``): the sizes of the due
+items are read first (``raw_size``, without their raw bytes), and only the items that fit are
+claimed and loaded, always at least one. Their raw bytes stay compressed as stored until the one
+message being parsed is unpacked (intaked/intake/parsepool.py).
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import zlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, or_, select, update
 
+from intaked.intake.rawbytes import PackedRaw
 from intaked.store.claims import claim_due_rows, release_claim
 from intaked.store.engine import read_only
 from intaked.store.liveness import abandoned, any_abandoned
@@ -34,13 +40,18 @@ from intaked.store.types import utcnow
 _items = inbound_item_table
 
 
+#: How often a claim is tried again when another worker took every item it had sized.
+CLAIM_TRIES = 3
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedItem:
-    """A ledger item claimed for processing, with its raw bytes decompressed."""
+    """A ledger item claimed for processing; its raw bytes as stored (compressed) until parsed."""
 
     id: int
     channel: str
-    raw: bytes
+    packed: PackedRaw | None  # None once parsed: the processor drops the bytes (see without_raw)
+    raw_size: int
     raw_sha256: str
     envelope_from: str | None
     envelope_to: list[str]
@@ -48,32 +59,33 @@ class ClaimedItem:
     attempts: int
     token: str
 
+    @property
+    def raw(self) -> bytes:
+        """The exact bytes received, unpacked on each call (the item keeps them compressed)."""
+        if self.packed is None:
+            raise ValueError(f"inbound item {self.id}: its raw bytes were dropped once parsed")
+        return self.packed.unpack()
 
-def decompress_raw(data: bytes, encoding: str) -> bytes:
-    if encoding == "zlib":
-        return zlib.decompress(data)
-    if encoding == "identity":
-        return data
-    raise ValueError(f"unknown raw_encoding {encoding!r}")
+    def without_raw(self) -> ClaimedItem:
+        """The same claim without its bytes: what storing the parsed message still needs."""
+        return replace(self, packed=None)
 
 
 def claim_batch(
-    engine: Engine, limit: int, now: dt.datetime | None = None, unsettled: Unsettled | None = None
+    engine: Engine,
+    limit: int,
+    now: dt.datetime | None = None,
+    unsettled: Unsettled | None = None,
+    *,
+    max_bytes: int | None = None,
 ) -> list[ClaimedItem]:
-    """Claim up to ``limit`` items that are due, oldest first, and commit the claim; an item tried
-    before goes alone (see the module's docstring)."""
+    """Claim up to ``limit`` items that are due, oldest first, whose raw sizes add up to at most
+    ``max_bytes`` (always at least one item; None: no byte limit), and commit the claim; an item
+    tried before goes alone (see the module's docstring)."""
     now = now or utcnow()
     retried = [_items.c.attempts > 0]
     with read_only(engine).connect() as conn:  # a look without the write lock: usually none
-        any_retried = conn.execute(
-            select(_items.c.id)
-            .where(
-                _items.c.state == "received",
-                or_(_items.c.next_attempt_at.is_(None), _items.c.next_attempt_at <= now),
-                *retried,
-            )
-            .limit(1)
-        ).first()
+        any_retried = conn.execute(select(_items.c.id).where(*_due(now), *retried).limit(1)).first()
     token, rows = "", list[Row[Any]]()
     if any_retried:
         token, rows = claim_due_rows(
@@ -87,30 +99,87 @@ def claim_batch(
             unsettled=unsettled,
         )
     if not rows:
-        token, rows = claim_due_rows(
+        token, rows = _claim_fresh(engine, limit, now, max_bytes, unsettled)
+    return [_claimed_item(row, token) for row in rows]
+
+
+def ids_within_budget(sizes: Sequence[tuple[int, int]], max_bytes: int) -> list[int]:
+    """The ids of the leading (id, size) pairs whose sizes add up to at most ``max_bytes``; the
+    first always, however large (a message over the budget goes alone)."""
+    taken: list[int] = []
+    total = 0
+    for item_id, size in sizes:
+        total += size
+        if taken and total > max_bytes:
+            break
+        taken.append(item_id)
+    return taken
+
+
+def _due(now: dt.datetime) -> list[ColumnElement[bool]]:
+    return [
+        _items.c.state == "received",
+        or_(_items.c.next_attempt_at.is_(None), _items.c.next_attempt_at <= now),
+    ]
+
+
+def _claim_fresh(
+    engine: Engine, limit: int, now: dt.datetime, max_bytes: int | None, unsettled: Unsettled | None
+) -> tuple[str, list[Row[Any]]]:
+    """Claim items never tried before: the sizes first, then only the items that fit the budget
+    (their raw bytes are read only for those). Another worker may take some of them in between:
+    the claim then holds fewer, never more."""
+    fresh = [_items.c.attempts == 0]
+    if max_bytes is None:
+        return claim_due_rows(
             engine,
             _items,
             ready="received",
             working="processing",
             limit=limit,
             now=now,
-            where=[_items.c.attempts == 0],
+            where=fresh,
             unsettled=unsettled,
         )
-    return [
-        ClaimedItem(
-            id=row.id,
-            channel=row.channel,
-            raw=decompress_raw(row.raw, row.raw_encoding),
-            raw_sha256=row.raw_sha256,
-            envelope_from=row.envelope_from,
-            envelope_to=json.loads(row.envelope_to) if row.envelope_to else [],
-            received_at=row.received_at,
-            attempts=row.attempts + 1,
-            token=token,
+    for _ in range(CLAIM_TRIES):
+        with read_only(engine).connect() as conn:
+            sizes = conn.execute(
+                select(_items.c.id, _items.c.raw_size)
+                .where(*_due(now), *fresh)
+                .order_by(_items.c.id)
+                .limit(limit)
+            ).all()
+        if not sizes:
+            break
+        ids = ids_within_budget([(row.id, row.raw_size) for row in sizes], max_bytes)
+        token, rows = claim_due_rows(
+            engine,
+            _items,
+            ready="received",
+            working="processing",
+            limit=len(ids),
+            now=now,
+            where=[*fresh, _items.c.id.in_(ids)],
+            unsettled=unsettled,
         )
-        for row in rows
-    ]
+        if rows:
+            return token, rows
+    return "", []
+
+
+def _claimed_item(row: Row[Any], token: str) -> ClaimedItem:
+    return ClaimedItem(
+        id=row.id,
+        channel=row.channel,
+        packed=PackedRaw(bytes(row.raw), row.raw_encoding, row.raw_size),
+        raw_size=row.raw_size,
+        raw_sha256=row.raw_sha256,
+        envelope_from=row.envelope_from,
+        envelope_to=json.loads(row.envelope_to) if row.envelope_to else [],
+        received_at=row.received_at,
+        attempts=row.attempts + 1,
+        token=token,
+    )
 
 
 def finish_item(

@@ -6,6 +6,11 @@ the parser hang is cut off after ``intake.parse_timeout_seconds`` (the worker is
 replaced), one that crashes its worker costs only that worker. Either way the message gets a
 failure instead of a parse, and the ledger retries or quarantines it; the daemon never stops.
 ``intake.parse_workers = 0`` parses in the daemon's process (no isolation; for small setups).
+
+Messages may be handed over as the ledger stores them (:class:`PackedRaw`, compressed): each is
+unpacked where it is parsed, one at a time, and dropped once parsed, so a batch never exists
+unpacked in the back office. A worker that parsed a lot of mail gives the freed memory back to
+the system (intaked/memory.py).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 import structlog
 
+from intaked.intake.rawbytes import PackedRaw
+from intaked.memory import LARGE_WORK_BYTES, release_after_large_work, tune_allocator
 from intaked.parsing import ParsedMessage, parse_message
 from intaked.processes import die_with_parent
 
@@ -25,21 +32,40 @@ log = structlog.get_logger(__name__)
 
 #: A parse result: the parsed message, or why there is none.
 ParseResult = ParsedMessage | str
+#: A message to parse: its raw bytes, or those bytes as the ledger stores them.
+RawSource = bytes | PackedRaw
 
 
-def _guarded(parse: Callable[[bytes], ParseResult], raw: bytes) -> ParseResult:
+def _guarded(parse: Callable[[bytes], ParseResult], source: RawSource) -> ParseResult:
     try:
-        return parse(raw)
+        return parse(source.unpack() if isinstance(source, PackedRaw) else source)
     except Exception as exc:  # parse_message promises not to raise; never trust that with mail
         return f"parser failed: {type(exc).__name__}: {exc}"
 
 
-def parse_in_process(raw: bytes) -> ParseResult:
+def parse_in_process(raw: RawSource) -> ParseResult:
     return _guarded(parse_message, raw)
 
 
-def _parse_chunk(parse: Callable[[bytes], ParseResult], raws: list[bytes]) -> list[ParseResult]:
-    return [_guarded(parse, raw) for raw in raws]
+def _parse_chunk(parse: Callable[[bytes], ParseResult], sources: list[RawSource]) -> list[ParseResult]:
+    """Parse one message after another (only the one being parsed is unpacked); then give the
+    memory of a large chunk back (in a worker process, this runs between chunks)."""
+    results = [_guarded(parse, source) for source in sources]
+    release_after_large_work(sum(map(_unpacked_size, sources)))
+    return results
+
+
+def _unpacked_size(source: RawSource) -> int:
+    return source.size if isinstance(source, PackedRaw) else len(source)
+
+
+def _start_worker() -> None:
+    die_with_parent()
+    tune_allocator()
+
+
+def _nothing() -> None:
+    """A call that only replaces the last one in the pool's call queue (see ``parse_many``)."""
 
 
 class ParsePool:
@@ -62,7 +88,7 @@ class ParsePool:
             self._pool = ProcessPoolExecutor(
                 max_workers=self._workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=die_with_parent,
+                initializer=_start_worker,
             )
         return self._pool
 
@@ -78,12 +104,12 @@ class ParsePool:
         if self._workers:
             self.parse_many([b"Subject: warm-up\r\n\r\nwarm-up\r\n"])
 
-    def parse_many(self, raws: Sequence[bytes]) -> list[ParseResult]:
+    def parse_many(self, raws: Sequence[RawSource]) -> list[ParseResult]:
         """Parse every message; never raises, every slot gets a message or a failure."""
         if not raws:
             return []
         if self._workers == 0:
-            return [self._parse(raw) for raw in raws]
+            return _parse_chunk(self._parse, list(raws))
         per_worker = max(1, -(-len(raws) // self._workers))
         chunks = [list(raws[i : i + per_worker]) for i in range(0, len(raws), per_worker)]
         try:
@@ -93,6 +119,10 @@ class ParsePool:
             results: list[ParseResult] = []
             for future, chunk in zip(futures, chunks, strict=True):
                 results.extend(future.result(timeout=self._timeout * len(chunk)))
+            if sum(map(_unpacked_size, raws)) >= LARGE_WORK_BYTES:
+                # The pool's feeder thread keeps the pickled form of the last call it sent (here
+                # a chunk of mail) until it sends another one: send a small one.
+                self._executor().submit(_nothing).result(timeout=self._timeout)
             return results
         except (BrokenProcessPool, FutureTimeout) as exc:
             log.warning("parse_batch_failed_isolating", messages=len(raws), error=type(exc).__name__)
@@ -103,7 +133,7 @@ class ParsePool:
             return _parse_chunk(self._parse, list(raws))
         return [self._parse_alone(raw) for raw in raws]
 
-    def _parse_alone(self, raw: bytes) -> ParseResult:
+    def _parse_alone(self, raw: RawSource) -> ParseResult:
         """Parse one message in a fresh worker, so a hostile one hurts only itself."""
         try:
             return self._executor().submit(_guarded, self._parse, raw).result(timeout=self._timeout)

@@ -6,6 +6,11 @@ pure) and stores the whole batch in one transaction. If that transaction fails, 
 tried on its own, so one bad item cannot hold back the others; a failing item is retried with
 backoff and finally quarantined (``intaked`` never deletes it). A store that fails under a batch
 is not the items' fault: they are handed back, uncounted, and taken again once it is back.
+
+Memory is bounded by bytes, not only by count: a batch holds at most ``intake.batch_max_bytes``
+of raw mail (or one larger message), kept compressed as stored and unpacked only in the parse
+worker, message by message; the batch drops its raw bytes once parsed, and after a large batch
+the process gives the freed memory back to the system (intaked/memory.py).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from intaked.intake.ledger import (
     release_items,
 )
 from intaked.intake.parsepool import ParsePool, parse_in_process
+from intaked.memory import LARGE_WORK_BYTES, release_after_large_work
 from intaked.parsing import ParsedMessage
+from intaked.store.engine import close_instead_of_pooling
 from intaked.store.liveness import Recovery
 from intaked.store.settle import OutcomeHeld, Unsettled, describe_error, store_unavailable
 from intaked.store.types import utcnow
@@ -38,24 +45,33 @@ log = structlog.get_logger(__name__)
 
 
 def parse_items(items: Sequence[ClaimedItem], parser: ParsePool | None = None) -> list[ParsedItem]:
-    """Parse each item; a parser failure costs the fields, never the item."""
-    raws = [item.raw for item in items]
-    results = parser.parse_many(raws) if parser else [parse_in_process(raw) for raw in raws]
+    """Parse each item; a parser failure costs the fields, never the item. The entries returned
+    no longer hold the raw bytes (the ledger keeps them)."""
+    packed = [item.packed for item in items]
+    if any(source is None for source in packed):
+        raise ValueError("an item's raw bytes were already dropped: it was parsed before")
+    sources = [source for source in packed if source is not None]
+    results = parser.parse_many(sources) if parser else [parse_in_process(source) for source in sources]
     return [
-        (item, result, None) if isinstance(result, ParsedMessage) else (item, None, result)
+        (item.without_raw(), result, None)
+        if isinstance(result, ParsedMessage)
+        else (item.without_raw(), None, result)
         for item, result in zip(items, results, strict=True)
     ]
 
 
 def store_batch(engine: Engine, batch: Sequence[ParsedItem], settings: Settings) -> list[IngestOutcome]:
     """Store a parsed batch in one transaction."""
-    with engine.begin() as conn:
-        return ingest_mail_batch(conn, batch, settings, utcnow())
+    with engine.connect() as conn:
+        with conn.begin():
+            outcomes = ingest_mail_batch(conn, batch, settings, utcnow())
+        if sum(item.raw_size for item, _, _ in batch) >= LARGE_WORK_BYTES:
+            close_instead_of_pooling(conn)  # it would keep a copy of the last large values bound
+        return outcomes
 
 
 def store_one(engine: Engine, entry: ParsedItem, settings: Settings) -> IngestOutcome:
-    with engine.begin() as conn:
-        return ingest_mail_batch(conn, [entry], settings, utcnow())[0]
+    return store_batch(engine, [entry], settings)[0]
 
 
 def process_once(
@@ -64,26 +80,43 @@ def process_once(
     parser: ParsePool | None = None,
     unsettled: Unsettled | None = None,
 ) -> list[IngestOutcome]:
-    """Claim, parse and store one batch (blocking); returns what was stored.
+    """Claim, parse and store one batch (blocking); returns what was stored. The memory a large
+    batch used goes back to the system afterwards.
 
     When the store fails under the batch (an outage, a full disk: not the items' fault), the items
     are handed back without counting the attempt, through ``unsettled`` if even that fails, and
     the store's error is raised; the caller tries again shortly."""
     unsettled = Unsettled("intake") if unsettled is None else unsettled
-    claimed = claim_batch(engine, settings.intake.batch_size, unsettled=unsettled)
+    intake = settings.intake
+    claimed = claim_batch(engine, intake.batch_size, unsettled=unsettled, max_bytes=intake.batch_max_bytes)
     if not claimed:
         return []
+    raw_bytes = sum(item.raw_size for item in claimed)
+    try:
+        return _process_claimed(engine, settings, parser, claimed, unsettled)
+    finally:
+        release_after_large_work(raw_bytes)
+
+
+def _process_claimed(
+    engine: Engine,
+    settings: Settings,
+    parser: ParsePool | None,
+    claimed: list[ClaimedItem],
+    unsettled: Unsettled,
+) -> list[IngestOutcome]:
     try:
         parsed = parse_items(claimed, parser)
     except Exception as exc:  # never leave claimed items waiting for the claim timeout
         for item in claimed:
             _record_failure(engine, item, exc, settings, unsettled)
         return []
+    claimed.clear()  # the last references to the raw bytes: the entries hold what storing needs
     try:
         outcomes = store_batch(engine, parsed, settings)
     except Exception as exc:
         if store_unavailable(exc):
-            _hand_back(engine, claimed, unsettled)
+            _hand_back(engine, [entry[0] for entry in parsed], unsettled)
             raise
         log.warning("batch_failed_retrying_singly", items=len(parsed), error=describe_error(exc))
     else:
@@ -99,7 +132,7 @@ def process_once(
             continue
         except Exception as exc:
             if store_unavailable(exc):
-                _hand_back(engine, claimed[index:], unsettled)
+                _hand_back(engine, [entry[0] for entry in parsed[index:]], unsettled)
                 raise
             _record_failure(engine, item, exc, settings, unsettled)
             continue

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, select, update
 
 from intaked.intake.ingest import clean_text, parsed_message_columns, store_attachments, to_json
-from intaked.intake.ledger import decompress_raw
 from intaked.intake.parsepool import parse_in_process
+from intaked.intake.rawbytes import decompress_raw
 from intaked.parsing import ParsedMessage
 from intaked.store.models import (
     attachment_table,

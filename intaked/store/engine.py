@@ -170,3 +170,17 @@ def engine_for(
 def read_only(engine: Engine) -> Engine:
     """The same engine (same pool), for transactions that only read."""
     return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
+def close_instead_of_pooling(conn: Connection) -> None:
+    """After statements that bound large values (a message, an attachment): on SQLite, close the
+    database connection when ``conn`` closes instead of returning it to the pool.
+
+    Python's sqlite3 keeps each connection's prepared statements in a cache together with the
+    values last bound to them, and SQLite holds its own copy of every bound blob and text until
+    that statement runs again: after a 25 MB message the copy would stay in memory for as long as
+    the connection lives. Closing frees it; a new connection opens in well under a millisecond.
+    PostgreSQL keeps nothing of the kind.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.detach()

@@ -24,13 +24,14 @@ from intaked.config import Settings
 from intaked.intake.ingest import ClaimLost, IngestOutcome, ParsedItem, ingest_mail_batch
 from intaked.intake.ledger import ClaimedItem, claim_batch, record_failure, recover_stale_claims
 from intaked.intake.parsepool import ParsePool, parse_in_process
-from intaked.memory import LARGE_WORK_BYTES, release_after_large_work
+from intaked.memory import LARGE_WORK_BYTES, WorkMeter
 from intaked.parsing import ParsedMessage
 from intaked.store.engine import close_instead_of_pooling
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
+_work = WorkMeter()  # this process's: memory goes back after each few MiB of mail
 
 
 def parse_items(items: Sequence[ClaimedItem], parser: ParsePool | None = None) -> list[ParsedItem]:
@@ -69,12 +70,13 @@ def process_once(engine: Engine, settings: Settings, parser: ParsePool | None = 
     intake = settings.intake
     claimed = claim_batch(engine, intake.batch_size, max_bytes=intake.batch_max_bytes)
     if not claimed:
+        _work.idle()  # the end of a burst
         return []
     raw_bytes = sum(item.raw_size for item in claimed)
     try:
         return _process_claimed(engine, settings, parser, claimed)
     finally:
-        release_after_large_work(raw_bytes)
+        _work.handled(raw_bytes)
 
 
 def _process_claimed(

@@ -24,12 +24,13 @@ from concurrent.futures.process import BrokenProcessPool
 import structlog
 
 from intaked.intake.rawbytes import PackedRaw
-from intaked.memory import LARGE_WORK_BYTES, release_after_large_work, tune_allocator
+from intaked.memory import LARGE_WORK_BYTES, WorkMeter, tune_allocator
 from intaked.parsing import ParsedMessage, parse_message
 from intaked.processes import die_with_parent
 
 log = structlog.get_logger(__name__)
 
+_work = WorkMeter()  # in a worker process: memory goes back after each few MiB parsed
 #: A parse result: the parsed message, or why there is none.
 ParseResult = ParsedMessage | str
 #: A message to parse: its raw bytes, or those bytes as the ledger stores them.
@@ -48,10 +49,10 @@ def parse_in_process(raw: RawSource) -> ParseResult:
 
 
 def _parse_chunk(parse: Callable[[bytes], ParseResult], sources: list[RawSource]) -> list[ParseResult]:
-    """Parse one message after another (only the one being parsed is unpacked); then give the
-    memory of a large chunk back (in a worker process, this runs between chunks)."""
+    """Parse one message after another (only the one being parsed is unpacked); the bytes parsed
+    count towards giving memory back (intaked/memory.py)."""
     results = [_guarded(parse, source) for source in sources]
-    release_after_large_work(sum(map(_unpacked_size, sources)))
+    _work.handled(sum(map(_unpacked_size, sources)))
     return results
 
 

@@ -33,7 +33,7 @@ from intaked.intake.ledger import (
     release_items,
 )
 from intaked.intake.parsepool import ParsePool, parse_in_process
-from intaked.memory import LARGE_WORK_BYTES, release_after_large_work
+from intaked.memory import LARGE_WORK_BYTES, WorkMeter
 from intaked.parsing import ParsedMessage
 from intaked.store.engine import close_instead_of_pooling
 from intaked.store.liveness import Recovery
@@ -42,6 +42,7 @@ from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
+_work = WorkMeter()  # this process's: memory goes back after each few MiB of mail
 
 
 def parse_items(items: Sequence[ClaimedItem], parser: ParsePool | None = None) -> list[ParsedItem]:
@@ -90,12 +91,13 @@ def process_once(
     intake = settings.intake
     claimed = claim_batch(engine, intake.batch_size, unsettled=unsettled, max_bytes=intake.batch_max_bytes)
     if not claimed:
+        _work.idle()  # the end of a burst
         return []
     raw_bytes = sum(item.raw_size for item in claimed)
     try:
         return _process_claimed(engine, settings, parser, claimed, unsettled)
     finally:
-        release_after_large_work(raw_bytes)
+        _work.handled(raw_bytes)
 
 
 def _process_claimed(

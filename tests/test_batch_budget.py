@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 
 from intaked.intake.capture import RawItem, insert_items
 from intaked.intake.ledger import claim_batch
+from intaked.intake.parsepool import ParsePool
 from intaked.intake.processor import parse_items, process_once
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
@@ -105,6 +106,28 @@ def test_a_backlog_of_large_mail_is_filed_without_holding_it_all(engine: Engine,
         tracemalloc.stop()
     assert filed == 32
     assert peak < backlog / 2, f"peak {peak / MIB:.1f} MiB while filing a {backlog / MIB:.0f} MiB backlog"
+
+
+def test_the_parse_pool_keeps_nothing_of_a_batch_it_parsed() -> None:
+    """Its worker process gets the batch pickled; the pool's feeder thread must not keep that."""
+    pool = ParsePool(1, timeout_seconds=30.0)
+    try:
+        pool.warm_up()
+        tracemalloc.start()
+        try:
+            baseline, _ = tracemalloc.get_traced_memory()
+            (result,) = pool.parse_many([mail(1, filler=8 * MIB)])
+            assert not isinstance(result, str) and result.subject == "report 1"
+            del result
+            wait_until(
+                lambda: tracemalloc.get_traced_memory()[0] - baseline < MIB,
+                timeout=3,
+                what="the pickled batch to be let go",
+            )
+        finally:
+            tracemalloc.stop()
+    finally:
+        pool.close()
 
 
 def test_a_daemon_with_a_small_budget_files_every_message(db_url: str) -> None:

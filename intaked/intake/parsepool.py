@@ -111,6 +111,12 @@ class ParsePool:
             return []
         if self._workers == 0:
             return _parse_chunk(self._parse, list(raws))
+        results = self._parse_in_workers(raws)
+        if sum(map(_unpacked_size, raws)) >= LARGE_WORK_BYTES:
+            self._let_go_of_last_call()
+        return results
+
+    def _parse_in_workers(self, raws: Sequence[RawSource]) -> list[ParseResult]:
         per_worker = max(1, -(-len(raws) // self._workers))
         chunks = [list(raws[i : i + per_worker]) for i in range(0, len(raws), per_worker)]
         try:
@@ -120,10 +126,6 @@ class ParsePool:
             results: list[ParseResult] = []
             for future, chunk in zip(futures, chunks, strict=True):
                 results.extend(future.result(timeout=self._timeout * len(chunk)))
-            if sum(map(_unpacked_size, raws)) >= LARGE_WORK_BYTES:
-                # The pool's feeder thread keeps the pickled form of the last call it sent (here
-                # a chunk of mail) until it sends another one: send a small one.
-                self._executor().submit(_nothing).result(timeout=self._timeout)
             return results
         except (BrokenProcessPool, FutureTimeout) as exc:
             log.warning("parse_batch_failed_isolating", messages=len(raws), error=type(exc).__name__)
@@ -133,6 +135,16 @@ class ParsePool:
             self._discard_pool()
             return _parse_chunk(self._parse, list(raws))
         return [self._parse_alone(raw) for raw in raws]
+
+    def _let_go_of_last_call(self) -> None:
+        """The pool's feeder thread keeps the pickled form of the last call it sent (a chunk of
+        mail) until it sends another one: send a small one."""
+        if self._pool is None:
+            return
+        try:
+            self._pool.submit(_nothing).result(timeout=self._timeout)
+        except Exception as exc:  # the next batch finds out about a broken pool
+            log.warning("parse_pool_flush_failed", error=type(exc).__name__)
 
     def _parse_alone(self, raw: RawSource) -> ParseResult:
         """Parse one message in a fresh worker, so a hostile one hurts only itself."""

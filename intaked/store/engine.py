@@ -25,11 +25,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from intaked.config import Settings, effective_database_url
 
 READ_ONLY_OPTION = "intaked_read_only"
-#: Prepared statements Python's sqlite3 keeps per connection (its default: 128). SQLAlchemy inserts
-#: a batch of N rows with one statement of N value groups, a different statement for each batch
-#: size, and SQLite holds each prepared one (up to hundreds of KB for a batch of 100): with 128,
-#: the caches of the pooled connections went on filling with them for tens of thousands of
-#: messages. 32 still holds every statement in steady use.
+#: SQLAlchemy inserts a batch of N rows with one statement of N value groups: a statement of its
+#: own for each batch size, which SQLite prepares and Python's sqlite3 caches per connection (a
+#: statement for 100 rows is hundreds of KB inside SQLite). Over tens of thousands of messages
+#: the caches of the pooled connections went on filling with them. Rows per statement: a batch
+#: of 100 is four statements of the same text, and the others stay few and small.
+SQLITE_ROWS_PER_INSERT = 25
+#: Prepared statements Python's sqlite3 keeps per connection (its default: 128).
 SQLITE_CACHED_STATEMENTS = 32
 
 
@@ -60,6 +62,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int, synchronous: str = "FULL") ->
     engine = create_engine(
         url,
         pool_use_lifo=True,  # the connection used last (warm caches) first; the others stay cold
+        insertmanyvalues_page_size=SQLITE_ROWS_PER_INSERT,
         connect_args={
             "timeout": busy_timeout_ms / 1000,
             "check_same_thread": False,

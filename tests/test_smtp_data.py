@@ -89,6 +89,7 @@ def test_a_session_goes_on_after_an_oversize_and_a_large_message(sqlite_url: str
             assert client.data(big)[0] == 552
             assert client.sendmail("a@example.com", ["helpdesk@example.com"], fits) == {}
             assert client.noop()[0] == 250
+            assert client.docmd("HELP", "DATA") == (250, b"Syntax: DATA")
         wait_until(lambda: daemon.ticket_count() == 1, what="the message that fits filed")
         with daemon.engine.connect() as conn:
             raw = conn.exec_driver_sql("SELECT raw FROM inbound_items").scalar_one()

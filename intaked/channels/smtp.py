@@ -18,7 +18,7 @@ from typing import Any, Final, cast
 
 import structlog
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from intaked.channels.refusal import RefuseAndClose
 from intaked.channels.smtpdata import read_message
@@ -77,6 +77,7 @@ class _IntakeSession:
             return None, None
         return address, rest
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         """DATA as aiosmtpd answers it, with the message read into one buffer (smtpdata.py)."""
         smtp = cast(SMTP, self)

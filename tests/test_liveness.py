@@ -118,6 +118,51 @@ def test_a_worker_of_another_node_that_stopped_beating_is_taken_for_dead_after_i
     assert row.state == "gone" and "no heartbeat" in row.gone_reason
 
 
+def test_two_workers_found_dead_in_one_pass_each_keep_their_own_reason(daemon: DaemonThread) -> None:
+    """A killed local worker and a silent remote one, both found at the same heartbeat: each row
+    says why it was taken for dead."""
+    engine = daemon.engine
+    time.sleep(2.5)  # the daemon's keepers have been connected for a whole lease: they judge silence
+    victim = subprocess.Popen(["sleep", "60"])
+    started = process_start_time(victim.pid)
+    victim.kill()
+    victim.wait()
+    local = f"{node_name()}:{victim.pid}:0dead001"
+    remote = "node-c:4343:0c0c0c0c"
+    long_ago = utcnow() - dt.timedelta(seconds=60)
+    common = {"role": "back_office.intake", "state": "alive", "started_at": long_ago, "lease_seconds": 2.0}
+    with engine.begin() as conn:  # both appear at once
+        conn.execute(
+            worker_table.insert(),
+            [
+                {
+                    "id": local,
+                    "node": node_name(),
+                    "pid": victim.pid,
+                    "process_started": started,
+                    "heartbeat_at": utcnow(),
+                    **common,
+                },
+                {
+                    "id": remote,
+                    "node": "node-c",
+                    "pid": 4343,
+                    "process_started": None,
+                    "heartbeat_at": long_ago,
+                    **common,
+                },
+            ],
+        )
+    wait_until(
+        lambda: worker_row(engine, local).state == worker_row(engine, remote).state == "gone",
+        timeout=10,
+        what="both workers taken for dead",
+    )
+    assert worker_row(engine, local).gone_reason == "its process exited"
+    assert "no heartbeat" in worker_row(engine, remote).gone_reason
+    assert "its process exited" not in worker_row(engine, remote).gone_reason
+
+
 def test_an_outage_of_the_store_never_makes_a_live_worker_look_dead(db_url: str) -> None:
     """Every heartbeat fails while the database is away; when it is back, the first to beat again
     must not judge the others by heartbeats they could not write."""

@@ -29,11 +29,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import ColumnElement, Engine, Table, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Table, and_, bindparam, exists, func, or_, select, update
 
 from intaked import __version__
 from intaked.store.engine import read_only
@@ -198,7 +198,7 @@ class LivenessKeeper:
             self._thread.join(10)
             self._thread = None
         with contextlib.suppress(Exception):
-            mark_gone(self._engine, [self.id], reason)
+            mark_gone(self._engine, {self.id: reason})
 
     def _run(self) -> None:
         while not self._stop.wait(self._heartbeat_seconds):
@@ -274,7 +274,7 @@ class LivenessKeeper:
         if dead:
             for worker, reason in dead:
                 self._log.warning("worker_gone", gone=worker, reason=reason)
-            mark_gone(self._engine, [worker for worker, _ in dead], "; ".join(sorted({r for _, r in dead})))
+            mark_gone(self._engine, dict(dead))
         for recovery in self._recoveries:
             count = recovery.recover(self._engine, now)
             if count:
@@ -309,15 +309,21 @@ class LivenessKeeper:
         return dead
 
 
-def mark_gone(engine: Engine, ids: Sequence[str], reason: str) -> int:
-    if not ids:
+_MARK_GONE = (
+    update(_workers)
+    .where(_workers.c.id == bindparam("worker"), _workers.c.state == "alive")
+    .values(state="gone", gone_at=bindparam("at"), gone_reason=bindparam("reason"))
+)
+
+
+def mark_gone(engine: Engine, reasons: Mapping[str, str]) -> int:
+    """Mark the given workers gone, each with its own reason; returns how many were still alive."""
+    if not reasons:
         return 0
+    now = utcnow()
+    rows = [{"worker": worker, "at": now, "reason": reason[:2000]} for worker, reason in reasons.items()]
     with engine.begin() as conn:
-        result = conn.execute(
-            update(_workers)
-            .where(_workers.c.id.in_(list(ids)), _workers.c.state == "alive")
-            .values(state="gone", gone_at=utcnow(), gone_reason=reason[:2000])
-        )
+        result = conn.execute(_MARK_GONE, rows)
     return int(result.rowcount)
 
 

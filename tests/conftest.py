@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: the databases every store test runs against."""
+"""Fixtures shared by the whole suite: the databases every store test runs against, and the SMTP
+sink that stands for the mail relay."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.databases import pg_schema, pg_unavailable_reason
+from tests.support.smtpsink import SmtpSink
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -38,3 +40,11 @@ def pg_url() -> Iterator[str]:
         pytest.skip(reason)
     with pg_schema() as url:
         yield url
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A running SMTP sink (aiosmtpd on a free loopback port): the relay outbound mail goes to."""
+    server = SmtpSink().start()
+    yield server
+    server.stop()

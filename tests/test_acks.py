@@ -28,13 +28,6 @@ def outbound(sink: SmtpSink) -> dict[str, Any]:
     return {"host": "127.0.0.1", "port": sink.port, "from_address": HELPDESK}
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
-
-
 def start(url: str, sink: SmtpSink, **sections: Any) -> DaemonThread:
     sections.setdefault("outbox", {"retry_base_seconds": 0.2, "poll_seconds": 0.2})
     return DaemonThread(make_settings(url, outbound_mail=outbound(sink), **sections)).start()

@@ -8,7 +8,6 @@ import os
 import signal
 import smtplib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +41,6 @@ class Node(DaemonProcess):
             encoding="utf-8",
         )
         super().__init__(config, tmp_path / f"{name}.log")
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 def report(n: int) -> bytes:

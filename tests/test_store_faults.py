@@ -40,14 +40,6 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
 def items(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.execute(select(inbound_item_table).order_by(inbound_item_table.c.id)))

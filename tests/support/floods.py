@@ -10,28 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import resource
 import selectors
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.waiting import wait_until
+from tests.support.processes import DaemonProcess
 
 LOOPBACK = "127.0.0.1"
 #: The start of a webhook request whose head never ends.
 PARTIAL_HEAD = b"POST /twilio/voice/incoming HTTP/1.1\r\nHost: intaked.example.com\r\n"
 CONNECT_SECONDS = 15.0  # for the whole batch of connects; SYNs dropped on a full queue are resent at 1 s, 3 s
-STOP_SECONDS = 30.0
 
 
 def raise_own_descriptor_limit(needed: int) -> None:
@@ -139,68 +133,14 @@ def server_closed(sock: socket.socket) -> bool:
     return True
 
 
-class DaemonProcess:
-    """``python -m intaked run`` as a child process, its log (JSON lines) in ``log_path``."""
+class FloodedDaemon(DaemonProcess):
+    """The daemon under a flood: what /proc says about its front process."""
 
-    def __init__(self, config: Path, log_path: Path, preexec_fn: Callable[[], None]) -> None:
-        self.log_path = log_path
-        with log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "intaked", "run", "--config", str(config)],
-                stdout=out,
-                stderr=out,
-                preexec_fn=preexec_fn,
-                start_new_session=True,  # its back office processes are stopped with it
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def events(self) -> list[dict[str, Any]]:
-        """Every JSON object in the log, other text (e.g. a traceback) skipped. The processes
-        share the file, so two objects are sometimes written on one line: each is read."""
-        decoder = json.JSONDecoder()
-        events: list[dict[str, Any]] = []
-        for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            position = line.find("{")
-            while position != -1:
-                try:
-                    parsed, end = decoder.raw_decode(line, position)
-                except ValueError:
-                    position = line.find("{", position + 1)
-                    continue
-                if isinstance(parsed, dict):
-                    events.append(parsed)
-                position = line.find("{", end)
-        return events
-
-    def event(self, name: str) -> dict[str, Any] | None:
-        return next((e for e in self.events() if e.get("event") == name), None)
-
-    def wait_started(self) -> None:
+    def wait_started(self, timeout: float = 60) -> None:
         """Until the front and both back office processes are up (a flood tests steady state:
         the back office starts beside the front, and its start needs descriptors too)."""
-        wait_until(
-            lambda: (
-                (
-                    self.event("started")
-                    and sum(1 for e in self.events() if e.get("event") == "back_office_ready") >= 2
-                )
-                or self.proc.poll() is not None
-            ),
-            timeout=60,
-            what="the daemon to start",
-        )
-        assert self.proc.poll() is None, self.log_path.read_text(errors="replace")[-3000:]
-
-    def port_of(self, event: str) -> int:
-        found = self.event(event)
-        assert found is not None, f"no {event} in the log"
-        return int(found["port"])
-
-    def log_lines(self) -> list[str]:
-        return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        super().wait_started(timeout)
+        self.wait_back_office_ready(timeout)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the daemon's front process has used so far."""
@@ -220,23 +160,11 @@ class DaemonProcess:
                 return int(soft), int(hard)
         raise AssertionError("no 'Max open files' in /proc/PID/limits")
 
-    def stop(self) -> int | None:
-        """SIGTERM and wait; SIGKILL to the group if it does not stop in time. The exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(STOP_SECONDS)
-        code = self.proc.poll()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(STOP_SECONDS)
-        return code
-
 
 @contextlib.contextmanager
-def daemon_process(config: Path, log_path: Path, preexec_fn: Callable[[], None]) -> Iterator[DaemonProcess]:
-    """A started :class:`DaemonProcess`, stopped when the block ends."""
-    daemon = DaemonProcess(config, log_path, preexec_fn)
+def daemon_process(config: Path, log_path: Path, preexec_fn: Callable[[], None]) -> Iterator[FloodedDaemon]:
+    """A started :class:`FloodedDaemon`, stopped when the block ends."""
+    daemon = FloodedDaemon(config, log_path, preexec_fn)
     try:
         daemon.wait_started()
         yield daemon

@@ -28,6 +28,6 @@ def this_worker_died(engine: Engine) -> str:
                     lease_seconds=5.0,
                 )
             )
-    mark_gone(engine, [dead], "killed by the test")
+    mark_gone(engine, {dead: "killed by the test"})
     set_node_name("")  # what follows runs as another worker
     return dead

@@ -6,6 +6,7 @@ do in the ledger and the outbox."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import smtplib
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 
@@ -23,17 +25,19 @@ from tests.support.waiting import wait_until
 
 
 class DaemonProcess:
-    """``intaked run --config CONFIG``, logging JSON to ``log_path``."""
+    """``intaked run --config CONFIG``, logging JSON to ``log_path``; ``preexec_fn`` runs in the
+    child before it starts (e.g. to lower its descriptor limit)."""
 
-    def __init__(self, config: Path, log_path: Path) -> None:
+    def __init__(self, config: Path, log_path: Path, preexec_fn: Callable[[], None] | None = None) -> None:
         self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "intaked", "run", "--config", str(config)],
-            stdout=self._log,
-            stderr=self._log,
-            start_new_session=True,
-        )
+        with log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "intaked", "run", "--config", str(config)],
+                stdout=out,
+                stderr=out,
+                preexec_fn=preexec_fn,
+                start_new_session=True,  # its back office processes are stopped with it
+            )
 
     @property
     def pid(self) -> int:
@@ -41,6 +45,37 @@ class DaemonProcess:
 
     def log_text(self) -> bytes:
         return self.log_path.read_bytes()
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every JSON object in the log, other text (e.g. a traceback) skipped. The processes
+        share the file, so two objects are sometimes written on one line: each is read."""
+        decoder = json.JSONDecoder()
+        events: list[dict[str, Any]] = []
+        for line in self.log_lines():
+            position = line.find("{")
+            while position != -1:
+                try:
+                    parsed, end = decoder.raw_decode(line, position)
+                except ValueError:
+                    position = line.find("{", position + 1)
+                    continue
+                if isinstance(parsed, dict):
+                    events.append(parsed)
+                position = line.find("{", end)
+        return events
+
+    def event(self, name: str) -> dict[str, Any] | None:
+        """The first log event called ``name``."""
+        return next((e for e in self.events() if e.get("event") == name), None)
+
+    def port_of(self, event: str) -> int:
+        """The port a ``*_listening`` event names."""
+        found = self.event(event)
+        assert found is not None, f"no {event} in the log"
+        return int(found["port"])
 
     def started(self) -> bool:
         return b'"event": "started"' in self.log_text()
@@ -71,18 +106,21 @@ class DaemonProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
         self.proc.wait(30)
-        self._log.close()
 
-    def stop(self) -> None:
-        """SIGTERM and wait (SIGKILL after 30 s); nothing if it is already gone."""
+    def stop(self) -> int | None:
+        """SIGTERM to the tree and wait (SIGKILL after 30 s); its exit code, None if it had to be
+        killed. Nothing is sent if it is already gone."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
+        code = self.proc.poll()
+        if code is None:
+            self.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)  # anything of the tree left behind
+        return code
 
 
 def children(pid: int) -> list[int]:

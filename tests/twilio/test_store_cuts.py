@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine
@@ -23,13 +22,6 @@ from tests.twilio.test_paging_loop import CHEN, NUMBER, acknowledge_by_sms, new_
 
 MAILS = 60
 CUTS = 8
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 def report(n: int) -> bytes:

@@ -78,7 +78,7 @@ def _parser(*, with_command_groups: bool = True) -> argparse.ArgumentParser:
     list_cmd = tickets.add_parser("list", parents=[config_parent], help="the newest tickets")
     list_cmd.add_argument("--json", action="store_true", help="JSON output")
     list_cmd.add_argument("--limit", type=int, default=50)
-    list_cmd.add_argument("--status", choices=["new", "open", "pending", "resolved", "closed"])
+    list_cmd.add_argument("--status", choices=["new", "open", "pending", "resolved", "closed", "spam"])
     show_cmd = tickets.add_parser("show", parents=[config_parent], help="one ticket in full")
     show_cmd.add_argument("number")
     show_cmd.add_argument("--json", action="store_true", help="JSON output")

@@ -457,6 +457,46 @@ class DirectorySettings(_Section):
     country_code: Annotated[str, Field(pattern=r"^[1-9]\d{0,2}$")] = "886"
 
 
+class SpamRuleSettings(_Section):
+    """One ``[[trust.spam.rules]]`` table: a header field our MTA's spam filter writes, and when
+    it means spam (intaked/routing/spam.py). The rule matches when ``pattern`` is found in the
+    field's value (case-insensitive) and, with ``score_at_least``, the score is at least that: the
+    score is the pattern's ``(?P<score>...)`` group, else the first number in the value."""
+
+    header: str
+    pattern: RegularExpression = "."
+    score_at_least: float | None = None
+
+    @field_validator("header")
+    @classmethod
+    def _spam_field_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9-]+", value) or "spam" not in value.lower():
+            raise ValueError(
+                f"{value!r} is not the name of a spam filter's header field (letters, digits and"
+                ' "-", containing "spam", e.g. X-Spam-Flag or X-Rspamd-Score)'
+            )
+        return value
+
+
+#: SpamAssassin's verdict fields (also written by Amavis, MailScanner and others).
+DEFAULT_SPAM_RULES: tuple[dict[str, Any], ...] = (
+    {"header": "X-Spam-Flag", "pattern": r"^\s*yes\b"},
+    {"header": "X-Spam-Status", "pattern": r"^\s*yes\b"},
+)
+
+
+class SpamSettings(_Section):
+    """``[trust.spam]``: which header fields written by our MTA mark mail as spam. Spam is stored
+    as a ticket in status ``spam``: no acknowledgement, no deadlines, no paging, never threaded
+    into another ticket, until a person releases it. Only fields whose name contains "spam" are
+    read (``X-Spam-*``, ``X-Spamd-Result``, ``X-Rspamd-*``, ``X-Microsoft-Antispam``...)."""
+
+    enabled: bool = True
+    rules: list[SpamRuleSettings] = Field(
+        default_factory=lambda: [SpamRuleSettings(**rule) for rule in DEFAULT_SPAM_RULES]
+    )
+
+
 class TrustSettings(_Section):
     """``[trust]``: which suggestions are trusted enough to page before a person looks
     (intaked/routing/trust.py)."""
@@ -465,6 +505,7 @@ class TrustSettings(_Section):
     authserv_id: str = ""
     authserv_fields: Annotated[int, Field(ge=1, le=10)] = 1
     hotline_emergency_choice: NonBlank = "1"
+    spam: SpamSettings = Field(default_factory=SpamSettings)
 
     @field_validator("internal_domains", mode="before")
     @classmethod

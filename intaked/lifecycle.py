@@ -1,4 +1,5 @@
-"""What people do to a ticket through intaked (triage, take, resolve) and to a calendar
+"""What people do to a ticket through intaked (triage, take, resolve, release from the spam
+quarantine) and to a calendar
 (holidays and make-up days), applied with the same reactions the daemon has to other tools'
 changes: deadlines recomputed in the same transaction, every change recorded in ``ticket_events``.
 """
@@ -13,15 +14,19 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from intaked.intake.rawbytes import decompress_raw
+from intaked.outbound.acks import AckCandidate, queue_acknowledgements
 from intaked.outbound.compose import mail_payload, new_message_id, render_notice
 from intaked.outbound.outbox import enqueue
 from intaked.paging.engine import PAGED_PRIORITIES, cancel_page, start_page
+from intaked.parsing import parse_message
 from intaked.sla.context import SlaContext, load_context
 from intaked.sla.deadlines import Deadlines, compute
 from intaked.sla.tracker import apply_changes, event, recompute_open
 from intaked.store.models import (
     PRIORITIES,
     calendar_override_table,
+    inbound_item_table,
     message_table,
     ticket_event_table,
     ticket_table,
@@ -135,6 +140,8 @@ def take(engine: Engine, ctx: SlaContext, number: str, *, by: str, now: dt.datet
     def takeable(row: Any) -> None:
         if row["status"] in ("resolved", "closed"):
             raise InvalidChange(f"{number} is {row['status']}")
+        if row["status"] == "spam":
+            raise InvalidChange(f"{number} is in the spam quarantine: release it first")
 
     values = {"status": "open", "first_response_at": now, "first_response_by": by}
     return _change(engine, ctx, number, values, "taken", {"by": by}, by, now, takeable)
@@ -166,6 +173,53 @@ def resolve(
     return _change(
         engine, ctx, number, values, "resolved", {"by": by, "note": note}, by, now, resolvable, notify
     )
+
+
+def release(
+    engine: Engine, ctx: SlaContext, number: str, *, by: str = "operator", now: dt.datetime | None = None
+) -> Changed:
+    """Release a ticket from the spam quarantine: it becomes a ``new`` ticket whose triage (and
+    response) deadlines count from now (``released_at``), and its requester's acknowledgement is
+    queued through the outbox, in the same transaction (unless the mail was automatic)."""
+    now = now or utcnow()
+
+    def quarantined(row: Any) -> None:
+        if row["status"] != "spam":
+            raise InvalidChange(f"{number} is {row['status']}, not in the spam quarantine")
+
+    def acknowledge(conn: Connection, row: Any) -> None:
+        first = conn.execute(
+            select(
+                inbound_item_table.c.raw,
+                inbound_item_table.c.raw_encoding,
+                inbound_item_table.c.envelope_from,
+            )
+            .join(message_table, message_table.c.inbound_item_id == inbound_item_table.c.id)
+            .where(message_table.c.ticket_id == row["id"], message_table.c.direction == "in")
+            .order_by(message_table.c.id)
+            .limit(1)
+        ).first()
+        if first is None:
+            return
+        parsed = parse_message(decompress_raw(first.raw, first.raw_encoding))
+        candidate = AckCandidate(
+            ticket_id=row["id"],
+            ticket={k: row[k] for k in ("number", "subject", "status", "priority", "channel")},
+            requester=row["requester_email"],
+            requester_name=row["requester_name"],
+            parsed=parsed,
+            envelope_from=first.envelope_from,
+            received_at=row["created_at"],
+        )
+        ack_events = queue_acknowledgements(conn, [candidate], ctx.settings, now)
+        if ack_events:
+            conn.execute(
+                ticket_event_table.insert(),
+                [event(e["ticket_id"], e["kind"], e["detail"], now) for e in ack_events],
+            )
+
+    values = {"status": "new", "released_at": now}
+    return _change(engine, ctx, number, values, "released", {"by": by}, by, now, quarantined, acknowledge)
 
 
 def _resolved_notice(conn: Connection, ctx: SlaContext, row: Any, note: str) -> dict[str, Any]:

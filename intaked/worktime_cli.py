@@ -14,6 +14,7 @@ from intaked.config import Settings
 from intaked.lifecycle import (
     InvalidChange,
     TicketNotFound,
+    release,
     remove_override,
     resolve,
     set_override,
@@ -98,6 +99,13 @@ def add_parsers(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     res.add_argument("number")
     res.add_argument("--note", default="")
     res.add_argument("--by", default="operator")
+    rel = ticket.add_parser(
+        "release",
+        parents=[config_parent],
+        help="release from the spam quarantine: a new ticket, acknowledged",
+    )
+    rel.add_argument("number")
+    rel.add_argument("--by", default="operator")
 
     sw = sub.add_parser("sweep", parents=[config_parent], help="close resolved tickets whose time has come")
     sw.add_argument("--now", type=_instant, help="as if it were this time (ISO 8601 with offset)")
@@ -321,12 +329,15 @@ def _ticket(settings: Settings, args: argparse.Namespace) -> int:
             changed = triage(engine, ctx, args.number, priority=args.priority, team=args.team, by=args.by)
         elif args.ticket_command == "take":
             changed = take(engine, ctx, args.number, by=args.by)
+        elif args.ticket_command == "release":
+            changed = release(engine, ctx, args.number, by=args.by)
         else:
             changed = resolve(engine, ctx, args.number, note=args.note, by=args.by)
         tz = ctx.calendars[changed.deadlines.calendar].tz
         d = changed.deadlines
         print(f"{changed.number}: {args.ticket_command} done")
         for label, value in (
+            ("triage due", d.triage_due_at if args.ticket_command == "release" else None),
             ("response due", d.response_due_at),
             ("resolution due", d.resolution_due_at),
             ("closes by itself", d.auto_close_at),

@@ -24,11 +24,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.config import Settings
 from intaked.intake.ledger import ClaimedItem
-from intaked.outbound.acks import AckCandidate, queue_acknowledgements
+from intaked.outbound.acks import AckCandidate, our_addresses, queue_acknowledgements
+from intaked.outbound.loops import machine_mail_reason
 from intaked.paging.engine import PAGED_PRIORITIES, start_page
 from intaked.parsing import ParsedMessage
 from intaked.routing.decide import RoutedReport, route_mail
-from intaked.routing.threading import Decision, decide, first_match, referenced_ids, subject_ticket_numbers
+from intaked.routing.spam import spam_verdict
+from intaked.routing.threading import (
+    Decision,
+    decide,
+    first_match,
+    referenced_ids,
+    subject_ticket_numbers,
+    tag_refusal,
+)
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute
 from intaked.store.models import (
@@ -161,12 +170,18 @@ def store_blobs(conn: Connection, contents: Sequence[bytes]) -> list[str]:
 
 
 def _ticket_row(
-    item: ClaimedItem, parsed: ParsedMessage | None, number: str, parent_id: int | None, now: dt.datetime
+    item: ClaimedItem,
+    parsed: ParsedMessage | None,
+    number: str,
+    parent_id: int | None,
+    now: dt.datetime,
+    spam: str | None = None,
 ) -> dict[str, Any]:
     sender = parsed.sender if parsed else None
     return {
         "number": number,
-        "status": "new",
+        "status": "spam" if spam else "new",
+        "spam_reason": clean_text(spam),
         "priority": None,
         "channel": "email",
         "subject": clean_text(parsed.subject if parsed else "") or "",
@@ -233,6 +248,16 @@ class _Plan:
     earlier: int | None = None  # the earlier entry of this batch whose ticket it joins
     ticket_id: int | None = None
     number: str | None = None
+    parent: int | None = None  # a new ticket linked to the ticket it named but may not join
+    refused: str | None = None  # why its subject tag may not join the tagged ticket
+    machine: str | None = None  # why it is machine mail (joins, never changes the ticket)
+    spam: str | None = None  # why it is spam (a quarantined ticket of its own)
+    parent_number: str | None = None
+
+    @property
+    def parent_id(self) -> int | None:
+        """The parent of the new ticket this plan opens."""
+        return self.existing if self.decision is Decision.FOLLOW_UP else self.parent
 
 
 def _thread_lookups(
@@ -275,12 +300,79 @@ def _thread_lookups(
     return by_message_id, by_number, tickets
 
 
+def _ticket_addresses(conn: Connection, ticket_ids: Sequence[int]) -> dict[int, set[str]]:
+    """The lower-case addresses on each ticket: its requester, and the senders and recipients
+    (To/Cc) of its stored messages."""
+    found: dict[int, set[str]] = {ticket_id: set() for ticket_id in ticket_ids}
+    ids = sorted(found)
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids[start : start + LOOKUP_CHUNK]
+        requesters = conn.execute(
+            select(_tickets.c.id, _tickets.c.requester_email).where(_tickets.c.id.in_(chunk))
+        )
+        for requester in requesters:
+            if requester.requester_email:
+                found[requester.id].add(requester.requester_email.strip().lower())
+        messages = conn.execute(
+            select(_messages.c.ticket_id, _messages.c.sender, _messages.c.recipients).where(
+                _messages.c.ticket_id.in_(chunk)
+            )
+        )
+        for message in messages:
+            addresses = found[message.ticket_id]
+            if message.sender:
+                addresses.add(message.sender.strip().lower())
+            try:
+                recipients = json.loads(message.recipients) if message.recipients else []
+            except ValueError:
+                recipients = []
+            if isinstance(recipients, list):
+                addresses.update(r.strip().lower() for r in recipients if isinstance(r, str))
+    return found
+
+
+def _plan_threading(
+    plan: _Plan,
+    entry: ParsedItem,
+    tagged: int | None,
+    on_ticket: dict[int, set[str]],
+    settings: Settings,
+    ours: set[str],
+) -> None:
+    """Machine mail, spam and the trust of a subject tag: what they change in ``plan``, whose
+    ``existing`` / ``earlier`` the references already set (``tagged``: the ticket the subject's
+    tag names, looked at only when the references found nothing)."""
+    item, parsed, _ = entry
+    plan.machine = machine_mail_reason(parsed, item.envelope_from)
+    plan.spam = spam_verdict(parsed, settings.trust.spam)
+    if tagged is not None and plan.existing is None and plan.earlier is None:
+        sender = parsed.sender.address if parsed and parsed.sender and parsed.sender.address else None
+        if plan.spam:
+            plan.refused = "the mail is spam: it never joins a ticket"
+        else:
+            plan.refused = tag_refusal(
+                sender or item.envelope_from,
+                on_ticket.get(tagged, set()),
+                settings.trust.internal_domains,
+                ours,
+            )
+        if plan.refused is None:
+            plan.existing = tagged
+        else:
+            plan.parent = tagged
+    if plan.spam:  # never threaded: a quarantined ticket of its own, linked to what it named
+        plan.parent = plan.parent if plan.parent is not None else plan.existing
+        plan.existing = plan.earlier = None
+
+
 def _plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Settings) -> list[_Plan]:
     """Decide, in arrival order, what each entry becomes (duplicate, new, join, reopen, follow-up)."""
     prefix = settings.tickets.number_prefix
     keys = [dedupe_key(parsed, item.raw_sha256) for item, parsed, _ in entries]
     stored = find_stored(conn, keys)
     by_message_id, by_number, tickets = _thread_lookups(conn, entries, prefix)
+    on_ticket = _ticket_addresses(conn, sorted(set(by_number.values())))
+    ours = our_addresses(settings)
     status_now = {ticket_id: status for ticket_id, (_, status) in tickets.items()}
     plans: list[_Plan] = []
     first_with_key: dict[str, int] = {}
@@ -296,6 +388,7 @@ def _plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Setti
             continue
         first_with_key[key] = index
         plan.decision = Decision.NEW
+        tagged: int | None = None
         if parsed is not None:
             references = referenced_ids(parsed)
             for message_id in references:
@@ -306,11 +399,16 @@ def _plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Setti
                     plan.earlier = earlier_message_ids[message_id]
                     break
             if plan.existing is None and plan.earlier is None:
-                plan.existing = first_match(subject_ticket_numbers(parsed.subject, prefix), by_number)
+                tagged = first_match(subject_ticket_numbers(parsed.subject, prefix), by_number)
             if parsed.message_id:
                 earlier_message_ids.setdefault(parsed.message_id, index)
+        _plan_threading(plan, entries[index], tagged, on_ticket, settings, ours)
+        if plan.parent is not None:
+            plan.parent_number = tickets[plan.parent][0]
         if plan.existing is not None:
             plan.decision = decide(status_now.get(plan.existing))
+            if plan.machine is not None and plan.decision in (Decision.REOPEN, Decision.FOLLOW_UP):
+                plan.decision = Decision.JOIN  # machine mail never changes the ticket's status
             plan.number = tickets[plan.existing][0]  # overwritten by the new number for a follow-up
             if plan.decision is Decision.REOPEN:
                 status_now[plan.existing] = "open"
@@ -359,8 +457,9 @@ def ingest_mail_batch(
             entries[i][0],
             entries[i][1],
             numbers[n],
-            plans[i].existing if plans[i].decision is Decision.FOLLOW_UP else None,
+            plans[i].parent_id,
             now,
+            plans[i].spam,
         )
         for n, i in enumerate(opening)
     ]
@@ -458,6 +557,8 @@ def _route_new_tickets(
         row.update(
             {key: clean_text(value) if isinstance(value, str) else value for key, value in columns.items()}
         )
+        if row["status"] == "spam":
+            row["suggestion_trusted"] = False  # spam pages no one, whatever it claims
         routed[i] = report
     return routed
 
@@ -515,6 +616,7 @@ def _acknowledge(
                 envelope_from=item.envelope_from,
                 received_at=item.received_at,
                 reply=row is None,
+                withheld=f"flagged as spam by our mail server ({plan.spam})" if plan.spam else None,
             )
         )
     return [
@@ -614,27 +716,48 @@ def _event_rows(
             row = rows_by_entry[i]
             after = {
                 "number": row["number"],
-                "status": "new",
+                "status": row["status"],
                 "channel": "email",
                 "subject": row["subject"],
                 "requester_email": row["requester_email"],
                 **via,
             }
-            if plan.decision is Decision.FOLLOW_UP:
-                after["parent_id"] = plan.existing
+            if plan.parent_id is not None:
+                after["parent_id"] = plan.parent_id
             add(ticket_id, "created", after=after)
+            if plan.spam:
+                add(ticket_id, "spam_flagged", detail={"reason": plan.spam, **via})
+            if plan.refused is not None and plan.parent is not None:
+                sender = parsed.sender.address if parsed and parsed.sender else item.envelope_from
+                add(
+                    ticket_id,
+                    "tag_not_trusted",
+                    detail={
+                        "from": sender,
+                        "tagged": plan.parent_number,
+                        "tagged_ticket_id": plan.parent,
+                        "reason": plan.refused,
+                        **via,
+                    },
+                )
+            if plan.parent is not None:
+                add(
+                    plan.parent,
+                    "linked_ticket_opened",
+                    after={"ticket_id": ticket_id, "number": plan.number, **via},
+                    detail={"reason": plan.refused or plan.spam},
+                )
         else:
             sender = parsed.sender.address if parsed and parsed.sender else item.envelope_from
-            add(
-                ticket_id,
-                "message_added",
-                after={
-                    "from": sender,
-                    "subject": parsed.subject if parsed else "",
-                    "threaded_by": "reply" if plan.earlier is not None else "lookup",
-                    **via,
-                },
-            )
+            added = {
+                "from": sender,
+                "subject": parsed.subject if parsed else "",
+                "threaded_by": "reply" if plan.earlier is not None else "lookup",
+                **via,
+            }
+            if plan.machine is not None:
+                added["machine"] = plan.machine  # changes nothing on the ticket
+            add(ticket_id, "message_added", after=added)
             if plan.decision is Decision.REOPEN:
                 add(
                     ticket_id,

@@ -32,6 +32,7 @@ class AckCandidate:
     envelope_from: str | None
     received_at: dt.datetime
     reply: bool = False  # a reply joined an existing ticket: the optional "added" notice
+    withheld: str | None = None  # a reason decided before (e.g. spam): never answered
 
 
 def our_addresses(settings: Settings) -> set[str]:
@@ -58,7 +59,10 @@ def queue_acknowledgements(
     for candidate in candidates:
         if candidate.reply and not cfg.notify_on_reply:
             continue
-        reason = None if cfg.enabled else "acknowledgements are disabled (acknowledgements.enabled)"
+        reason = candidate.withheld
+        reason = reason or (
+            None if cfg.enabled else "acknowledgements are disabled (acknowledgements.enabled)"
+        )
         reason = reason or suppression_reason(
             candidate.parsed, candidate.envelope_from, candidate.requester, ours
         )

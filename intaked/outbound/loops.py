@@ -24,19 +24,12 @@ _REASONS = {
 }
 
 
-def suppression_reason(
-    parsed: ParsedMessage | None,
-    envelope_from: str | None,
-    requester: str | None,
-    our_addresses: Collection[str],
-) -> str | None:
-    """Why this mail must get no acknowledgement, or None when it may."""
+def machine_mail_reason(parsed: ParsedMessage | None, envelope_from: str | None) -> str | None:
+    """Why this mail was sent by a machine (an auto-reply, a bounce, list or bulk mail), or None
+    for a person's mail. Machine mail joins its ticket as a message but never changes the ticket
+    (no reopening, no cancelled auto-close) and never counts as the requester's reply."""
     if envelope_from == "":
         return "null envelope sender <> (a bounce or other automatic mail)"
-    if not requester:
-        return "no sender address to answer"
-    if requester.lower() in our_addresses:
-        return f"sent from our own address {requester}"
     if parsed is None:
         return None
     for indicator in parsed.noise:
@@ -46,3 +39,19 @@ def suppression_reason(
         if name in _REASONS:
             return _REASONS[name].format(value=value)
     return None
+
+
+def suppression_reason(
+    parsed: ParsedMessage | None,
+    envelope_from: str | None,
+    requester: str | None,
+    our_addresses: Collection[str],
+) -> str | None:
+    """Why this mail must get no acknowledgement, or None when it may."""
+    if envelope_from == "":
+        return machine_mail_reason(parsed, envelope_from)
+    if not requester:
+        return "no sender address to answer"
+    if requester.lower() in our_addresses:
+        return f"sent from our own address {requester}"
+    return machine_mail_reason(parsed, envelope_from)

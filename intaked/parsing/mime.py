@@ -29,7 +29,7 @@ from .headers import (
     unfold,
 )
 from .model import Address, ParsedMessage
-from .noise import auto_submitted, noise_indicators
+from .noise import auto_submitted, noise_indicators, spam_fields
 from .params import content_type
 
 _T = TypeVar("_T")
@@ -175,6 +175,7 @@ def _sanitize(result: ParsedMessage) -> None:
     result.references = [_clean(r) for r in result.references]
     result.authentication_results = [_clean(r) for r in result.authentication_results]
     result.noise = [_clean(n) for n in result.noise]
+    result.spam_fields = [(_clean(name), _clean(value)) for name, value in result.spam_fields]
     result.attachments = [
         a
         if a.filename == _clean(a.filename)
@@ -247,6 +248,7 @@ def _parse(raw: bytes, result: ParsedMessage) -> None:
         ],
         [],
     )
+    result.spam_fields = _guard(problems, "spam fields", lambda: spam_fields(msg), [])
     result.auto_submitted = _guard(problems, "auto-submitted", lambda: auto_submitted(msg), None)
     result.noise = _guard(problems, "noise", lambda: noise_indicators(msg, result.sender), [])
 

@@ -37,6 +37,7 @@ class ParsedMessage:
     ``message_id``, ``in_reply_to`` and ``references`` hold bare ids, without angle brackets.
     ``noise`` lists the auto-reply / bounce / list indicators found (e.g. ``auto-submitted:auto-replied``,
     ``precedence:bulk``, ``list-id``, ``dsn``, ``sender:mailer-daemon``); empty for a person's mail.
+    ``spam_fields`` holds the header fields a spam filter wrote (name containing "spam").
     ``problems`` lists what could not be read cleanly; a message with problems is still a message.
     """
 
@@ -55,4 +56,5 @@ class ParsedMessage:
     noise: list[str] = field(default_factory=list)
     auto_submitted: str | None = None
     authentication_results: list[str] = field(default_factory=list)
+    spam_fields: list[tuple[str, str]] = field(default_factory=list)  # (name lower case, value)
     problems: list[str] = field(default_factory=list)

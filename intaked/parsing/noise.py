@@ -61,6 +61,20 @@ def _is_dsn(msg: Message) -> bool:
     return False
 
 
+_MAX_SPAM_FIELDS = 20
+
+
+def spam_fields(msg: Message) -> list[tuple[str, str]]:
+    """The top-level header fields a spam filter wrote (name containing "spam": ``X-Spam-Flag``,
+    ``X-Spam-Status``, ``X-Spamd-Result``, ``X-Rspamd-Score``...), topmost first, as (lower-case
+    name, unfolded value); the verdict is for routing to read (intaked/routing/spam.py)."""
+    found: list[tuple[str, str]] = []
+    for key, value in msg.raw_items():
+        if isinstance(key, str) and "spam" in key.lower() and len(found) < _MAX_SPAM_FIELDS:
+            found.append((key.strip().lower(), " ".join(_plain(str(value)).split())[:1000]))
+    return found
+
+
 def noise_indicators(msg: Message, sender: Address | None) -> list[str]:
     """The indicator strings for one message, in a fixed order, without duplicates."""
     found: list[str] = []

@@ -7,16 +7,22 @@ In this order (RFC 5322 section 3.6.4 for the headers):
    ``答复:``/``Fwd:``/``轉寄:`` prefixes in any case (the tag is searched anywhere in the subject).
 Otherwise the message opens a new ticket. What happens when the ticket found is resolved or closed
 is decided by :func:`decide`.
+
+Ticket numbers are sequential, so anyone can guess a tag; our Message-IDs cannot be guessed. A tag
+alone therefore joins only mail from someone already on the ticket (:func:`tag_refusal`): the
+requester, a sender or recipient of one of its messages, or an internal address
+(``trust.internal_domains``). Other tagged mail opens a new ticket linked to the tagged one.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 
 from intaked.parsing import ParsedMessage
+from intaked.routing.trust import domain_of, is_internal
 
 
 class Decision(enum.Enum):
@@ -77,3 +83,25 @@ def first_match(candidates: Sequence[str], known: dict[str, int]) -> int | None:
         if candidate in known:
             return known[candidate]
     return None
+
+
+def tag_refusal(
+    sender: str | None,
+    on_ticket: Collection[str],
+    internal_domains: Sequence[str],
+    ours: Collection[str],
+) -> str | None:
+    """Why a subject tag from ``sender`` may not join the tagged ticket (None: it may).
+    ``on_ticket``: the lower-case addresses already on it (requester, senders and recipients of
+    its messages); ``ours``: our own addresses, which never vouch for a sender (anyone can write
+    them in a From: field)."""
+    address = (sender or "").strip().lower()
+    if not address:
+        return "the mail has no sender address"
+    if address in ours:
+        return f"{address} is our own address: a tag in mail from it is not trusted"
+    if address in on_ticket:
+        return None
+    if is_internal(domain_of(address), internal_domains):
+        return None
+    return f"{address} is neither on the ticket nor internal (trust.internal_domains)"

@@ -4,7 +4,9 @@ Triage: from ``created_at`` on the triage clock (``triage.within``), until a per
 priority. Response: from ``created_at`` on the priority's response clock. Resolution: from
 ``occurred_at`` (default ``created_at``) on the resolution clock, plus the time the ticket spent
 waiting on the requester (``sla_paused_seconds``, measured on the same clock). Auto-close: from
-``resolved_at`` on the lifecycle clock. ``sla_next_check_at`` is the next instant at which a
+``resolved_at`` on the lifecycle clock. A ticket in status ``spam`` (quarantined) has no deadline at
+all; once released, triage and response count from ``released_at`` instead of ``created_at`` (the
+time in quarantine is nobody's delay). ``sla_next_check_at`` is the next instant at which a
 warning or a breach falls due, so the periodic check only looks at tickets that have one due.
 """
 
@@ -74,17 +76,21 @@ def compute(ctx: SlaContext, ticket: Mapping[Any, Any]) -> Deadlines:
     """The deadlines of ``ticket`` (a row or mapping with the ``tickets`` columns)."""
     calendar_name = ctx.calendar_name_for(ticket["team"])
     calendar = ctx.calendars[calendar_name]
-    created: dt.datetime = ticket["created_at"]
-    occurred: dt.datetime = ticket["occurred_at"] or created
+    received: dt.datetime = ticket["created_at"]
+    created: dt.datetime = ticket.get("released_at") or received  # triage and response start
+    occurred: dt.datetime = ticket["occurred_at"] or received
     priority: str | None = ticket["priority"]
     status: str = ticket["status"]
     paused = dt.timedelta(seconds=float(ticket["sla_paused_seconds"] or 0.0))
     warn = ctx.settings.sla.warn_at
+    since = "released_at" if ticket.get("released_at") else "created_at"
+    if status == "spam":
+        return Deadlines(calendar_name, None, None, None, None, None, None, None, {"calendar": calendar_name})
     snapshot: dict[str, Any] = {
         "calendar": calendar_name,
         "timezone": str(calendar.tz),
         "standard_day_hours": calendar.standard_day.total_seconds() / 3600,
-        "triage": {"target": ctx.triage.text, "clock": ctx.triage.clock, "from": "created_at"},
+        "triage": {"target": ctx.triage.text, "clock": ctx.triage.clock, "from": since},
         "priority": priority,
         "warn_at": warn,
     }
@@ -99,7 +105,7 @@ def compute(ctx: SlaContext, ticket: Mapping[Any, Any]) -> Deadlines:
         snapshot["response"] = {
             "target": policy.response.text,
             "clock": policy.response.clock,
-            "from": "created_at",
+            "from": since,
         }
         snapshot["resolution"] = {
             "target": policy.resolution.text,

@@ -32,6 +32,8 @@ from intaked.store.types import utcnow
 log = structlog.get_logger(__name__)
 ACTOR = "intaked"
 OPEN_STATUSES = ("new", "open", "pending", "resolved")
+#: Quarantined: no deadlines, but a release written by another tool is noticed (sla_status "spam").
+WATCHED_STATUSES = (*OPEN_STATUSES, "spam")
 CHECK_LOCK = 0x1A7AED01  # PostgreSQL advisory lock keys: one checker / sweeper at a time
 _t = ticket_table
 COMPUTED_COLUMNS = (
@@ -47,7 +49,7 @@ COMPUTED_COLUMNS = (
 
 def _changed() -> Any:
     return and_(
-        or_(_t.c.sla_status.is_(None), _t.c.sla_status.in_(OPEN_STATUSES)),  # index: never all closed ones
+        or_(_t.c.sla_status.is_(None), _t.c.sla_status.in_(WATCHED_STATUSES)),  # index: never all closed ones
         or_(
             _t.c.sla_status.is_(None),
             _t.c.sla_status != _t.c.status,
@@ -95,7 +97,7 @@ def apply_changes(
     ticket = dict(row)
     old_status, status = row["sla_status"], row["status"]
     if old_status != status:
-        if status != "new" and row["first_response_at"] is None:
+        if status not in ("new", "spam") and row["first_response_at"] is None:
             values["first_response_at"] = now
         if status == "resolved" and row["resolved_at"] is None:
             values["resolved_at"] = now

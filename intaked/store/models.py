@@ -30,7 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from intaked.store.types import UTCDateTime, utcnow
 
-TICKET_STATUSES: Final = ("new", "open", "pending", "resolved", "closed")
+TICKET_STATUSES: Final = ("new", "open", "pending", "resolved", "closed", "spam")
 PRIORITIES: Final = ("P1", "P2", "P3", "P4")
 OVERRIDE_KINDS: Final = ("holiday", "workday")
 ITEM_STATES: Final = ("received", "processing", "done", "duplicate", "quarantined")
@@ -128,6 +128,9 @@ class Ticket(Base):
     sla_paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sla_paused_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     sla_next_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Spam quarantine (0010): why the MTA's verdict made it ``spam``, and when a person released it.
+    spam_reason: Mapped[str | None] = mapped_column(Text)
+    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sla_snapshot: Mapped[str | None] = mapped_column(Text)
     # Routing and paging (0005): what the rules suggested, and who took command.
     category: Mapped[str | None] = mapped_column(String(32))

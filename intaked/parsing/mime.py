@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from .body import BodyResult, extract_body
 from .charsets import codec_for
+from .fingerprint import content_digest
 from .headerblock import recover_header_block
 from .headers import (
     decode_unstructured,
@@ -224,6 +225,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
                 if isinstance(raw, (bytearray, memoryview))
                 else str(raw).encode("utf-8", "surrogateescape")
             )
+        result.content_digest = _guard(result.problems, "fingerprint", lambda: content_digest(raw), None)
         _parse(raw, result)
     except Exception as exc:  # last resort: the message survives with what we have
         result.problems.append(f"parser: unexpected {type(exc).__name__}")

@@ -38,6 +38,8 @@ class ParsedMessage:
     ``noise`` lists the auto-reply / bounce / list indicators found (e.g. ``auto-submitted:auto-replied``,
     ``precedence:bulk``, ``list-id``, ``dsn``, ``sender:mailer-daemon``); empty for a person's mail.
     ``problems`` lists what could not be read cleanly; a message with problems is still a message.
+    ``content_digest`` is the content fingerprint of the raw bytes (:mod:`intaked.parsing.fingerprint`):
+    what tells a resent copy from a different mail reusing the same Message-ID.
     """
 
     subject: str = ""
@@ -56,3 +58,4 @@ class ParsedMessage:
     auto_submitted: str | None = None
     authentication_results: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    content_digest: str | None = None

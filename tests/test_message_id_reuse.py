@@ -4,6 +4,7 @@ arriving by SMTP and by IMAP with Dovecot's trace fields, is still stored once."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import smtplib
 from collections.abc import Iterator
@@ -231,3 +232,12 @@ def test_the_same_mail_by_smtp_and_by_dovecot_with_its_trace_fields_is_stored_on
         assert daemon.ticket_count() == 1 and len(inbound(daemon.engine)) == 1
     finally:
         daemon.stop()
+
+
+def test_a_mail_stored_without_a_readable_message_id_is_recognised_by_its_bytes(intake: Intake) -> None:
+    intake.ingest(SCANNER, "scanner-a@example.com")
+    with intake.engine.begin() as conn:  # as an older parser stored it, the Message-ID unread
+        conn.execute(update(message_table).values(dedupe_key=f"sha256:{hashlib.sha256(SCANNER).hexdigest()}"))
+    intake.ingest(SCANNER, "scanner-a@example.com")
+    assert item_states(intake.engine) == ["done", "duplicate"]
+    assert len(rows(intake.engine, ticket_table)) == 1

@@ -7,12 +7,13 @@ in the ledger and the problems are recorded.
 
 The same message is: the same Message-ID *and* the same content fingerprint
 (intaked/parsing/fingerprint.py: From, Date and the body, not the trace fields mail systems add),
-or, without a Message-ID, the same raw bytes. A different mail that reuses a stored Message-ID
-(scanners, printers, some libraries, or an outsider pre-empting one) is stored as its own message
-under ``<key>|content:<fingerprint>``, with a ``message_id_reused`` parse problem naming the ticket
-that already has that Message-ID; it opens its own ticket and is acknowledged like any report. A
-stored row without a fingerprint (stored before revision 0009) gets one computed from its raw
-bytes in the ledger, or, when those are gone, is taken to be the same message.
+or the same raw bytes (the key of a mail without a readable Message-ID). A different mail that
+reuses a stored Message-ID (scanners, printers, some libraries, or an outsider pre-empting one)
+is stored as its own message under ``<key>|content:<fingerprint>``, with a ``message_id_reused``
+parse problem naming the ticket that already has that Message-ID; it opens its own ticket and is
+acknowledged like any report. A stored row without a fingerprint (stored before revision 0009)
+gets one computed from its raw bytes in the ledger, or, when those are gone, is taken to be the
+same message.
 
 A whole batch is stored with one statement per table (``executemany``): one dedupe lookup, one
 number allocation per period, then tickets, messages, attachments, events and the ledger update.
@@ -345,7 +346,8 @@ def _plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Setti
         content_key(key, digest) if digest and key.startswith("mid") else None
         for key, digest in zip(keys, digests, strict=True)
     ]
-    stored = find_stored(conn, [*keys, *(key for key in reuse_keys if key)])
+    raw_keys = [f"sha256:{item.raw_sha256}" for item, _, _ in entries]
+    stored = find_stored(conn, [*keys, *(key for key in reuse_keys if key), *raw_keys])
     by_message_id, by_number, tickets = _thread_lookups(conn, entries, prefix)
     status_now = {ticket_id: status for ticket_id, (_, status) in tickets.items()}
     plans: list[_Plan] = []
@@ -365,6 +367,8 @@ def _plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Setti
                     plan.reused_entry = held_by
                 plan.key = key = reuse_key
                 held_by = stored.get(key, first_with_key.get(key))
+        if held_by is None:  # the same bytes, stored when no Message-ID could be read (older parser)
+            held_by = stored.get(raw_keys[index])
         if isinstance(held_by, StoredMessage):
             plan.ticket_id, plan.number = held_by.ticket_id, held_by.number
             plan.reused_number = plan.reused_entry = None

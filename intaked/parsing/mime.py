@@ -76,7 +76,7 @@ def _from_field(msg: Message, hint: str | None, problems: list[str]) -> Address 
     if len(per_field) < 2 or not usable:
         return usable[0][0] if usable else None
     with_address = [a for addresses in usable for a in addresses if _has_address(a)]
-    if with_address and not any(_has_address(a) for a in usable[0]):
+    if with_address and not any(_has_address(a) for a in per_field[0]):
         problems.append(
             f"from: {len(per_field)} From fields, the first without an address: used the one with an address"
         )

@@ -197,3 +197,11 @@ def test_a_well_formed_message_has_no_header_problem() -> None:
     result = parse_message(raw)
     assert result.problems == []
     assert result.subject == "ok"
+
+
+@pytest.mark.parametrize("first", ["From: <>", 'From: "Chen"', "From: Undisclosed recipients"])
+def test_of_two_from_fields_the_one_with_an_address_is_the_sender(first: str) -> None:
+    raw = crlf(f"{first}\nFrom: Wang Wei <wang.wei@example.com>\nSubject: s\n\nbody\n")
+    result = parse_message(raw)
+    assert result.sender == Address("Wang Wei", "wang.wei@example.com")
+    assert any(p.startswith("from: 2 From fields, the first without an address") for p in result.problems)

@@ -1,9 +1,19 @@
 """Ingest: parsed mail becomes ticket rows, in the caller's transaction (sync, DB thread).
 
 Every captured item ends as exactly one stored message: a new ticket, or nothing new when the same
-message was already stored (same Message-ID, or, without one, the same raw bytes), in which case
-the item is marked ``duplicate`` and points at the ticket that has it. A message the parser could
-not read still becomes a ticket: its raw bytes stay in the ledger and the problems are recorded.
+message was already stored, in which case the item is marked ``duplicate`` and points at the
+ticket that has it. A message the parser could not read still becomes a ticket: its raw bytes stay
+in the ledger and the problems are recorded.
+
+The same message is: the same Message-ID *and* the same content fingerprint
+(intaked/parsing/fingerprint.py: From, Date and the body, not the trace fields mail systems add),
+or the same raw bytes (the key of a mail without a readable Message-ID). A different mail that
+reuses a stored Message-ID (scanners, printers, some libraries, or an outsider pre-empting one)
+is stored as its own message under ``<key>|content:<fingerprint>``, with a ``message_id_reused``
+parse problem naming the ticket that already has that Message-ID; it opens its own ticket and is
+acknowledged like any report. A stored row without a fingerprint (stored before revision 0009)
+gets one computed from its raw bytes in the ledger, or, when those are gone, is taken to be the
+same message.
 
 A whole batch is stored with one statement per table (``executemany``): one dedupe lookup, one
 number allocation per period, then tickets, messages, attachments, events and the ledger update.
@@ -24,10 +34,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.config import Settings
 from intaked.intake.ledger import ClaimedItem
+from intaked.intake.rawbytes import decompress_raw
 from intaked.outbound.acks import AckCandidate, our_addresses, queue_acknowledgements
 from intaked.outbound.loops import machine_mail_reason
 from intaked.paging.engine import PAGED_PRIORITIES, start_page
 from intaked.parsing import ParsedMessage
+from intaked.parsing.fingerprint import content_digest
 from intaked.routing.decide import RoutedReport, route_mail
 from intaked.routing.spam import spam_verdict
 from intaked.routing.threading import (
@@ -98,6 +110,7 @@ class IngestOutcome:
     message_id: str | None
     inbound_item: int
     decision: str  # "new", "join", "reopen", "follow_up" or "duplicate"
+    message_id_also_on: str | None = None  # a different mail with this Message-ID is on that ticket
 
 
 def dedupe_key(parsed: ParsedMessage | None, raw_sha256: str) -> str:
@@ -128,19 +141,63 @@ def to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def find_stored(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """For the keys already stored: key → the (ticket id, number) that holds that message."""
-    found: dict[str, tuple[int, str]] = {}
+REUSE_PROBLEM = "message_id_reused"
+
+
+def content_key(key: str, digest: str) -> str:
+    """The key of a different mail reusing the Message-ID stored under ``key``."""
+    return f"{key}|content:{digest}"
+
+
+def same_content(stored: str | None, arriving: str | None) -> bool:
+    """Whether two fingerprints say "the same mail"; an unknown one is taken to be the same."""
+    return stored is None or arriving is None or stored == arriving
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A stored message found by its dedupe key: the ticket that holds it and its fingerprint."""
+
+    ticket_id: int
+    number: str
+    content_digest: str | None
+
+
+def find_stored(conn: Connection, keys: Sequence[str]) -> dict[str, StoredMessage]:
+    """For the keys already stored: key → the message stored under it. A row stored before its
+    fingerprint existed gets it computed from its raw bytes in the ledger (None if they are gone)."""
+    found: dict[str, StoredMessage] = {}
+    unknown: dict[int, str] = {}  # inbound item → key, for the rows without a fingerprint
     unique = list(dict.fromkeys(keys))
     for start in range(0, len(unique), LOOKUP_CHUNK):
         chunk = unique[start : start + LOOKUP_CHUNK]
         rows = conn.execute(
-            select(_messages.c.dedupe_key, _tickets.c.id, _tickets.c.number)
+            select(
+                _messages.c.dedupe_key,
+                _messages.c.content_digest,
+                _messages.c.inbound_item_id,
+                _tickets.c.id,
+                _tickets.c.number,
+            )
             .join(_tickets, _messages.c.ticket_id == _tickets.c.id)
             .where(_messages.c.dedupe_key.in_(chunk))
         )
         for row in rows:
-            found[row.dedupe_key] = (row.id, row.number)
+            found[row.dedupe_key] = StoredMessage(row.id, row.number, row.content_digest)
+            if row.content_digest is None and row.inbound_item_id is not None:
+                unknown[row.inbound_item_id] = row.dedupe_key
+    items = sorted(unknown)
+    for start in range(0, len(items), LOOKUP_CHUNK):
+        rows = conn.execute(
+            select(_items.c.id, _items.c.raw, _items.c.raw_encoding).where(
+                _items.c.id.in_(items[start : start + LOOKUP_CHUNK])
+            )
+        )
+        for row in rows:
+            if row.raw is not None:
+                key = unknown[row.id]
+                digest = content_digest(decompress_raw(row.raw, row.raw_encoding))
+                found[key] = StoredMessage(found[key].ticket_id, found[key].number, digest)
     return found
 
 
@@ -204,6 +261,7 @@ def _message_row(
         "direction": "in",
         "channel": item.channel,
         "dedupe_key": key,
+        "content_digest": None,
         "inbound_item_id": item.id,
         "parse_problems": clean_text(to_json(problems)) if problems else None,
         "created_at": now,
@@ -235,6 +293,7 @@ def parsed_message_columns(parsed: ParsedMessage, envelope_from: str | None) -> 
         "in_reply_to": clean_text(parsed.in_reply_to),
         "header_references": clean_text(" ".join(parsed.references)) or None,
         "sent_at": parsed.date if parsed.date and parsed.date.tzinfo else None,
+        "content_digest": parsed.content_digest,
     }
 
 
@@ -243,7 +302,10 @@ class _Plan:
     """What one entry of a batch becomes."""
 
     key: str
+    digest: str | None = None  # the content fingerprint
     decision: Decision | None = None  # None: a duplicate
+    reused_number: str | None = None  # a different mail with this Message-ID is on this stored ticket
+    reused_entry: int | None = None  # ... or is this earlier entry of the batch
     existing: int | None = None  # the stored ticket it joins (or follows up, as parent)
     earlier: int | None = None  # the earlier entry of this batch whose ticket it joins
     ticket_id: int | None = None
@@ -275,11 +337,11 @@ def _thread_lookups(
     id_list, number_list = sorted(ids), sorted(numbers)
     for start in range(0, len(id_list), LOOKUP_CHUNK):
         rows = conn.execute(
-            select(_messages.c.header_message_id, _messages.c.ticket_id).where(
-                _messages.c.header_message_id.in_(id_list[start : start + LOOKUP_CHUNK])
-            )
+            select(_messages.c.header_message_id, _messages.c.ticket_id)
+            .where(_messages.c.header_message_id.in_(id_list[start : start + LOOKUP_CHUNK]))
+            .order_by(_messages.c.id)
         )
-        for row in rows:
+        for row in rows:  # a reused Message-ID threads to its earliest stored message
             by_message_id.setdefault(row.header_message_id, row.ticket_id)
     for start in range(0, len(number_list), LOOKUP_CHUNK):
         rows = conn.execute(
@@ -369,7 +431,13 @@ def _plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Setti
     """Decide, in arrival order, what each entry becomes (duplicate, new, join, reopen, follow-up)."""
     prefix = settings.tickets.number_prefix
     keys = [dedupe_key(parsed, item.raw_sha256) for item, parsed, _ in entries]
-    stored = find_stored(conn, keys)
+    digests = [parsed.content_digest if parsed else None for _, parsed, _ in entries]
+    reuse_keys = [
+        content_key(key, digest) if digest and key.startswith("mid") else None
+        for key, digest in zip(keys, digests, strict=True)
+    ]
+    raw_keys = [f"sha256:{item.raw_sha256}" for item, _, _ in entries]
+    stored = find_stored(conn, [*keys, *(key for key in reuse_keys if key), *raw_keys])
     by_message_id, by_number, tickets = _thread_lookups(conn, entries, prefix)
     on_ticket = _ticket_addresses(conn, sorted(set(by_number.values())))
     ours = our_addresses(settings)
@@ -377,14 +445,29 @@ def _plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Setti
     plans: list[_Plan] = []
     first_with_key: dict[str, int] = {}
     earlier_message_ids: dict[str, int] = {}
-    for index, ((_, parsed, _), key) in enumerate(zip(entries, keys, strict=True)):
-        plan = _Plan(key)
+    for index, (_, parsed, _) in enumerate(entries):
+        key, digest, reuse_key = keys[index], digests[index], reuse_keys[index]
+        plan = _Plan(key, digest)
         plans.append(plan)
-        if key in stored:
-            plan.ticket_id, plan.number = stored[key]
+        held_by: StoredMessage | int | None = stored.get(key, first_with_key.get(key))
+        if held_by is not None and reuse_key is not None:
+            held_digest = held_by.content_digest if isinstance(held_by, StoredMessage) else digests[held_by]
+            if not same_content(held_digest, digest):  # a different mail reusing the Message-ID
+                if isinstance(held_by, StoredMessage):
+                    plan.reused_number = held_by.number
+                else:
+                    plan.reused_entry = held_by
+                plan.key = key = reuse_key
+                held_by = stored.get(key, first_with_key.get(key))
+        if held_by is None:  # the same bytes, stored when no Message-ID could be read (older parser)
+            held_by = stored.get(raw_keys[index])
+        if isinstance(held_by, StoredMessage):
+            plan.ticket_id, plan.number = held_by.ticket_id, held_by.number
+            plan.reused_number = plan.reused_entry = None
             continue
-        if key in first_with_key:
-            plan.earlier = first_with_key[key]
+        if held_by is not None:
+            plan.earlier = held_by
+            plan.reused_number = plan.reused_entry = None
             continue
         first_with_key[key] = index
         plan.decision = Decision.NEW
@@ -478,7 +561,7 @@ def ingest_mail_batch(
             plan.ticket_id = plan.existing
 
     storing = [i for i, plan in enumerate(plans) if plan.decision is not None]
-    problems = {i: _problems(entries[i]) for i in storing}
+    problems = {i: [*_problems(entries[i]), *_reuse_problem(entries[i], plans, i)] for i in storing}
     message_rows = [_message_row(_id(plans[i]), entries[i], plans[i].key, problems[i], now) for i in storing]
     message_ids = [row.id for row in conn.execute(_INSERT_MESSAGES, message_rows)] if message_rows else []
     store_attachments(conn, [(message_ids[n], entries[i][1]) for n, i in enumerate(storing)])
@@ -507,6 +590,7 @@ def ingest_mail_batch(
                 parsed.message_id if parsed else None,
                 item.id,
                 plan.decision.value if plan.decision else "duplicate",
+                _reused_on(plans, plan),
             )
         )
     result = conn.execute(_FINISH_ITEMS, finish_rows)
@@ -636,6 +720,24 @@ def _acknowledge(
 def _problems(entry: ParsedItem) -> list[str]:
     _, parsed, failure = entry
     return [*(parsed.problems if parsed else []), *([failure] if failure else [])]
+
+
+def _reused_on(plans: Sequence[_Plan], plan: _Plan) -> str | None:
+    """The number of the ticket already holding a different mail with this plan's Message-ID."""
+    return plans[plan.reused_entry].number if plan.reused_entry is not None else plan.reused_number
+
+
+def _reuse_problem(entry: ParsedItem, plans: Sequence[_Plan], index: int) -> list[str]:
+    """The ``message_id_reused`` problem of a different mail stored under a reused Message-ID."""
+    number = _reused_on(plans, plans[index])
+    if number is None:
+        return []
+    parsed = entry[1]
+    message_id = parsed.message_id if parsed else None
+    return [
+        f"{REUSE_PROBLEM}: Message-ID <{message_id}> is already on ticket {number} with different "
+        "content; stored as a separate message"
+    ]
 
 
 def _id(plan: _Plan) -> int:

@@ -180,6 +180,14 @@ def _log_outcomes(outcomes: Sequence[IngestOutcome], parsed: Sequence[ParsedItem
             inbound_item=item.id,
             problems=len(message.problems) if message else None,
         )
+        if outcome.message_id_also_on:
+            log.warning(
+                "message_id_reused",
+                ticket=outcome.ticket_number,
+                message_id=outcome.message_id,
+                inbound_item=item.id,
+                also_on=outcome.message_id_also_on,
+            )
 
 
 class IntakeProcessor(WakeableWorker):

@@ -7,6 +7,8 @@ forwarded messages. The modules:
 
 * :mod:`.mime` - the entry point; reads each header field under its own guard;
 * :mod:`.body` - walks the MIME tree for body text, HTML and attachments;
+* :mod:`.fingerprint` - the content fingerprint that tells a resent copy from a reused Message-ID;
+* :mod:`.headerblock` - recovers a header block with unindented continuations or a junk first line;
 * :mod:`.headers` - RFC 2047 encoded-words, RFC 6532 raw 8-bit headers, addresses, message ids, dates;
 * :mod:`.params` - Content-Type / Content-Disposition parameters, RFC 2231;
 * :mod:`.charsets` - charset labels and decoding with detection;

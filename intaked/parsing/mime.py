@@ -10,7 +10,6 @@ message. :func:`parse_message` is pure and never raises.
 from __future__ import annotations
 
 import email
-import re
 from collections.abc import Callable
 from email.message import Message
 from email.policy import compat32
@@ -18,6 +17,8 @@ from typing import TypeVar
 
 from .body import BodyResult, extract_body
 from .charsets import codec_for
+from .fingerprint import content_digest
+from .headerblock import recover_header_block
 from .headers import (
     decode_unstructured,
     parse_addresses,
@@ -34,24 +35,6 @@ from .params import content_type
 
 _T = TypeVar("_T")
 _MAX_DEFECTS = 10
-_MAX_HEADER_BYTES = 512 * 1024
-_HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:")
-_KNOWN_FIELDS = {
-    b"from",
-    b"to",
-    b"cc",
-    b"subject",
-    b"date",
-    b"message-id",
-    b"received",
-    b"mime-version",
-    b"content-type",
-    b"return-path",
-    b"reply-to",
-    b"sender",
-    b"delivered-to",
-}
-_BLANK_LINE = re.compile(rb"\r?\n[ \t]*\r?\n")
 
 
 def _guard(problems: list[str], what: str, fn: Callable[[], _T], default: _T) -> _T:
@@ -63,58 +46,6 @@ def _guard(problems: list[str], what: str, fn: Callable[[], _T], default: _T) ->
     except Exception as exc:  # a failure loses the field, never the message
         problems.append(f"{what}: unreadable ({type(exc).__name__})")
         return default
-
-
-def repair_header_block(raw: bytes) -> tuple[bytes, str | None]:
-    """Drop garbage lines from the header block (RFC 5322 section 2.2) so the fields after them survive.
-
-    ``email`` ends the header block at the first line that is not a field or a continuation, which turns
-    every later field (Subject, From ...) into body text. Lines such as ``quite Delivered-To: x``, a first
-    line indented by mistake, or the obsolete ``Subject  : x`` form (RFC 5322 section 4.5) are repaired
-    here, but only when the block really contains known header fields.
-    """
-    match = _BLANK_LINE.search(raw, 0, _MAX_HEADER_BYTES)
-    if match is None:
-        return raw, None
-    head, rest = raw[: match.start()], raw[match.start() :]
-    lines = head.split(b"\n")
-    kept: list[bytes] = []
-    dropped = 0
-    known = False
-    changed = False
-    for index, line in enumerate(lines):
-        if index == 0 and re.match(rb"From [^\s:]", line):
-            kept.append(line)
-            continue
-        if line[:1] in (b" ", b"\t"):
-            if kept:
-                kept.append(line)
-                continue
-            line = line.lstrip(b" \t")
-            changed = True
-        field = _HEADER_LINE.match(line)
-        if field is None:
-            following = lines[index + 1] if index + 1 < len(lines) else b""
-            next_ok = _HEADER_LINE.match(following) is not None or (
-                following[:1] in (b" ", b"\t") and bool(kept)
-            )
-            if line.startswith(b"--") or not next_ok:
-                kept += lines[index:]  # the body really starts here (e.g. no blank line after the header)
-                break
-            dropped += 1
-            continue
-        known = known or field.group(1).lower() in _KNOWN_FIELDS
-        normalized = field.group(1) + b":" + line[field.end() :]
-        changed = changed or normalized != line
-        kept.append(normalized)
-    if not known or (not dropped and not changed):
-        return raw, None
-    problem = (
-        f"header: {dropped} malformed line(s) dropped"
-        if dropped
-        else "header: malformed field names repaired"
-    )
-    return b"\n".join(kept) + rest, problem
 
 
 def _charset_hint(msg: Message) -> str | None:
@@ -129,8 +60,36 @@ def _charset_hint(msg: Message) -> str | None:
     return None
 
 
+def _has_address(address: Address) -> bool:
+    local, at, domain = address.address.rpartition("@")
+    return bool(at and local and domain)
+
+
+def _from_field(msg: Message, hint: str | None, problems: list[str]) -> Address | None:
+    """The author from the From field(s). Of two or more From fields (RFC 5322 allows one), the
+    first with a real address is used, and the duplication is recorded."""
+    per_field = [
+        [a for a in parse_addresses([value], hint, problems, "from") if a.address or a.name]
+        for value in raw_values(msg, "from")
+    ]
+    usable = [addresses for addresses in per_field if addresses]
+    if len(per_field) < 2 or not usable:
+        return usable[0][0] if usable else None
+    with_address = [a for addresses in usable for a in addresses if _has_address(a)]
+    if with_address and not any(_has_address(a) for a in per_field[0]):
+        problems.append(
+            f"from: {len(per_field)} From fields, the first without an address: used the one with an address"
+        )
+        return with_address[0]
+    problems.append(f"from: {len(per_field)} From fields, the first one used")
+    return usable[0][0]
+
+
 def _sender(msg: Message, hint: str | None, problems: list[str]) -> Address | None:
-    for name in ("from", "sender", "reply-to", "return-path"):
+    author = _from_field(msg, hint, problems)
+    if author is not None:
+        return author
+    for name in ("sender", "reply-to", "return-path"):
         addresses = parse_addresses(raw_values(msg, name), hint, problems, name)
         usable = [a for a in addresses if a.address or a.name]
         if usable:
@@ -195,10 +154,9 @@ def _parse(raw: bytes, result: ParsedMessage) -> None:
     if not raw.strip():
         problems.append("empty input")
         return
-    unrepaired: tuple[bytes, str | None] = (raw, None)
-    repaired, repair_problem = _guard(problems, "header repair", lambda: repair_header_block(raw), unrepaired)
-    if repair_problem:
-        problems.append(repair_problem)
+    unrepaired: tuple[bytes, list[str]] = (raw, [])
+    repaired, repairs = _guard(problems, "header repair", lambda: recover_header_block(raw), unrepaired)
+    problems += repairs
     msg = email.message_from_bytes(repaired, policy=compat32)
     if not msg.keys():
         problems.append("no header fields found, whole input read as body")
@@ -269,6 +227,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
                 if isinstance(raw, (bytearray, memoryview))
                 else str(raw).encode("utf-8", "surrogateescape")
             )
+        result.content_digest = _guard(result.problems, "fingerprint", lambda: content_digest(raw), None)
         _parse(raw, result)
     except Exception as exc:  # last resort: the message survives with what we have
         result.problems.append(f"parser: unexpected {type(exc).__name__}")

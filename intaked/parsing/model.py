@@ -39,6 +39,8 @@ class ParsedMessage:
     ``precedence:bulk``, ``list-id``, ``dsn``, ``sender:mailer-daemon``); empty for a person's mail.
     ``spam_fields`` holds the header fields a spam filter wrote (name containing "spam").
     ``problems`` lists what could not be read cleanly; a message with problems is still a message.
+    ``content_digest`` is the content fingerprint of the raw bytes (:mod:`intaked.parsing.fingerprint`):
+    what tells a resent copy from a different mail reusing the same Message-ID.
     """
 
     subject: str = ""
@@ -58,3 +60,4 @@ class ParsedMessage:
     authentication_results: list[str] = field(default_factory=list)
     spam_fields: list[tuple[str, str]] = field(default_factory=list)  # (name lower case, value)
     problems: list[str] = field(default_factory=list)
+    content_digest: str | None = None

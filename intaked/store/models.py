@@ -206,6 +206,7 @@ class Message(Base):
     header_references: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     dedupe_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    content_digest: Mapped[str | None] = mapped_column(String(64))
     inbound_item_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_items.id", ondelete="SET NULL"))
     parse_problems: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

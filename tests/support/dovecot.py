@@ -4,7 +4,9 @@ Debian's ``dovecot-imapd`` (scripts/test installs it). Dovecot refuses to run it
 as root, so the config names ``default_internal_user = dovecot`` and ``default_login_user =
 dovenull``; users come from a passwd-file; mail lives in maildirs owned by ``dovecot``.
 ``capabilities`` overrides what the server advertises (e.g. without IDLE or MOVE) to exercise
-the client's fallbacks.
+the client's fallbacks. ``lmtp=True`` also runs Dovecot's LMTP server (Debian's ``dovecot-lmtpd``)
+so mail is delivered the way an MTA hands it over, with the trace fields Dovecot adds
+(Return-Path, Delivered-To, Received): :meth:`Dovecot.deliver`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import pwd
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -23,6 +26,7 @@ from types import TracebackType
 from imapclient import IMAPClient
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+DOVECOT_LMTP = Path("/usr/lib/dovecot/lmtp")
 USER = "helpdesk@example.com"
 PASSWORD = "s3cret-imap"
 FULL_CAPABILITIES = (
@@ -43,6 +47,14 @@ def dovecot_unavailable_reason() -> str | None:
     return None
 
 
+def dovecot_lmtp_unavailable_reason() -> str | None:
+    if reason := dovecot_unavailable_reason():
+        return reason
+    if not DOVECOT_LMTP.exists():
+        return "Dovecot's LMTP server is missing (Debian package dovecot-lmtpd; scripts/test installs it)"
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -52,8 +64,9 @@ def free_port() -> int:
 class Dovecot:
     """Start with ``with Dovecot() as server:``; ``server.port``, ``server.client()``."""
 
-    def __init__(self, capabilities: str | None = None) -> None:
+    def __init__(self, capabilities: str | None = None, *, lmtp: bool = False) -> None:
         self.port = free_port()
+        self.lmtp_port = free_port() if lmtp else None
         self.capabilities = capabilities
         self.base = Path(tempfile.mkdtemp(prefix="intaked-dovecot-", dir="/tmp"))
         self._proc: subprocess.Popen[bytes] | None = None
@@ -70,11 +83,24 @@ class Dovecot:
     def _config(self) -> str:
         base = self.base
         capability = f"imap_capability = {self.capabilities}\n" if self.capabilities else ""
+        lmtp = (
+            f"""
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {self.lmtp_port}
+  }}
+}}
+"""
+            if self.lmtp_port
+            else ""
+        )
         return f"""
 base_dir = {base}/run
 state_dir = {base}/state
 log_path = {base}/dovecot.log
-protocols = imap
+protocols = imap{" lmtp" if self.lmtp_port else ""}
+{lmtp}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -149,6 +175,12 @@ protocol imap {{
                 client.create_folder(folder)
             for raw in messages:
                 client.append(folder, raw)
+
+    def deliver(self, raw: bytes, sender: str, recipient: str = USER) -> None:
+        """Deliver ``raw`` through Dovecot's LMTP server (``lmtp=True``), as an MTA would."""
+        assert self.lmtp_port is not None, "start Dovecot with lmtp=True"
+        with smtplib.LMTP("127.0.0.1", self.lmtp_port) as client:
+            client.sendmail(sender, [recipient], raw)
 
     def count(self, folder: str) -> int:
         with self.client() as client:

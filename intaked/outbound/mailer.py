@@ -79,8 +79,11 @@ class SmtpMailer:
             raise RelayUnavailable(f"relay {cfg.host}:{cfg.port} unreachable: {exc}") from None
         return client
 
-    def send(self, message: bytes, sender: str, recipient: str) -> str:
+    def send(self, message: bytes, sender: str, recipient: str, *, smtputf8: bool = False) -> str:
         """Send one message; returns the relay's reply (its queue id, usually).
+
+        ``smtputf8``: the addresses need SMTPUTF8 (RFC 6531); a relay that does not offer it
+        refuses the message for good (:class:`PermanentFailure` saying so).
 
         A kept connection that the relay closed meanwhile is replaced once, at once: an idle
         timeout on the relay's side is no reason to delay a mail. (A connection used within the
@@ -97,18 +100,27 @@ class SmtpMailer:
         if self._client is None:
             self._client = self._connect()
         try:
-            return self._transaction(self._client, message, sender, recipient, kept=kept)
+            return self._transaction(self._client, message, sender, recipient, kept=kept, smtputf8=smtputf8)
         except _KeptConnectionGone:
             self.close()
         self._client = self._connect()  # the relay dropped the connection we kept: once more, afresh
-        return self._transaction(self._client, message, sender, recipient, kept=False)
+        return self._transaction(self._client, message, sender, recipient, kept=False, smtputf8=smtputf8)
 
     def _transaction(
-        self, client: smtplib.SMTP, message: bytes, sender: str, recipient: str, *, kept: bool
+        self, client: smtplib.SMTP, message: bytes, sender: str, recipient: str, *, kept: bool, smtputf8: bool
     ) -> str:
         try:
+            options: list[str] = []
+            if smtputf8:
+                if not client.has_extn("smtputf8"):
+                    cfg = self._settings
+                    raise PermanentFailure(
+                        f"the relay {cfg.host}:{cfg.port} does not offer SMTPUTF8, which the address "
+                        f"{recipient} needs (RFC 6531); not sent"
+                    )
+                options.append("SMTPUTF8")
             try:
-                code, reply = client.mail(sender)
+                code, reply = client.mail(sender, options)
             except (OSError, smtplib.SMTPServerDisconnected) as exc:
                 if kept:
                     raise _KeptConnectionGone(str(exc)) from None

@@ -196,3 +196,36 @@ def test_login_without_tls_works_when_allowed(sqlite_url: str) -> None:
     finally:
         daemon.stop()
         sink.stop()
+
+
+def test_a_row_queued_by_an_older_intaked_with_the_display_name_in_from_is_sent(
+    sqlite_url: str, sink: SmtpSink
+) -> None:
+    from intaked.outbound.dispatcher import dispatch_once
+    from intaked.outbound.outbox import enqueue
+    from intaked.store.types import utcnow
+
+    intake = Intake(sqlite_url, CHINESE_FROM)
+    payload = {  # what an older intaked queued: the whole setting in "from", no "from_name"
+        "from": CHINESE_FROM,
+        "to": "lin@example.org",
+        "to_name": "Lin",
+        "subject": "[IT-202612-00001] 印表機卡紙",
+        "text": "已收到",
+        "message_id": "ack.0123456789abcdef0123456789abcdef@example.com.tw",
+        "in_reply_to": None,
+        "references": [],
+        "auto_submitted": "auto-replied",
+    }
+    with intake.engine.begin() as conn:
+        row = {"kind": "mail", "purpose": "ack", "idempotency_key": "ack:old", "recipient": "lin@example.org"}
+        enqueue(conn, [{**row, "payload": payload}], utcnow())
+    settings = make_settings(sqlite_url, outbound_mail={"host": "127.0.0.1", "port": sink.port})
+    assert dispatch_once(intake.engine, settings) == 1
+    (mail,) = sink.messages()
+    assert mail.mail_from == HELPDESK
+    assert (mail.message["From"].addresses[0].display_name, mail.message["From"].addresses[0].addr_spec) == (
+        "IT 服務台",
+        HELPDESK,
+    )
+    assert [r.state for r in rows(intake.engine, outbox_table)] == ["sent"]

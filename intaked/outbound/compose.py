@@ -144,8 +144,9 @@ def mail_payload(
 
 
 def needs_smtputf8(payload: dict[str, Any]) -> bool:
-    """Whether the mail's addresses need SMTPUTF8 (RFC 6531): a recipient such as josé@example.com."""
-    return not (str(payload["to"]) + str(payload["from"])).isascii()
+    """Whether the mail's recipient needs SMTPUTF8 (RFC 6531), such as josé@example.com (our own
+    address is ASCII: intaked/sender_address.py)."""
+    return not str(payload["to"]).isascii()
 
 
 def build_message(payload: dict[str, Any], now: dt.datetime) -> bytes:

@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import Engine
 
 from intaked.config import Settings
-from intaked.outbound.compose import build_message, needs_smtputf8
+from intaked.outbound.compose import build_message
 from intaked.outbound.mailer import PermanentFailure, RelayUnavailable, SmtpMailer, TemporaryFailure
 from intaked.outbound.outbox import OutboxRow, claim_due, defer, hand_back, mark_failed, mark_sent
 from intaked.sender_address import parse_sender
@@ -88,7 +88,7 @@ def _send_row(
     try:
         message = build_message(row.payload, utcnow())
         sender = parse_sender(row.payload["from"]).addr_spec  # "Name <address>" in rows of old versions
-        reply = mailer.send(message, sender, row.recipient, smtputf8=needs_smtputf8(row.payload))
+        reply = mailer.send(message, sender, row.recipient)
     except PermanentFailure as exc:
         refusal = str(exc)
         unsettled.record(f"mail {row.id} refused", lambda: mark_failed(engine, row, refusal))

@@ -79,11 +79,11 @@ class SmtpMailer:
             raise RelayUnavailable(f"relay {cfg.host}:{cfg.port} unreachable: {exc}") from None
         return client
 
-    def send(self, message: bytes, sender: str, recipient: str, *, smtputf8: bool = False) -> str:
+    def send(self, message: bytes, sender: str, recipient: str) -> str:
         """Send one message; returns the relay's reply (its queue id, usually).
 
-        ``smtputf8``: the addresses need SMTPUTF8 (RFC 6531); a relay that does not offer it
-        refuses the message for good (:class:`PermanentFailure` saying so).
+        An address that is not ASCII (josé@example.com) is sent with SMTPUTF8 (RFC 6531); a relay
+        that does not offer it refuses the message for good (:class:`PermanentFailure` saying so).
 
         A kept connection that the relay closed meanwhile is replaced once, at once: an idle
         timeout on the relay's side is no reason to delay a mail. (A connection used within the
@@ -100,23 +100,23 @@ class SmtpMailer:
         if self._client is None:
             self._client = self._connect()
         try:
-            return self._transaction(self._client, message, sender, recipient, kept=kept, smtputf8=smtputf8)
+            return self._transaction(self._client, message, sender, recipient, kept=kept)
         except _KeptConnectionGone:
             self.close()
         self._client = self._connect()  # the relay dropped the connection we kept: once more, afresh
-        return self._transaction(self._client, message, sender, recipient, kept=False, smtputf8=smtputf8)
+        return self._transaction(self._client, message, sender, recipient, kept=False)
 
     def _transaction(
-        self, client: smtplib.SMTP, message: bytes, sender: str, recipient: str, *, kept: bool, smtputf8: bool
+        self, client: smtplib.SMTP, message: bytes, sender: str, recipient: str, *, kept: bool
     ) -> str:
         try:
             options: list[str] = []
-            if smtputf8:
+            if not (sender + recipient).isascii():
                 if not client.has_extn("smtputf8"):
                     cfg = self._settings
                     raise PermanentFailure(
                         f"the relay {cfg.host}:{cfg.port} does not offer SMTPUTF8, which the address "
-                        f"{recipient} needs (RFC 6531); not sent"
+                        f"{recipient if not recipient.isascii() else sender} needs (RFC 6531); not sent"
                     )
                 options.append("SMTPUTF8")
             try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ EXIT_NOT_FOUND = 1
 EXIT_UNAVAILABLE = 69
 EXIT_CONFIG = 78
 DAEMON_COMMAND = "run"
+PRIVATE_UMASK = 0o077
 
 
 class CommandGroup(Protocol):
@@ -124,6 +126,8 @@ def _print_json(data: Any) -> None:
 
 def _cmd_check_config(settings: Settings, source: str) -> int:
     print(f"# configuration from {source}: valid")
+    sender = settings.outbound_mail.sender
+    print(f"# From header: {sender.header_value()}  ({sender.readable()})")
     _print_json(masked_dump(settings))
     if not settings.smtp_intake.recipients and settings.smtp_intake.enabled:
         print("# note: smtp_intake.recipients is empty: every recipient is accepted", file=sys.stderr)
@@ -360,6 +364,16 @@ def _print_ticket_detail(ticket: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # What intaked writes (the SQLite database and its -wal/-shm files, the state directory, lock
+    # files; also in the processes it starts) is its owner's alone: 0600 files, 0700 directories.
+    previous_umask = os.umask(PRIVATE_UMASK)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(previous_umask)  # the same process may go on (tests call main)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     words = sys.argv[1:] if argv is None else argv
     args = _parser(with_command_groups=not _runs_the_daemon(words)).parse_args(words)
     try:

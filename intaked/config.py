@@ -19,8 +19,9 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -35,6 +36,8 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from intaked.sender_address import SenderAddress, parse_sender
 
 DEFAULT_CONFIG_PATH = Path("/etc/intaked/intaked.toml")
 ENV_CONFIG_PATH = "INTAKED_CONFIG"
@@ -145,15 +148,21 @@ class OutboundMailSettings(_Section):
     starttls: bool = False
     username: str = ""
     password: SecretStr = SecretStr("")
-    from_address: str = "helpdesk@localhost"
+    # AUTH over a connection without TLS sends the password readable to anyone on the path.
+    allow_plaintext_auth: bool = False
+    from_address: str = "helpdesk@localhost"  # "helpdesk@example.com" or "IT 服務台 <helpdesk@example.com>"
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
 
     @field_validator("from_address")
     @classmethod
     def _check_from(cls, value: str) -> str:
-        if "@" not in value:
-            raise ValueError(f"{value!r} is not an e-mail address")
+        parse_sender(value)
         return value
+
+    @property
+    def sender(self) -> SenderAddress:
+        """``from_address`` parsed: the bare address, its domain, the display name."""
+        return parse_sender(self.from_address)
 
 
 class ImapMailboxSettings(_Section):
@@ -977,6 +986,17 @@ class Settings(_Section):
         return self
 
     @model_validator(mode="after")
+    def _no_smtp_password_in_clear(self) -> Settings:
+        mail = self.outbound_mail
+        if mail.username and not mail.starttls and not mail.allow_plaintext_auth:
+            raise ValueError(
+                "outbound_mail.username: logging in to the relay without TLS would send the password "
+                "in clear (outbound_mail.starttls is false); set outbound_mail.starttls = true, or, "
+                "on a network you trust, outbound_mail.allow_plaintext_auth = true"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _webhooks_reachable(self) -> Settings:
         if self.twilio.enabled and self.webhooks.listen and not self.webhooks.public_url:
             raise ValueError(
@@ -1109,6 +1129,40 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
+@lru_cache(maxsize=1)
+def _secret_field_names(model: type[BaseModel]) -> frozenset[str]:
+    """The names of the SecretStr fields anywhere under ``model`` (password, auth_token, ...)."""
+    names: set[str] = set()
+    seen: set[type[BaseModel]] = set()
+
+    def walk(annotation: Any) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if annotation in seen:
+                return
+            seen.add(annotation)
+            for name, info in annotation.model_fields.items():
+                if info.annotation is SecretStr:
+                    names.add(name)
+                walk(info.annotation)
+        for arg in get_args(annotation):
+            walk(arg)
+
+    walk(model)
+    return frozenset(names)
+
+
+def _is_secret(loc: tuple[int | str, ...]) -> bool:
+    """Whether the value at ``loc`` is a secret (a SecretStr field or one of :data:`SECRET_KEYS`,
+    wherever it came from: file, credential or environment): an error never shows it."""
+    names = [part for part in loc if isinstance(part, str)]
+    return bool(names) and (names[-1] in _secret_field_names(Settings) or ".".join(names) in SECRET_KEYS)
+
+
+def _may_echo(value: Any) -> bool:
+    """Whether an error may show its value: a scalar, not a table or list that may hold a secret."""
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 def _format_validation_error(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
@@ -1119,7 +1173,9 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
             reason = "required key is missing"
         else:
             reason = err["msg"].removeprefix("Value error, ")
-            if err["type"] not in ("value_error",) and "input" in err:
+            if _is_secret(err["loc"]):
+                reason += " (the value is a secret: not shown)"
+            elif err["type"] not in ("value_error",) and "input" in err and _may_echo(err["input"]):
                 reason += f" (got {err['input']!r})"
         if not err["loc"] and re.match(r"^[a-z][\w.\[\]-]*: ", reason):  # a cross-key check names its key
             lines.append(f"{source}: {reason}")

@@ -425,7 +425,7 @@ def test_secrets_from_environment_and_credentials(tmp_path: Path) -> None:
 def test_check_config_prints_masked_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(
         tmp_path,
-        '[outbound_mail]\npassword = "hunter2"\nusername = "svc"\n'
+        '[outbound_mail]\npassword = "hunter2"\nusername = "svc"\nstarttls = true\n'
         '[smtp_intake]\nrecipients = ["helpdesk@example.com"]\n',
     )
     assert main(["check-config", "--config", str(path)]) == 0

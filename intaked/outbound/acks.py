@@ -37,7 +37,7 @@ class AckCandidate:
 
 def our_addresses(settings: Settings) -> set[str]:
     """Addresses that are us: mail from them is never answered."""
-    addresses = {settings.outbound_mail.from_address.lower()}
+    addresses = {settings.outbound_mail.sender.addr_spec.lower()}
     addresses.update(a for a in settings.smtp_intake.recipients if not a.startswith("@"))
     addresses.update(m.username.lower() for m in settings.imap if "@" in m.username)
     addresses.update(a.lower() for a in settings.acknowledgements.our_addresses)

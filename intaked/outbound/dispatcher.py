@@ -25,6 +25,7 @@ from intaked.config import Settings
 from intaked.outbound.compose import build_message
 from intaked.outbound.mailer import PermanentFailure, RelayUnavailable, SmtpMailer, TemporaryFailure
 from intaked.outbound.outbox import OutboxRow, claim_due, defer, hand_back, mark_failed, mark_sent
+from intaked.sender_address import parse_sender
 from intaked.store.settle import OutcomeHeld, Unsettled, store_unavailable
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
@@ -86,7 +87,8 @@ def _send_row(
     )
     try:
         message = build_message(row.payload, utcnow())
-        reply = mailer.send(message, row.payload["from"], row.recipient)
+        sender = parse_sender(row.payload["from"]).addr_spec  # "Name <address>" in rows of old versions
+        reply = mailer.send(message, sender, row.recipient)
     except PermanentFailure as exc:
         refusal = str(exc)
         unsettled.record(f"mail {row.id} refused", lambda: mark_failed(engine, row, refusal))

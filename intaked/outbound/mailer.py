@@ -82,6 +82,9 @@ class SmtpMailer:
     def send(self, message: bytes, sender: str, recipient: str) -> str:
         """Send one message; returns the relay's reply (its queue id, usually).
 
+        An address that is not ASCII (josé@example.com) is sent with SMTPUTF8 (RFC 6531); a relay
+        that does not offer it refuses the message for good (:class:`PermanentFailure` saying so).
+
         A kept connection that the relay closed meanwhile is replaced once, at once: an idle
         timeout on the relay's side is no reason to delay a mail. (A connection used within the
         last few seconds is trusted without asking: a NOOP per mail would cost a round trip each.)
@@ -107,8 +110,17 @@ class SmtpMailer:
         self, client: smtplib.SMTP, message: bytes, sender: str, recipient: str, *, kept: bool
     ) -> str:
         try:
+            options: list[str] = []
+            if not (sender + recipient).isascii():
+                if not client.has_extn("smtputf8"):
+                    cfg = self._settings
+                    raise PermanentFailure(
+                        f"the relay {cfg.host}:{cfg.port} does not offer SMTPUTF8, which the address "
+                        f"{recipient if not recipient.isascii() else sender} needs (RFC 6531); not sent"
+                    )
+                options.append("SMTPUTF8")
             try:
-                code, reply = client.mail(sender)
+                code, reply = client.mail(sender, options)
             except (OSError, smtplib.SMTPServerDisconnected) as exc:
                 if kept:
                     raise _KeptConnectionGone(str(exc)) from None

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from intaked.config import Settings, effective_database_url
+from intaked.store.files import prepare_database_files
 
 READ_ONLY_OPTION = "intaked_read_only"
 #: SQLAlchemy inserts a batch of N rows with one statement of N value groups: a statement of its
@@ -58,7 +59,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int, synchronous: str = "FULL") ->
     parsed = make_url(url)
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        prepare_database_files(Path(database).expanduser())
     engine = create_engine(
         url,
         pool_use_lifo=True,  # the connection used last (warm caches) first; the others stay cold

@@ -9,7 +9,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from tests.support.dovecot import free_port
 
@@ -29,12 +29,17 @@ class Received:
 
 @dataclass
 class SmtpSink:
-    """``mode``: "accept", "tempfail" (451 at DATA) or "permfail" (550 at RCPT)."""
+    """``mode``: "accept", "tempfail" (451 at DATA) or "permfail" (550 at RCPT).
+    ``smtputf8``: offer SMTPUTF8 (RFC 6531). ``login``: (user, password) that AUTH accepts
+    (offered without TLS); ``logins`` records who logged in."""
 
     port: int = field(default_factory=free_port)
     mode: str = "accept"
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
+    smtputf8: bool = True
+    login: tuple[str, str] | None = None
+    logins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -62,6 +67,18 @@ class SmtpSink:
             )
         return f"250 2.0.0 Ok: queued as SINK{len(self.received)}"
 
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and self.login == (
+            data.login.decode("utf-8"),
+            data.password.decode("utf-8"),
+        )
+        if ok:
+            with self._lock:
+                self.logins.append(data.login.decode("utf-8"))
+        return AuthResult(success=ok)
+
     def start(self) -> SmtpSink:
         ready = threading.Event()
 
@@ -71,7 +88,13 @@ class SmtpSink:
 
             async def serve() -> None:
                 def session() -> SMTP:
-                    protocol = SMTP(self, enable_SMTPUTF8=True, decode_data=False, loop=loop)
+                    auth: dict[str, Any] = {}
+                    if self.login is not None:
+                        auth = {  # offered, not required: aiosmtpd warns on requiring AUTH without TLS
+                            "auth_require_tls": False,
+                            "authenticator": self._authenticate,
+                        }
+                    protocol = SMTP(self, enable_SMTPUTF8=self.smtputf8, decode_data=False, loop=loop, **auth)
                     self._sessions.append(protocol)
                     return protocol
 

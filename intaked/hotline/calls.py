@@ -458,12 +458,7 @@ def set_menu_choice(
         if security:
             detail.update(category=SECURITY_CATEGORY, team=settings.hotline.security_team)
         events.append(_event(ticket["id"], "routed", now, detail=detail))
-        if (
-            values.get("suggestion_trusted")
-            and suggested in PAGED_PRIORITIES
-            and settings.paging.policies
-            and suggested is not None
-        ):
+        if values.get("suggestion_trusted") and suggested in PAGED_PRIORITIES and suggested is not None:
             page_id = start_page(
                 conn,
                 settings,

@@ -116,11 +116,15 @@ def start_page(
 ) -> int | None:
     """Start paging for ``ticket_id`` in the caller's transaction and run the first step at once.
 
-    Returns the new page's id; None when the priority is not paged, the ticket has an active
+    Returns the new page's id; None when the priority is not paged (a P1/P2 without a policy:
+    event ``page_not_started`` and an error in the log), the ticket has an active
     page (a confirmed priority then clears its *unconfirmed* mark), or someone already took
     command. A ticket whose earlier page was cancelled or given up is paged again."""
-    policy = freeze_policy(settings, priority) if priority in PAGED_PRIORITIES else None
+    if priority not in PAGED_PRIORITIES:
+        return None
+    policy = freeze_policy(settings, priority)
     if policy is None:
+        _not_started(conn, ticket_id, priority, missing_policy_reason(priority), actor=actor, now=now)
         return None
     commanded = conn.execute(
         select(_pages.c.id).where(_pages.c.ticket_id == ticket_id, _pages.c.state == "acknowledged").limit(1)
@@ -169,6 +173,28 @@ def start_page(
     page = lock_page(conn, page_id)
     _run_step(conn, settings, page, now)
     return int(page_id)
+
+
+def missing_policy_reason(priority: str) -> str:
+    """Why a paged priority pages nobody (``intaked check-config`` says it too)."""
+    return f"no [paging.policies.{priority}] is configured: a {priority} ticket pages nobody"
+
+
+def missing_policies(settings: Settings) -> list[str]:
+    """The paged priorities (P1, P2) without an escalation policy."""
+    return [p for p in PAGED_PRIORITIES if p not in settings.paging.policies]
+
+
+def _not_started(
+    conn: Connection, ticket_id: int, priority: str, reason: str, *, actor: str, now: dt.datetime
+) -> None:
+    """A ticket that should page and pages nobody says so: an event and an error in the log."""
+    number = conn.execute(select(_tickets.c.number).where(_tickets.c.id == ticket_id)).scalar()
+    conn.execute(
+        ticket_event_table.insert(),
+        [event(ticket_id, "page_not_started", {"priority": priority, "reason": reason}, now, actor)],
+    )
+    log.error("page_not_started", ticket=number, ticket_id=ticket_id, priority=priority, reason=reason)
 
 
 def confirm_page(conn: Connection, ticket_id: int, *, actor: str, now: dt.datetime) -> bool:

@@ -131,6 +131,10 @@ def _cmd_check_config(settings: Settings, source: str) -> int:
 
     for note in routing_cli.config_notes(settings):
         print(f"# note: {note}", file=sys.stderr)
+    from intaked.paging.engine import missing_policies, missing_policy_reason
+
+    for priority in missing_policies(settings):
+        print(f"# warning: {missing_policy_reason(priority)}", file=sys.stderr)
     return 0
 
 
@@ -360,7 +364,18 @@ def _print_ticket_detail(ticket: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; everything a command prints goes through intaked/terminal.py, so text
+    from mail or callers never reaches the operator's terminal as control sequences."""
     words = sys.argv[1:] if argv is None else argv
+    if _runs_the_daemon(words):
+        return _main(words)
+    from intaked.terminal import safe_output
+
+    with safe_output():
+        return _main(words)
+
+
+def _main(words: Sequence[str]) -> int:
     args = _parser(with_command_groups=not _runs_the_daemon(words)).parse_args(words)
     try:
         settings, path = load_settings(args.config)

@@ -213,10 +213,12 @@ def start_pages_for_priorities(engine: Engine, settings: Settings, now: dt.datet
     """Follow priorities set outside intaked's commands (another tool wrote ``tickets.priority``
     or ``status``): page every open P1/P2 ticket that has no page, confirm unconfirmed pages whose
     ticket now has a P1/P2 priority, and cancel active pages whose ticket was lowered below P2,
-    resolved or closed. Cheap when there is nothing to do: indexed queries on few rows."""
+    resolved or closed. Cheap when there is nothing to do: indexed queries on few rows. A P1/P2
+    without a policy pages nobody: its ticket gets ``page_not_started`` once."""
+    now = now or utcnow()
+    _say_unpaged(engine, settings, now)
     if not settings.paging.policies:
         return 0
-    now = now or utcnow()
     paged = [p for p in PAGED_PRIORITIES if p in settings.paging.policies]
     missing = (
         select(_tickets.c.id, _tickets.c.priority, _tickets.c.triaged_by)
@@ -265,6 +267,33 @@ def start_pages_for_priorities(engine: Engine, settings: Settings, now: dt.datet
             elif why is not None:
                 done += cancel_page(conn, ticket_id, reason=why, actor="intaked", now=now)
     return done
+
+
+def _say_unpaged(engine: Engine, settings: Settings, now: dt.datetime) -> int:
+    """Open tickets whose P1/P2 (written by another tool) has no policy, and that have no page
+    and no ``page_not_started`` yet, get that event and an error in the log."""
+    unpaged = missing_policies(settings)
+    if not unpaged:
+        return 0
+    events = ticket_event_table
+    query = (
+        select(_tickets.c.id, _tickets.c.priority)
+        .where(
+            _tickets.c.priority.in_(unpaged),
+            _tickets.c.status.in_(("new", "open", "pending")),
+            ~exists().where(_pages.c.ticket_id == _tickets.c.id),
+            ~exists().where(events.c.ticket_id == _tickets.c.id, events.c.kind == "page_not_started"),
+        )
+        .limit(100)
+    )
+    with read_only(engine).connect() as conn:
+        rows = conn.execute(query).all()
+    for row in rows:
+        with engine.begin() as conn:
+            if conn.execute(query.where(_tickets.c.id == row.id)).first() is not None:  # still so
+                reason = missing_policy_reason(row.priority)
+                _not_started(conn, row.id, row.priority, reason, actor="intaked", now=now)
+    return len(rows)
 
 
 def _follow_up(unconfirmed: bool, priority: str | None, status: str) -> str | None:

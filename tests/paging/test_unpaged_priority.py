@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from intaked.config import Settings
-from intaked.store.models import page_table, ticket_event_table
-from tests.paging.test_engine import CONFIG
+from intaked.paging.engine import missing_policy_reason, start_pages_for_priorities
+from intaked.store.models import page_table, ticket_event_table, ticket_table
+from tests.paging.test_engine import CONFIG, T0, new_ticket
 from tests.routing.test_ingest_routing import DIRECTORY, OUR_MTA, RULES, engine, ingest, raw_mail
 from tests.sla.test_cli import store
 from tests.support.daemon import make_settings
@@ -101,3 +102,30 @@ def test_a_trusted_p1_by_mail_without_a_policy_records_that_nobody_was_paged(
         )
     (detail,) = [json.loads(d) for d in details]
     assert detail["priority"] == "P1" and "pages nobody" in detail["reason"]
+
+
+def test_a_p1_written_by_another_tool_without_a_policy_is_recorded_once(engine: Engine, db_url: str) -> None:
+    settings = make_settings(
+        db_url,
+        people=CONFIG["people"],
+        oncall=CONFIG["oncall"],
+        paging={"policies": {"P2": CONFIG["paging"]["policies"]["P2"]}},  # no P1 policy
+    )
+    ticket_id = new_ticket(engine)
+    with engine.begin() as conn:
+        conn.execute(update(ticket_table).where(ticket_table.c.id == ticket_id).values(priority="P1"))
+    assert start_pages_for_priorities(engine, settings, T0) == 0
+    start_pages_for_priorities(engine, settings, T0)
+    with engine.connect() as conn:
+        details = (
+            conn.execute(
+                select(ticket_event_table.c.detail).where(
+                    ticket_event_table.c.ticket_id == ticket_id,
+                    ticket_event_table.c.kind == "page_not_started",
+                )
+            )
+            .scalars()
+            .all()
+        )
+    (detail,) = [json.loads(d) for d in details]
+    assert detail == {"priority": "P1", "reason": missing_policy_reason("P1")}

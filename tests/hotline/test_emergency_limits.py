@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from intaked.config import Settings
+from intaked.hotline.calls import CallFacts, record_call, set_menu_choice
 from intaked.hotline.emergencies import SUMMARY_PURPOSE
 from intaked.lifecycle import triage
 from intaked.outbound.twilio import TwilioClient
@@ -195,3 +198,37 @@ def test_once_the_window_has_passed_the_same_caller_pages_again(
     send_everything(engine, settings)
     assert len(rows(engine, page_table)) == 2
     assert rows(engine, outbox_table, outbox_table.c.purpose == SUMMARY_PURPOSE) == []
+
+
+def press_1_racing(engine: Engine, settings: Settings, callers: list[str]) -> None:
+    """Calls from ``callers`` are filed, then all press 1 at the same moment, each on its own
+    database thread."""
+    now = dt.datetime.now(dt.UTC)
+    sids = [f"CA{n:032x}" for n in range(len(callers))]
+    for sid, caller in zip(sids, callers, strict=True):
+        with engine.begin() as conn:
+            record_call(conn, settings, CallFacts(sid, caller, HOTLINE, None, now, "ringing"), now)
+    barrier = threading.Barrier(len(sids))
+
+    def press(sid: str) -> None:
+        barrier.wait()
+        with engine.begin() as conn:
+            set_menu_choice(conn, settings, sid, "1", now)
+
+    with ThreadPoolExecutor(len(sids)) as pool:
+        list(pool.map(press, sids))
+
+
+def test_withheld_emergencies_racing_start_one_page(engine: Engine, settings: Settings) -> None:
+    press_1_racing(engine, settings, ["anonymous"] * 6)
+    assert len(rows(engine, ticket_table)) == 6
+    assert len(rows(engine, page_table)) == 1
+    joined = rows(engine, ticket_event_table, ticket_event_table.c.kind == "emergency_joined")
+    assert len(joined) == 5
+
+
+def test_emergencies_from_many_callers_racing_stop_at_the_cap(engine: Engine, settings: Settings) -> None:
+    press_1_racing(engine, settings, [f"+8869110000{n:02d}" for n in range(6)])
+    assert len(rows(engine, page_table)) == 2, "max_unconfirmed_emergency_pages = 2"
+    joined = rows(engine, ticket_event_table, ticket_event_table.c.kind == "emergency_joined")
+    assert len(joined) == 4

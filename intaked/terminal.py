@@ -19,7 +19,7 @@ import io
 import re
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TextIO, cast
 
 #: C0 controls but tab and newline, DEL, and the C1 controls (U+0080..U+009F: CSI is U+009B).
@@ -74,6 +74,7 @@ def safe_output() -> Iterator[None]:
     try:
         yield
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            sys.stdout.flush()
+            sys.stderr.flush()
         sys.stdout, sys.stderr = out, err

@@ -135,6 +135,10 @@ def _cmd_check_config(settings: Settings, source: str) -> int:
 
     for note in routing_cli.config_notes(settings):
         print(f"# note: {note}", file=sys.stderr)
+    from intaked.paging.engine import missing_policies, missing_policy_reason
+
+    for priority in missing_policies(settings):
+        print(f"# warning: {missing_policy_reason(priority)}", file=sys.stderr)
     return 0
 
 
@@ -364,17 +368,24 @@ def _print_ticket_detail(ticket: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # What intaked writes (the SQLite database and its -wal/-shm files, the state directory, lock
-    # files; also in the processes it starts) is its owner's alone: 0600 files, 0700 directories.
+    """The command line. What intaked writes (the SQLite database and its -wal/-shm files, the
+    state directory, lock files; also in the processes it starts) is its owner's alone: 0600 files,
+    0700 directories. Everything a command prints goes through intaked/terminal.py, so text from
+    mail or callers never reaches the operator's terminal as control sequences."""
     previous_umask = os.umask(PRIVATE_UMASK)
     try:
-        return _main(argv)
+        words = sys.argv[1:] if argv is None else argv
+        if _runs_the_daemon(words):
+            return _main(words)
+        from intaked.terminal import safe_output
+
+        with safe_output():
+            return _main(words)
     finally:
         os.umask(previous_umask)  # the same process may go on (tests call main)
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    words = sys.argv[1:] if argv is None else argv
+def _main(words: Sequence[str]) -> int:
     args = _parser(with_command_groups=not _runs_the_daemon(words)).parse_args(words)
     try:
         settings, path = load_settings(args.config)

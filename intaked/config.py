@@ -890,6 +890,8 @@ class HotlineSettings(_Section):
     security_team: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "security"
     security_notify: str = ""
     reconcile_interval: Duration = "5m"
+    emergency_window: Duration = "15m"
+    max_unconfirmed_emergency_pages: Annotated[int, Field(ge=1, le=100)] = 3
 
     @field_validator("desk_number")
     @classmethod

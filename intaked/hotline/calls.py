@@ -9,7 +9,8 @@ on a database thread), used by the webhooks (intaked/channels/hotline.py) and re
   (intaked/hotline/acks.py).
 - :func:`set_menu_choice`: the key pressed at the menu (1 emergency, 2 other, 3 security; none:
   2) routes the ticket (intaked/routing/decide.py ``route_call``); the emergency choice is a
-  trusted P1 suggestion that pages QRC in the same transaction, marked unconfirmed; the security
+  trusted P1 suggestion that pages QRC in the same transaction, marked unconfirmed, unless it
+  joins an emergency already being paged (intaked/hotline/emergencies.py); the security
   choice sets category ``security_incident``, team ``hotline.security_team`` and tells
   ``hotline.security_notify`` by mail.
 - :func:`voicemail_left`: the ``<Record>`` action reported a recording: outcome ``voicemail``.
@@ -34,6 +35,7 @@ from sqlalchemy import Connection, func, insert, select, text, update
 
 from intaked.config import Settings
 from intaked.hotline.acks import queue_caller_acks
+from intaked.hotline.emergencies import emergency_to_join, join_emergency, lock_emergencies
 from intaked.intake.ingest import _with_deadlines, clean_text, to_json
 from intaked.outbound.compose import mail_payload, new_message_id
 from intaked.outbound.outbox import enqueue
@@ -398,12 +400,14 @@ def set_menu_choice(
     """Store the menu choice of ``call_sid`` and route its ticket (see the module's docstring).
     The first choice of a call counts; a replay changes nothing. Raises :class:`UnknownCall`."""
     bound = log.bind(call_sid=call_sid)
+    emergency_key = settings.trust.hotline_emergency_choice
+    if normalise_choice(digit) == emergency_key:
+        lock_emergencies(conn)  # before the rows: see intaked/hotline/emergencies.py
     call = _call_row(conn, call_sid, lock=True)
     if call is None:
         raise UnknownCall(call_sid)
     ticket = _ticket(conn, call["ticket_id"], lock=True)
     own = _first_call_id(conn, ticket["id"]) == call["id"]
-    emergency_key = settings.trust.hotline_emergency_choice
     if call["menu_choice"] is not None:  # a replay: say the same, change nothing
         return MenuOutcome(
             int(ticket["id"]),
@@ -458,12 +462,13 @@ def set_menu_choice(
         if security:
             detail.update(category=SECURITY_CATEGORY, team=settings.hotline.security_team)
         events.append(_event(ticket["id"], "routed", now, detail=detail))
-        if (
-            values.get("suggestion_trusted")
-            and suggested in PAGED_PRIORITIES
-            and settings.paging.policies
-            and suggested is not None
-        ):
+        joins = None
+        if values.get("suggestion_trusted") and choice == emergency_key and suggested in PAGED_PRIORITIES:
+            joins = emergency_to_join(conn, settings, call, int(ticket["id"]))
+        if joins is not None:  # a repeat or a flood: the QRC is told, not paged again
+            join_emergency(conn, settings, call, ticket, joins, now)
+            paged = True
+        elif values.get("suggestion_trusted") and suggested in PAGED_PRIORITIES and suggested is not None:
             page_id = start_page(
                 conn,
                 settings,

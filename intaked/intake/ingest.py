@@ -607,9 +607,8 @@ def _page_trusted_suggestions(
     now: dt.datetime,
 ) -> None:
     """A P1/P2 suggested by a trusted source pages QRC in this same transaction, marked
-    unconfirmed until a person sets the priority (intaked/paging/engine.py)."""
-    if not settings.paging.policies:
-        return
+    unconfirmed until a person sets the priority (intaked/paging/engine.py); without a policy for
+    it the ticket gets a ``page_not_started`` event instead."""
     for row, ticket_id in zip(ticket_rows, ticket_ids, strict=True):
         if row.get("suggestion_trusted") and row.get("suggested_priority") in PAGED_PRIORITIES:
             start_page(

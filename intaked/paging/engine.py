@@ -116,11 +116,15 @@ def start_page(
 ) -> int | None:
     """Start paging for ``ticket_id`` in the caller's transaction and run the first step at once.
 
-    Returns the new page's id; None when the priority is not paged, the ticket has an active
+    Returns the new page's id; None when the priority is not paged (a P1/P2 without a policy:
+    event ``page_not_started`` and an error in the log), the ticket has an active
     page (a confirmed priority then clears its *unconfirmed* mark), or someone already took
     command. A ticket whose earlier page was cancelled or given up is paged again."""
-    policy = freeze_policy(settings, priority) if priority in PAGED_PRIORITIES else None
+    if priority not in PAGED_PRIORITIES:
+        return None
+    policy = freeze_policy(settings, priority)
     if policy is None:
+        _not_started(conn, ticket_id, priority, missing_policy_reason(priority), actor=actor, now=now)
         return None
     commanded = conn.execute(
         select(_pages.c.id).where(_pages.c.ticket_id == ticket_id, _pages.c.state == "acknowledged").limit(1)
@@ -171,6 +175,28 @@ def start_page(
     return int(page_id)
 
 
+def missing_policy_reason(priority: str) -> str:
+    """Why a paged priority pages nobody (``intaked check-config`` says it too)."""
+    return f"no [paging.policies.{priority}] is configured: a {priority} ticket pages nobody"
+
+
+def missing_policies(settings: Settings) -> list[str]:
+    """The paged priorities (P1, P2) without an escalation policy."""
+    return [p for p in PAGED_PRIORITIES if p not in settings.paging.policies]
+
+
+def _not_started(
+    conn: Connection, ticket_id: int, priority: str, reason: str, *, actor: str, now: dt.datetime
+) -> None:
+    """A ticket that should page and pages nobody says so: an event and an error in the log."""
+    number = conn.execute(select(_tickets.c.number).where(_tickets.c.id == ticket_id)).scalar()
+    conn.execute(
+        ticket_event_table.insert(),
+        [event(ticket_id, "page_not_started", {"priority": priority, "reason": reason}, now, actor)],
+    )
+    log.error("page_not_started", ticket=number, ticket_id=ticket_id, priority=priority, reason=reason)
+
+
 def confirm_page(conn: Connection, ticket_id: int, *, actor: str, now: dt.datetime) -> bool:
     """A person set the priority: an unconfirmed page is confirmed (it keeps escalating)."""
     changed = conn.execute(
@@ -187,10 +213,12 @@ def start_pages_for_priorities(engine: Engine, settings: Settings, now: dt.datet
     """Follow priorities set outside intaked's commands (another tool wrote ``tickets.priority``
     or ``status``): page every open P1/P2 ticket that has no page, confirm unconfirmed pages whose
     ticket now has a P1/P2 priority, and cancel active pages whose ticket was lowered below P2,
-    resolved or closed. Cheap when there is nothing to do: indexed queries on few rows."""
+    resolved or closed. Cheap when there is nothing to do: indexed queries on few rows. A P1/P2
+    without a policy pages nobody: its ticket gets ``page_not_started`` once."""
+    now = now or utcnow()
+    _say_unpaged(engine, settings, now)
     if not settings.paging.policies:
         return 0
-    now = now or utcnow()
     paged = [p for p in PAGED_PRIORITIES if p in settings.paging.policies]
     missing = (
         select(_tickets.c.id, _tickets.c.priority, _tickets.c.triaged_by)
@@ -239,6 +267,33 @@ def start_pages_for_priorities(engine: Engine, settings: Settings, now: dt.datet
             elif why is not None:
                 done += cancel_page(conn, ticket_id, reason=why, actor="intaked", now=now)
     return done
+
+
+def _say_unpaged(engine: Engine, settings: Settings, now: dt.datetime) -> int:
+    """Open tickets whose P1/P2 (written by another tool) has no policy, and that have no page
+    and no ``page_not_started`` yet, get that event and an error in the log."""
+    unpaged = missing_policies(settings)
+    if not unpaged:
+        return 0
+    events = ticket_event_table
+    query = (
+        select(_tickets.c.id, _tickets.c.priority)
+        .where(
+            _tickets.c.priority.in_(unpaged),
+            _tickets.c.status.in_(("new", "open", "pending")),
+            ~exists().where(_pages.c.ticket_id == _tickets.c.id),
+            ~exists().where(events.c.ticket_id == _tickets.c.id, events.c.kind == "page_not_started"),
+        )
+        .limit(100)
+    )
+    with read_only(engine).connect() as conn:
+        rows = conn.execute(query).all()
+    for row in rows:
+        with engine.begin() as conn:
+            if conn.execute(query.where(_tickets.c.id == row.id)).first() is not None:  # still so
+                reason = missing_policy_reason(row.priority)
+                _not_started(conn, row.id, row.priority, reason, actor="intaked", now=now)
+    return len(rows)
 
 
 def _follow_up(unconfirmed: bool, priority: str | None, status: str) -> str | None:

@@ -3,12 +3,13 @@
 :func:`sync_tickets` notices what changed on a ticket since its deadlines were last computed,
 whoever changed it (intaked's commands, an agent UI writing ``tickets.priority`` or ``status``
 directly): the snapshot columns ``sla_priority``, ``sla_status`` and ``sla_occurred_at`` hold what
-the deadlines were computed from. It records first response, resolution, reopening and closing
-times, pauses and resumes the resolution clock while the ticket waits on the requester, and
-recomputes the deadlines. :func:`check_due` sends the warnings (``sla.warn_at`` of a target) and
-records the breaches of tickets whose ``sla_next_check_at`` has come, each once per ticket and
-target (outbox idempotency keys). :func:`recompute_open` redoes every open ticket's deadlines
-after a calendar changed. A breach once recorded stays recorded.
+the deadlines were computed from, and ``calendar`` the calendar they were counted on, so a ``team``
+written by another tool whose calendar differs is noticed too. It records first response,
+resolution, reopening and closing times, pauses and resumes the resolution clock while the ticket
+waits on the requester, and recomputes the deadlines. :func:`check_due` sends the warnings
+(``sla.warn_at`` of a target) and records the breaches of tickets whose ``sla_next_check_at`` has
+come, each once per ticket and target (outbox idempotency keys). :func:`recompute_open` redoes every
+open ticket's deadlines after a calendar changed. A breach once recorded stays recorded.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, literal, or_, select, text, update
 
 from intaked.outbound.compose import mail_payload, new_message_id, render_notice
 from intaked.outbound.outbox import enqueue
@@ -47,7 +48,16 @@ COMPUTED_COLUMNS = (
 )
 
 
-def _changed() -> Any:
+def _team_calendar(ctx: SlaContext) -> Any:
+    """SQL for the calendar a ticket's ``team`` counts on (``SlaContext.calendar_name_for``)."""
+    default = ctx.settings.sla.calendar
+    own = {name: team.calendar for name, team in ctx.settings.teams.items() if team.calendar}
+    if not own:
+        return literal(default)
+    return case(own, value=_t.c.team, else_=literal(default))
+
+
+def _changed(ctx: SlaContext) -> Any:
     return and_(
         or_(_t.c.sla_status.is_(None), _t.c.sla_status.in_(WATCHED_STATUSES)),  # index: never all closed ones
         or_(
@@ -58,6 +68,8 @@ def _changed() -> Any:
             _t.c.priority != _t.c.sla_priority,
             and_(_t.c.occurred_at.is_not(None), _t.c.sla_occurred_at.is_(None)),
             _t.c.occurred_at != _t.c.sla_occurred_at,
+            _t.c.calendar.is_(None),
+            _t.c.calendar != _team_calendar(ctx),  # the team (or its calendar) changed
         ),
     )
 
@@ -166,7 +178,7 @@ def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None
     """Bring up to ``limit`` changed tickets up to date; returns how many were."""
     now = now or utcnow()
     with engine.begin() as conn:
-        rows = conn.execute(select(_t).where(_changed()).order_by(_t.c.id).limit(limit)).mappings().all()
+        rows = conn.execute(select(_t).where(_changed(ctx)).order_by(_t.c.id).limit(limit)).mappings().all()
         updates: list[tuple[int, dict[str, Any]]] = []
         events: list[dict[str, Any]] = []
         for row in rows:

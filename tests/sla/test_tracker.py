@@ -360,3 +360,31 @@ def test_tickets_are_born_with_their_triage_deadline(desk: Desk) -> None:
     assert t["triage_due_at"] - t["created_at"] == dt.timedelta(minutes=15)
     assert t["sla_next_check_at"] == t["triage_due_at"] and t["sla_status"] == "new"
     assert sync_tickets(desk.engine, desk.ctx) == 0, "nothing left for the tracker to catch up on"
+
+
+def test_a_team_written_directly_by_another_tool_moves_the_deadlines_to_its_calendar(db_url: str) -> None:
+    """Only ``tickets.team`` changes (nothing else): the tracker notices, and the deadlines are
+    those of the new team's calendar."""
+    desk = Desk(
+        db_url,
+        calendars={"default": {}, "night": {"hours": ["20:00-23:00"]}},
+        teams={"network": {"email": "net@example.com"}, "factory": {"calendar": "night"}},
+    )
+    try:
+        number = desk.report()
+        triage(desk.engine, desk.ctx, number, priority="P3", team="network", by="Chen", now=XMAS_EVE)
+        before = desk.ticket(number)
+        assert before["calendar"] == "default" and local(before["response_due_at"]) == at(28, 11)
+        with desk.engine.begin() as conn:  # an agent UI moves it to the night shift, nothing else
+            conn.execute(text("UPDATE tickets SET team = 'factory' WHERE number = :n"), {"n": number})
+        assert sync_tickets(desk.engine, desk.ctx, now=at(24, 16, 30)) == 1
+        after = desk.ticket(number)
+        assert after["calendar"] == "night"
+        # P3 response: 4 working hours of the night calendar from Thu 24 Dec 16:00: Thu
+        # 20:00-23:00 gives 3, Fri 25 Dec is Constitution Day, the weekend is off: Mon 21:00.
+        assert local(after["response_due_at"]) == at(28, 21)
+        last = desk.events(number)[-1]
+        assert last["kind"] == "deadlines_set" and json.loads(last["detail"])["calendar"] == "night"
+        assert sync_tickets(desk.engine, desk.ctx, now=at(24, 16, 31)) == 0, "nothing changed since"
+    finally:
+        desk.engine.dispose()

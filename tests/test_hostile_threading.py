@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import smtplib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,6 @@ from tests.support.waiting import wait_until
 
 HELPDESK = "helpdesk@example.com"
 OUR_MTA = "mx1.corp.example"
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 def start(url: str, sink: SmtpSink, **sections: Any) -> DaemonThread:
@@ -172,6 +164,46 @@ def test_a_tag_joins_from_the_requester_a_cc_on_the_ticket_an_internal_address_o
         wait_until(lambda: len(inbound(daemon.engine, original["id"])) == 5, what="four replies joined")
         assert len(tickets(daemon.engine)) == 1
         assert "tag_not_trusted" not in kinds(daemon.engine, original["id"])
+    finally:
+        daemon.stop()
+
+
+def test_a_forged_internal_sender_cannot_join_by_tag_when_our_mta_authenticates_mail(
+    db_url: str, sink: SmtpSink
+) -> None:
+    """Most requesters are internal, so From: alone must not vouch for them once our MTA's
+    Authentication-Results are read: the requester's own address, written by an outsider, opens a
+    new linked ticket; the same reply with our MTA's spf=pass joins."""
+    daemon = start(db_url, sink, trust={"internal_domains": ["corp.example"], "authserv_id": OUR_MTA})
+    try:
+        original = file_report(daemon, sink, sender="mei@corp.example")
+        number = original["number"]
+        forged = mail(
+            "mei@corp.example",
+            f"Re: [{number}] 已解決,請關閉",
+            "forged-1@evil.example",
+            extra=f"Authentication-Results: {OUR_MTA}; spf=fail smtp.mailfrom=attacker@evil.example\r\n",
+        )
+        send(daemon.smtp_port, forged, "attacker@evil.example")
+        wait_until(lambda: len(tickets(daemon.engine)) == 2, what="the forged mail filed on its own")
+        first, second = tickets(daemon.engine)
+        assert second["parent_id"] == first["id"]
+        assert [m["header_message_id"] for m in inbound(daemon.engine, first["id"])] == [
+            "report-0@example.com"
+        ]
+        (refused,) = [e for e in events(daemon.engine, second["id"]) if e["kind"] == "tag_not_trusted"]
+        reason = json.loads(refused["detail"])["reason"]
+        assert "internal but our MTA did not authenticate it" in reason and "spf=fail" in reason
+
+        genuine = mail(
+            "mei@corp.example",
+            f"Re: [{number}] 補充",
+            "genuine-1@corp.example",
+            extra=f"Authentication-Results: {OUR_MTA}; spf=pass smtp.mailfrom=mei@corp.example\r\n",
+        )
+        send(daemon.smtp_port, genuine, "mei@corp.example")
+        wait_until(lambda: len(inbound(daemon.engine, first["id"])) == 2, what="the genuine reply joined")
+        assert len(tickets(daemon.engine)) == 2
     finally:
         daemon.stop()
 

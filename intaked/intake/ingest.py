@@ -50,6 +50,7 @@ from intaked.routing.threading import (
     subject_ticket_numbers,
     tag_refusal,
 )
+from intaked.routing.trust import assess_mail
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute
 from intaked.store.models import (
@@ -393,6 +394,17 @@ def _ticket_addresses(conn: Connection, ticket_ids: Sequence[int]) -> dict[int, 
     return found
 
 
+def _unauthenticated(entry: ParsedItem, sender: str | None, settings: Settings) -> str | None:
+    """Why our MTA's Authentication-Results do not vouch for this mail's internal From:, None
+    when they do or when they are not read (no ``trust.authserv_id``)."""
+    if not settings.trust.authserv_id:
+        return None
+    item, parsed, _ = entry
+    fields = parsed.authentication_results if parsed else []
+    verdict = assess_mail(settings.trust, sender, item.envelope_from, fields)
+    return None if verdict.trusted else verdict.reason
+
+
 def _plan_threading(
     plan: _Plan,
     entry: ParsedItem,
@@ -417,6 +429,7 @@ def _plan_threading(
                 on_ticket.get(tagged, set()),
                 settings.trust.internal_domains,
                 ours,
+                _unauthenticated(entry, sender, settings),
             )
         if plan.refused is None:
             plan.existing = tagged

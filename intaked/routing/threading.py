@@ -90,18 +90,23 @@ def tag_refusal(
     on_ticket: Collection[str],
     internal_domains: Sequence[str],
     ours: Collection[str],
+    unauthenticated: str | None = None,
 ) -> str | None:
     """Why a subject tag from ``sender`` may not join the tagged ticket (None: it may).
     ``on_ticket``: the lower-case addresses already on it (requester, senders and recipients of
     its messages); ``ours``: our own addresses, which never vouch for a sender (anyone can write
-    them in a From: field)."""
+    them in a From: field); ``unauthenticated``: when our MTA's Authentication-Results are read
+    (``trust.authserv_id`` set), why they do not vouch for this mail, None when they do or are not
+    read. An internal address our MTA did not authenticate is a forgery from outside, whether or
+    not it is on the ticket: most requesters are internal."""
     address = (sender or "").strip().lower()
     if not address:
         return "the mail has no sender address"
     if address in ours:
         return f"{address} is our own address: a tag in mail from it is not trusted"
-    if address in on_ticket:
-        return None
-    if is_internal(domain_of(address), internal_domains):
+    internal = is_internal(domain_of(address), internal_domains)
+    if internal and unauthenticated is not None:
+        return f"{address} is internal but our MTA did not authenticate it ({unauthenticated})"
+    if address in on_ticket or internal:
         return None
     return f"{address} is neither on the ticket nor internal (trust.internal_domains)"

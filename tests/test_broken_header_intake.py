@@ -5,7 +5,6 @@ defect is recorded, and the acknowledgement arrives at the SMTP sink."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -37,13 +36,6 @@ BROKEN = {
         "The printer on the third floor jams on every page.\n"
     ),
 }
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("shape", sorted(BROKEN))

@@ -54,13 +54,6 @@ def problems(message: Any) -> list[str]:
     return json.loads(message.parse_problems) if message.parse_problems else []
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
-
-
 def test_a_different_mail_reusing_a_message_id_is_its_own_ticket(db_url: str, sink: SmtpSink) -> None:
     daemon = start(db_url, sink)
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import smtplib
-from collections.abc import Iterator
 from email import message_from_string, policy
 from email.header import decode_header, make_header
 from typing import Any
@@ -28,13 +27,6 @@ from tests.support.waiting import wait_until
 HELPDESK = "helpdesk@example.com.tw"
 CHINESE_FROM = f"IT 服務台 <{HELPDESK}>"
 ASCII_FROM = f"IT Helpdesk <{HELPDESK}>"
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 def start(url: str, sink: SmtpSink, **outbound_mail: Any) -> DaemonThread:
@@ -133,6 +125,21 @@ def test_mail_from_our_own_address_with_its_display_name_gets_no_ack(sqlite_url:
     assert rows(intake.engine, outbox_table) == []
     (event,) = [e for e in rows(intake.engine, ticket_event_table) if e.kind == "ack_suppressed"]
     assert json.loads(event.detail)["reason"] == "sent from our own address HELPDESK@example.com.tw"
+
+
+def test_our_other_addresses_written_with_a_display_name_get_no_ack(sqlite_url: str) -> None:
+    """``acknowledgements.our_addresses`` and ``smtp_intake.recipients`` written the way people
+    write addresses (a name, angle brackets, capitals) still name us."""
+    intake = Intake(sqlite_url, CHINESE_FROM)
+    intake.settings = make_settings(
+        sqlite_url,
+        outbound_mail={"from_address": CHINESE_FROM},
+        acknowledgements={"our_addresses": ["IT 服務台 (舊信箱) <IT-Old@Example.com.tw>"]},
+    )
+    intake.ingest(report("it-old@example.com.tw"), envelope_from="it-old@example.com.tw")
+    assert rows(intake.engine, outbox_table) == []
+    (event,) = [e for e in rows(intake.engine, ticket_event_table) if e.kind == "ack_suppressed"]
+    assert json.loads(event.detail)["reason"] == "sent from our own address it-old@example.com.tw"
 
 
 @pytest.mark.parametrize("requester", ["josé@example.com", "用戶@例子.台灣"])

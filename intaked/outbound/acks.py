@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import Connection
@@ -38,10 +39,15 @@ class AckCandidate:
 def our_addresses(settings: Settings) -> set[str]:
     """Addresses that are us: mail from them is never answered."""
     addresses = {settings.outbound_mail.sender.addr_spec.lower()}
-    addresses.update(a for a in settings.smtp_intake.recipients if not a.startswith("@"))
+    addresses.update(_bare(a) for a in settings.smtp_intake.recipients if not a.startswith("@"))
     addresses.update(m.username.lower() for m in settings.imap if "@" in m.username)
-    addresses.update(a.lower() for a in settings.acknowledgements.our_addresses)
+    addresses.update(_bare(a) for a in settings.acknowledgements.our_addresses)
     return addresses
+
+
+def _bare(address: str) -> str:
+    """The lower-case addr-spec of ``address``, also when written ``Name <addr>``."""
+    return (parseaddr(address)[1] or address).strip().lower()
 
 
 def queue_acknowledgements(

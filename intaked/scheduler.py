@@ -150,9 +150,8 @@ class Scheduler:
     ) -> None:
         self.sla = SlaWorker(engine, executor, settings, on_queued)
         self.sweeper = SweepWorker(engine, executor, settings)
-        self.paging = (
-            PagingWorker(engine, executor, settings, on_queued) if settings.paging.policies else None
-        )
+        # Always: without any policy it still marks tool-written P1/P2 tickets ``page_not_started``.
+        self.paging = PagingWorker(engine, executor, settings, on_queued)
         self.hotline = (
             HotlineReconcileWorker(engine, executor, settings, on_queued)
             if settings.twilio.enabled and settings.hotline.enabled
@@ -180,16 +179,15 @@ class Scheduler:
             coalesce=True,
             max_instances=1,
         )
-        if self.paging is not None:
-            self.paging.start()
-            self._scheduler.add_job(
-                on_the_loop(self.paging.wake),
-                "interval",
-                seconds=self._settings.paging.check_seconds,
-                id="paging",
-                coalesce=True,
-                max_instances=1,
-            )
+        self.paging.start()
+        self._scheduler.add_job(
+            on_the_loop(self.paging.wake),
+            "interval",
+            seconds=self._settings.paging.check_seconds,
+            id="paging",
+            coalesce=True,
+            max_instances=1,
+        )
         if self.hotline is not None:
             self.hotline.start()  # a pass at once, then every hotline.reconcile_interval
         self._scheduler.start()
@@ -199,7 +197,6 @@ class Scheduler:
             self._scheduler.shutdown(wait=False)
         await self.sla.stop()
         await self.sweeper.stop()
-        if self.paging is not None:
-            await self.paging.stop()
+        await self.paging.stop()
         if self.hotline is not None:
             await self.hotline.stop()

@@ -17,7 +17,8 @@ from intaked.store.models import page_table, ticket_event_table, ticket_table
 from tests.paging.test_engine import CONFIG, T0, new_ticket
 from tests.routing.test_ingest_routing import DIRECTORY, OUR_MTA, RULES, engine, ingest, raw_mail
 from tests.sla.test_cli import store
-from tests.support.daemon import make_settings
+from tests.support.daemon import DaemonThread, make_settings
+from tests.support.waiting import wait_until
 
 __all__ = ["engine", "store"]
 
@@ -129,3 +130,29 @@ def test_a_p1_written_by_another_tool_without_a_policy_is_recorded_once(engine: 
         )
     (detail,) = [json.loads(d) for d in details]
     assert detail == {"priority": "P1", "reason": missing_policy_reason("P1")}
+
+
+def test_a_daemon_without_any_policy_still_says_a_tool_written_p1_paged_nobody(db_url: str) -> None:
+    """No ``[paging.policies]`` at all (a site that never set paging up): the running daemon still
+    notices a P1 another tool wrote and records that it paged nobody."""
+    daemon = DaemonThread(make_settings(db_url)).start()
+    try:
+        ticket_id = new_ticket(daemon.engine)
+        with daemon.engine.begin() as conn:
+            conn.execute(update(ticket_table).where(ticket_table.c.id == ticket_id).values(priority="P1"))
+
+        def not_started() -> list[str]:
+            with daemon.engine.connect() as conn:
+                return list(
+                    conn.execute(
+                        select(ticket_event_table.c.detail).where(
+                            ticket_event_table.c.ticket_id == ticket_id,
+                            ticket_event_table.c.kind == "page_not_started",
+                        )
+                    ).scalars()
+                )
+
+        (detail,) = wait_until(not_started, timeout=30, what="page_not_started on the tool-written P1")
+        assert json.loads(detail) == {"priority": "P1", "reason": missing_policy_reason("P1")}
+    finally:
+        daemon.stop()

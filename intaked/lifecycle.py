@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.intake.rawbytes import decompress_raw
 from intaked.outbound.acks import AckCandidate, queue_acknowledgements
@@ -23,6 +22,7 @@ from intaked.parsing import parse_message
 from intaked.sla.context import SlaContext, load_context
 from intaked.sla.deadlines import Deadlines, compute
 from intaked.sla.tracker import apply_changes, event, recompute_open
+from intaked.store.dialect import insert_or_merge, locked
 from intaked.store.models import (
     PRIORITIES,
     calendar_override_table,
@@ -52,8 +52,7 @@ class Changed:
 
 def _locked_row(conn: Connection, number: str) -> Any:
     query = select(_t).where(_t.c.number == number)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = locked(conn, query)
     row = conn.execute(query).mappings().first()
     if row is None:
         raise TicketNotFound(number)
@@ -272,8 +271,7 @@ def set_override(
     _known(settings, calendar)
     table = calendar_override_table
     with engine.begin() as conn:
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        statement = dialect_insert(table).values(
+        statement = insert_or_merge(conn, table).values(
             calendar=calendar, day=day, kind=kind, name=name, created_at=utcnow(), created_by=by
         )
         conn.execute(

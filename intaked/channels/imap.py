@@ -30,10 +30,10 @@ import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.config import ImapMailboxSettings
 from intaked.intake.capture import RawItem, insert_items
+from intaked.store.dialect import insert_or_merge
 from intaked.store.models import imap_mailbox_table, inbound_item_table
 from intaked.store.settle import describe_error
 from intaked.store.types import utcnow
@@ -302,9 +302,8 @@ class ImapMailboxWorker:
                 self._upsert(values, last_uid=last_uid, uidvalidity=uidvalidity, conn=own)
             return
         table = imap_mailbox_table
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
-            dialect_insert(table)
+            insert_or_merge(conn, table)
             .values(name=self.settings.name, last_uid=0, **values)
             .on_conflict_do_nothing(index_elements=[table.c.name])
         )

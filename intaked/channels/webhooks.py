@@ -33,10 +33,10 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import structlog
 from aiohttp import web
 from sqlalchemy import Connection, Engine
-from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.channels.webhook_connections import ConnectionPool
 from intaked.config import Settings
+from intaked.store.dialect import insert_or_merge
 from intaked.store.models import webhook_receipt_table
 from intaked.store.settle import describe_error, store_unavailable
 from intaked.store.types import utcnow
@@ -184,9 +184,8 @@ def record_receipt(
 ) -> bool:
     """Remember, in the caller's transaction, that ``endpoint`` acted on ``event`` of ``sid``.
     False when it already had: the caller then changes nothing."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     result = conn.execute(
-        dialect_insert(webhook_receipt_table)
+        insert_or_merge(conn, webhook_receipt_table)
         .values(
             dedupe_key=f"{endpoint}:{sid}:{event}"[:255],
             endpoint=endpoint[:64],

@@ -31,7 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from intaked.config import Settings
 from intaked.hotline.acks import queue_caller_acks
@@ -44,6 +44,7 @@ from intaked.routing.decide import RoutedReport, route_call
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute
 from intaked.sla.targets import wall_time
+from intaked.store.dialect import lock_name, locked
 from intaked.store.models import call_table, message_table, ticket_event_table, ticket_table
 from intaked.store.numbering import allocate_ticket_numbers, ticket_period
 
@@ -129,21 +130,20 @@ def _event(
 def _lock_caller(conn: Connection, from_number: str) -> None:
     """Serialise the calls of one caller id (PostgreSQL; SQLite has a single writer): the same
     CallSid twice, or two calls racing to file a ticket, see each other's committed rows."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"hotline:{from_number}"})
+    lock_name(conn, f"hotline:{from_number}")
 
 
 def _call_row(conn: Connection, call_sid: str, *, lock: bool = False) -> Any:
     query = select(_calls).where(_calls.c.call_sid == call_sid)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    if lock:
+        query = locked(conn, query)
     return conn.execute(query).mappings().first()
 
 
 def _ticket(conn: Connection, ticket_id: int, *, lock: bool = False) -> Any:
     query = select(_tickets).where(_tickets.c.id == ticket_id)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()  # a person's triage cannot slip between read and write
+    if lock:
+        query = locked(conn, query)  # a person's triage cannot slip between read and write
     return conn.execute(query).mappings().one()
 
 

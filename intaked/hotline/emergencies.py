@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, and_, func, not_, or_, select, text, update
+from sqlalchemy import Connection, and_, func, not_, or_, select, update
 
 from intaked.config import Settings
 from intaked.outbound.outbox import enqueue
 from intaked.sla.targets import wall_time
 from intaked.sla.tracker import event
+from intaked.store.dialect import lock_name
 from intaked.store.models import (
     call_table,
     outbox_table,
@@ -77,8 +78,7 @@ def withheld(number: str | None) -> bool:
 def lock_emergencies(conn: Connection) -> None:
     """One emergency decision at a time (PostgreSQL; SQLite has a single writer). Taken before
     any row lock of the call's transaction, so that it can never wait in a cycle."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('hotline:emergency'))"))
+    lock_name(conn, "hotline:emergency")
 
 
 def _live() -> Any:

@@ -21,13 +21,13 @@ import datetime as dt
 
 import structlog
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.channels.webhooks import record_receipt
 from intaked.config import Settings
 from intaked.hotline.callbacks import RecordingStatus, apply_recording_status
 from intaked.hotline.calls import FINAL_STATUSES, CallFacts, call_status, record_call
 from intaked.outbound.twilio import ListedCall, TwilioClient, TwilioFailure
+from intaked.store.dialect import insert_or_merge
 from intaked.store.engine import read_only
 from intaked.store.models import call_table, hotline_checkpoint_table
 from intaked.store.types import utcnow
@@ -55,14 +55,13 @@ def _covered_until(engine: Engine, name: str) -> dt.datetime | None:
 def _save_checkpoint(
     conn: Connection, name: str, now: dt.datetime, *, covered_until: dt.datetime | None, error: str | None
 ) -> None:
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     values = {"name": name, "last_run_at": now, "last_error": error, "updated_at": now}
     changes = {"last_run_at": now, "last_error": error, "updated_at": now}
     if covered_until is not None:
         values["covered_until"] = covered_until
         changes["covered_until"] = covered_until
     conn.execute(
-        dialect_insert(_checkpoints)
+        insert_or_merge(conn, _checkpoints)
         .values(**values)
         .on_conflict_do_update(index_elements=[_checkpoints.c.name], set_=changes)
     )

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.config import Settings
 from intaked.intake.ledger import ClaimedItem
@@ -53,6 +52,7 @@ from intaked.routing.threading import (
 from intaked.routing.trust import assess_mail
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute
+from intaked.store.dialect import insert_or_merge
 from intaked.store.models import (
     attachment_table,
     blob_table,
@@ -213,9 +213,8 @@ def _store_blobs(conn: Connection, contents: Sequence[bytes]) -> list[str]:
             packed, encoding = content, "identity"
         rows[digest] = {"sha256": digest, "size": len(content), "encoding": encoding, "data": packed}
     if rows:
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
-            dialect_insert(_blobs).on_conflict_do_nothing(index_elements=[_blobs.c.sha256]),
+            insert_or_merge(conn, _blobs).on_conflict_do_nothing(index_elements=[_blobs.c.sha256]),
             list(rows.values()),
         )
     return digests

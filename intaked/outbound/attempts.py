@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, select, update
 
 from intaked.paging.hooks import on_attempt_updated
+from intaked.store.dialect import locked
 from intaked.store.models import page_attempt_table, page_table
 
 RANK: dict[str, int] = {
@@ -43,8 +44,7 @@ STAMPS: dict[str, str] = {
 def lock_attempt(conn: Connection, attempt_id: int) -> Row[Any] | None:
     """The attempt's row, locked for the rest of the transaction (PostgreSQL; SQLite has one writer)."""
     query = select(page_attempt_table).where(page_attempt_table.c.id == attempt_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = locked(conn, query)
     return conn.execute(query).first()
 
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Text, and_, bindparam, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.config import Settings
 from intaked.store.claims import claim_due_rows, release_claim
+from intaked.store.dialect import insert_or_merge
 from intaked.store.liveness import Recovery, abandoned, any_abandoned
 from intaked.store.models import message_table, outbox_table, ticket_event_table
 from intaked.store.settle import OutcomeHeld, Unsettled
@@ -75,9 +75,8 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: dt.datetime) 
         }
         for row in rows
     ]
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     result = conn.execute(
-        dialect_insert(outbox_table)
+        insert_or_merge(conn, outbox_table)
         .on_conflict_do_nothing(index_elements=[outbox_table.c.idempotency_key])
         .returning(outbox_table.c.id),
         values,

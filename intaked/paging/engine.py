@@ -26,7 +26,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, Engine, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from intaked.config import PagePolicySettings, Settings
 from intaked.outbound.compose import mail_payload, new_message_id
@@ -34,6 +33,7 @@ from intaked.outbound.outbox import enqueue
 from intaked.paging.texts import PageFacts, confirmation_sms, page_sms
 from intaked.sla.targets import wall_time
 from intaked.sla.tracker import event
+from intaked.store.dialect import insert_or_merge, locked
 from intaked.store.engine import read_only
 from intaked.store.models import (
     outbox_table,
@@ -131,9 +131,8 @@ def start_page(
     ).first()
     if commanded is not None:
         return None
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     page_id = conn.execute(
-        dialect_insert(_pages)
+        insert_or_merge(conn, _pages)
         .values(
             ticket_id=ticket_id,
             priority=priority,
@@ -258,8 +257,7 @@ def start_pages_for_priorities(engine: Engine, settings: Settings, now: dt.datet
             continue  # nothing to change: no transaction
         with engine.begin() as conn:
             query = select(_tickets.c.priority, _tickets.c.status).where(_tickets.c.id == ticket_id)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
+            query = locked(conn, query)
             now_priority, now_status = conn.execute(query).one()
             why = _follow_up(unconfirmed, now_priority, now_status)  # as of now, not of the read above
             if why == "confirm":
@@ -313,8 +311,7 @@ def _follow_up(unconfirmed: bool, priority: str | None, status: str) -> str | No
 
 def lock_page(conn: Connection, page_id: int) -> Any:
     query = select(_pages).where(_pages.c.id == page_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = locked(conn, query)
     return conn.execute(query).mappings().one_or_none()
 
 
@@ -370,9 +367,8 @@ def _queue_attempt(
     address = person.email if channel == "email" else person.phone
     if not address:
         return None
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     attempt_id = conn.execute(
-        dialect_insert(_attempts)
+        insert_or_merge(conn, _attempts)
         .values(
             page_id=page["id"],
             round=round_,

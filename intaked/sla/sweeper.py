@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Engine, select, update
 
-from intaked.sla.tracker import event, try_lock
+from intaked.sla.tracker import event
+from intaked.store.dialect import try_lock_key
 from intaked.store.engine import read_only
 from intaked.store.models import ticket_event_table, ticket_table
 from intaked.store.types import utcnow
@@ -43,7 +44,7 @@ def sweep(engine: Engine, now: dt.datetime | None = None, *, dry_run: bool = Fal
             rows = conn.execute(select(*columns).where(*_due(now)).order_by(_t.c.auto_close_at)).all()
         return [Closed(*row) for row in rows]
     with engine.begin() as conn:
-        if not try_lock(conn, SWEEP_LOCK):
+        if not try_lock_key(conn, SWEEP_LOCK):
             return []
         rows = conn.execute(
             update(_t)

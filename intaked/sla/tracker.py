@@ -21,12 +21,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, and_, bindparam, case, literal, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, literal, or_, select, update
 
 from intaked.outbound.compose import mail_payload, new_message_id, render_notice
 from intaked.outbound.outbox import enqueue
 from intaked.sla.context import SlaContext
 from intaked.sla.deadlines import Deadlines, compute
+from intaked.store.dialect import try_lock_key
 from intaked.store.models import message_table, ticket_event_table, ticket_table
 from intaked.store.types import utcnow
 
@@ -294,19 +295,11 @@ def recompute_open(
                 changed += len(batch)
 
 
-def try_lock(conn: Connection, key: int) -> bool:
-    """One holder at a time across daemons on PostgreSQL (until the transaction ends); SQLite has
-    one writer anyway."""
-    if conn.dialect.name != "postgresql":
-        return True
-    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar_one())
-
-
 def check_due(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None, limit: int = 500) -> int:
     """Warn and record breaches for tickets whose next check has come; returns how many were looked at."""
     now = now or utcnow()
     with engine.begin() as conn:
-        if not try_lock(conn, CHECK_LOCK):
+        if not try_lock_key(conn, CHECK_LOCK):
             return 0
         rows = (
             conn.execute(

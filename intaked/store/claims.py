@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Row, Table, case, or_, select, update
 
+from intaked.store.dialect import locked
 from intaked.store.liveness import new_claim_token
 from intaked.store.settle import Unsettled, store_unavailable
 
@@ -55,8 +56,7 @@ def claim_due_rows(
     )
     try:
         with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
+            query = locked(conn, query, skip_locked=True)
             rows = list(conn.execute(query).all())
             if rows:
                 conn.execute(

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 
+from intaked.store.dialect import insert_or_merge
 from intaked.store.models import ticket_counter_table
 
 _counters = ticket_counter_table
@@ -28,9 +28,8 @@ def ticket_period(prefix: str, when: dt.datetime, timezone: str) -> str:
 
 def _reserve(conn: Connection, period: str, count: int) -> int:
     """Reserve ``count`` consecutive values of ``period``; returns the last one."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        dialect_insert(_counters)
+        insert_or_merge(conn, _counters)
         .values(period=period, last_value=count)
         .on_conflict_do_update(
             index_elements=[_counters.c.period], set_={"last_value": _counters.c.last_value + count}

@@ -308,10 +308,10 @@ async def _start_senders(
 ) -> Callable[[], None]:
     """Start the outbox dispatchers (mail; with Twilio, SMS, calls and voicemail downloads),
     and their share of recovery; returns the function that wakes them."""
-    from intaked.outbound.dispatcher import OutboxDispatcher
+    from intaked.outbound.dispatcher import OutboxDispatcher, smtp_relay
     from intaked.outbound.outbox import recovery
 
-    dispatcher = OutboxDispatcher(engine, executor, settings)
+    dispatcher = OutboxDispatcher(engine, executor, settings, smtp_relay(settings))
     dispatcher.start()
     stoppers.append(dispatcher.stop)
     if not settings.twilio.enabled:

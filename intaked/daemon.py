@@ -178,14 +178,16 @@ class Daemon:
         from intaked.hotline.fetcher import VoicemailFetcher
         from intaked.intake.parsepool import ParsePool
         from intaked.intake.processor import IntakeProcessor
-        from intaked.outbound.dispatcher import OutboxDispatcher
+        from intaked.outbound.dispatcher import OutboxDispatcher, smtp_relay
         from intaked.outbound.outbox import recovery as outbox_recovery
         from intaked.outbound.twilio_dispatcher import TwilioDispatcher
         from intaked.scheduler import Scheduler
 
         assert self.engine is not None and self.keeper is not None
         intake = self.settings.intake
-        self.dispatcher = OutboxDispatcher(self.engine, self.executor, self.settings)
+        self.dispatcher = OutboxDispatcher(
+            self.engine, self.executor, self.settings, smtp_relay(self.settings)
+        )
         self.dispatcher.start()
         if self.settings.twilio.enabled:
             self.pager = TwilioDispatcher(self.engine, self.executor, self.settings)

@@ -25,6 +25,7 @@ from intaked.config import Settings
 from intaked.outbound.compose import build_message
 from intaked.outbound.mailer import PermanentFailure, RelayUnavailable, SmtpMailer, TemporaryFailure
 from intaked.outbound.outbox import OutboxRow, claim_due, defer, hand_back, mark_failed, mark_sent
+from intaked.outbound.relay import MailRelay, RelayFactory
 from intaked.sender_address import parse_sender
 from intaked.store.settle import OutcomeHeld, Unsettled, store_unavailable
 from intaked.store.types import utcnow
@@ -34,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 
 def dispatch_once(
-    engine: Engine, settings: Settings, mailer: SmtpMailer | None = None, unsettled: Unsettled | None = None
+    engine: Engine, settings: Settings, mailer: MailRelay | None = None, unsettled: Unsettled | None = None
 ) -> int:
     """Claim and send one batch of due mail; returns how many rows were handled.
 
@@ -54,7 +55,7 @@ def dispatch_once(
 
 
 def _send_rows(
-    engine: Engine, settings: Settings, mailer: SmtpMailer, rows: list[OutboxRow], unsettled: Unsettled
+    engine: Engine, settings: Settings, mailer: MailRelay, rows: list[OutboxRow], unsettled: Unsettled
 ) -> int:
     for index in range(len(rows)):
         try:
@@ -72,7 +73,7 @@ def _send_rows(
 def _send_row(
     engine: Engine,
     settings: Settings,
-    mailer: SmtpMailer,
+    mailer: MailRelay,
     rows: list[OutboxRow],
     index: int,
     unsettled: Unsettled,
@@ -124,18 +125,27 @@ def _send_row(
             bound.warning("mail_sent_but_claim_lost", to=row.recipient)
 
 
+def smtp_relay(settings: Settings) -> RelayFactory:
+    """The relay factory of the configuration: SMTP to ``outbound_mail``."""
+    return lambda: SmtpMailer(settings.outbound_mail)
+
+
 class OutboxDispatcher(WakeableWorker):
     """Runs :func:`dispatch_once` in ``outbox.senders`` loops whenever there may be mail to send;
-    on stop, rows not yet sent stay queued for the next start."""
+    on stop, rows not yet sent stay queued for the next start. ``relay`` makes the relay of each
+    loop (default: SMTP to ``outbound_mail``)."""
 
-    def __init__(self, engine: Engine, executor: Executor, settings: Settings) -> None:
+    def __init__(
+        self, engine: Engine, executor: Executor, settings: Settings, relay: RelayFactory | None = None
+    ) -> None:
         self._engine = engine
         self._settings = settings
         self._paused_until = 0.0  # monotonic time before which no batch is claimed (relay out)
+        make_relay = relay if relay is not None else smtp_relay(settings)
         # One relay connection per sending loop, kept while there is mail to send.
-        self._mailers: queue.SimpleQueue[SmtpMailer] = queue.SimpleQueue()
+        self._mailers: queue.SimpleQueue[MailRelay] = queue.SimpleQueue()
         for _ in range(settings.outbox.senders):
-            self._mailers.put(SmtpMailer(settings.outbound_mail))
+            self._mailers.put(make_relay())
         super().__init__(
             "outbox",
             executor,

@@ -6,5 +6,7 @@
 * :mod:`.authres` - the ``Authentication-Results`` parser (RFC 8601);
 * :mod:`.trust` - is a suggested priority trusted enough to page at once;
 * :mod:`.decide` - all of it for one new report: the ticket's routing columns and ``routed`` event;
-* :mod:`.cli` - ``intaked rules test`` and ``intaked directory lookup``.
+* :mod:`.checks` - what ``intaked check-config`` notes about routing, the directory and trust.
+
+The commands ``intaked rules test`` and ``intaked directory lookup`` are in :mod:`intaked.commands`.
 """

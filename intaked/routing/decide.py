@@ -162,6 +162,14 @@ def route_call(
     return RoutedReport(facts, result, trust, person)
 
 
+def as_channel(settings: Settings, report: RoutedReport, channel: str) -> RoutedReport:
+    """The same report routed as if it came by another channel (``intaked rules test --channel``)."""
+    facts = replace(report.facts, channel=channel)
+    return RoutedReport(
+        facts, route(compiled_rules(settings), facts, explain=True), report.trust, report.person
+    )
+
+
 def warm_up_routing(settings: Settings) -> None:
     """Compile the rules and load the directory now, not in the first ticket's transaction."""
     compiled_rules(settings)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from intaked.sla.calendar import WorkingCalendar
@@ -147,3 +147,28 @@ def compute(ctx: SlaContext, ticket: Mapping[Any, Any]) -> Deadlines:
         next_check_at=min(due) if due else None,
         snapshot=snapshot,
     )
+
+
+def for_new_ticket(ctx: SlaContext, priority: str, start: dt.datetime, calendar: str) -> Deadlines:
+    """The deadlines a new ticket of ``priority`` filed at ``start`` gets on ``calendar`` (a name
+    in ``ctx.calendars``), as if that calendar were the default one (``intaked sla deadlines``)."""
+    if calendar != ctx.settings.sla.calendar:
+        sla = ctx.settings.sla.model_copy(update={"calendar": calendar})
+        ctx = replace(ctx, settings=ctx.settings.model_copy(update={"sla": sla}))
+    start = start.astimezone(UTC)
+    probe = {
+        "team": None,
+        "created_at": start,
+        "occurred_at": start,
+        "priority": priority,
+        "status": "new",
+        "sla_paused_seconds": 0.0,
+        "resolved_at": None,
+        "triage_breached_at": None,
+        "first_response_at": None,
+        "response_warned_at": None,
+        "response_breached_at": None,
+        "resolution_warned_at": None,
+        "resolution_breached_at": None,
+    }
+    return compute(ctx, probe)

@@ -1,7 +1,8 @@
-"""Read-only views of the store for operators (``intaked tickets ...``)."""
+"""Read-only views of the store for operators (``intaked tickets ...``, ``intaked calls list``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import Engine, select
 from intaked.store.engine import read_only
 from intaked.store.models import (
     attachment_table,
+    call_table,
     inbound_item_table,
     message_table,
     ticket_event_table,
@@ -21,6 +23,8 @@ _messages = message_table
 _attachments = attachment_table
 _events = ticket_event_table
 _items = inbound_item_table
+
+DEFAULT_CALLS_LIMIT = 50
 
 
 def _iso(value: Any) -> Any:
@@ -66,3 +70,54 @@ def ticket_detail(engine: Engine, number: str) -> dict[str, Any] | None:
             )
         ]
         return out
+
+
+def list_calls(
+    engine: Engine,
+    *,
+    since: dt.datetime | None = None,
+    limit: int = DEFAULT_CALLS_LIMIT,
+    tz: dt.tzinfo = dt.UTC,
+) -> list[dict[str, Any]]:
+    """The newest calls (started at or after ``since``), as JSON-ready dicts with times in ``tz``."""
+    query = (
+        select(
+            call_table,
+            ticket_table.c.number.label("ticket"),
+            ticket_table.c.callback_requested,
+        )
+        .join(ticket_table, ticket_table.c.id == call_table.c.ticket_id)
+        .order_by(call_table.c.started_at.desc(), call_table.c.id.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(call_table.c.started_at >= since)
+    with read_only(engine).connect() as conn:
+        found = conn.execute(query).mappings().all()
+
+    def local(value: dt.datetime | None) -> str | None:
+        return value.astimezone(tz).isoformat() if value is not None else None
+
+    return [
+        {
+            "call_sid": row["call_sid"],
+            "started_at": local(row["started_at"]),
+            "ended_at": local(row["ended_at"]),
+            "from": row["from_number"],
+            "caller_name": row["caller_name"],
+            "to": row["to_number"],
+            "ticket": row["ticket"],
+            "menu_choice": row["menu_choice"],
+            "duration_seconds": row["duration_seconds"],
+            "outcome": row["outcome"],
+            "recording_sid": row["recording_sid"],
+            "recording_seconds": row["recording_seconds"],
+            "recording_error": row["recording_error"],
+            "callback_requested": bool(row["callback_requested"]),
+            "transcript": row["transcript"],
+            "transcript_source": row["transcript_source"],
+            "transcript_confidence": row["transcript_confidence"],
+            "source": row["source"],
+        }
+        for row in found
+    ]

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, update
 
 from intaked.cli import main
-from intaked.hotline.cli import excerpt, parse_since
+from intaked.commands.calls import excerpt, parse_since
 from intaked.store.models import ticket_table
 from tests.hotline.calls_support import make_call
 

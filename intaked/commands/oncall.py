@@ -1,9 +1,9 @@
-"""The on-call commands of ``intaked``: who is on duty, overrides, the upcoming shifts.
+"""``intaked oncall now|override|overrides|remove-override|show``: who is on duty, overrides, the
+upcoming shifts.
 
-``intaked oncall now|override|overrides|remove-override|show``. Times given without a UTC offset
-are read in the schedule's time zone; times are printed in it. Exit codes follow :mod:`intaked.cli`:
-1 a looked-up override does not exist, 2 wrong usage (unknown schedule or person, a span that
-ends before it starts).
+Times given without a UTC offset are read in the schedule's time zone; times are printed in it.
+Exit codes follow :mod:`intaked.commands.shared`: 1 a looked-up override does not exist, 2 wrong
+usage (unknown schedule or person, a span that ends before it starts).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
+from intaked.commands.shared import EXIT_NOT_FOUND, EXIT_USAGE, open_engine
 from intaked.config import Settings
 from intaked.paging.oncall import (
     OnDuty,
@@ -28,13 +29,9 @@ from intaked.paging.oncall import (
     upcoming,
     who_is_on_duty,
 )
-from intaked.store.engine import engine_for, read_only
+from intaked.store.engine import read_only
 from intaked.store.migrate import ensure_schema
 from intaked.store.types import utcnow
-
-EXIT_NOT_FOUND = 1
-EXIT_USAGE = 2
-COMMANDS = ("oncall",)
 
 
 class UsageError(Exception):
@@ -57,7 +54,7 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def add_parsers(sub: Any, config_parent: argparse.ArgumentParser) -> None:
+def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     oncall = sub.add_parser("oncall", help="QRC on-call schedules").add_subparsers(
         dest="oncall_command", required=True
     )
@@ -117,7 +114,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _engine(settings: Settings) -> Engine:
-    engine = engine_for(settings, pool_size=2)
+    engine = open_engine(settings)
     try:
         ensure_schema(engine, auto_migrate=settings.database.auto_migrate)
     except BaseException:

@@ -1,31 +1,26 @@
-"""The routing commands of ``intaked``: ``rules test`` (which rules match a mail or a text, and
-why; is the suggestion trusted; who is the requester) and ``directory lookup``.
+"""``intaked rules test``: which routing rules match a mail or a text, and why; whether the
+suggestion is trusted; who the requester is in the directory.
 
-Exit codes as in intaked/cli.py: 0 done; 1 the file (or the directory entry) does not exist;
-2 wrong usage.
+Exit codes as in :mod:`intaked.commands.shared`: 0 done; 1 the file does not exist; 2 wrong usage.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from intaked.commands.directory import person_json, person_line
+from intaked.commands.shared import EXIT_NOT_FOUND, EXIT_USAGE, print_json
 from intaked.config import Settings
 from intaked.parsing import ParsedMessage, parse_message
 from intaked.parsing.model import Address
-from intaked.routing.decide import RoutedReport, route_call, route_mail
-from intaked.routing.directory import Person, directory_for
-from intaked.routing.rules import FIELDS, compiled_rules
-
-EXIT_NOT_FOUND = 1
-EXIT_USAGE = 2
-COMMANDS = ("rules", "directory")
+from intaked.routing.decide import RoutedReport, as_channel, route_call, route_mail
+from intaked.routing.rules import FIELDS
 
 
-def add_parsers(sub: Any, config_parent: argparse.ArgumentParser) -> None:
+def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     rules = sub.add_parser("rules", help="routing rules").add_subparsers(dest="rules_command", required=True)
     test = rules.add_parser(
         "test",
@@ -51,28 +46,13 @@ def add_parsers(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     test.add_argument("--to", action="append", default=[], help="a recipient address (repeatable)")
     test.add_argument("--json", action="store_true", help="JSON output")
 
-    directory = sub.add_parser("directory", help="the employee directory").add_subparsers(
-        dest="directory_command", required=True
-    )
-    lookup = directory.add_parser(
-        "lookup", parents=[config_parent], help="find an employee by e-mail address or phone number"
-    )
-    lookup.add_argument("key", metavar="EMAIL|PHONE")
-    lookup.add_argument("--json", action="store_true", help="JSON output")
-
-
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    if args.command == "rules":
-        return _rules_test(settings, args)
-    return _directory_lookup(settings, args)
-
 
 def _usage(message: str) -> int:
     print(f"intaked rules test: {message}", file=sys.stderr)
     return EXIT_USAGE
 
 
-def _rules_test(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.file and args.text is not None:
         return _usage("give FILE.eml or --text, not both")
     if not args.file and args.text is None:
@@ -111,39 +91,12 @@ def _rules_test(settings: Settings, args: argparse.Namespace) -> int:
             )
             report = route_mail(settings, parsed, args.sender, [], explain=True)
             if channel != "email":
-                report = _with_channel(settings, report, channel)
+                report = as_channel(settings, report, channel)
     if args.json:
-        json.dump(_report_json(report), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        print_json(_report_json(report))
     else:
         _print_report(settings, report)
     return 0
-
-
-def _with_channel(settings: Settings, report: RoutedReport, channel: str) -> RoutedReport:
-    """The same report routed as if it came by another channel (``--channel`` of a test)."""
-    from dataclasses import replace
-
-    from intaked.routing.rules import route
-
-    facts = replace(report.facts, channel=channel)
-    return RoutedReport(
-        facts, route(compiled_rules(settings), facts, explain=True), report.trust, report.person
-    )
-
-
-def _person_json(person: Person | None) -> dict[str, Any] | None:
-    if person is None:
-        return None
-    return {
-        "name": person.name,
-        "email": person.email,
-        "phones": list(person.phones),
-        "extension": person.extension,
-        "department": person.department,
-        "site": person.site,
-        "manager": person.manager,
-    }
 
 
 def _report_json(report: RoutedReport) -> dict[str, Any]:
@@ -169,7 +122,7 @@ def _report_json(report: RoutedReport) -> dict[str, Any]:
         "trusted": report.suggestion_trusted,
         "source_trusted": report.trust.trusted,
         "trust_reason": report.trust.reason,
-        "directory": _person_json(report.person),
+        "directory": person_json(report.person),
     }
 
 
@@ -202,49 +155,4 @@ def _print_report(settings: Settings, report: RoutedReport) -> None:
     elif person is None:
         print("directory: no entry for the sender")
     else:
-        print(f"directory: {_person_line(person)}")
-
-
-def _person_line(person: Person) -> str:
-    parts = [person.name or "-", f"<{person.email}>" if person.email else ""]
-    parts += [f"phones {', '.join(person.phones)}" if person.phones else ""]
-    parts += [f"ext. {person.extension}" if person.extension else ""]
-    parts += [f"department {person.department}" if person.department else ""]
-    parts += [f"site {person.site}" if person.site else ""]
-    parts += [f"manager {person.manager}" if person.manager else ""]
-    return "  ".join(p for p in parts if p)
-
-
-def _directory_lookup(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.directory.path:
-        print("intaked: no directory configured ([directory] path)", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    directory = directory_for(settings)
-    directory.refresh(force=True)
-    if directory.last_error:
-        print(f"intaked: warning: {directory.last_error}", file=sys.stderr)
-    person = directory.lookup(args.key)
-    if person is None:
-        print(f"intaked: no one in the directory with {args.key!r}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    if args.json:
-        json.dump(_person_json(person), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(_person_line(person))
-    return 0
-
-
-def config_notes(settings: Settings) -> list[str]:
-    """Warnings for ``intaked check-config`` about routing, the directory and trust."""
-    notes: list[str] = []
-    path = settings.directory.path
-    if path and not Path(path).is_file():
-        notes.append(f"directory.path {path!r} does not exist (yet): no requester is enriched until it does")
-    pages = [r.name for r in settings.routing.rules if r.suggested_priority in ("P1", "P2")]
-    if pages and not (settings.trust.authserv_id and settings.trust.internal_domains):
-        notes.append(
-            f"rules {', '.join(pages)} suggest P1/P2 but trust.authserv_id or trust.internal_domains is "
-            "empty: no mail is trusted, every suggestion waits for a person"
-        )
-    return notes
+        print(f"directory: {person_line(person)}")

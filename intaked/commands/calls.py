@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import re
 import sys
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
-
+from intaked.commands.shared import EXIT_USAGE, open_engine, print_json
 from intaked.config import Settings
-from intaked.store.engine import engine_for, read_only
 from intaked.store.migrate import current_revision
-from intaked.store.models import call_table, ticket_table
+from intaked.store.queries import DEFAULT_CALLS_LIMIT, list_calls
 
-COMMANDS = ("calls",)
-DEFAULT_LIMIT = 50
 EXCERPT_CHARS = 40
 OUTCOME_LABELS = {
     "voicemail": "voicemail",
@@ -60,7 +55,7 @@ def _limit(text: str) -> int:
     return int(text)
 
 
-def add_parsers(sub: Any, config_parent: argparse.ArgumentParser) -> None:
+def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     calls = sub.add_parser("calls", help="hotline calls").add_subparsers(dest="calls_command", required=True)
     listing = calls.add_parser(
         "list", parents=[config_parent], help="the newest calls: ticket, duration, outcome, voicemail"
@@ -68,7 +63,7 @@ def add_parsers(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     listing.add_argument(
         "--since", metavar="ISO|DURATION", help="only calls started since then (e.g. 2h, 7d)"
     )
-    listing.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT)
+    listing.add_argument("--limit", type=_limit, default=DEFAULT_CALLS_LIMIT)
     listing.add_argument("--json", action="store_true")
 
 
@@ -78,8 +73,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         since = parse_since(args.since, tz) if args.since else None
     except argparse.ArgumentTypeError as exc:
         print(f"intaked: --since: {exc}", file=sys.stderr)
-        return 2
-    engine = engine_for(settings, pool_size=2)
+        return EXIT_USAGE
+    engine = open_engine(settings)
     try:
         if current_revision(engine) is None:
             print(
@@ -92,58 +87,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if args.json:
-        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        print_json(rows)
     else:
         print_calls(rows, settings.tickets.timezone)
     return 0
-
-
-def list_calls(
-    engine: Engine, *, since: dt.datetime | None = None, limit: int = DEFAULT_LIMIT, tz: dt.tzinfo = dt.UTC
-) -> list[dict[str, Any]]:
-    """The newest calls (started at or after ``since``), as JSON-ready dicts with times in ``tz``."""
-    query = (
-        select(
-            call_table,
-            ticket_table.c.number.label("ticket"),
-            ticket_table.c.callback_requested,
-        )
-        .join(ticket_table, ticket_table.c.id == call_table.c.ticket_id)
-        .order_by(call_table.c.started_at.desc(), call_table.c.id.desc())
-        .limit(limit)
-    )
-    if since is not None:
-        query = query.where(call_table.c.started_at >= since)
-    with read_only(engine).connect() as conn:
-        found = conn.execute(query).mappings().all()
-
-    def local(value: dt.datetime | None) -> str | None:
-        return value.astimezone(tz).isoformat() if value is not None else None
-
-    return [
-        {
-            "call_sid": row["call_sid"],
-            "started_at": local(row["started_at"]),
-            "ended_at": local(row["ended_at"]),
-            "from": row["from_number"],
-            "caller_name": row["caller_name"],
-            "to": row["to_number"],
-            "ticket": row["ticket"],
-            "menu_choice": row["menu_choice"],
-            "duration_seconds": row["duration_seconds"],
-            "outcome": row["outcome"],
-            "recording_sid": row["recording_sid"],
-            "recording_seconds": row["recording_seconds"],
-            "recording_error": row["recording_error"],
-            "callback_requested": bool(row["callback_requested"]),
-            "transcript": row["transcript"],
-            "transcript_source": row["transcript_source"],
-            "transcript_confidence": row["transcript_confidence"],
-            "source": row["source"],
-        }
-        for row in found
-    ]
 
 
 def _seconds(value: int | None) -> str:

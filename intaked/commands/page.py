@@ -1,5 +1,5 @@
-"""The paging commands of ``intaked``: ``page ack`` (acknowledge from a terminal) and ``page show``
-(the timeline of a ticket's page: who was paged how, and what happened)."""
+"""``intaked page ack|show``: acknowledge a ticket's page from a terminal, and the timeline of a
+ticket's page (who was paged how, and what happened)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ import json
 import sys
 from typing import Any
 
+from intaked.commands.shared import EXIT_NOT_FOUND, iso, iso_in, open_engine
 from intaked.config import Settings
 from intaked.paging.engine import PageNotFound, acknowledge_ticket, timeline
-from intaked.store.engine import engine_for, read_only
-
-EXIT_NOT_FOUND = 1
-COMMANDS = ("page",)
+from intaked.store.engine import read_only
 
 
-def add_parsers(sub: Any, config_parent: argparse.ArgumentParser) -> None:
+def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     page = sub.add_parser("page", help="QRC pages").add_subparsers(dest="page_command", required=True)
     ack = page.add_parser("ack", parents=[config_parent], help="acknowledge a ticket's page")
     ack.add_argument("number", help="ticket number, e.g. IT-202611-00042")
@@ -27,7 +25,7 @@ def add_parsers(sub: Any, config_parent: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    engine = engine_for(settings, pool_size=2)
+    engine = open_engine(settings)
     try:
         if args.page_command == "ack":
             result = acknowledge_ticket(engine, settings, args.number, by=args.by)
@@ -50,29 +48,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _print_timeline(number: str, page: Any, attempts: list[Any], *, as_json: bool) -> None:
     times = ("created_at", "sent_at", "delivered_at", "answered_at", "ended_at", "acknowledged_at")
     if as_json:
         out = {
             "ticket": number,
-            "page": {
-                k: (_iso(v) if hasattr(v, "isoformat") else v) for k, v in page.items() if k != "policy"
-            },
+            "page": {k: iso(v) for k, v in page.items() if k != "policy"},
             "policy": json.loads(page["policy"]),
-            "attempts": [
-                {k: (_iso(v) if hasattr(v, "isoformat") else v) for k, v in attempt.items()}
-                for attempt in attempts
-            ],
+            "attempts": [{k: iso(v) for k, v in attempt.items()} for attempt in attempts],
         }
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return
     flag = " (unconfirmed)" if page["unconfirmed"] else ""
     print(f"{number}: {page['priority']} page{flag}, {page['state']}; reply code {page['reply_code']}")
-    print(f"  started {_iso(page['started_at'])}: {page['reason']}")
+    print(f"  started {iso_in(page['started_at'])}: {page['reason']}")
     events: list[tuple[Any, str]] = []
     for a in attempts:
         who = f"round {a['round'] + 1} step {a['step'] + 1}: {a['channel']} to {a['person']} ({a['address']})"
@@ -87,11 +76,11 @@ def _print_timeline(number: str, page: Any, attempts: list[Any], *, as_json: boo
                     detail = f" {a['error_code'] or ''} {a['error'] or ''}".rstrip()
                 events.append((a[column], f"{who}: {what}{detail}"))
     for at, line in sorted(events, key=lambda item: item[0]):
-        print(f"  {_iso(at)}  {line}")
+        print(f"  {iso_in(at)}  {line}")
     if page["acknowledged_at"] is not None:
         by, how = page["acknowledged_by"], page["ack_channel"]
-        print(f"  {_iso(page['acknowledged_at'])}  acknowledged by {by} ({how})")
+        print(f"  {iso_in(page['acknowledged_at'])}  acknowledged by {by} ({how})")
     elif page["state"] == "active" and page["next_step_at"] is not None:
-        print(f"  next step at {_iso(page['next_step_at'])}")
+        print(f"  next step at {iso_in(page['next_step_at'])}")
     if page["fallback_sent_at"] is not None:
-        print(f"  {_iso(page['fallback_sent_at'])}  paged by e-mail (provider unreachable)")
+        print(f"  {iso_in(page['fallback_sent_at'])}  paged by e-mail (provider unreachable)")

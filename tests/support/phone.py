@@ -485,8 +485,8 @@ class FakePhoneNetwork:
         else:
             thread = threading.Thread(target=self._play_message, args=(resource, script), daemon=True)
         thread.name = f"phone-{resource.sid}"
+        thread.start()  # before it is listed: wait_idle (another thread) may join it at once
         self._threads.append(thread)
-        thread.start()
 
     # -- REST ------------------------------------------------------------------------------------
 

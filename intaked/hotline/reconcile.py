@@ -22,14 +22,14 @@ import datetime as dt
 import structlog
 from sqlalchemy import Connection, Engine, select
 
-from intaked.channels.webhooks import record_receipt
 from intaked.config import Settings
 from intaked.hotline.callbacks import RecordingStatus, apply_recording_status
 from intaked.hotline.calls import FINAL_STATUSES, CallFacts, call_status, record_call
-from intaked.outbound.twilio import ListedCall, TwilioClient, TwilioFailure
+from intaked.ports.phone import ListedCall, PhoneProvider, ProviderFailure
 from intaked.store.dialect import insert_or_merge
 from intaked.store.engine import read_only
 from intaked.store.models import call_table, hotline_checkpoint_table
+from intaked.store.receipts import record_receipt
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -94,7 +94,7 @@ def ingest_listed_call(engine: Engine, settings: Settings, listed: ListedCall, n
 
 
 def reconcile_calls(
-    engine: Engine, settings: Settings, client: TwilioClient, now: dt.datetime | None = None
+    engine: Engine, settings: Settings, client: PhoneProvider, now: dt.datetime | None = None
 ) -> int:
     """One pass over every hotline number; returns how many calls were new to us."""
     now = now or utcnow()
@@ -105,7 +105,7 @@ def reconcile_calls(
         bound = log.bind(number=number, since=since.isoformat())
         try:
             listed = client.list_calls_to(number, since)
-        except TwilioFailure as exc:
+        except ProviderFailure as exc:
             bound.warning("hotline_reconcile_failed", error=str(exc))
             with engine.begin() as conn:
                 _save_checkpoint(conn, name, now, covered_until=None, error=str(exc)[:2000])
@@ -125,7 +125,7 @@ def reconcile_calls(
 
 
 def reconcile_recordings(
-    engine: Engine, settings: Settings, client: TwilioClient, now: dt.datetime | None = None
+    engine: Engine, settings: Settings, client: PhoneProvider, now: dt.datetime | None = None
 ) -> int:
     """One pass over the calls that ended without a voicemail heard of; returns how many
     recordings were applied (a download queued, or the call marked missed)."""
@@ -150,7 +150,7 @@ def reconcile_recordings(
     for call_sid in waiting:
         try:
             listed = client.list_recordings_of(call_sid)
-        except TwilioFailure as exc:
+        except ProviderFailure as exc:
             error = str(exc)[:2000]
             log.warning("hotline_recordings_reconcile_failed", call_sid=call_sid, error=error)
             break

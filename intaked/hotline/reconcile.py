@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, select
 from intaked.config import Settings
 from intaked.hotline.callbacks import RecordingStatus, apply_recording_status
 from intaked.hotline.calls import FINAL_STATUSES, CallFacts, call_status, record_call
-from intaked.ports.phone import ListedCall, PhoneProvider, ProviderFailure
+from intaked.ports.phone import ListedCall, ListedRecording, PhoneProvider, ProviderFailure
 from intaked.store.dialect import insert_or_merge
 from intaked.store.engine import read_only
 from intaked.store.models import call_table, hotline_checkpoint_table
@@ -154,33 +154,7 @@ def reconcile_recordings(
             error = str(exc)[:2000]
             log.warning("hotline_recordings_reconcile_failed", call_sid=call_sid, error=error)
             break
-        for recording in listed:
-            status = RecordingStatus(
-                account_sid=settings.twilio.account_sid,
-                call_sid=call_sid,
-                recording_sid=recording.sid,
-                recording_url="",  # the media URL is built from the Sid and our account
-                status="completed" if recording.status == "completed" else recording.status,
-                duration=recording.duration,
-                error_code=recording.error_code,
-            )
-            params = [
-                ("CallSid", call_sid),
-                ("RecordingSid", recording.sid),
-                ("RecordingStatus", recording.status),
-                ("RecordingDuration", str(recording.duration or "")),
-                ("source", SOURCE),
-            ]
-            with engine.begin() as conn:
-                outcome = apply_recording_status(conn, settings, status, params, now)
-            if outcome in ("queued", "missed", "refused"):
-                applied += 1
-                log.info(
-                    "hotline_recording_reconciled",
-                    call_sid=call_sid,
-                    recording_sid=recording.sid,
-                    outcome=outcome,
-                )
+        applied += sum(_apply_listed(engine, settings, call_sid, recording, now) for recording in listed)
     with engine.begin() as conn:
         _save_checkpoint(
             conn,
@@ -190,3 +164,32 @@ def reconcile_recordings(
             error=error,
         )
     return applied
+
+
+def _apply_listed(
+    engine: Engine, settings: Settings, call_sid: str, recording: ListedRecording, now: dt.datetime
+) -> bool:
+    """Apply one recording the provider lists as its status callback would have; True when it
+    changed something (a download queued, or the call marked missed)."""
+    status = RecordingStatus(
+        account_sid=settings.twilio.account_sid,
+        call_sid=call_sid,
+        recording_sid=recording.sid,
+        recording_url="",  # the media URL is built from the Sid and our account
+        status="completed" if recording.status == "completed" else recording.status,
+        duration=recording.duration,
+        error_code=recording.error_code,
+    )
+    params = [
+        ("CallSid", call_sid),
+        ("RecordingSid", recording.sid),
+        ("RecordingStatus", recording.status),
+        ("RecordingDuration", str(recording.duration or "")),
+        ("source", SOURCE),
+    ]
+    with engine.begin() as conn:
+        outcome = apply_recording_status(conn, settings, status, params, now)
+    if outcome not in ("queued", "missed", "refused"):
+        return False
+    log.info("hotline_recording_reconciled", call_sid=call_sid, recording_sid=recording.sid, outcome=outcome)
+    return True

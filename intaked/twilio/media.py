@@ -41,7 +41,6 @@ def download_recording(twilio: TwilioSettings, recording_sid: str) -> tuple[byte
     (401, 403, other 4xx, too large, not audio, a redirect to plain http)."""
     url = account_media_url(twilio, recording_sid)
     what = f"download recording {recording_sid}"
-    limit = twilio.recording_max_bytes
     deadline = time.monotonic() + twilio.timeout_seconds * TOTAL_TIMEOUT_FACTOR
     session = requests.Session()
     session.max_redirects = MAX_REDIRECTS
@@ -58,41 +57,51 @@ def download_recording(twilio: TwilioSettings, recording_sid: str) -> tuple[byte
                 allow_redirects=True,
             ) as response,
         ):
-            status = response.status_code
-            if url.startswith("https:") and not response.url.startswith("https:"):
-                raise PermanentFailure(f"{what}: redirected to plain http ({response.url})", status=status)
-            if status == 404:
-                raise RecordingNotFound(f"{what}: HTTP 404 (not there yet?)", status=status)
-            if status == 429 or status >= 500:
-                raise TemporaryFailure(f"{what}: HTTP {status}", status=status)
-            if status != 200:
-                code = _error_code(response)
-                raise PermanentFailure(
-                    f"{what}: HTTP {status}" + (f" error {code}" if code else ""), code=code, status=status
-                )
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > limit:
-                raise PermanentFailure(
-                    f"{what}: {length} bytes, more than twilio.recording_max_bytes ({limit})"
-                )
-            content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if not content_type:
-                content_type = MEDIA_TYPES[twilio.recording_format]
-            if not content_type.startswith("audio/"):
-                raise PermanentFailure(f"{what}: {content_type} is not audio", status=status)
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(CHUNK_BYTES):
-                size += len(chunk)
-                if size > limit:
-                    raise PermanentFailure(f"{what}: more than twilio.recording_max_bytes ({limit})")
-                if time.monotonic() > deadline:
-                    raise TemporaryFailure(f"{what}: still downloading after {TOTAL_TIMEOUT_FACTOR} timeouts")
-                chunks.append(chunk)
+            content_type = _checked(response, url, what, twilio)
+            return _body(response, what, twilio.recording_max_bytes, deadline), content_type
     except requests.exceptions.TooManyRedirects as exc:
         raise PermanentFailure(f"{what}: {exc}") from None
     except requests.exceptions.Timeout as exc:
         raise TemporaryFailure(f"{what}: no answer in time: {exc}") from None
     except requests.exceptions.RequestException as exc:
         raise TemporaryFailure(f"{what}: {exc}") from None
-    return b"".join(chunks), content_type
+
+
+def _checked(response: requests.Response, url: str, what: str, twilio: TwilioSettings) -> str:
+    """The media's content type, once the answer's status, scheme, length and type are acceptable."""
+    status = response.status_code
+    if url.startswith("https:") and not response.url.startswith("https:"):
+        raise PermanentFailure(f"{what}: redirected to plain http ({response.url})", status=status)
+    if status == 404:
+        raise RecordingNotFound(f"{what}: HTTP 404 (not there yet?)", status=status)
+    if status == 429 or status >= 500:
+        raise TemporaryFailure(f"{what}: HTTP {status}", status=status)
+    if status != 200:
+        code = _error_code(response)
+        raise PermanentFailure(
+            f"{what}: HTTP {status}" + (f" error {code}" if code else ""), code=code, status=status
+        )
+    limit = twilio.recording_max_bytes
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > limit:
+        raise PermanentFailure(f"{what}: {length} bytes, more than twilio.recording_max_bytes ({limit})")
+    content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if not content_type:
+        content_type = MEDIA_TYPES[twilio.recording_format]
+    if not content_type.startswith("audio/"):
+        raise PermanentFailure(f"{what}: {content_type} is not audio", status=status)
+    return content_type
+
+
+def _body(response: requests.Response, what: str, limit: int, deadline: float) -> bytes:
+    """The body, at most ``limit`` bytes, read before ``deadline`` (``time.monotonic``)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            raise PermanentFailure(f"{what}: more than twilio.recording_max_bytes ({limit})")
+        if time.monotonic() > deadline:
+            raise TemporaryFailure(f"{what}: still downloading after {TOTAL_TIMEOUT_FACTOR} timeouts")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -49,7 +49,6 @@ from bench.common import (
 )
 from intaked.config import settings_from_mapping
 from intaked.lifecycle import triage
-from intaked.outbound.twilio import TwilioClient
 from intaked.sla.context import load_context
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
@@ -59,6 +58,7 @@ from intaked.store.models import (
     page_table,
     ticket_table,
 )
+from intaked.twilio.client import TwilioClient
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.prism import prism_unavailable_reason, run_prism
 

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from intaked.intake.parsepool import ParsePool
+    from intaked.ports.phone import PhoneProvider
 
 log = structlog.get_logger(__name__)
 
@@ -252,16 +253,21 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
         lease_seconds=settings.daemon.lease_seconds,
     )
     keeper_started = False
+    from intaked.twilio.client import phone_provider
+
+    phone = phone_provider(settings)  # this process's one phone provider (None without Twilio)
     try:
         if role == ROLE_OUTBOX or settings.daemon.outbox == "inline":
-            wake_outbox = await _start_senders(engine, executor, settings, stoppers, keeper)
+            wake_outbox = await _start_senders(engine, executor, settings, stoppers, keeper, phone)
         else:
             outbox = BackOfficeProcess(settings, ROLE_OUTBOX)
             outbox.start()  # spawned now, at our priority (the front's); ready when it is
             stoppers.append(outbox.stop)
             wake_outbox = outbox.wake
         if role == ROLE_INTAKE:
-            wake_intake = await _start_intake(engine, executor, settings, wake_outbox, stoppers, keeper)
+            wake_intake = await _start_intake(
+                engine, executor, settings, wake_outbox, stoppers, keeper, phone
+            )
         # Take up what dead workers left (at once for those of this node), then keep beating.
         await loop.run_in_executor(executor, keeper.start)
         keeper_started = True
@@ -305,6 +311,7 @@ async def _start_senders(
     settings: Settings,
     stoppers: list[Stopper],
     keeper: LivenessKeeper,
+    phone: PhoneProvider | None,
 ) -> Callable[[], None]:
     """Start the outbox dispatchers (mail; with Twilio, SMS, calls and voicemail downloads),
     and their share of recovery; returns the function that wakes them."""
@@ -314,16 +321,17 @@ async def _start_senders(
     dispatcher = OutboxDispatcher(engine, executor, settings, smtp_relay(settings))
     dispatcher.start()
     stoppers.append(dispatcher.stop)
-    if not settings.twilio.enabled:
+    if phone is None:
         keeper.add_recovery(recovery(settings, dispatcher.wake))
         return dispatcher.wake
     from intaked.hotline.fetcher import VoicemailFetcher
-    from intaked.outbound.twilio_dispatcher import TwilioDispatcher
+    from intaked.paging.engine import attempt_updated
+    from intaked.twilio.dispatcher import TwilioDispatcher
 
-    pager = TwilioDispatcher(engine, executor, settings)  # SMS and calls of pages, beside the mail
+    pager = TwilioDispatcher(engine, executor, settings, phone, attempt_updated)  # page SMS and calls
     pager.start()
     stoppers.append(pager.stop)
-    voicemail = VoicemailFetcher(engine, executor, settings)  # recordings to download
+    voicemail = VoicemailFetcher(engine, executor, settings, phone)  # recordings to download
     voicemail.start()
     stoppers.append(voicemail.stop)
     keeper.add_recovery(recovery(settings, _both(_both(dispatcher.wake, pager.wake), voicemail.wake)))
@@ -337,6 +345,7 @@ async def _start_intake(
     wake_outbox: Callable[[], None],
     stoppers: list[Stopper],
     keeper: LivenessKeeper,
+    phone: PhoneProvider | None,
 ) -> Callable[[], None]:
     """Start the intake processor (with its parse workers), the timed jobs and their share of
     recovery; returns the function that wakes the processor."""
@@ -361,7 +370,7 @@ async def _start_intake(
         loop.run_in_executor(executor, warm_up, engine, settings),
         loop.run_in_executor(executor, warm_up_routing, settings),
     )
-    scheduler = Scheduler(engine, executor, settings, on_queued=wake_outbox)
+    scheduler = Scheduler(engine, executor, settings, on_queued=wake_outbox, phone=phone)
     scheduler.start()
     stoppers.insert(0, scheduler.stop)
 

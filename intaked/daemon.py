@@ -46,13 +46,14 @@ from intaked.store.migrate import ensure_schema
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from intaked.channels.webhooks import WebhookServer
     from intaked.hotline.fetcher import VoicemailFetcher
     from intaked.intake.parsepool import ParsePool
     from intaked.intake.processor import IntakeProcessor
     from intaked.outbound.dispatcher import OutboxDispatcher
-    from intaked.outbound.twilio_dispatcher import TwilioDispatcher
+    from intaked.ports.phone import PhoneProvider
     from intaked.scheduler import Scheduler
+    from intaked.twilio.dispatcher import TwilioDispatcher
+    from intaked.twilio.server import WebhookServer
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +90,7 @@ class Daemon:
     processor: IntakeProcessor | None = None
     parser: ParsePool | None = None
     dispatcher: OutboxDispatcher | None = None
+    phone: PhoneProvider | None = None
     pager: TwilioDispatcher | None = None
     voicemail: VoicemailFetcher | None = None
     back_office: BackOfficeProcess | None = None
@@ -145,18 +147,11 @@ class Daemon:
         await loop.run_in_executor(self.executor, lambda: keeper.start(required=False))
 
     async def _start_webhooks(self, engine: Engine) -> None:
-        from intaked.channels.hotline import register_hotline_routes
-        from intaked.channels.recordings import register_recording_routes
-        from intaked.channels.twilio_status import register_status_routes
-        from intaked.channels.webhooks import WebhookRoutes, WebhookServer
-        from intaked.paging.webhook_routes import register_paging_routes
+        from intaked.paging.engine import attempt_updated
+        from intaked.twilio.routes import build_routes
+        from intaked.twilio.server import WebhookServer
 
-        routes = WebhookRoutes()
-        register_status_routes(routes)
-        register_paging_routes(routes, self.settings)
-        register_recording_routes(routes, self.settings)
-        if self.settings.hotline.enabled:
-            register_hotline_routes(routes, self.settings)
+        routes = build_routes(self.settings, attempt_updated)
         # Their own threads: Twilio waits a few seconds for TwiML, and must not queue behind
         # a slow send or download on the shared database threads.
         self.webhook_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="intaked-webhooks")
@@ -180,8 +175,10 @@ class Daemon:
         from intaked.intake.processor import IntakeProcessor
         from intaked.outbound.dispatcher import OutboxDispatcher, smtp_relay
         from intaked.outbound.outbox import recovery as outbox_recovery
-        from intaked.outbound.twilio_dispatcher import TwilioDispatcher
+        from intaked.paging.engine import attempt_updated
         from intaked.scheduler import Scheduler
+        from intaked.twilio.client import phone_provider
+        from intaked.twilio.dispatcher import TwilioDispatcher
 
         assert self.engine is not None and self.keeper is not None
         intake = self.settings.intake
@@ -189,10 +186,11 @@ class Daemon:
             self.engine, self.executor, self.settings, smtp_relay(self.settings)
         )
         self.dispatcher.start()
-        if self.settings.twilio.enabled:
-            self.pager = TwilioDispatcher(self.engine, self.executor, self.settings)
+        phone = self.phone = phone_provider(self.settings)  # the one phone provider of this process
+        if phone is not None:
+            self.pager = TwilioDispatcher(self.engine, self.executor, self.settings, phone, attempt_updated)
             self.pager.start()
-            self.voicemail = VoicemailFetcher(self.engine, self.executor, self.settings)
+            self.voicemail = VoicemailFetcher(self.engine, self.executor, self.settings, phone)
             self.voicemail.start()
         self.keeper.add_recovery(outbox_recovery(self.settings, self._wake_senders))
         self.parser = ParsePool(intake.parse_workers, intake.parse_timeout_seconds)
@@ -206,7 +204,9 @@ class Daemon:
         processor.start()  # its first pass takes what the front captured before it was here
         self.processor = processor
         self.keeper.add_recovery(processor.recovery())
-        self.scheduler = Scheduler(self.engine, self.executor, self.settings, on_queued=self._stored)
+        self.scheduler = Scheduler(
+            self.engine, self.executor, self.settings, on_queued=self._stored, phone=phone
+        )
         self.scheduler.start()
 
     def _wake_intake(self) -> None:

@@ -20,8 +20,8 @@ from sqlalchemy import Engine
 
 from intaked.config import Settings
 from intaked.hotline.reconcile import reconcile_calls, reconcile_recordings
-from intaked.outbound.twilio import TwilioClient
 from intaked.paging.engine import page_sends_due, run_due, start_pages_for_priorities
+from intaked.ports.phone import PhoneProvider
 from intaked.sla.context import SlaContext, build_context, load_overrides
 from intaked.sla.sweeper import sweep
 from intaked.sla.targets import wall_time
@@ -109,12 +109,17 @@ class HotlineReconcileWorker(WakeableWorker):
     ``hotline.reconcile_interval`` (intaked/hotline/reconcile.py)."""
 
     def __init__(
-        self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]
+        self,
+        engine: Engine,
+        executor: Executor,
+        settings: Settings,
+        on_queued: Callable[[], None],
+        phone: PhoneProvider,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._on_queued = on_queued
-        self._client: TwilioClient | None = None
+        self._client = phone
         super().__init__(
             "hotline_reconcile",
             executor,
@@ -123,8 +128,6 @@ class HotlineReconcileWorker(WakeableWorker):
         )
 
     def _pass(self) -> int:
-        if self._client is None:
-            self._client = TwilioClient(self._settings.twilio)
         filed = reconcile_calls(self._engine, self._settings, self._client)
         if filed + reconcile_recordings(self._engine, self._settings, self._client):
             self._on_queued()  # the acknowledgements of the calls it filed, the downloads it queued
@@ -146,15 +149,21 @@ class Scheduler:
     """The working-time workers and the APScheduler jobs that wake them."""
 
     def __init__(
-        self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]
+        self,
+        engine: Engine,
+        executor: Executor,
+        settings: Settings,
+        on_queued: Callable[[], None],
+        phone: PhoneProvider | None = None,
     ) -> None:
+        """``phone``: the process's phone provider (hotline reconciliation runs with it only)."""
         self.sla = SlaWorker(engine, executor, settings, on_queued)
         self.sweeper = SweepWorker(engine, executor, settings)
         # Always: without any policy it still marks tool-written P1/P2 tickets ``page_not_started``.
         self.paging = PagingWorker(engine, executor, settings, on_queued)
         self.hotline = (
-            HotlineReconcileWorker(engine, executor, settings, on_queued)
-            if settings.twilio.enabled and settings.hotline.enabled
+            HotlineReconcileWorker(engine, executor, settings, on_queued, phone)
+            if phone is not None and settings.twilio.enabled and settings.hotline.enabled
             else None
         )
         self._settings = settings

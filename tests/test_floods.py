@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from intaked.channels.hotline import INCOMING_PATH
+from intaked.ports.phone import INCOMING_PATH
 from tests.support.floods import (
     LOOPBACK,
     PARTIAL_HEAD,

@@ -17,9 +17,9 @@ import structlog
 from structlog.testing import capture_logs
 
 from intaked.channels.smtp import REPLY_TOO_MANY_SESSIONS
-from intaked.channels.webhooks import WebhookRoutes
 from intaked.logthrottle import REPEATED_EVENT_LOG_SECONDS, ThrottledEvent
 from intaked.store.engine import make_engine
+from intaked.twilio.server import WebhookRoutes
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.floods import LOOPBACK, PARTIAL_HEAD, server_closed
 from tests.support.webhookd import running_webhooks

@@ -5,10 +5,11 @@
   reconciliation;
 - :mod:`intaked.hotline.acks`: the acknowledgement to the caller (SMS to a mobile caller id, the
   mail acknowledgement when the directory knows the caller's address);
-- :mod:`intaked.hotline.twiml`: what the caller hears (pure functions);
 - :mod:`intaked.hotline.recordings`, :mod:`intaked.hotline.callbacks`, :mod:`intaked.hotline.fetcher`:
   voicemail: the recording and transcription callbacks, and the download of the recording;
 - :mod:`intaked.hotline.reconcile`: calls Twilio knows of that our webhooks missed.
 
-The webhooks themselves are in intaked/channels/hotline.py and intaked/channels/recordings.py.
+The webhooks themselves, and what the caller hears (TwiML), are in intaked/twilio/
+(``hotline_webhooks``, ``voicemail_webhooks``, ``hotline_twiml``); Twilio is reached through the
+phone provider port (intaked/ports/phone.py).
 """

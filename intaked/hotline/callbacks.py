@@ -1,6 +1,6 @@
 """Applying Twilio's voicemail callbacks to the store: the recording status and the transcription.
 
-Each function runs in the webhook's transaction (intaked/channels/recordings.py), after the
+Each function runs in the webhook's transaction (intaked/twilio/voicemail_webhooks.py), after the
 signature was checked, and records a receipt first so that a replay changes nothing:
 :func:`apply_recording_status` (idempotent on RecordingSid and RecordingStatus) queues the
 download of a completed recording as an outbox row, or leaves the call ``missed``;
@@ -20,7 +20,6 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, select, update
 
-from intaked.channels.webhooks import record_receipt
 from intaked.config import Settings
 from intaked.hotline.calls import TRANSCRIPT_HEADING
 from intaked.hotline.recordings import (
@@ -39,6 +38,7 @@ from intaked.hotline.recordings import (
 from intaked.intake.ingest import clean_text
 from intaked.outbound.outbox import enqueue
 from intaked.store.models import call_table, message_table
+from intaked.store.receipts import record_receipt
 
 log = structlog.get_logger(__name__)
 

@@ -1,5 +1,5 @@
 """Hotline calls as tickets: the core functions, each run inside the caller's transaction (sync,
-on a database thread), used by the webhooks (intaked/channels/hotline.py) and reconciliation.
+on a database thread), used by the webhooks (intaked/twilio/hotline_webhooks.py) and reconciliation.
 
 - :func:`record_call`: a call arrived. Idempotent on the CallSid. A call from a number whose open
   ``phone`` ticket had a call within ``hotline.repeat_window`` joins that ticket (重覆報修: the

@@ -5,7 +5,8 @@ Runs in the outbox process beside the Twilio dispatcher (intaked/backoffice.py; 
 own process when the back office is inline) whenever ``twilio.account_sid`` is set. Each row,
 payload ``{"call_sid", "recording_sid"}``, queued by the recording status webhook
 (intaked/hotline/recordings.py), is claimed like any outbox row (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, a fencing token), downloaded on a database thread, never on the event loop, and then:
+PostgreSQL, a fencing token), downloaded through the phone provider it is given (the port's
+``fetch_recording``) on a database thread, never on the event loop, and then:
 
 - downloaded → :func:`~intaked.hotline.recordings.attach_recording` in the same transaction that
   marks the row ``sent`` (``provider_id`` = the RecordingSid), only if the claim still holds;
@@ -32,21 +33,17 @@ from intaked.config import Settings
 from intaked.hotline.recordings import (
     OUTBOX_KIND,
     CallNotFound,
-    RecordingNotFound,
     attach_recording,
-    download_recording,
     record_download_failure,
     without_ticket,
 )
 from intaked.outbound.outbox import OutboxRow, claim_due, defer, hand_back, mark_failed, mark_sent
-from intaked.outbound.twilio import PermanentFailure, TemporaryFailure
+from intaked.ports.phone import PermanentFailure, PhoneProvider, RecordingNotFound, TemporaryFailure
 from intaked.store.settle import Unsettled, store_unavailable
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
-
-Download = Callable[[Settings, str], tuple[bytes, str]]
 
 
 def _failure(call_sid: str, recording_sid: str, error: str) -> Callable[[Connection], None]:
@@ -56,16 +53,14 @@ def _failure(call_sid: str, recording_sid: str, error: str) -> Callable[[Connect
     return record
 
 
-def fetch_row(
-    engine: Engine, settings: Settings, row: OutboxRow, download: Download = download_recording
-) -> str:
+def fetch_row(engine: Engine, settings: Settings, row: OutboxRow, phone: PhoneProvider) -> str:
     """Download and attach one claimed row; returns its new state (``sent``, ``pending``, ``failed``)."""
     call_sid = str(row.payload.get("call_sid") or "")
     recording_sid = str(row.payload.get("recording_sid") or "")
     quiet = without_ticket(row)
     bound = log.bind(outbox=row.id, call_sid=call_sid, recording_sid=recording_sid, attempts=row.attempts)
     try:
-        audio, content_type = download(settings, recording_sid)
+        audio, content_type = phone.fetch_recording(recording_sid)
     except RecordingNotFound as exc:
         if row.attempts > settings.twilio.recording_not_found_retries:
             error = f"{exc} after {row.attempts} tries"
@@ -124,7 +119,7 @@ def _defer(
 def fetch_due(
     engine: Engine,
     settings: Settings,
-    download: Download = download_recording,
+    phone: PhoneProvider,
     unsettled: Unsettled | None = None,
 ) -> int:
     """Claim one batch of due ``recording`` rows and handle each; returns how many. When the store
@@ -134,7 +129,7 @@ def fetch_due(
     rows = claim_due(engine, OUTBOX_KIND, settings.outbox.batch_size, unsettled=unsettled)
     for index, row in enumerate(rows):
         try:
-            fetch_row(engine, settings, row, download)
+            fetch_row(engine, settings, row, phone)
         except Exception as exc:
             if store_unavailable(exc):
                 hand_back(engine, rows[index:], unsettled)
@@ -146,9 +141,10 @@ class VoicemailFetcher(WakeableWorker):
     """Runs :func:`fetch_due` whenever there may be recordings to fetch (every
     ``outbox.poll_seconds`` at least: the webhooks queue them in the front process)."""
 
-    def __init__(self, engine: Engine, executor: Executor, settings: Settings) -> None:
+    def __init__(self, engine: Engine, executor: Executor, settings: Settings, phone: PhoneProvider) -> None:
         self._engine = engine
         self._settings = settings
+        self._phone = phone
         super().__init__(
             "voicemail",
             executor,
@@ -157,4 +153,4 @@ class VoicemailFetcher(WakeableWorker):
         )
 
     def _pass(self) -> int:
-        return fetch_due(self._engine, self._settings, unsettled=self.unsettled)
+        return fetch_due(self._engine, self._settings, self._phone, unsettled=self.unsettled)

@@ -22,14 +22,14 @@ import datetime as dt
 import structlog
 from sqlalchemy import Connection, Engine, select
 
-from intaked.channels.webhooks import record_receipt
 from intaked.config import Settings
 from intaked.hotline.callbacks import RecordingStatus, apply_recording_status
 from intaked.hotline.calls import FINAL_STATUSES, CallFacts, call_status, record_call
-from intaked.outbound.twilio import ListedCall, TwilioClient, TwilioFailure
+from intaked.ports.phone import ListedCall, ListedRecording, PhoneProvider, ProviderFailure
 from intaked.store.dialect import insert_or_merge
 from intaked.store.engine import read_only
 from intaked.store.models import call_table, hotline_checkpoint_table
+from intaked.store.receipts import record_receipt
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -94,7 +94,7 @@ def ingest_listed_call(engine: Engine, settings: Settings, listed: ListedCall, n
 
 
 def reconcile_calls(
-    engine: Engine, settings: Settings, client: TwilioClient, now: dt.datetime | None = None
+    engine: Engine, settings: Settings, client: PhoneProvider, now: dt.datetime | None = None
 ) -> int:
     """One pass over every hotline number; returns how many calls were new to us."""
     now = now or utcnow()
@@ -105,7 +105,7 @@ def reconcile_calls(
         bound = log.bind(number=number, since=since.isoformat())
         try:
             listed = client.list_calls_to(number, since)
-        except TwilioFailure as exc:
+        except ProviderFailure as exc:
             bound.warning("hotline_reconcile_failed", error=str(exc))
             with engine.begin() as conn:
                 _save_checkpoint(conn, name, now, covered_until=None, error=str(exc)[:2000])
@@ -125,7 +125,7 @@ def reconcile_calls(
 
 
 def reconcile_recordings(
-    engine: Engine, settings: Settings, client: TwilioClient, now: dt.datetime | None = None
+    engine: Engine, settings: Settings, client: PhoneProvider, now: dt.datetime | None = None
 ) -> int:
     """One pass over the calls that ended without a voicemail heard of; returns how many
     recordings were applied (a download queued, or the call marked missed)."""
@@ -150,37 +150,11 @@ def reconcile_recordings(
     for call_sid in waiting:
         try:
             listed = client.list_recordings_of(call_sid)
-        except TwilioFailure as exc:
+        except ProviderFailure as exc:
             error = str(exc)[:2000]
             log.warning("hotline_recordings_reconcile_failed", call_sid=call_sid, error=error)
             break
-        for recording in listed:
-            status = RecordingStatus(
-                account_sid=settings.twilio.account_sid,
-                call_sid=call_sid,
-                recording_sid=recording.sid,
-                recording_url="",  # the media URL is built from the Sid and our account
-                status="completed" if recording.status == "completed" else recording.status,
-                duration=recording.duration,
-                error_code=recording.error_code,
-            )
-            params = [
-                ("CallSid", call_sid),
-                ("RecordingSid", recording.sid),
-                ("RecordingStatus", recording.status),
-                ("RecordingDuration", str(recording.duration or "")),
-                ("source", SOURCE),
-            ]
-            with engine.begin() as conn:
-                outcome = apply_recording_status(conn, settings, status, params, now)
-            if outcome in ("queued", "missed", "refused"):
-                applied += 1
-                log.info(
-                    "hotline_recording_reconciled",
-                    call_sid=call_sid,
-                    recording_sid=recording.sid,
-                    outcome=outcome,
-                )
+        applied += sum(_apply_listed(engine, settings, call_sid, recording, now) for recording in listed)
     with engine.begin() as conn:
         _save_checkpoint(
             conn,
@@ -190,3 +164,32 @@ def reconcile_recordings(
             error=error,
         )
     return applied
+
+
+def _apply_listed(
+    engine: Engine, settings: Settings, call_sid: str, recording: ListedRecording, now: dt.datetime
+) -> bool:
+    """Apply one recording the provider lists as its status callback would have; True when it
+    changed something (a download queued, or the call marked missed)."""
+    status = RecordingStatus(
+        account_sid=settings.twilio.account_sid,
+        call_sid=call_sid,
+        recording_sid=recording.sid,
+        recording_url="",  # the media URL is built from the Sid and our account
+        status="completed" if recording.status == "completed" else recording.status,
+        duration=recording.duration,
+        error_code=recording.error_code,
+    )
+    params = [
+        ("CallSid", call_sid),
+        ("RecordingSid", recording.sid),
+        ("RecordingStatus", recording.status),
+        ("RecordingDuration", str(recording.duration or "")),
+        ("source", SOURCE),
+    ]
+    with engine.begin() as conn:
+        outcome = apply_recording_status(conn, settings, status, params, now)
+    if outcome not in ("queued", "missed", "refused"):
+        return False
+    log.info("hotline_recording_reconciled", call_sid=call_sid, recording_sid=recording.sid, outcome=outcome)
+    return True

@@ -2,7 +2,7 @@
 
 The flow, so that no download ever runs inside a webhook's transaction or on the event loop:
 
-1. Twilio's ``recordingStatusCallback`` (intaked/channels/recordings.py) is applied by
+1. Twilio's ``recordingStatusCallback`` (intaked/twilio/voicemail_webhooks.py) is applied by
    ``apply_recording_status`` (intaked/hotline/callbacks.py) in one short transaction: the
    receipt (a replay changes nothing), ``calls.recording_sid`` and ``recording_seconds`` (or
    ``recording_error``), and, for a completed recording, an outbox row ``kind = "recording"``,
@@ -11,10 +11,11 @@ The flow, so that no download ever runs inside a webhook's transaction or on the
    failed, silent (16102), too short (16101) or empty recording leaves the call ``missed``, flagged
    for a call-back.
 2. The voicemail fetcher (intaked/hotline/fetcher.py), in the outbox process, claims that row,
-   downloads the media with :func:`download_recording` (blocking, on a database thread) and, in
-   the transaction that marks the row sent, stores it with :func:`attach_recording`. Temporary
-   trouble (5xx, 429, timeouts, a 404 right after completion) is retried with the outbox's
-   backoff; a refusal (401, 403, another 4xx, too large) fails the row and is recorded on the call.
+   downloads the media through the phone provider (``fetch_recording``, intaked/twilio/media.py;
+   blocking, on a database thread) and, in the transaction that marks the row sent, stores it
+   with :func:`attach_recording`. Temporary trouble (5xx, 429, timeouts, a 404 right after
+   completion) is retried with the outbox's backoff; a refusal (401, 403, another 4xx, too
+   large) fails the row and is recorded on the call.
 3. The transcription callback is applied by ``apply_transcription`` (intaked/hotline/callbacks.py).
 
 Where the media comes from: never from the ``RecordingUrl`` Twilio sent as such. The URL is only
@@ -33,17 +34,14 @@ import dataclasses
 import datetime as dt
 import json
 import re
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 import structlog
 from sqlalchemy import Connection, select, update
 
-from intaked.config import Settings
+from intaked.config import Settings, TwilioSettings
 from intaked.intake.ingest import clean_text, store_blobs, to_json
-from intaked.outbound.twilio import PermanentFailure, TemporaryFailure
 from intaked.store.models import (
     attachment_table,
     call_table,
@@ -77,18 +75,10 @@ _EXTENSIONS = {
     "audio/mpeg": "mp3",
     "audio/mp3": "mp3",
 }
-CHUNK_BYTES = 64 * 1024
-MAX_REDIRECTS = 3
-#: A download may take at most this many times ``twilio.timeout_seconds`` in all (a slow trickle).
-TOTAL_TIMEOUT_FACTOR = 6
 
 
 class ForeignRecordingUrl(ValueError):
     """A RecordingUrl that is not one of our account's recordings on the configured API base."""
-
-
-class RecordingNotFound(TemporaryFailure):
-    """HTTP 404: Twilio may not have the media yet right after the recording completed."""
 
 
 class CallNotFound(LookupError):
@@ -140,90 +130,17 @@ def recording_media_url(settings: Settings, recording_url: str, *, recording_sid
 
 def media_url_for(settings: Settings, recording_sid: str) -> str:
     """Our account's media URL of ``recording_sid`` on the API base, in ``twilio.recording_format``."""
+    return account_media_url(settings.twilio, recording_sid)
+
+
+def account_media_url(twilio: TwilioSettings, recording_sid: str) -> str:
+    """:func:`media_url_for` from the ``[twilio]`` section alone."""
     if not RECORDING_SID.fullmatch(recording_sid):
         raise ForeignRecordingUrl(f"{recording_sid!r} is not a RecordingSid")
-    twilio = settings.twilio
     return (
         f"{twilio.api_base_url}/2010-04-01/Accounts/{twilio.account_sid}/Recordings/"
         f"{recording_sid}.{twilio.recording_format}"
     )
-
-
-def _error_code(response: requests.Response) -> int | None:
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    code = data.get("code") if isinstance(data, dict) else None
-    return int(code) if isinstance(code, int) else None
-
-
-def download_recording(settings: Settings, recording_sid: str) -> tuple[bytes, str]:
-    """GET the media of ``recording_sid`` (blocking): (bytes, content type).
-
-    HTTP Basic auth with the account Sid and auth token, ``Accept: audio/*``,
-    ``twilio.timeout_seconds`` per socket operation and six times that in all, at most
-    ``twilio.recording_max_bytes``. Raises :class:`RecordingNotFound` (404),
-    :class:`TemporaryFailure` (429, 5xx, timeouts, connection errors) or :class:`PermanentFailure`
-    (401, 403, other 4xx, too large, not audio, a redirect to plain http)."""
-    twilio = settings.twilio
-    url = media_url_for(settings, recording_sid)
-    what = f"download recording {recording_sid}"
-    limit = twilio.recording_max_bytes
-    deadline = time.monotonic() + twilio.timeout_seconds * TOTAL_TIMEOUT_FACTOR
-    session = requests.Session()
-    session.max_redirects = MAX_REDIRECTS
-    session.trust_env = False  # no proxy or .netrc from the environment: credentials go to the base only
-    try:
-        with (
-            session,
-            session.get(
-                url,
-                auth=(twilio.account_sid, twilio.auth_token.get_secret_value()),
-                headers={"Accept": "audio/*"},
-                timeout=twilio.timeout_seconds,
-                stream=True,
-                allow_redirects=True,
-            ) as response,
-        ):
-            status = response.status_code
-            if url.startswith("https:") and not response.url.startswith("https:"):
-                raise PermanentFailure(f"{what}: redirected to plain http ({response.url})", status=status)
-            if status == 404:
-                raise RecordingNotFound(f"{what}: HTTP 404 (not there yet?)", status=status)
-            if status == 429 or status >= 500:
-                raise TemporaryFailure(f"{what}: HTTP {status}", status=status)
-            if status != 200:
-                code = _error_code(response)
-                raise PermanentFailure(
-                    f"{what}: HTTP {status}" + (f" error {code}" if code else ""), code=code, status=status
-                )
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > limit:
-                raise PermanentFailure(
-                    f"{what}: {length} bytes, more than twilio.recording_max_bytes ({limit})"
-                )
-            content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if not content_type:
-                content_type = MEDIA_TYPES[twilio.recording_format]
-            if not content_type.startswith("audio/"):
-                raise PermanentFailure(f"{what}: {content_type} is not audio", status=status)
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(CHUNK_BYTES):
-                size += len(chunk)
-                if size > limit:
-                    raise PermanentFailure(f"{what}: more than twilio.recording_max_bytes ({limit})")
-                if time.monotonic() > deadline:
-                    raise TemporaryFailure(f"{what}: still downloading after {TOTAL_TIMEOUT_FACTOR} timeouts")
-                chunks.append(chunk)
-    except requests.exceptions.TooManyRedirects as exc:
-        raise PermanentFailure(f"{what}: {exc}") from None
-    except requests.exceptions.Timeout as exc:
-        raise TemporaryFailure(f"{what}: no answer in time: {exc}") from None
-    except requests.exceptions.RequestException as exc:
-        raise TemporaryFailure(f"{what}: {exc}") from None
-    return b"".join(chunks), content_type
 
 
 # -- the store ---------------------------------------------------------------------------------------

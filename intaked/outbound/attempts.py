@@ -1,8 +1,9 @@
 """How the Twilio transport moves ``page_attempts`` rows: forward only, never out of an end state.
 
-Used by the outbox dispatcher (a request accepted or refused) and by the status callbacks (what
-happened next). Each change is made in the caller's transaction and followed, in it, by
-:func:`intaked.paging.hooks.on_attempt_updated`, so the escalation engine reacts atomically.
+Used by the Twilio dispatcher (a request accepted or refused) and by the status callbacks (what
+happened next). Each change is made in the caller's transaction and followed, in it, by the
+:data:`AttemptListener` the caller was given (the daemon gives the escalation engine's
+``attempt_updated``), so the engine reacts atomically; this module never calls up into paging.
 
 Order of the statuses (docs/schema.md, ``page_attempts``): ``queued`` → ``sent`` → ``delivered``
 (SMS) or ``ringing`` → ``answered`` → ``completed`` (calls). ``acknowledged``, ``failed`` and
@@ -13,13 +14,16 @@ on voicemail: not an acknowledgement). A later callback never moves a row backwa
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
 
-from intaked.paging.hooks import on_attempt_updated
 from intaked.store.dialect import locked
 from intaked.store.models import page_attempt_table, page_table
+
+#: Told, in the same transaction, that page attempt ``attempt_id`` just changed (never commits).
+AttemptListener = Callable[[Connection, int, dt.datetime], None]
 
 RANK: dict[str, int] = {
     "queued": 0,
@@ -71,12 +75,13 @@ def move_attempt(
     new: str,
     now: dt.datetime,
     *,
+    listener: AttemptListener,
     provider_sid: str | None = None,
     error_code: str | None = None,
     error: str | None = None,
 ) -> bool:
     """Move ``attempt`` (a locked row) to ``new`` if that is forward; stamps the matching time,
-    records the error, then tells the escalation engine. False: nothing changed."""
+    records the error, then tells ``listener``. False: nothing changed."""
     if not can_move(str(attempt.status), new):
         if provider_sid and attempt.provider_sid is None:
             conn.execute(
@@ -96,7 +101,7 @@ def move_attempt(
     if error is not None:
         values["error"] = error[:2000]
     conn.execute(update(page_attempt_table).where(page_attempt_table.c.id == attempt.id).values(**values))
-    on_attempt_updated(conn, int(attempt.id), now)
+    listener(conn, int(attempt.id), now)
     return True
 
 

@@ -414,7 +414,7 @@ def recover_abandoned(
                 claimed_by=None,
                 claimed_at=None,
                 # The sender may have been answered before it died: whoever sends it next asks
-                # the provider first where it can (intaked/outbound/twilio_dispatcher.py).
+                # the provider first where it can (intaked/twilio/dispatcher.py).
                 last_error=UNKNOWN_OUTCOME_AFTER_CLAIM,
             )
         )

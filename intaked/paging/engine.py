@@ -31,6 +31,7 @@ from intaked.config import PagePolicySettings, Settings
 from intaked.outbound.compose import mail_payload, new_message_id
 from intaked.outbound.outbox import enqueue
 from intaked.paging.texts import PageFacts, confirmation_sms, page_sms
+from intaked.ports.phone import page_call_path
 from intaked.sla.targets import wall_time
 from intaked.sla.tracker import event
 from intaked.store.dialect import insert_or_merge, locked
@@ -398,7 +399,7 @@ def _queue_attempt(
             "kind": "call",
             "payload": {
                 "to": address,
-                "url": f"{base}/twilio/voice/page?attempt={attempt_id}",
+                "url": base + page_call_path(attempt_id),
                 "attempt_id": attempt_id,
             },
         }
@@ -683,8 +684,8 @@ def attempt_updated(conn: Connection, attempt_id: int, now: dt.datetime) -> None
     """React to an attempt's new status (in the caller's transaction): re-dial a busy or
     unanswered call, or escalate at once when every attempt of the step that ran last failed.
 
-    Needs nothing but the database: what it acts on is frozen on the page (intaked/paging/hooks.py
-    calls it after every change the Twilio transport makes)."""
+    Needs nothing but the database: what it acts on is frozen on the page (the Twilio transport
+    is given it as its attempt listener and calls it after every change it makes)."""
     attempt = conn.execute(select(_attempts).where(_attempts.c.id == attempt_id)).mappings().one_or_none()
     if attempt is None or attempt["status"] != "failed":
         return

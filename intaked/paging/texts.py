@@ -1,4 +1,5 @@
-"""What a page says: the SMS text (one segment where possible) and the voice call's TwiML.
+"""What a page says: the SMS text (one segment where possible) and the words of a page call
+(its TwiML is built in intaked/twilio/twiml.py).
 
 Pure functions. An SMS is sent in GSM-7 (160 characters a segment) only when every character is
 in the GSM basic set; anything else, Chinese included, goes as UCS-2 at 70 characters a segment
@@ -9,7 +10,6 @@ first and the requester second, never the ticket number or the reply code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from xml.etree import ElementTree as ET
 
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -95,76 +95,3 @@ def spell_digits(text: str) -> str:
     """A ticket number read out one character at a time: ``IT-202611-00042`` → ``I T, 2 0 2 6 1 1, ...``."""
     groups = [" ".join(part) for part in text.replace("_", "-").split("-") if part]
     return ", ".join(groups)
-
-
-@dataclass(frozen=True, slots=True)
-class VoiceSettings:
-    """Voices and languages of a page call."""
-
-    language: str
-    voice: str
-    english_language: str
-    english_voice: str
-    gather_seconds: int
-
-
-def page_twiml(facts: PageFacts, voice: VoiceSettings, action_url: str, *, repeat_url: str) -> str:
-    """TwiML for a page call: the summary in Chinese then English, the ticket number digit by
-    digit, then 1 to acknowledge, 9 to escalate now, * to repeat; no key: say it once more."""
-    spelled = spell_digits(facts.number)
-    state_zh = "未確認的" if facts.unconfirmed else ""
-    state_en = "unconfirmed " if facts.unconfirmed else ""
-    zh = (
-        f"資訊緊急事件，{state_zh}優先等級 {' '.join(facts.priority)}。"
-        f"工單號碼 {spelled}。{facts.subject}。報案人 {facts.requester}。"
-        "確認請按 1，立即升級請按 9，重聽請按星號。"
-    )
-    en = (
-        f"IT emergency, {state_en}priority {' '.join(facts.priority)}. Ticket {spelled}. "
-        "Press 1 to acknowledge, 9 to escalate now, star to repeat."
-    )
-    response = ET.Element("Response")
-    gather = ET.SubElement(
-        response,
-        "Gather",
-        {
-            "input": "dtmf",
-            "numDigits": "1",
-            "timeout": str(voice.gather_seconds),
-            "action": action_url,
-            "method": "POST",
-            "finishOnKey": "",
-        },
-    )
-    ET.SubElement(gather, "Say", {"language": voice.language, "voice": voice.voice}).text = zh
-    ET.SubElement(gather, "Say", {"language": voice.english_language, "voice": voice.english_voice}).text = en
-    ET.SubElement(response, "Redirect", {"method": "POST"}).text = repeat_url
-    return _xml(response)
-
-
-def say_twiml(voice: VoiceSettings, zh: str, en: str, *, then_redirect: str | None = None) -> str:
-    """A short spoken answer (after a keypress), optionally followed by a redirect."""
-    response = ET.Element("Response")
-    ET.SubElement(response, "Say", {"language": voice.language, "voice": voice.voice}).text = zh
-    ET.SubElement(
-        response, "Say", {"language": voice.english_language, "voice": voice.english_voice}
-    ).text = en
-    if then_redirect:
-        ET.SubElement(response, "Redirect", {"method": "POST"}).text = then_redirect
-    else:
-        ET.SubElement(response, "Hangup")
-    return _xml(response)
-
-
-def redirect_twiml(url: str) -> str:
-    response = ET.Element("Response")
-    ET.SubElement(response, "Redirect", {"method": "POST"}).text = url
-    return _xml(response)
-
-
-def empty_twiml() -> str:
-    return _xml(ET.Element("Response"))
-
-
-def _xml(element: ET.Element) -> str:
-    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(element, encoding="unicode")

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from intaked.channels.hotline import INCOMING_PATH, STATUS_PATH, register_hotline_routes
-from intaked.channels.webhooks import WebhookRoutes
 from intaked.config import Settings
+from intaked.paging.engine import attempt_updated
+from intaked.ports.phone import INCOMING_PATH, STATUS_PATH
+from intaked.twilio.routes import HOTLINE as HOTLINE_ROUTES
+from intaked.twilio.routes import build_routes
 from tests.support.phone import FakePhoneNetwork
 from tests.support.webhookd import RunningWebhooks, running_webhooks
 from tests.twilio import conftest as twilio_fixtures
@@ -70,8 +72,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def hotline(settings: Settings, engine: Engine, phone: FakePhoneNetwork) -> Iterator[RunningWebhooks]:
     """The hotline's webhooks on a real listener; the fake network's incoming calls reach them."""
-    routes = WebhookRoutes()
-    register_hotline_routes(routes, settings)
+    routes = build_routes(settings, attempt_updated, [HOTLINE_ROUTES])
     with running_webhooks(settings, engine, routes) as running:
         phone.deliver_to(PUBLIC_URL, running.base_url)
         phone.inbound_voice_url = PUBLIC_URL + INCOMING_PATH

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
-from intaked.channels.hotline import INCOMING_PATH
 from intaked.config import Settings
 from intaked.hotline.calls import CallFacts, record_call
+from intaked.ports.phone import INCOMING_PATH
 from intaked.store.models import (
     call_table,
     message_table,

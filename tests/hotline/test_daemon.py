@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from intaked.channels.hotline import INCOMING_PATH, STATUS_PATH
+from intaked.ports.phone import INCOMING_PATH, STATUS_PATH
 from intaked.store.models import call_table, outbox_table, page_table, ticket_table
 from tests.hotline.conftest import CHEN, HOTLINE, MOBILE_KNOWN, hotline_settings
 from tests.support.daemon import DaemonThread

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from intaked.channels.hotline import INCOMING_PATH
 from intaked.config import Settings
+from intaked.ports.phone import INCOMING_PATH
 from intaked.store.models import call_table, ticket_table
 from tests.hotline.conftest import DESK, HOTLINE, MOBILE_UNKNOWN, hotline_settings
 from tests.support.incoming_calls import CallerScript

@@ -21,10 +21,11 @@ from intaked.config import Settings
 from intaked.hotline.calls import CallFacts, record_call, set_menu_choice
 from intaked.hotline.emergencies import SUMMARY_PURPOSE
 from intaked.lifecycle import triage
-from intaked.outbound.twilio import TwilioClient
-from intaked.outbound.twilio_dispatcher import TokenBucket, TwilioSender
+from intaked.paging.engine import attempt_updated
 from intaked.sla.context import load_context
 from intaked.store.models import call_table, outbox_table, page_table, ticket_event_table, ticket_table
+from intaked.twilio.client import TwilioClient
+from intaked.twilio.dispatcher import TokenBucket, TwilioSender
 from tests.hotline.conftest import CHEN, HOTLINE, MOBILE_KNOWN, MOBILE_UNKNOWN, hotline_settings
 from tests.support.incoming_calls import CallerScript
 from tests.support.phone import FakePhoneNetwork, Script
@@ -51,7 +52,13 @@ def qrc_does_not_answer(phone: FakePhoneNetwork) -> None:
 
 def send_everything(engine: Engine, settings: Settings) -> None:
     """What the outbox holds and is due goes out to the fake phone network."""
-    sender = TwilioSender(engine, settings, TwilioClient(settings.twilio), TokenBucket(1000.0, 1000.0))
+    sender = TwilioSender(
+        engine,
+        settings,
+        TwilioClient(settings.twilio),
+        TokenBucket(1000.0, 1000.0),
+        on_attempt=attempt_updated,
+    )
     while sender.dispatch_once("sms") + sender.dispatch_once("call"):
         pass
 

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from intaked.hotline.reconcile import checkpoint_name, reconcile_calls, reconcile_recordings
-from intaked.outbound.twilio import TwilioClient
 from intaked.store.models import call_table, hotline_checkpoint_table, outbox_table, ticket_table
+from intaked.twilio.client import TwilioClient
 from tests.hotline.conftest import HOTLINE, LANDLINE_UNKNOWN, MOBILE_UNKNOWN, hotline_settings
 from tests.support.incoming_calls import CallerScript
 from tests.support.phone import FakePhoneNetwork

@@ -19,19 +19,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from intaked.channels.recordings import register_recording_routes
-from intaked.channels.webhooks import WebhookRoutes
 from intaked.config import Settings
 from intaked.hotline.calls import call_status, speech_heard
 from intaked.hotline.fetcher import VoicemailFetcher, fetch_due
 from intaked.hotline.recordings import (
     ForeignRecordingUrl,
-    download_recording,
     media_url_for,
     recording_media_url,
 )
-from intaked.hotline.twiml import RECORDING_PATH, TRANSCRIPTION_PATH
-from intaked.outbound.twilio import PermanentFailure
+from intaked.paging.engine import attempt_updated
+from intaked.ports.phone import RECORDING_PATH, TRANSCRIPTION_PATH, PermanentFailure
 from intaked.store.models import (
     attachment_table,
     blob_table,
@@ -40,6 +37,8 @@ from intaked.store.models import (
     ticket_event_table,
     webhook_receipt_table,
 )
+from intaked.twilio.client import TwilioClient
+from intaked.twilio.routes import VOICEMAIL, build_routes
 from tests.hotline.calls_support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -73,8 +72,7 @@ def settings(media_url: str) -> Settings:
 
 @pytest.fixture
 def hooks(settings: Settings, engine: Engine) -> Iterator[RunningWebhooks]:
-    routes = WebhookRoutes()
-    register_recording_routes(routes, settings)
+    routes = build_routes(settings, attempt_updated, [VOICEMAIL])
     with running_webhooks(settings, engine, routes) as running:
         yield running
 
@@ -234,7 +232,7 @@ def test_voicemail_with_transcript_is_attached_to_the_ticket(
     assert json.loads(row["payload"]) == {"call_sid": call_sid, "recording_sid": recording_sid}
     assert phone.media.requests == []  # nothing downloaded inside the webhook
 
-    assert fetch_due(engine, settings) == 1
+    assert fetch_due(engine, settings, TwilioClient(settings.twilio)) == 1
     (path, authorised, accept) = phone.media.requests[0]
     assert path.endswith(f"/Accounts/{ACCOUNT_SID}/Recordings/{recording_sid}.wav")
     assert authorised and accept == "audio/*"
@@ -316,7 +314,7 @@ def test_voicemail_without_transcript_creates_the_calls_message_when_it_has_none
     assert (
         post(hooks, RECORDING_PATH, recording_params(settings, call_sid, recording_sid, duration="5")) == 200
     )
-    assert fetch_due(engine, settings) == 1
+    assert fetch_due(engine, settings, TwilioClient(settings.twilio)) == 1
     call = call_row(engine, call_sid)
     assert call["outcome"] == "voicemail" and call["transcript"] is None and call["recording_seconds"] == 5
     with engine.connect() as conn:
@@ -339,7 +337,7 @@ def test_a_failed_transcription_is_an_event_and_keeps_the_voicemail(
     call_sid, recording_sid = make_call(engine), new_sid("RE")
     phone.media.audio[recording_sid] = AUDIO
     assert post(hooks, RECORDING_PATH, recording_params(settings, call_sid, recording_sid)) == 200
-    assert fetch_due(engine, settings) == 1
+    assert fetch_due(engine, settings, TwilioClient(settings.twilio)) == 1
     params = transcription_params(settings, call_sid, recording_sid, status="failed")
     assert post(hooks, TRANSCRIPTION_PATH, params) == 200
     assert post(hooks, TRANSCRIPTION_PATH, params) == 200
@@ -380,7 +378,7 @@ def test_no_recording_leaves_a_missed_call_to_call_back(
     assert ticket_of(engine, call_sid)["callback_requested"] is True
     assert event_kinds(engine) == ["missed_call"]
     assert event_detail(engine, "missed_call")["reason"] == stored
-    assert outbox_rows(engine) == [] and fetch_due(engine, settings) == 0
+    assert outbox_rows(engine) == [] and fetch_due(engine, settings, TwilioClient(settings.twilio)) == 0
     assert phone.media.requests == []
 
 
@@ -423,7 +421,7 @@ def test_a_recording_url_elsewhere_is_refused_and_nothing_is_downloaded(
     )
     assert ticket_of(engine, call_sid)["callback_requested"] is True
     assert event_kinds(engine) == ["recording_refused"]
-    assert outbox_rows(engine) == [] and fetch_due(engine, settings) == 0
+    assert outbox_rows(engine) == [] and fetch_due(engine, settings, TwilioClient(settings.twilio)) == 0
     assert phone.media.requests == [] and phone.requests == []
 
 
@@ -436,9 +434,9 @@ def test_a_replayed_recording_callback_attaches_one_recording(
     assert post(hooks, RECORDING_PATH, params) == 200
     assert post(hooks, RECORDING_PATH, params) == 200
     assert len(outbox_rows(engine)) == 1
-    assert fetch_due(engine, settings) == 1
+    assert fetch_due(engine, settings, TwilioClient(settings.twilio)) == 1
     assert post(hooks, RECORDING_PATH, params) == 200  # after the download, too
-    assert fetch_due(engine, settings) == 0
+    assert fetch_due(engine, settings, TwilioClient(settings.twilio)) == 0
     assert len(attachments(engine)) == 1 and len(phone.media.requests) == 1
     assert event_kinds(engine) == ["voicemail_added"]
 
@@ -499,12 +497,12 @@ def test_a_download_failing_with_503_is_retried_through_the_outbox(
     phone.media.audio[recording_sid] = AUDIO
     phone.media.faults = [503]
     assert post(hooks, RECORDING_PATH, recording_params(settings, call_sid, recording_sid)) == 200
-    assert fetch_due(engine, settings) == 1
+    assert fetch_due(engine, settings, TwilioClient(settings.twilio)) == 1
     (row,) = outbox_rows(engine)
     assert row["state"] == "pending" and "HTTP 503" in row["last_error"] and row["attempts"] == 1
     assert attachments(engine) == [] and call_row(engine, call_sid)["outcome"] == "in_progress"
     wait_due(engine)
-    assert fetch_due(engine, settings) == 1
+    assert fetch_due(engine, settings, TwilioClient(settings.twilio)) == 1
     (row,) = outbox_rows(engine)
     assert (row["state"], row["attempts"], row["provider_id"]) == ("sent", 2, recording_sid)
     assert len(attachments(engine)) == 1 and call_row(engine, call_sid)["outcome"] == "voicemail"
@@ -517,10 +515,10 @@ def test_a_recording_twilio_never_has_fails_after_its_retries(
     settings = twilio_settings(media_url, twilio={"recording_not_found_retries": 1})
     call_sid, recording_sid = make_call(engine), new_sid("RE")  # no audio: 404
     assert post(hooks, RECORDING_PATH, recording_params(settings, call_sid, recording_sid)) == 200
-    assert fetch_due(engine, settings) == 1
+    assert fetch_due(engine, settings, TwilioClient(settings.twilio)) == 1
     assert outbox_rows(engine)[0]["state"] == "pending"
     wait_due(engine)
-    assert fetch_due(engine, settings) == 1
+    assert fetch_due(engine, settings, TwilioClient(settings.twilio)) == 1
     assert outbox_rows(engine)[0]["state"] == "failed"
     call = call_row(engine, call_sid)
     assert (call["recording_error"], call["attachment_id"]) == ("download_failed", None)
@@ -533,7 +531,7 @@ def test_a_refused_download_fails_at_once(engine: Engine, phone: FakePhoneNetwor
     recording_sid = new_sid("RE")
     phone.media.audio[recording_sid] = AUDIO
     with pytest.raises(PermanentFailure, match="HTTP 401"):
-        download_recording(settings, recording_sid)
+        TwilioClient(settings.twilio).fetch_recording(recording_sid)
     assert phone.media.requests[0][1] is False
 
 
@@ -542,12 +540,12 @@ def test_a_recording_larger_than_the_limit_is_refused(phone: FakePhoneNetwork, m
     recording_sid = new_sid("RE")
     phone.media.audio[recording_sid] = AUDIO
     with pytest.raises(PermanentFailure, match="recording_max_bytes"):
-        download_recording(settings, recording_sid)
+        TwilioClient(settings.twilio).fetch_recording(recording_sid)
 
 
 def test_prism_serves_the_media_to_our_basic_auth_and_refuses_it_without(prism_mock: Prism) -> None:
     settings = twilio_settings(prism_mock.base_url)
-    audio, content_type = download_recording(settings, RE_SID)
+    audio, content_type = TwilioClient(settings.twilio).fetch_recording(RE_SID)
     assert audio and content_type.startswith("audio/")
     request = urllib.request.Request(media_url_for(settings, RE_SID), headers={"Accept": "audio/*"})
     with pytest.raises(urllib.error.HTTPError) as refused:
@@ -565,7 +563,7 @@ def test_the_voicemail_fetcher_worker_downloads_what_the_webhook_queued(
 
     async def run() -> None:
         executor = ThreadPoolExecutor(max_workers=2)
-        fetcher = VoicemailFetcher(engine, executor, settings)
+        fetcher = VoicemailFetcher(engine, executor, settings, TwilioClient(settings.twilio))
         fetcher.start()
         try:
             assert post(hooks, RECORDING_PATH, recording_params(settings, call_sid, recording_sid)) == 200
@@ -590,7 +588,7 @@ def test_a_recording_of_a_call_the_desk_answered_is_kept_without_a_call_back(
     call_sid, recording_sid = make_call(engine, outcome="answered_by_desk"), new_sid("RE")
     phone.media.audio[recording_sid] = AUDIO
     assert post(hooks, RECORDING_PATH, recording_params(settings, call_sid, recording_sid)) == 200
-    assert fetch_due(engine, settings) == 1
+    assert fetch_due(engine, settings, TwilioClient(settings.twilio)) == 1
     call = call_row(engine, call_sid)
     assert call["outcome"] == "answered_by_desk" and call["attachment_id"] is not None
     assert ticket_of(engine, call_sid)["callback_requested"] is False

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from intaked.hotline.twiml import RECORDING_PATH, TRANSCRIPTION_PATH
+from intaked.ports.phone import RECORDING_PATH, TRANSCRIPTION_PATH
 from tests.hotline.calls_support import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, call_row, make_call, new_sid
 from tests.hotline.test_recordings import AUDIO, attachments, recording_params, transcription_params
 from tests.support.daemon import DaemonThread, make_settings

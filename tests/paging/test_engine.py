@@ -22,7 +22,6 @@ from intaked.paging.engine import (
     start_page,
     start_pages_for_priorities,
 )
-from intaked.paging.replies import call_twiml, keypress, sms_reply
 from intaked.sla.context import load_context
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
@@ -33,6 +32,7 @@ from intaked.store.models import (
     ticket_event_table,
     ticket_table,
 )
+from intaked.twilio.page_replies import call_twiml, keypress, sms_reply
 
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Taipei
 CHEN, LIN, WANG = "+886911111111", "+886922222222", "+886933333333"

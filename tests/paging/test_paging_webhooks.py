@@ -9,17 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from intaked.channels.webhooks import WebhookRoutes
 from intaked.config import Settings, settings_from_mapping
 from intaked.lifecycle import triage
-from intaked.paging.webhook_routes import (
-    KEYPRESS_PATH,
-    SMS_INCOMING_PATH,
-    VOICE_PAGE_PATH,
-    register_paging_routes,
-)
+from intaked.paging.engine import attempt_updated
+from intaked.ports.phone import KEYPRESS_PATH, SMS_INCOMING_PATH, VOICE_PAGE_PATH
 from intaked.sla.context import load_context
 from intaked.store.models import page_attempt_table, page_table, ticket_event_table
+from intaked.twilio.routes import PAGING, build_routes
 from tests.paging.test_engine import CHEN, CONFIG, engine, new_ticket
 from tests.support.phone import signed_post
 from tests.support.webhookd import RunningWebhooks, running_webhooks
@@ -48,8 +44,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 def hooks(settings: Settings, engine: Engine) -> Iterator[RunningWebhooks]:
-    routes = WebhookRoutes()
-    register_paging_routes(routes, settings)
+    routes = build_routes(settings, attempt_updated, [PAGING])
     new_ticket(engine)
     triage(engine, load_context(engine, settings), "IT-202611-00042", priority="P1", by="fs")
     with running_webhooks(settings, engine, routes) as running:

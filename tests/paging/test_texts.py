@@ -6,14 +6,12 @@ from xml.etree import ElementTree as ET
 
 from intaked.paging.texts import (
     PageFacts,
-    VoiceSettings,
     confirmation_sms,
     page_sms,
-    page_twiml,
-    say_twiml,
     sms_segments,
     spell_digits,
 )
+from intaked.twilio.twiml import VoiceSettings, page_twiml, say_twiml
 
 FACTS = PageFacts(
     priority="P1",

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from intaked.channels.webhooks import WebhookRoutes, WebhookServer
 from intaked.config import Settings
+from intaked.twilio.server import WebhookRoutes, WebhookServer
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from twilio.base import values
 
-from intaked.outbound.twilio import CALL_EVENTS, PermanentFailure, TemporaryFailure, TwilioClient
+from intaked.ports.phone import PermanentFailure, TemporaryFailure
+from intaked.twilio.client import CALL_EVENTS, TwilioClient
 from tests.support.dovecot import free_port
 from tests.support.prism import Prism
 from tests.twilio.conftest import twilio_settings

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
-from intaked.channels.twilio_status import register_status_routes
-from intaked.channels.webhooks import WebhookRoutes
 from intaked.config import Settings
 from intaked.outbound.outbox import enqueue
-from intaked.outbound.twilio import TemporaryFailure, TwilioClient
-from intaked.outbound.twilio_dispatcher import TokenBucket, TwilioSender
+from intaked.paging.engine import attempt_updated
+from intaked.ports.phone import TemporaryFailure
 from intaked.store.models import outbox_table, page_attempt_table, page_table
+from intaked.twilio.client import TwilioClient
+from intaked.twilio.dispatcher import TokenBucket, TwilioSender
+from intaked.twilio.routes import STATUS, build_routes
 from tests.support.liveness import this_worker_died
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.waiting import wait_until
@@ -48,7 +49,11 @@ def settings(twilio_api_url: str) -> Settings:
 
 def sender(engine: Engine, settings: Settings, bucket: TokenBucket | None = None) -> TwilioSender:
     return TwilioSender(
-        engine, settings, TwilioClient(settings.twilio), bucket or TokenBucket(1000.0, 1000.0)
+        engine,
+        settings,
+        TwilioClient(settings.twilio),
+        bucket or TokenBucket(1000.0, 1000.0),
+        on_attempt=attempt_updated,
     )
 
 
@@ -102,8 +107,7 @@ def test_sms_is_sent_and_the_attempt_gets_its_sid_then_delivered(
         {"to": NUMBER, "body": "P1 IT-202611-00001 回覆 1 A7K2", "attempt_id": attempt_id},
         "s1",
     )
-    routes = WebhookRoutes()
-    register_status_routes(routes)
+    routes = build_routes(settings, attempt_updated, [STATUS])
     with running_webhooks(settings, engine, routes) as hooks:
         phone.deliver_to(PUBLIC_URL, hooks.base_url)
         assert sender(engine, settings).dispatch_once("sms") == 1
@@ -126,8 +130,7 @@ def test_call_is_placed_with_callbacks_and_a_busy_number_fails_the_attempt(
     attempt_id = make_attempt(engine, make_page(engine), "call", NUMBER)
     twiml = "<Response><Say>P1</Say></Response>"
     queue(engine, "call", {"to": NUMBER, "twiml": twiml, "attempt_id": attempt_id, "timeout": 25}, "c1")
-    routes = WebhookRoutes()
-    register_status_routes(routes)
+    routes = build_routes(settings, attempt_updated, [STATUS])
     with running_webhooks(settings, engine, routes) as hooks:
         phone.deliver_to(PUBLIC_URL, hooks.base_url)
         assert sender(engine, settings).dispatch_once("call") == 1

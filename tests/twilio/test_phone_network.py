@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from intaked.channels.webhooks import WebhookRequest, WebhookResponse, WebhookRoutes
 from intaked.outbound.outbox import enqueue
-from intaked.outbound.twilio import TwilioClient
+from intaked.twilio.client import TwilioClient
+from intaked.twilio.server import WebhookRequest, WebhookResponse, WebhookRoutes
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.waiting import wait_until

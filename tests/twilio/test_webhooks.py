@@ -11,16 +11,14 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Connection, Engine, func, select
 
-from intaked.channels.twilio_status import CALL_STATUS_PATH, SMS_STATUS_PATH, register_status_routes
-from intaked.channels.webhooks import (
-    WebhookRequest,
-    WebhookResponse,
-    WebhookRoutes,
-    compute_signature,
-    record_receipt,
-    signature_valid,
-)
+from intaked.outbound.attempts import AttemptListener
+from intaked.paging.engine import attempt_updated
+from intaked.ports.phone import CALL_STATUS_PATH, SMS_STATUS_PATH
 from intaked.store.models import page_attempt_table, webhook_receipt_table
+from intaked.store.receipts import record_receipt
+from intaked.twilio.routes import STATUS, build_routes
+from intaked.twilio.server import WebhookRequest, WebhookResponse
+from intaked.twilio.signature import compute_signature, signature_valid
 from tests.support.phone import signed_post, twilio_signature
 from tests.support.webhookd import running_webhooks
 from tests.twilio.conftest import (
@@ -43,12 +41,15 @@ class Served:
     base_url: str
     public_url: str
     seen: list[WebhookRequest]
+    on_attempt: AttemptListener = attempt_updated  # what the status callbacks tell of a change
 
 
 @pytest.fixture
 def server(engine: Engine) -> Iterator[Served]:
-    routes = WebhookRoutes()
-    register_status_routes(routes)
+    served: list[Served] = []
+    routes = build_routes(
+        twilio_settings(), lambda conn, attempt_id, now: served[0].on_attempt(conn, attempt_id, now), [STATUS]
+    )
     seen: list[WebhookRequest] = []
 
     def echo(_engine: Engine, request: WebhookRequest) -> WebhookResponse:
@@ -57,7 +58,8 @@ def server(engine: Engine) -> Iterator[Served]:
 
     routes.register("/test/echo", echo)
     with running_webhooks(twilio_settings(), engine, routes) as running:
-        yield Served(running.base_url, running.public_url, seen)
+        served.append(Served(running.base_url, running.public_url, seen))
+        yield served[0]
 
 
 def sms_params(status: str, sid: str = SMS_SID, **extra: str) -> list[tuple[str, str]]:
@@ -267,9 +269,7 @@ def test_record_receipt_is_idempotent(engine: Engine) -> None:
     assert receipts(engine) == 2
 
 
-def test_attempt_hook_runs_in_the_same_transaction(
-    engine: Engine, server: Served, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_attempt_hook_runs_in_the_same_transaction(engine: Engine, server: Served) -> None:
     calls: list[tuple[int, str]] = []
 
     def hook(conn: Connection, attempt_id: int, now: dt.datetime) -> None:
@@ -278,7 +278,7 @@ def test_attempt_hook_runs_in_the_same_transaction(
         ).scalar_one()
         calls.append((attempt_id, status))
 
-    monkeypatch.setattr("intaked.outbound.attempts.on_attempt_updated", hook)
+    server.on_attempt = hook
     attempt_id = make_attempt(engine, make_page(engine), "call", CALLED, provider_sid=CALL_SID, status="sent")
     for status in ("ringing", "ringing", "no-answer"):
         assert (

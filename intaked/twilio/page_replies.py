@@ -1,7 +1,7 @@
 """What paged people send back: keypresses on a page call and SMS replies.
 
-Each function runs in the caller's transaction (the webhook server's handler, after the
-signature was checked) and returns the TwiML to answer with. Only a keypress of 1, an SMS reply
+Each function runs in the caller's transaction (a handler of intaked/twilio/page_webhooks.py,
+after the signature was checked) and returns the TwiML to answer with. Only a keypress of 1, an SMS reply
 (``1``, ``ack``, ``確認`` with the page's reply code), or ``intaked page ack`` acknowledges; a call
 that ends without a key (voicemail, an answering machine) is not an acknowledgement.
 """
@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import re
 from typing import Any
-from xml.etree import ElementTree as ET
 
 import structlog
 from sqlalchemy import Connection, select, update
@@ -27,8 +26,9 @@ from intaked.paging.engine import (
     previous_position,
     ticket_row,
 )
-from intaked.paging.texts import VoiceSettings, page_twiml, redirect_twiml, say_twiml
+from intaked.ports.phone import KEYPRESS_PATH, page_call_path
 from intaked.store.models import page_attempt_table, page_table
+from intaked.twilio.twiml import VoiceSettings, page_twiml, redirect_twiml, say_twiml
 
 log = structlog.get_logger(__name__)
 
@@ -97,8 +97,8 @@ def call_twiml(
         )
     if repeats >= MAX_REPEATS:
         return say_twiml(voice, "未收到回應，再見。", "No response. Goodbye.")
-    action = f"{base_url}/twilio/voice/page/keypress?attempt={attempt_id}"
-    again = f"{base_url}/twilio/voice/page?attempt={attempt_id}&repeat={repeats + 1}"
+    action = f"{base_url}{KEYPRESS_PATH}?attempt={attempt_id}"
+    again = f"{base_url}{page_call_path(attempt_id)}&repeat={repeats + 1}"
     return page_twiml(facts, voice, action, repeat_url=again)
 
 
@@ -149,7 +149,7 @@ def keypress(
             bound.warning("page_escalated_by_keypress")
             return say_twiml(voice, "正在立即升級。", "Escalating now.")
         return say_twiml(voice, "此呼叫已結束。", "This page has ended.")
-    return redirect_twiml(f"{base_url}/twilio/voice/page?attempt={attempt_id}")
+    return redirect_twiml(base_url + page_call_path(attempt_id))
 
 
 def sms_reply(
@@ -205,10 +205,3 @@ def _is_current_step(page: Any, attempt: Any) -> bool:
     call must not skip the current step's wait."""
     steps = len(json.loads(page["policy"]).get("steps") or [])
     return (attempt["round"], attempt["step"]) == previous_position(page, steps)
-
-
-def sms_twiml(text: str | None) -> str:
-    response = ET.Element("Response")
-    if text:
-        ET.SubElement(response, "Message").text = text
-    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(response, encoding="unicode")

@@ -1,11 +1,12 @@
-"""A thin, classified client over twilio-python 9 for the few REST calls paging needs.
+"""The phone provider port (intaked/ports/phone.py) over Twilio's REST API: a thin, classified
+client over twilio-python 9. Built once per process by the daemon and passed in.
 
 Twilio's API v2010 (Messages and Calls resources) is reached through the official library, with
 one change: every ``*.twilio.com`` URL the library builds is rewritten to ``twilio.api_base_url``
 by :class:`RebasedHttpClient` (tests point it at Prism; never set through the environment, which
 the library would also read).
 
-Every failure is classified for the outbox:
+Every failure is classified for the outbox (the port's failure types):
 
 - :class:`TemporaryFailure`: HTTP 429 (error 20429: not processed, safe to retry), 5xx, timeouts
   and connection errors. ``unknown_outcome`` is true when the request may have reached Twilio
@@ -22,7 +23,6 @@ import email.utils
 import json
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,12 +33,18 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from intaked.config import TwilioSettings
+from intaked.config import Settings, TwilioSettings
+from intaked.ports.phone import (
+    ListedCall,
+    ListedRecording,
+    PermanentFailure,
+    ProviderRecord,
+    TemporaryFailure,
+)
+from intaked.twilio.media import download_recording
 
 log = structlog.get_logger(__name__)
 
-#: Prefix of the error text of a temporary failure after which Twilio may have acted.
-UNKNOWN_OUTCOME = "outcome unknown"
 #: Status callback events a paging call asks for.
 CALL_EVENTS: tuple[str, ...] = ("initiated", "ringing", "answered", "completed")
 #: Twilio error codes that mean a call is already over (nothing left to cancel).
@@ -47,64 +53,6 @@ CALL_ALREADY_ENDED_CODES = frozenset({20404, 21220})
 RECONCILE_LIMIT = 50
 #: At most this many calls per hotline number and reconciliation pass.
 HOTLINE_LIST_LIMIT = 1000
-
-
-class TwilioFailure(Exception):
-    """A request Twilio did not accept (or whose answer we did not get)."""
-
-
-class TemporaryFailure(TwilioFailure):
-    """Try again later; with ``unknown_outcome``, first ask Twilio whether it already acted."""
-
-    def __init__(self, message: str, *, unknown_outcome: bool = False, status: int | None = None) -> None:
-        super().__init__(f"{UNKNOWN_OUTCOME}: {message}" if unknown_outcome else message)
-        self.unknown_outcome = unknown_outcome
-        self.status = status
-
-
-class PermanentFailure(TwilioFailure):
-    """Twilio refused the request for good; ``code`` is Twilio's error code when it gave one."""
-
-    def __init__(self, message: str, *, code: int | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderRecord:
-    """A Message or Call as Twilio lists it (what reconciliation compares)."""
-
-    sid: str
-    to: str
-    status: str
-    body: str | None
-    date_created: dt.datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class ListedCall:
-    """A call as Twilio's Calls list shows it (what hotline reconciliation ingests)."""
-
-    sid: str
-    from_number: str
-    to: str
-    status: str
-    direction: str
-    start_time: dt.datetime | None
-    duration: int | None
-    caller_name: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ListedRecording:
-    """A recording as Twilio's Recordings list shows it (what voicemail reconciliation applies)."""
-
-    sid: str
-    call_sid: str
-    status: str
-    duration: int | None
-    error_code: str
 
 
 class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
@@ -182,7 +130,8 @@ def _parse_date(value: object) -> dt.datetime | None:
 
 
 class TwilioClient:
-    """The REST calls paging makes; thread-safe (one connection pool, shared by the sending loops)."""
+    """:class:`~intaked.ports.phone.PhoneProvider` on Twilio; thread-safe (one connection pool,
+    shared by the sending loops)."""
 
     def __init__(self, settings: TwilioSettings) -> None:
         self._settings = settings
@@ -355,8 +304,18 @@ class TwilioClient:
             )
         return calls
 
+    def fetch_recording(self, recording_sid: str) -> tuple[bytes, str]:
+        """The media of ``recording_sid`` (intaked/twilio/media.py)."""
+        return download_recording(self._settings, recording_sid)
+
     @staticmethod
     def _since(records: list[ProviderRecord], since: dt.datetime) -> list[ProviderRecord]:
         # Twilio's dates have whole seconds: compare at that precision.
         floor = since.replace(microsecond=0)
         return [r for r in records if r.date_created is None or r.date_created >= floor]
+
+
+def phone_provider(settings: Settings) -> TwilioClient | None:
+    """The phone provider of a process (None while ``[twilio]`` is off): the daemon and each back
+    office process build it once and pass it to everything that sends, lists or downloads."""
+    return TwilioClient(settings.twilio) if settings.twilio.enabled else None

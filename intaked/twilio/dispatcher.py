@@ -6,8 +6,10 @@ Payloads (docs/schema.md, ``outbox``):
 - ``call``: ``{"to", "twiml" | "url", "attempt_id"?, "machine_detection"?, "timeout"?}``;
 - ``call_cancel``: ``{"call_sid"}`` or ``{"attempt_id"}`` (that attempt's call, once its Sid is known).
 
-Status callbacks go to ``webhooks.public_url`` + ``/twilio/status/sms`` or ``/twilio/status/call``,
-with ``?attempt=<id>`` when the row carries an attempt (intaked/channels/twilio_status.py).
+Sent through the phone provider it is given (intaked/ports/phone.py; the daemon builds one
+:class:`~intaked.twilio.client.TwilioClient` per process). Status callbacks go to
+``webhooks.public_url`` + ``/twilio/status/sms`` or ``/twilio/status/call``, with
+``?attempt=<id>`` when the row carries an attempt (intaked/twilio/status_webhooks.py).
 
 Outcomes, each in the transaction that records the row's own (fenced) outcome: accepted → the
 row is ``sent`` with the Sid as ``provider_id``; its attempt gets the Sid, ``sent_at`` and status
@@ -15,8 +17,8 @@ row is ``sent`` with the Sid as ``provider_id``; its attempt gets the Sid, ``sen
 (:class:`PermanentFailure`) → the row and the attempt are ``failed`` with Twilio's error code.
 Temporary trouble (429, 5xx, timeouts, connection errors) → the row is retried with backoff and
 its page's ``provider_down_since`` is set (the first time); the rest of the batch is put back
-untried and the dispatcher pauses. The attempt hook (intaked/paging/hooks.py) runs after each
-attempt change.
+untried and the dispatcher pauses. The attempt listener it is given (the escalation engine's
+``attempt_updated``) is told of each attempt change, in that change's transaction.
 
 Unknown outcomes: when the previous try of a row may have reached Twilio (its ``last_error``
 starts with ``outcome unknown``), Twilio's list of Messages or Calls to that number since the row
@@ -28,18 +30,19 @@ from __future__ import annotations
 
 import math
 import random
-import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select
 
-from intaked.channels.twilio_status import CALL_STATUS_PATH, SMS_STATUS_PATH
 from intaked.config import Settings
-from intaked.outbound.attempts import lock_attempt, mark_provider_down, mark_provider_up, move_attempt
+from intaked.outbound.attempts import (
+    AttemptListener,
+    lock_attempt,
+    move_attempt,
+)
 from intaked.outbound.outbox import (
     OutboxRow,
     claim_due,
@@ -49,17 +52,29 @@ from intaked.outbound.outbox import (
     mark_failed,
     mark_sent,
 )
-from intaked.outbound.twilio import (
+from intaked.ports.phone import (
+    CALL_STATUS_PATH,
+    SMS_STATUS_PATH,
     UNKNOWN_OUTCOME,
     PermanentFailure,
+    PhoneProvider,
     ProviderRecord,
     TemporaryFailure,
-    TwilioClient,
 )
 from intaked.store.engine import read_only
-from intaked.store.models import outbox_table, page_attempt_table, page_table
+from intaked.store.models import page_attempt_table, page_table
 from intaked.store.settle import OutcomeHeld, Unsettled, store_unavailable
 from intaked.store.types import utcnow
+from intaked.twilio.outcomes import (
+    attempt_id_of,
+    attempt_sid,
+    known_sids,
+    last_error,
+    on_permanent,
+    on_success,
+    on_temporary,
+)
+from intaked.twilio.rate import TokenBucket
 from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
@@ -67,44 +82,6 @@ log = structlog.get_logger(__name__)
 KINDS = ("call_cancel", "call", "sms")  # in this order each pass: stopping a call first
 CANCEL_WAIT_SECONDS = (1.0, 5.0)  # a cancel waiting for its call's Sid: first and longest pause
 NOT_TRIED = "not tried: Twilio unavailable for an earlier row of the batch"
-
-
-class TokenBucket:
-    """At most ``rate`` acquisitions per second on average, ``capacity`` at once, for every thread
-    of this process. Several daemons sharing one Twilio account each have their own bucket: give
-    each ``twilio.calls_per_second`` divided by their number to stay under the account's rate."""
-
-    def __init__(
-        self,
-        rate: float,
-        capacity: float = 1.0,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._rate = rate
-        self._capacity = capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = capacity
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    def try_acquire(self) -> float:
-        """Take a token: 0.0 when taken, else the seconds until one will be there (none taken)."""
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-            self._updated = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / self._rate
-
-    def acquire(self) -> None:
-        """Wait for a token and take it."""
-        while (wait := self.try_acquire()) > 0:
-            self._sleep(wait)
 
 
 def callback_url(settings: Settings, path: str, attempt_id: int | None) -> str | None:
@@ -115,101 +92,24 @@ def callback_url(settings: Settings, path: str, attempt_id: int | None) -> str |
     return base + path + (f"?attempt={attempt_id}" if attempt_id is not None else "")
 
 
-def _attempt_id(row: OutboxRow) -> int | None:
-    value = row.payload.get("attempt_id")
-    return int(value) if value is not None else None
-
-
-def _on_success(attempt_id: int | None, sid: str) -> Callable[[Connection], None]:
-    def record(conn: Connection) -> None:
-        if attempt_id is None:
-            return
-        attempt = lock_attempt(conn, attempt_id)
-        if attempt is None:
-            return
-        now = utcnow()
-        if not move_attempt(conn, attempt, "sent", now, provider_sid=sid):
-            conn.execute(
-                update(page_attempt_table)
-                .where(page_attempt_table.c.id == attempt_id, page_attempt_table.c.sent_at.is_(None))
-                .values(sent_at=now)
-            )
-        mark_provider_up(conn, int(attempt.page_id), now)
-
-    return record
-
-
-def _on_permanent(attempt_id: int | None, exc: PermanentFailure, kind: str) -> Callable[[Connection], None]:
-    def record(conn: Connection) -> None:
-        if attempt_id is None or kind == "call_cancel":  # a cancel that failed does not fail the call
-            return
-        attempt = lock_attempt(conn, attempt_id)
-        if attempt is None:
-            return
-        code = str(exc.code) if exc.code is not None else None
-        move_attempt(conn, attempt, "failed", utcnow(), error_code=code, error=str(exc))
-
-    return record
-
-
-def _on_temporary(error: str) -> Callable[[Connection, OutboxRow, str], None]:
-    def record(conn: Connection, row: OutboxRow, state: str) -> None:
-        attempt_id = _attempt_id(row)
-        if attempt_id is None:
-            return
-        attempt = lock_attempt(conn, attempt_id)
-        if attempt is None:
-            return
-        now = utcnow()
-        mark_provider_down(conn, int(attempt.page_id), now, error)
-        if state == "failed" and row.kind != "call_cancel":  # gave up after outbox.give_up_after_seconds
-            move_attempt(conn, attempt, "failed", now, error=error)
-
-    return record
-
-
-def _known_sids(engine: Engine, sids: list[str]) -> set[str]:
-    """Which of ``sids`` an attempt or an outbox row already carries."""
-    if not sids:
-        return set()
-    with read_only(engine).connect() as conn:
-        known = conn.execute(
-            select(page_attempt_table.c.provider_sid).where(page_attempt_table.c.provider_sid.in_(sids))
-        ).scalars()
-        found = {str(s) for s in known}
-        sent = conn.execute(select(outbox_table.c.provider_id).where(outbox_table.c.provider_id.in_(sids)))
-        return found | {str(s) for s in sent.scalars()}
-
-
-def _attempt_sid(engine: Engine, attempt_id: int) -> str | None:
-    """The Sid a status callback already wrote on ``attempt_id``, if any."""
-    with read_only(engine).connect() as conn:
-        sid = conn.execute(
-            select(page_attempt_table.c.provider_sid).where(page_attempt_table.c.id == attempt_id)
-        ).scalar()
-    return str(sid) if sid else None
-
-
-def _last_error(engine: Engine, row: OutboxRow) -> str:
-    with read_only(engine).connect() as conn:
-        value = conn.execute(select(outbox_table.c.last_error).where(outbox_table.c.id == row.id)).scalar()
-    return str(value or "")
-
-
 class TwilioSender:
-    """Sends claimed rows through one :class:`TwilioClient` (blocking; on database threads)."""
+    """Sends claimed rows through one phone provider (blocking; on database threads) and tells
+    ``on_attempt`` of every page attempt it moves."""
 
     def __init__(
         self,
         engine: Engine,
         settings: Settings,
-        client: TwilioClient,
+        client: PhoneProvider,
         bucket: TokenBucket | None = None,
         unsettled: Unsettled | None = None,
+        *,
+        on_attempt: AttemptListener,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._client = client
+        self._on_attempt = on_attempt
         self._bucket = bucket or TokenBucket(settings.twilio.calls_per_second)
         self.unsettled = Unsettled("twilio") if unsettled is None else unsettled
 
@@ -227,7 +127,7 @@ class TwilioSender:
                 base_seconds=base,
                 max_seconds=longest,
                 give_up_after_seconds=retry.give_up_after_seconds,
-                within=None if cancel_wait else _on_temporary(error),
+                within=None if cancel_wait else on_temporary(error, self._on_attempt),
             ),
         )
 
@@ -248,7 +148,7 @@ class TwilioSender:
                 try:
                     for untried in rows[index + 1 :]:
                         # a row whose earlier try may have reached Twilio keeps the marker
-                        unknown = _last_error(self._engine, untried).startswith(UNKNOWN_OUTCOME)
+                        unknown = last_error(self._engine, untried).startswith(UNKNOWN_OUTCOME)
                         self._defer([untried], f"{UNKNOWN_OUTCOME}: {NOT_TRIED}" if unknown else NOT_TRIED)
                 except Exception as exc:
                     if store_unavailable(exc) or isinstance(exc, OutcomeHeld):
@@ -262,7 +162,7 @@ class TwilioSender:
         return len(rows)
 
     def _send(self, row: OutboxRow) -> None:
-        attempt_id = _attempt_id(row)
+        attempt_id = attempt_id_of(row)
         bound = log.bind(outbox=row.id, kind=row.kind, attempt=attempt_id, ticket_id=row.ticket_id)
         try:
             if row.kind == "call_cancel":
@@ -291,7 +191,7 @@ class TwilioSender:
         bound = bound.bind(sid=sid)
         recorded = self.unsettled.record(
             f"twilio row {row.id} accepted as {sid}",
-            lambda: mark_sent(self._engine, row, sid, within=_on_success(attempt_id, sid)),
+            lambda: mark_sent(self._engine, row, sid, within=on_success(attempt_id, sid, self._on_attempt)),
         )
         if recorded:
             bound.info("twilio_accepted", to=row.payload.get("to"), adopted=adopted, attempts=row.attempts)
@@ -302,7 +202,10 @@ class TwilioSender:
         self.unsettled.record(
             f"twilio row {row.id} failed",
             lambda: mark_failed(
-                self._engine, row, str(failure), within=_on_permanent(attempt_id, failure, row.kind)
+                self._engine,
+                row,
+                str(failure),
+                within=on_permanent(attempt_id, failure, row.kind, self._on_attempt),
             ),
         )
 
@@ -321,7 +224,9 @@ class TwilioSender:
         def cancel_attempt(conn: Connection) -> None:
             attempt = lock_attempt(conn, attempt_id)
             if attempt is not None:
-                move_attempt(conn, attempt, "cancelled", utcnow(), error=f"page {state}")
+                move_attempt(
+                    conn, attempt, "cancelled", utcnow(), listener=self._on_attempt, error=f"page {state}"
+                )
 
         cancelled = self.unsettled.record(
             f"twilio row {row.id} cancelled",
@@ -336,7 +241,7 @@ class TwilioSender:
     def _create(self, row: OutboxRow) -> str:
         payload = row.payload
         to = str(payload["to"])
-        attempt_id = _attempt_id(row)
+        attempt_id = attempt_id_of(row)
         if row.kind == "sms":
             return self._client.send_sms(
                 to, str(payload["body"]), callback_url(self._settings, SMS_STATUS_PATH, attempt_id)
@@ -356,10 +261,10 @@ class TwilioSender:
 
     def _reconcile(self, row: OutboxRow, bound: Any) -> str | None:
         """The Sid of what an earlier try of ``row`` already created at Twilio, if anything."""
-        if row.attempts <= 1 or not _last_error(self._engine, row).startswith(UNKNOWN_OUTCOME):
+        if row.attempts <= 1 or not last_error(self._engine, row).startswith(UNKNOWN_OUTCOME):
             return None
-        attempt_id = _attempt_id(row)
-        own = _attempt_sid(self._engine, attempt_id) if attempt_id is not None else None
+        attempt_id = attempt_id_of(row)
+        own = attempt_sid(self._engine, attempt_id) if attempt_id is not None else None
         if own is not None:  # a status callback of the earlier try named it (?attempt=<id>)
             bound.info("twilio_outcome_reconciled", sid=own, source="status callback")
             return own
@@ -377,7 +282,7 @@ class TwilioSender:
                 found = self._client.find_calls(to, row.created_at)
         except TemporaryFailure as exc:  # keep the marker: the next try must ask again
             raise TemporaryFailure(f"{UNKNOWN_OUTCOME}: reconciling before a resend: {exc}") from None
-        known = _known_sids(self._engine, [r.sid for r in found])
+        known = known_sids(self._engine, [r.sid for r in found])
         fresh = [r for r in found if r.sid not in known]
         if fresh:
             adopted = fresh[-1]  # the oldest unknown one: the earliest try
@@ -391,7 +296,7 @@ class TwilioSender:
     def _cancel(self, row: OutboxRow, bound: Any) -> None:
         payload = row.payload
         sid = payload.get("call_sid")
-        attempt_id = _attempt_id(row)
+        attempt_id = attempt_id_of(row)
         if sid is None and attempt_id is not None:
             with self._engine.connect() as conn:
                 attempt = conn.execute(
@@ -417,7 +322,14 @@ class TwilioSender:
             if attempt_id is not None and status == "canceled":
                 attempt = lock_attempt(conn, attempt_id)
                 if attempt is not None:
-                    move_attempt(conn, attempt, "cancelled", utcnow(), error="cancelled by intaked")
+                    move_attempt(
+                        conn,
+                        attempt,
+                        "cancelled",
+                        utcnow(),
+                        listener=self._on_attempt,
+                        error="cancelled by intaked",
+                    )
 
         self.unsettled.record(
             f"twilio cancel {row.id} of {sid}", lambda: mark_sent(self._engine, row, str(sid), within=record)
@@ -430,11 +342,18 @@ class TwilioDispatcher(WakeableWorker):
     may be something to send; pauses after Twilio was unavailable. One rate limit for calls is
     shared by the loops."""
 
-    def __init__(self, engine: Engine, executor: Executor, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        executor: Executor,
+        settings: Settings,
+        phone: PhoneProvider,
+        on_attempt: AttemptListener,
+    ) -> None:
         self._engine = engine
         self._settings = settings
         unsettled = Unsettled("twilio")
-        self._sender = TwilioSender(engine, settings, TwilioClient(settings.twilio), unsettled=unsettled)
+        self._sender = TwilioSender(engine, settings, phone, unsettled=unsettled, on_attempt=on_attempt)
         self._paused_until = 0.0
         super().__init__(
             "twilio",

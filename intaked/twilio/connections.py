@@ -9,7 +9,7 @@ through to it):
 
 - the head (request line and headers) must be complete within ``webhooks.header_timeout_seconds``
   of the connection opening, or of its first byte after a previous response; otherwise the
-  connection is closed (the body's deadline is the request handler's, see webhooks.py);
+  connection is closed (the body's deadline is the request handler's, see server.py);
 - at most ``webhooks.max_connections`` connections are open. At the cap a new connection takes
   the place of the oldest one that is idle or still sending its head (a slow-header flood cannot
   keep Twilio out: Twilio's head arrives at once, and a connection whose request is being

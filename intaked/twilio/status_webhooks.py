@@ -2,8 +2,9 @@
 
 The dispatcher gives Twilio these URLs (``webhooks.public_url`` + path, with ``?attempt=<id>``
 when the request carries a page attempt). Each callback moves the attempt forward
-(intaked/outbound/attempts.py), found by ``?attempt=`` or else by the Sid, in one transaction
-that first records a receipt keyed on (Sid, status): a replay changes nothing.
+(intaked/outbound/attempts.py, telling the context's attempt listener), found by ``?attempt=``
+or else by the Sid, in one transaction that first records a receipt keyed on (Sid, status): a
+replay changes nothing.
 
 Twilio → ``page_attempts.status``:
 
@@ -20,22 +21,17 @@ These are the reference for the escalation engine's own handlers (keypresses, SM
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 import structlog
 from sqlalchemy import Engine
 
-from intaked.channels.webhooks import (
-    HTTP_BAD_REQUEST,
-    WebhookRequest,
-    WebhookResponse,
-    WebhookRoutes,
-    record_receipt,
-)
-from intaked.outbound.attempts import find_attempt_by_sid, lock_attempt, move_attempt
+from intaked.outbound.attempts import AttemptListener, find_attempt_by_sid, lock_attempt, move_attempt
+from intaked.store.receipts import record_receipt
+from intaked.twilio.context import WebhookContext
+from intaked.twilio.server import WebhookRequest, WebhookResponse
 
 log = structlog.get_logger(__name__)
-
-SMS_STATUS_PATH = "/twilio/status/sms"
-CALL_STATUS_PATH = "/twilio/status/call"
 
 #: Twilio's MessageStatus → our attempt status (absent: nothing to record).
 SMS_STATUSES: dict[str, str] = {
@@ -61,6 +57,7 @@ CALL_STATUSES: dict[str, str] = {
 def _apply(
     engine: Engine,
     request: WebhookRequest,
+    on_attempt: AttemptListener,
     *,
     endpoint: str,
     sid: str | None,
@@ -69,7 +66,7 @@ def _apply(
 ) -> WebhookResponse:
     if not sid or not twilio_status:
         log.warning("status_callback_incomplete", path=request.path, sid=sid, status=twilio_status)
-        return WebhookResponse(HTTP_BAD_REQUEST)
+        return WebhookResponse(HTTPStatus.BAD_REQUEST)
     bound = log.bind(sid=sid, twilio_status=twilio_status, endpoint=endpoint)
     attempt_text = request.query_get("attempt")
     now = request.received_at
@@ -98,16 +95,19 @@ def _apply(
             error = twilio_status if endpoint == "call_status" else f"{twilio_status} (error {code})"
         elif new == "cancelled":
             error = "canceled at Twilio"
-        moved = move_attempt(conn, attempt, new, now, provider_sid=sid, error_code=code, error=error)
+        moved = move_attempt(
+            conn, attempt, new, now, listener=on_attempt, provider_sid=sid, error_code=code, error=error
+        )
         bound.info("status_callback", attempt_status=new if moved else str(attempt.status), moved=moved)
     return WebhookResponse.empty()
 
 
-def sms_status(engine: Engine, request: WebhookRequest) -> WebhookResponse:
+def sms_status(context: WebhookContext, engine: Engine, request: WebhookRequest) -> WebhookResponse:
     """``/twilio/status/sms``: a page SMS was sent, delivered or not."""
     return _apply(
         engine,
         request,
+        context.on_attempt,
         endpoint="sms_status",
         sid=request.get("MessageSid") or request.get("SmsSid"),
         twilio_status=request.get("MessageStatus") or request.get("SmsStatus"),
@@ -115,19 +115,14 @@ def sms_status(engine: Engine, request: WebhookRequest) -> WebhookResponse:
     )
 
 
-def call_status(engine: Engine, request: WebhookRequest) -> WebhookResponse:
+def call_status(context: WebhookContext, engine: Engine, request: WebhookRequest) -> WebhookResponse:
     """``/twilio/status/call``: a page call is ringing, was answered, ended or failed."""
     return _apply(
         engine,
         request,
+        context.on_attempt,
         endpoint="call_status",
         sid=request.get("CallSid"),
         twilio_status=request.get("CallStatus"),
         mapping=CALL_STATUSES,
     )
-
-
-def register_status_routes(routes: WebhookRoutes) -> None:
-    """Add both status callbacks to ``routes``."""
-    routes.register(SMS_STATUS_PATH, sms_status)
-    routes.register(CALL_STATUS_PATH, call_status)

@@ -1,25 +1,27 @@
-"""What a hotline caller hears: TwiML documents, Traditional Chinese first, then English.
+"""What a hotline caller hears: TwiML documents (``VoiceResponse``), Traditional Chinese first,
+then English.
 
-Pure functions of the settings and the call's facts. The webhooks (intaked/channels/hotline.py)
-give every ``action`` and callback as an absolute URL under ``webhooks.public_url``, so Twilio
-signs exactly what the listener checks.
+Pure functions of the settings and the call's facts. Every ``action`` and callback is an absolute
+URL under ``webhooks.public_url``, so Twilio signs exactly what the listener checks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from xml.etree import ElementTree as ET
+from typing import Any
+
+from twilio.twiml.voice_response import VoiceResponse
 
 from intaked.config import Settings
 from intaked.paging.texts import spell_digits
-
-MENU_PATH = "/twilio/voice/menu"
-DIAL_DONE_PATH = "/twilio/voice/dial-done"
-RECORDED_PATH = "/twilio/voice/recorded"
-#: Implemented by the voicemail recordings part (the recording and transcription callbacks).
-RECORDING_PATH = "/twilio/voice/recording"
-TRANSCRIPTION_PATH = "/twilio/voice/transcription"
-SPEECH_PATH = "/twilio/voice/speech"
+from intaked.ports.phone import (
+    DIAL_DONE_PATH,
+    MENU_PATH,
+    RECORDED_PATH,
+    RECORDING_PATH,
+    SPEECH_PATH,
+    TRANSCRIPTION_PATH,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,70 +48,58 @@ class HotlineUrls:
         )
 
 
-def _xml(element: ET.Element) -> str:
-    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(element, encoding="unicode")
-
-
-def _say(parent: ET.Element, settings: Settings, zh: str, en: str) -> None:
+def _say(verb: Any, settings: Settings, zh: str, en: str) -> None:
     twilio = settings.twilio
-    ET.SubElement(parent, "Say", {"language": twilio.language_zh, "voice": twilio.voice_zh}).text = zh
-    ET.SubElement(parent, "Say", {"language": twilio.language_en, "voice": twilio.voice_en}).text = en
+    verb.say(zh, language=twilio.language_zh, voice=twilio.voice_zh)
+    verb.say(en, language=twilio.language_en, voice=twilio.voice_en)
+
+
+def _xml(response: VoiceResponse) -> str:
+    return str(response.to_xml())
 
 
 def greeting_twiml(settings: Settings, urls: HotlineUrls) -> str:
     """The greeting (spoken, or ``hotline.greeting_url`` played) inside a one-key ``<Gather>``;
     no key within ``hotline.menu_seconds``: on to the menu action without ``Digits`` (counts as 2)."""
     hotline = settings.hotline
-    response = ET.Element("Response")
-    gather = ET.SubElement(
-        response,
-        "Gather",
-        {
-            "input": "dtmf",
-            "numDigits": "1",
-            "timeout": str(hotline.menu_seconds),
-            "action": urls.menu,
-            "method": "POST",
-        },
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf", num_digits=1, timeout=hotline.menu_seconds, action=urls.menu, method="POST"
     )
     if hotline.greeting_url:
-        ET.SubElement(gather, "Play").text = hotline.greeting_url
+        gather.play(hotline.greeting_url)
     else:
         _say(gather, settings, hotline.greeting_zh, hotline.greeting_en)
-    ET.SubElement(response, "Redirect", {"method": "POST"}).text = urls.menu
+    response.redirect(urls.menu, method="POST")
     return _xml(response)
 
 
 def refused_twiml(settings: Settings) -> str:
     """A call to a number that is not a hotline number: a polite word, then hang up."""
-    response = ET.Element("Response")
+    response = VoiceResponse()
     _say(
         response,
         settings,
         "您好，此號碼不是 IT 服務台專線，請改撥 IT 服務台專線。謝謝。",
         "Sorry, this is not the IT service desk line. Please call the IT hotline. Thank you.",
     )
-    ET.SubElement(response, "Hangup")
+    response.hangup()
     return _xml(response)
 
 
-def _record(response: ET.Element, settings: Settings, urls: HotlineUrls) -> None:
+def _record(response: VoiceResponse, settings: Settings, urls: HotlineUrls) -> None:
     """Ask for a one-sentence description first (speech recognition, when
     ``hotline.speech_language`` is set: its action continues with the recording), then the
     voicemail; a caller who says nothing falls through to the voicemail at once."""
     language = settings.hotline.speech_language
     if language:
-        gather = ET.SubElement(
-            response,
-            "Gather",
-            {
-                "input": "speech",
-                "language": language,
-                "speechTimeout": "auto",
-                "timeout": "5",
-                "action": urls.speech,
-                "method": "POST",
-            },
+        gather = response.gather(
+            input="speech",
+            language=language,
+            speech_timeout="auto",
+            timeout=5,
+            action=urls.speech,
+            method="POST",
         )
         _say(
             gather,
@@ -120,7 +110,7 @@ def _record(response: ET.Element, settings: Settings, urls: HotlineUrls) -> None
     _record_only(response, settings, urls)
 
 
-def _record_only(response: ET.Element, settings: Settings, urls: HotlineUrls) -> None:
+def _record_only(response: VoiceResponse, settings: Settings, urls: HotlineUrls) -> None:
     _say(
         response,
         settings,
@@ -128,24 +118,20 @@ def _record_only(response: ET.Element, settings: Settings, urls: HotlineUrls) ->
         "Please leave a message after the beep with your name, extension and the problem; "
         "press the pound key when done.",
     )
-    ET.SubElement(
-        response,
-        "Record",
-        {
-            "maxLength": str(settings.hotline.record_max_seconds),
-            "finishOnKey": "#",
-            "playBeep": "true",
-            "action": urls.recorded,
-            "method": "POST",
-            "recordingStatusCallback": urls.recording,
-            "recordingStatusCallbackMethod": "POST",
-            "recordingStatusCallbackEvent": "completed absent failed",
-            "transcribe": "true",
-            "transcribeCallback": urls.transcription,
-        },
+    response.record(
+        max_length=settings.hotline.record_max_seconds,
+        finish_on_key="#",
+        play_beep=True,
+        action=urls.recorded,
+        method="POST",
+        recording_status_callback=urls.recording,
+        recording_status_callback_method="POST",
+        recording_status_callback_event="completed absent failed",
+        transcribe=True,
+        transcribe_callback=urls.transcription,
     )
     # Reached only when the recording ends without one (silence, time-out with nothing recorded).
-    ET.SubElement(response, "Hangup")
+    response.hangup()
 
 
 def after_menu_twiml(
@@ -160,7 +146,7 @@ def after_menu_twiml(
 ) -> str:
     """The ticket number read digit by digit, then the desk (``<Dial>``) or the voicemail."""
     spelled = spell_digits(ticket_number)
-    response = ET.Element("Response")
+    response = VoiceResponse()
     if joined:
         zh = f"您的來電已加入案件，案件編號 {spelled}。"
         en = f"Your call was added to ticket {spelled}."
@@ -173,16 +159,9 @@ def after_menu_twiml(
     _say(response, settings, zh, en)
     if dial_desk:
         _say(response, settings, "正在為您轉接服務台，請稍候。", "Connecting you to the service desk.")
-        dial = ET.SubElement(
-            response,
-            "Dial",
-            {
-                "timeout": str(settings.hotline.desk_dial_seconds),
-                "action": urls.dial_done,
-                "method": "POST",
-            },  # no callerId: the desk sees the caller's own number
-        )
-        ET.SubElement(dial, "Number").text = settings.hotline.desk_number
+        # no callerId: the desk sees the caller's own number
+        dial = response.dial(timeout=settings.hotline.desk_dial_seconds, action=urls.dial_done, method="POST")
+        dial.number(settings.hotline.desk_number)
         return _xml(response)
     _record(response, settings, urls)
     return _xml(response)
@@ -190,7 +169,7 @@ def after_menu_twiml(
 
 def after_speech_twiml(settings: Settings, urls: HotlineUrls) -> str:
     """After the spoken description: the voicemail, for anything more (name, extension)."""
-    response = ET.Element("Response")
+    response = VoiceResponse()
     _say(response, settings, "謝謝，已記錄您的說明。", "Thank you, your description is noted.")
     _record_only(response, settings, urls)
     return _xml(response)
@@ -198,7 +177,7 @@ def after_speech_twiml(settings: Settings, urls: HotlineUrls) -> str:
 
 def voicemail_twiml(settings: Settings, urls: HotlineUrls) -> str:
     """The desk did not answer: straight to the voicemail."""
-    response = ET.Element("Response")
+    response = VoiceResponse()
     _say(response, settings, "服務台目前無法接聽。", "The service desk cannot take your call right now.")
     _record(response, settings, urls)
     return _xml(response)
@@ -206,7 +185,7 @@ def voicemail_twiml(settings: Settings, urls: HotlineUrls) -> str:
 
 def goodbye_twiml(settings: Settings, *, left_message: bool) -> str:
     """After the voicemail (or the desk's conversation): thank the caller and hang up."""
-    response = ET.Element("Response")
+    response = VoiceResponse()
     if left_message:
         _say(
             response,
@@ -216,5 +195,5 @@ def goodbye_twiml(settings: Settings, *, left_message: bool) -> str:
         )
     else:
         _say(response, settings, "謝謝您的來電，再見。", "Thank you for calling, goodbye.")
-    ET.SubElement(response, "Hangup")
+    response.hangup()
     return _xml(response)

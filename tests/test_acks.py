@@ -336,7 +336,7 @@ def test_starttls_required_but_not_offered_sends_nothing(intake: Intake, sink: S
     from intaked.outbound.dispatcher import dispatch_once
 
     intake.ingest(mail())
-    from intaked.outbound.mailer import RelayUnavailable
+    from intaked.ports.mail import RelayUnavailable
 
     settings = make_settings(str(intake.engine.url), outbound_mail={**outbound(sink), "starttls": True})
     with pytest.raises(RelayUnavailable):
@@ -397,7 +397,7 @@ def test_mark_sent_with_a_lost_claim_records_nothing(intake: Intake) -> None:
 
 def test_relay_down_defers_the_whole_batch_after_one_try(intake: Intake, sink: SmtpSink) -> None:
     from intaked.outbound.dispatcher import dispatch_once
-    from intaked.outbound.mailer import RelayUnavailable
+    from intaked.ports.mail import RelayUnavailable
 
     for n in range(5):
         intake.ingest(mail(sender=f"user{n}@example.com", mid=f"down-{n}@example.com"))

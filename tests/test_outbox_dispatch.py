@@ -14,14 +14,14 @@ from sqlalchemy import Engine, select
 from intaked.config import Settings
 from intaked.outbound.compose import mail_payload
 from intaked.outbound.dispatcher import dispatch_once
-from intaked.outbound.mailer import PermanentFailure, RelayUnavailable, TemporaryFailure
 from intaked.outbound.outbox import enqueue
+from intaked.ports.mail import PermanentFailure, RelayUnavailable, TemporaryFailure
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
 from intaked.store.models import outbox_table
 from intaked.store.types import utcnow
 from tests.support.daemon import make_settings
-from tests.support.fakerelay import FakeRelay
+from tests.support.fake_relay import FakeRelay
 
 FROM = "IT 服務台 <helpdesk@example.com.tw>"
 

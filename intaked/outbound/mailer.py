@@ -1,10 +1,11 @@
-"""Sending mail through the configured relay (RFC 5321, STARTTLS RFC 3207, AUTH RFC 4954).
+"""Sending mail through the configured relay (RFC 5321, STARTTLS RFC 3207, AUTH RFC 4954): the
+SMTP implementation of the mail relay port (intaked/ports/mail.py).
 
-Every outcome is classified: :class:`TemporaryFailure` (4xx replies) is retried later, and its
-subclass :class:`RelayUnavailable` (refused or dropped connections, timeouts, a relay that does
-not offer the STARTTLS we require or refuses our login) says the relay itself is out, not this
-message: the dispatcher then defers the whole batch and pauses; :class:`PermanentFailure` (5xx
-replies) is not retried. STARTTLS, when configured, is required: intaked
+Every outcome is classified with the port's failures: ``TemporaryFailure`` (4xx replies) is
+retried later, and its subclass ``RelayUnavailable`` (refused or dropped connections, timeouts, a
+relay that does not offer the STARTTLS we require or refuses our login) says the relay itself is
+out, not this message: the dispatcher then defers the whole batch and pauses;
+``PermanentFailure`` (5xx replies) is not retried. STARTTLS, when configured, is required: intaked
 never falls back to plaintext.
 """
 
@@ -16,24 +17,13 @@ import time
 from types import TracebackType
 
 from intaked.config import OutboundMailSettings
+from intaked.ports.mail import PermanentFailure, RelayUnavailable, TemporaryFailure
 
 TRUST_SECONDS = 2.0  # a kept connection used this recently is used without a NOOP first
 
 
-class TemporaryFailure(Exception):
-    """Try again later."""
-
-
-class RelayUnavailable(TemporaryFailure):
-    """The relay cannot be reached or used at all: no message will get through until it is back."""
-
-
 class _KeptConnectionGone(Exception):
     """The connection kept from an earlier mail was closed by the relay before this one began."""
-
-
-class PermanentFailure(Exception):
-    """Do not try again: the relay refused for good."""
 
 
 def classify(code: int, text: str) -> Exception:

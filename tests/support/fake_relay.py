@@ -1,4 +1,4 @@
-"""A mail relay that keeps what it is given: :class:`intaked.outbound.relay.MailRelay` for fast
+"""A mail relay that keeps what it is given: :class:`intaked.ports.mail.MailRelay` for fast
 unit tests of the outbox dispatcher, with failures scripted per recipient. Integration tests use
 the real SMTP sink (tests/support/smtpsink.py) instead."""
 

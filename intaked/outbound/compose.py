@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from intaked.sender_address import DEFAULT_DISPLAY_NAME, SenderAddress, parse_sender
+from intaked.config.addresses import DEFAULT_DISPLAY_NAME, SenderAddress, parse_sender
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -145,7 +145,7 @@ def mail_payload(
 
 def needs_smtputf8(payload: dict[str, Any]) -> bool:
     """Whether the mail's recipient needs SMTPUTF8 (RFC 6531), such as josé@example.com (our own
-    address is ASCII: intaked/sender_address.py)."""
+    address is ASCII: intaked/config/addresses.py)."""
     return not str(payload["to"]).isascii()
 
 

@@ -22,11 +22,11 @@ import structlog
 from sqlalchemy import Engine
 
 from intaked.config import Settings
+from intaked.config.addresses import parse_sender
 from intaked.outbound.compose import build_message
 from intaked.outbound.mailer import SmtpMailer
 from intaked.outbound.outbox import OutboxRow, claim_due, defer, hand_back, mark_failed, mark_sent
 from intaked.ports.mail import MailRelay, PermanentFailure, RelayFactory, RelayUnavailable, TemporaryFailure
-from intaked.sender_address import parse_sender
 from intaked.store.settle import OutcomeHeld, Unsettled, store_unavailable
 from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker

@@ -1,0 +1,132 @@
+"""intaked's configuration: one validated schema, one TOML file, secrets from the environment.
+
+The package imports nothing else of intaked. Its modules:
+
+- ``fields``: the section base class and the checked value types; ``durations``: "15m", "3 working
+  days"; ``addresses``: the helpdesk's From address.
+- one schema module per group of sections: ``store`` (database, daemon, logging), ``mail``
+  (smtp_intake, imap, intake), ``outbound`` (outbound_mail, outbox, acknowledgements), ``service``
+  (tickets, calendars, sla, triage, lifecycle), ``routing`` (routing, directory, trust), ``paging``
+  (people, oncall, teams, paging), ``telephony`` (twilio, webhooks, hotline);
+- ``model``: :class:`Settings`, the whole file, with the checks that look across sections;
+- ``loader``: the file, systemd credentials and the environment layered with pydantic-settings;
+  ``errors``: :class:`ConfigError` and its messages; ``redaction``: which values are secrets.
+
+Unknown keys are errors; every error names the key and the reason, never a secret's value.
+"""
+
+from intaked.config.addresses import DEFAULT_DISPLAY_NAME, SenderAddress, parse_sender
+from intaked.config.errors import ConfigError
+from intaked.config.fields import Duration, TimeZoneName
+from intaked.config.loader import (
+    DEFAULT_CONFIG_PATH,
+    ENV_CONFIG_PATH,
+    find_config_path,
+    load_settings,
+    settings_from_mapping,
+)
+from intaked.config.mail import ImapMailboxSettings, IntakeSettings, SmtpIntakeSettings
+from intaked.config.model import Settings, effective_database_url
+from intaked.config.outbound import AcknowledgementSettings, OutboundMailSettings, OutboxSettings
+from intaked.config.paging import (
+    DEFAULT_ROTATION_START,
+    WEEKDAY_NAMES,
+    OncallScheduleSettings,
+    PageChannel,
+    PagePolicySettings,
+    PageStepSettings,
+    PageTargetSettings,
+    PagingSettings,
+    PersonSettings,
+    TeamSettings,
+    parse_shift,
+)
+from intaked.config.redaction import SECRET_KEYS, masked_dump
+from intaked.config.routing import (
+    DEFAULT_SPAM_RULES,
+    Category,
+    DirectorySettings,
+    RoutingRuleSettings,
+    RoutingSettings,
+    SpamRuleSettings,
+    SpamSettings,
+    SuggestedPriority,
+    TrustSettings,
+)
+from intaked.config.service import (
+    CalendarSettings,
+    LifecycleSettings,
+    SlaSettings,
+    TargetSettings,
+    TicketSettings,
+    TriageSettings,
+    Weekday,
+)
+from intaked.config.store import DaemonSettings, DatabaseSettings, LoggingSettings, default_state_dir
+from intaked.config.telephony import (
+    DEFAULT_GREETING_EN,
+    DEFAULT_GREETING_ZH,
+    HotlineSettings,
+    TwilioSettings,
+    WebhookSettings,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_DISPLAY_NAME",
+    "DEFAULT_GREETING_EN",
+    "DEFAULT_GREETING_ZH",
+    "DEFAULT_ROTATION_START",
+    "DEFAULT_SPAM_RULES",
+    "ENV_CONFIG_PATH",
+    "SECRET_KEYS",
+    "WEEKDAY_NAMES",
+    "AcknowledgementSettings",
+    "CalendarSettings",
+    "Category",
+    "ConfigError",
+    "DaemonSettings",
+    "DatabaseSettings",
+    "DirectorySettings",
+    "Duration",
+    "HotlineSettings",
+    "ImapMailboxSettings",
+    "IntakeSettings",
+    "LifecycleSettings",
+    "LoggingSettings",
+    "OncallScheduleSettings",
+    "OutboundMailSettings",
+    "OutboxSettings",
+    "PageChannel",
+    "PagePolicySettings",
+    "PageStepSettings",
+    "PageTargetSettings",
+    "PagingSettings",
+    "PersonSettings",
+    "RoutingRuleSettings",
+    "RoutingSettings",
+    "SenderAddress",
+    "Settings",
+    "SlaSettings",
+    "SmtpIntakeSettings",
+    "SpamRuleSettings",
+    "SpamSettings",
+    "SuggestedPriority",
+    "TargetSettings",
+    "TeamSettings",
+    "TicketSettings",
+    "TimeZoneName",
+    "TriageSettings",
+    "TrustSettings",
+    "TwilioSettings",
+    "WebhookSettings",
+    "Weekday",
+    "default_state_dir",
+    "effective_database_url",
+    "find_config_path",
+    "load_settings",
+    "masked_dump",
+    "parse_sender",
+    "parse_shift",
+    "settings_from_mapping",
+]

@@ -1,0 +1,151 @@
+"""The whole configuration: one field per table of the TOML file, and the checks that look across
+sections (a schedule names people that exist, a policy pages schedules that exist, the hotline
+needs Twilio and a webhook listener...). Each section's own schema lives in its group's module."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+
+from intaked.config.fields import NAME, Section
+from intaked.config.mail import ImapMailboxSettings, IntakeSettings, SmtpIntakeSettings
+from intaked.config.outbound import AcknowledgementSettings, OutboundMailSettings, OutboxSettings
+from intaked.config.paging import OncallScheduleSettings, PagingSettings, PersonSettings, TeamSettings
+from intaked.config.routing import DirectorySettings, RoutingSettings, TrustSettings
+from intaked.config.service import (
+    CalendarSettings,
+    LifecycleSettings,
+    SlaSettings,
+    TicketSettings,
+    TriageSettings,
+)
+from intaked.config.store import DaemonSettings, DatabaseSettings, LoggingSettings, default_state_dir
+from intaked.config.telephony import HotlineSettings, TwilioSettings, WebhookSettings
+
+
+class Settings(Section):
+    """The whole configuration, one section per table of the TOML file."""
+
+    @field_validator("imap", mode="before")
+    @classmethod
+    def _one_or_many_mailboxes(cls, value: Any) -> Any:
+        return [value] if isinstance(value, Mapping) else value
+
+    @model_validator(mode="after")
+    def _oncall_people_exist(self) -> Settings:
+        for schedule, rotation in self.oncall.items():
+            for index, name in enumerate(rotation.people):
+                if name not in self.people:
+                    known = ", ".join(sorted(self.people)) or "none"
+                    raise ValueError(
+                        f"oncall.{schedule}.people[{index}]: no person named {name!r} "
+                        f"(defined: {known}; add [people.{name}])"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _page_targets_exist(self) -> Settings:
+        for priority, policy in self.paging.policies.items():
+            for s, step in enumerate(policy.steps):
+                for t, target in enumerate(step.targets):
+                    key = f"paging.policies.{priority}.steps[{s}].targets[{t}]"
+                    if target.oncall and target.oncall not in self.oncall:
+                        known = ", ".join(sorted(self.oncall)) or "none"
+                        raise ValueError(
+                            f"{key}.oncall: no schedule named {target.oncall!r} "
+                            f"(defined: {known}; add [oncall.{target.oncall}])"
+                        )
+                    if target.person and target.person not in self.people:
+                        known = ", ".join(sorted(self.people)) or "none"
+                        raise ValueError(
+                            f"{key}.person: no person named {target.person!r} "
+                            f"(defined: {known}; add [people.{target.person}])"
+                        )
+        return self
+
+    @model_validator(mode="after")
+    def _calendars_exist(self) -> Settings:
+        named = [("sla.calendar", self.sla.calendar)]
+        named += [
+            (f"teams.{team}.calendar", cfg.calendar) for team, cfg in self.teams.items() if cfg.calendar
+        ]
+        if self.hotline.desk_calendar:
+            named.append(("hotline.desk_calendar", self.hotline.desk_calendar))
+        for key, name in named:
+            if name not in self.calendars:
+                known = ", ".join(sorted(self.calendars)) or "none"
+                raise ValueError(
+                    f"{key}: no calendar named {name!r} (defined: {known}; add [calendars.{name}])"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _no_smtp_password_in_clear(self) -> Settings:
+        mail = self.outbound_mail
+        if mail.username and not mail.starttls and not mail.allow_plaintext_auth:
+            raise ValueError(
+                "outbound_mail.username: logging in to the relay without TLS would send the password "
+                "in clear (outbound_mail.starttls is false); set outbound_mail.starttls = true, or, "
+                "on a network you trust, outbound_mail.allow_plaintext_auth = true"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _webhooks_reachable(self) -> Settings:
+        if self.twilio.enabled and self.webhooks.listen and not self.webhooks.public_url:
+            raise ValueError(
+                "webhooks.public_url: required when twilio.account_sid is set (the URL Twilio calls back)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _hotline_needs_twilio(self) -> Settings:
+        if self.hotline.enabled and not (self.twilio.enabled and self.webhooks.listen):
+            raise ValueError(
+                "hotline.numbers: the hotline needs [twilio] (account_sid) and a webhook listener "
+                "(webhooks.listen): Twilio reaches it there"
+            )
+        return self
+
+    @field_validator("imap")
+    @classmethod
+    def _unique_mailbox_names(cls, value: list[ImapMailboxSettings]) -> list[ImapMailboxSettings]:
+        names = [mailbox.name for mailbox in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"mailbox name {name!r} is used twice: give each [[imap]] its own name")
+        return value
+
+    database: DatabaseSettings = DatabaseSettings()
+    smtp_intake: SmtpIntakeSettings = SmtpIntakeSettings()
+    outbound_mail: OutboundMailSettings = OutboundMailSettings()
+    imap: list[ImapMailboxSettings] = Field(default_factory=list)
+    acknowledgements: AcknowledgementSettings = AcknowledgementSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    tickets: TicketSettings = TicketSettings()
+    routing: RoutingSettings = RoutingSettings()
+    directory: DirectorySettings = DirectorySettings()
+    trust: TrustSettings = TrustSettings()
+    intake: IntakeSettings = IntakeSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    calendars: dict[str, CalendarSettings] = Field(default_factory=lambda: {"default": CalendarSettings()})
+    sla: SlaSettings = SlaSettings()
+    triage: TriageSettings = TriageSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    paging: PagingSettings = PagingSettings()
+    hotline: HotlineSettings = HotlineSettings()
+    teams: dict[str, TeamSettings] = Field(default_factory=dict)
+    people: dict[Annotated[str, Field(pattern=NAME)], PersonSettings] = Field(default_factory=dict)
+    oncall: dict[Annotated[str, Field(pattern=NAME)], OncallScheduleSettings] = Field(default_factory=dict)
+    logging: LoggingSettings = LoggingSettings()
+
+
+def effective_database_url(settings: Settings) -> str:
+    """The database URL to connect to: the configured one, or the embedded SQLite file."""
+    if settings.database.url:
+        return settings.database.url
+    return f"sqlite:///{default_state_dir() / 'intaked.db'}"

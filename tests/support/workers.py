@@ -39,6 +39,7 @@ RUNS_ALONE: dict[str, str] = {
     "test_pg_faults.py": "cut connections, settled within seconds",
     "test_disk_full.py": "room again: stored within seconds",
     "test_store_cuts.py": "cut connections during a page",
+    "test_crash.py": "kill -9 within 0.15 s of connecting must land mid-drain",
 }
 
 # Tests that need a fixed port (``intaked run`` without a config listens on 127.0.0.1:2525): the

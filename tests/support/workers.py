@@ -92,7 +92,8 @@ def fixed_port_group(module_file: str) -> str | None:
 
 
 class RunLock:
-    """The run's readers-writer lock (``flock`` on two files in a directory all workers share).
+    """The run's readers-writer lock and its group locks (``flock`` on files in a directory all
+    workers share).
 
     A writer first takes the gate, so that readers arriving while it waits queue behind it
     instead of starving it; readers only pass through the gate."""

@@ -14,6 +14,9 @@ from tests.support.smtpsink import SmtpSink
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 
+# Running on several pytest-xdist workers: fixed-port groups, tests that run alone.
+pytest_plugins = ["tests.support.parallel"]
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:

@@ -25,6 +25,8 @@ from types import TracebackType
 
 from imapclient import IMAPClient
 
+from tests.support.workers import free_port
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVECOT_LMTP = Path("/usr/lib/dovecot/lmtp")
 USER = "helpdesk@example.com"
@@ -53,12 +55,6 @@ def dovecot_lmtp_unavailable_reason() -> str | None:
     if not DOVECOT_LMTP.exists():
         return "Dovecot's LMTP server is missing (Debian package dovecot-lmtpd; scripts/test installs it)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Dovecot:

@@ -50,8 +50,8 @@ from typing import Any
 
 from twilio.request_validator import RequestValidator
 
-from tests.support.dovecot import free_port
 from tests.support.incoming_calls import CallerScript, PlacedCall, drive_incoming_call
+from tests.support.workers import free_port
 
 API_PREFIX = "/2010-04-01/Accounts/"
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.dovecot import free_port
+from tests.support.workers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO.parent / "shared" / "twilio" / "twilio_api_v2010.prism-overlay.json"

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from tests.support.dovecot import free_port
+from tests.support.workers import free_port
 
 
 @dataclass

@@ -23,9 +23,10 @@ from intaked.hotline.reconcile import reconcile_calls, reconcile_recordings
 from intaked.paging.engine import page_sends_due, run_due, start_pages_for_priorities
 from intaked.ports.phone import PhoneProvider
 from intaked.sla.context import SlaContext, build_context, load_overrides
+from intaked.sla.enforcement import check_due
 from intaked.sla.sweeper import sweep
 from intaked.sla.targets import wall_time
-from intaked.sla.tracker import check_due, recompute_open, sync_tickets
+from intaked.sla.tracker import recompute_open, sync_tickets
 from intaked.store.engine import read_only
 from intaked.worker import WakeableWorker
 
@@ -36,17 +37,37 @@ def seconds(duration: str) -> float:
     return wall_time(duration).total_seconds()
 
 
-class SlaWorker(WakeableWorker):
+class _QueuingWorker(WakeableWorker):
+    """A timed pass over the store that may queue outbox rows, and then wakes their senders."""
+
+    def __init__(
+        self,
+        name: str,
+        engine: Engine,
+        executor: Executor,
+        settings: Settings,
+        on_queued: Callable[[], None],
+        *,
+        poll_seconds: float,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._on_queued = on_queued
+        super().__init__(name, executor, self._pass, poll_seconds=poll_seconds)
+
+    def _pass(self) -> int:
+        raise NotImplementedError
+
+
+class SlaWorker(_QueuingWorker):
     """Keeps every ticket's deadlines current and enforces them (intaked/sla/tracker.py)."""
 
     def __init__(
         self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]
     ) -> None:
-        self._engine = engine
-        self._settings = settings
-        self._on_queued = on_queued
         self._context: SlaContext | None = None
-        super().__init__("sla", executor, self._pass, poll_seconds=max(60.0, settings.sla.check_seconds))
+        poll = max(60.0, settings.sla.check_seconds)
+        super().__init__("sla", engine, executor, settings, on_queued, poll_seconds=poll)
 
     def _pass(self) -> int:
         with read_only(self._engine).connect() as conn:
@@ -81,18 +102,14 @@ class SweepWorker(WakeableWorker):
         return len(closed)
 
 
-class PagingWorker(WakeableWorker):
+class PagingWorker(_QueuingWorker):
     """Starts pages for tickets that became P1/P2 and runs due escalation steps (intaked/paging/engine.py)."""
 
     def __init__(
         self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]
     ) -> None:
-        self._engine = engine
-        self._settings = settings
-        self._on_queued = on_queued
-        super().__init__(
-            "paging", executor, self._pass, poll_seconds=max(10.0, settings.paging.check_seconds)
-        )
+        poll = max(10.0, settings.paging.check_seconds)
+        super().__init__("paging", engine, executor, settings, on_queued, poll_seconds=poll)
 
     def _pass(self) -> int:
         done = start_pages_for_priorities(self._engine, self._settings)
@@ -104,7 +121,7 @@ class PagingWorker(WakeableWorker):
         return done
 
 
-class HotlineReconcileWorker(WakeableWorker):
+class HotlineReconcileWorker(_QueuingWorker):
     """Ingests hotline calls whose webhooks were lost, from Twilio's Calls list, on start and every
     ``hotline.reconcile_interval`` (intaked/hotline/reconcile.py)."""
 
@@ -116,16 +133,9 @@ class HotlineReconcileWorker(WakeableWorker):
         on_queued: Callable[[], None],
         phone: PhoneProvider,
     ) -> None:
-        self._engine = engine
-        self._settings = settings
-        self._on_queued = on_queued
         self._client = phone
-        super().__init__(
-            "hotline_reconcile",
-            executor,
-            self._pass,
-            poll_seconds=seconds(settings.hotline.reconcile_interval),
-        )
+        poll = seconds(settings.hotline.reconcile_interval)
+        super().__init__("hotline_reconcile", engine, executor, settings, on_queued, poll_seconds=poll)
 
     def _pass(self) -> int:
         filed = reconcile_calls(self._engine, self._settings, self._client)

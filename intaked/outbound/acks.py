@@ -87,43 +87,49 @@ def queue_acknowledgements(
                 }
             )
             continue
-        rendered = render_ack(
-            candidate.ticket,
-            requester_name=candidate.requester_name,
-            received_at=candidate.received_at,
-            timezone=cfg.timezone,
-            templates_dir=cfg.templates_dir,
-            template="reply_notice" if candidate.reply else "ack",
-        )
-        parsed = candidate.parsed
-        original = parsed.message_id if parsed else None
-        references = [*(parsed.references if parsed else []), *([original] if original else [])]
-        message_id = new_message_id(settings.outbound_mail.from_address, purpose)
-        key_suffix = original or str(candidate.ticket_id)
-        rows.append(
-            {
-                "kind": "mail",
-                "purpose": purpose,
-                "idempotency_key": f"{purpose}:{candidate.ticket_id}:{key_suffix}"[:255],
-                "ticket_id": candidate.ticket_id,
-                "recipient": recipient,
-                "payload": mail_payload(
-                    from_address=settings.outbound_mail.from_address,
-                    to_address=recipient,
-                    to_name=candidate.requester_name,
-                    rendered=rendered,
-                    message_id=message_id,
-                    in_reply_to=original,
-                    references=references[-20:],
-                ),
-            }
-        )
+        row = _ack_row(candidate, settings, purpose, recipient)
+        rows.append(row)
         events.append(
             {
                 "ticket_id": candidate.ticket_id,
                 "kind": f"{purpose}_queued",
-                "detail": {"to": recipient, "message_id": message_id},
+                "detail": {"to": recipient, "message_id": row["payload"]["message_id"]},
             }
         )
     enqueue(conn, rows, now)
     return events
+
+
+def _ack_row(candidate: AckCandidate, settings: Settings, purpose: str, recipient: str) -> dict[str, Any]:
+    """The outbox row of one acknowledgement (``ack``) or reply notice, threaded under the
+    requester's message."""
+    cfg = settings.acknowledgements
+    rendered = render_ack(
+        candidate.ticket,
+        requester_name=candidate.requester_name,
+        received_at=candidate.received_at,
+        timezone=cfg.timezone,
+        templates_dir=cfg.templates_dir,
+        template="reply_notice" if candidate.reply else "ack",
+    )
+    parsed = candidate.parsed
+    original = parsed.message_id if parsed else None
+    references = [*(parsed.references if parsed else []), *([original] if original else [])]
+    message_id = new_message_id(settings.outbound_mail.from_address, purpose)
+    key_suffix = original or str(candidate.ticket_id)
+    return {
+        "kind": "mail",
+        "purpose": purpose,
+        "idempotency_key": f"{purpose}:{candidate.ticket_id}:{key_suffix}"[:255],
+        "ticket_id": candidate.ticket_id,
+        "recipient": recipient,
+        "payload": mail_payload(
+            from_address=settings.outbound_mail.from_address,
+            to_address=recipient,
+            to_name=candidate.requester_name,
+            rendered=rendered,
+            message_id=message_id,
+            in_reply_to=original,
+            references=references[-20:],
+        ),
+    }

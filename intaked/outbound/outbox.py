@@ -20,12 +20,12 @@ import datetime as dt
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, and_, bindparam, func, literal, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from intaked.config import Settings
+from intaked.outbound.claimed import ACTOR, OutboxRow, Within, fenced
 from intaked.store.claims import claim_due_rows, release_claim
 from intaked.store.dialect import insert_or_merge
 from intaked.store.liveness import Recovery, abandoned, any_abandoned
@@ -33,27 +33,25 @@ from intaked.store.models import message_table, outbox_table, ticket_event_table
 from intaked.store.settle import OutcomeHeld, Unsettled
 from intaked.store.types import utcnow
 
-ACTOR = "intaked"
+__all__ = [
+    "ACTOR",
+    "UNKNOWN_OUTCOME_AFTER_CLAIM",
+    "OutboxRow",
+    "Within",
+    "claim_due",
+    "defer",
+    "enqueue",
+    "hand_back",
+    "mark_cancelled",
+    "mark_failed",
+    "mark_sent",
+    "recent_counts",
+    "recover_abandoned",
+    "recovery",
+    "release_rows",
+]
+
 UNKNOWN_OUTCOME_AFTER_CLAIM = "outcome unknown: the sender's claim expired or it restarted"
-
-#: Work done in the transaction that records a row's outcome, only when the claim still held
-#: (e.g. the Twilio dispatcher moving the page attempt the row carries).
-Within = Callable[[Connection], None]
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """A claimed row, ready to send."""
-
-    id: int
-    kind: str
-    purpose: str
-    ticket_id: int | None
-    recipient: str
-    payload: dict[str, Any]
-    attempts: int
-    created_at: dt.datetime
-    token: str
 
 
 def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: dt.datetime) -> int:
@@ -90,7 +88,6 @@ def recent_counts(
     """How many rows of ``purpose`` each recipient got queued since ``since`` (for rate limits)."""
     if not recipients:
         return {}
-    from sqlalchemy import func
 
     rows = conn.execute(
         select(outbox_table.c.recipient, func.count())
@@ -138,12 +135,6 @@ def claim_due(
     ]
 
 
-def _fenced(row: OutboxRow) -> Any:
-    return and_(
-        outbox_table.c.id == row.id, outbox_table.c.state == "sending", outbox_table.c.claimed_by == row.token
-    )
-
-
 def _event(conn: Connection, row: OutboxRow, kind: str, detail: dict[str, Any], now: dt.datetime) -> None:
     if row.ticket_id is not None:
         conn.execute(
@@ -171,7 +162,7 @@ def mark_sent(
     with engine.begin() as conn:
         result = conn.execute(
             update(outbox_table)
-            .where(_fenced(row))
+            .where(fenced(row))
             .values(state="sent", provider_id=provider_id, sent_at=now, last_error=None, claimed_by=None)
         )
         if result.rowcount != 1:
@@ -207,67 +198,6 @@ def mark_sent(
     return True
 
 
-def _sent_event_detail(row: OutboxRow, provider_id: str | None) -> str:
-    return json.dumps(
-        {"to": row.recipient, "outbox": row.id, "provider_id": provider_id, "attempts": row.attempts},
-        ensure_ascii=False,
-    )
-
-
-def _mark_sent_in_one_statement(
-    engine: Engine, row: OutboxRow, provider_id: str | None, now: dt.datetime
-) -> bool:
-    """PostgreSQL: the fenced update, the outbound message and the event as one autocommitted
-    statement (data-modifying CTEs): one round trip instead of five, all or nothing."""
-    table = outbox_table
-    marked = (
-        update(table)
-        .where(_fenced(row))
-        .values(state="sent", provider_id=provider_id, sent_at=now, last_error=None, claimed_by=None)
-        .returning(table.c.id, table.c.ticket_id)
-        .cte("marked")
-    )
-    payload = row.payload
-    parts = []
-    if row.kind == "mail" and row.ticket_id is not None:
-        columns = {
-            "ticket_id": marked.c.ticket_id,
-            "direction": literal("out"),
-            "channel": literal("smtp"),
-            "sender": literal(payload["from"]),
-            "recipients": literal(json.dumps([payload["to"]])),
-            "subject": literal(payload["subject"]),
-            "body_text": literal(payload["text"]),
-            "body_html": literal(payload.get("html"), type_=Text),
-            "header_message_id": literal(payload["message_id"]),
-            "in_reply_to": literal(payload.get("in_reply_to"), type_=Text),
-            "header_references": literal(" ".join(payload.get("references") or []) or None, type_=Text),
-            "sent_at": literal(now, type_=message_table.c.sent_at.type),
-            "created_at": literal(now, type_=message_table.c.created_at.type),
-        }
-        parts.append(
-            message_table.insert()
-            .from_select(list(columns), select(*columns.values()).where(marked.c.ticket_id.is_not(None)))
-            .cte("stored")
-        )
-    if row.ticket_id is not None:
-        event = {
-            "ticket_id": marked.c.ticket_id,
-            "at": literal(now, type_=ticket_event_table.c.at.type),
-            "actor": literal(ACTOR),
-            "kind": literal(f"{row.purpose}_sent"),
-            "detail": literal(_sent_event_detail(row, provider_id), type_=Text),
-        }
-        parts.append(
-            ticket_event_table.insert()
-            .from_select(list(event), select(*event.values()).where(marked.c.ticket_id.is_not(None)))
-            .cte("recorded")
-        )
-    statement = select(func.count()).select_from(marked).add_cte(*parts)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return bool(conn.execute(statement).scalar_one())
-
-
 def defer(
     engine: Engine,
     rows: Sequence[OutboxRow],
@@ -300,25 +230,21 @@ def defer(
         delay = min(max_seconds, base_seconds * 2 ** (max(row.attempts, 1) - 1)) * random.uniform(0.5, 1.0)
         later.append({"b_id": row.id, "b_token": row.token, "b_at": now + dt.timedelta(seconds=delay)})
         states.append("pending")
-    if later and within is not None:
-        by_id = {row.id: row for row in rows}
-        with engine.begin() as conn:
-            for item in later:
-                row = by_id[item["b_id"]]
-                result = conn.execute(
-                    update(outbox_table)
-                    .where(_fenced(row))
-                    .values(
-                        state="pending",
-                        last_error=error[:2000],
-                        next_attempt_at=item["b_at"],
-                        claimed_by=None,
-                        claimed_at=None,
-                    )
-                )
-                if result.rowcount == 1:
-                    within(conn, row, "pending")
-    elif later:
+    if later:
+        _back_to_pending(engine, rows, later, error, within)
+    return states
+
+
+def _back_to_pending(
+    engine: Engine,
+    rows: Sequence[OutboxRow],
+    later: list[dict[str, Any]],
+    error: str,
+    within: Callable[[Connection, OutboxRow, str], None] | None,
+) -> None:
+    """Put deferred rows (``later``: id, claim token, next attempt) back to ``pending`` where their
+    claim still holds: one statement for all, or one per row when ``within`` must run for each."""
+    if within is None:
         with engine.begin() as conn:
             conn.execute(
                 update(outbox_table)
@@ -336,7 +262,24 @@ def defer(
                 ),
                 later,
             )
-    return states
+        return
+    by_id = {row.id: row for row in rows}
+    with engine.begin() as conn:
+        for item in later:
+            row = by_id[item["b_id"]]
+            result = conn.execute(
+                update(outbox_table)
+                .where(fenced(row))
+                .values(
+                    state="pending",
+                    last_error=error[:2000],
+                    next_attempt_at=item["b_at"],
+                    claimed_by=None,
+                    claimed_at=None,
+                )
+            )
+            if result.rowcount == 1:
+                within(conn, row, "pending")
 
 
 def _bound_within(within: Callable[[Connection, OutboxRow, str], None], row: OutboxRow, state: str) -> Within:
@@ -359,7 +302,7 @@ def mark_failed(
     with engine.begin() as conn:
         result = conn.execute(
             update(outbox_table)
-            .where(_fenced(row))
+            .where(fenced(row))
             .values(state="failed", last_error=error[:2000], claimed_by=None)
         )
         if result.rowcount == 1:
@@ -380,7 +323,7 @@ def mark_cancelled(engine: Engine, row: OutboxRow, reason: str, *, within: Withi
     with engine.begin() as conn:
         result = conn.execute(
             update(outbox_table)
-            .where(_fenced(row))
+            .where(fenced(row))
             .values(state="cancelled", last_error=reason[:2000], claimed_by=None)
         )
         if result.rowcount == 1 and within is not None:

@@ -83,31 +83,52 @@ def is_known_field(name: str) -> bool:
     return name in KNOWN_FIELDS or name.startswith(KNOWN_PREFIXES)
 
 
-def recover_header_block(raw: bytes) -> tuple[bytes, list[str]]:
-    """The bytes to parse (``raw`` itself when nothing needed repair) and the repairs made."""
+def _split_head(raw: bytes) -> tuple[bytes, bytes] | None:
+    """The header block and the rest (from its blank line on); None when no blank line comes
+    within ``MAX_HEADER_BYTES`` of a longer message (nothing to repair there)."""
     match = _BLANK_LINE.search(raw, 0, MAX_HEADER_BYTES)
     if match is None:
-        if len(raw) > MAX_HEADER_BYTES:
-            return raw, []
-        head, rest = raw, b""
-    else:
-        head, rest = raw[: match.start()], raw[match.start() :]
+        return None if len(raw) > MAX_HEADER_BYTES else (raw, b"")
+    return raw[: match.start()], raw[match.start() :]
+
+
+def _known_field_follows(
+    lines: list[bytes], fields: list[re.Match[bytes] | None], start: int, limit: int, seen: set[str]
+) -> bool:
+    """Whether, after lines ``start``..., a new known field comes within ``limit`` lines."""
+    for index in range(start, min(len(lines), start + limit + 1)):
+        line = lines[index]
+        found = fields[index] if line[:1] not in (b" ", b"\t") else None
+        if found is not None:
+            name = _name(found)
+            return is_known_field(name) and not (name in SINGLE_FIELDS and name in seen)
+        if _BOUNDARY_LIKE.match(line):
+            return False
+    return False
+
+
+def _repairs(skipped: int, joined: int, renamed: int) -> list[str]:
+    """The parse problems that name the repairs made (none: nothing was repaired)."""
+    problems: list[str] = []
+    if skipped:
+        problems.append(f"header: {skipped} line(s) before the first field skipped")
+    if joined:
+        problems.append(f"header: {joined} unindented continuation line(s) joined to their field")
+    if renamed:
+        problems.append("header: malformed field names repaired")
+    return problems
+
+
+def recover_header_block(raw: bytes) -> tuple[bytes, list[str]]:
+    """The bytes to parse (``raw`` itself when nothing needed repair) and the repairs made."""
+    split = _split_head(raw)
+    if split is None:
+        return raw, []
+    head, rest = split
     lines = head.split(b"\n")
     fields = [_FIELD_LINE.match(line.lstrip(b" \t")) for line in lines]
     if not any(f is not None and is_known_field(_name(f)) for f in fields):
         return raw, []
-
-    def known_field_follows(start: int, limit: int, seen: set[str]) -> bool:
-        """Whether, after lines ``start``..., a new known field comes within ``limit`` lines."""
-        for index in range(start, min(len(lines), start + limit + 1)):
-            line = lines[index]
-            found = fields[index] if line[:1] not in (b" ", b"\t") else None
-            if found is not None:
-                name = _name(found)
-                return is_known_field(name) and not (name in SINGLE_FIELDS and name in seen)
-            if _BOUNDARY_LIKE.match(line):
-                return False
-        return False
 
     kept: list[bytes] = []
     seen: set[str] = set()
@@ -136,7 +157,7 @@ def recover_header_block(raw: bytes) -> tuple[bytes, list[str]]:
             if (
                 index < MAX_LEADING_JUNK
                 and not _BOUNDARY_LIKE.match(line)
-                and known_field_follows(index + 1, MAX_LEADING_JUNK, seen)
+                and _known_field_follows(lines, fields, index + 1, MAX_LEADING_JUNK, seen)
             ):
                 skipped += 1
                 continue
@@ -146,19 +167,13 @@ def recover_header_block(raw: bytes) -> tuple[bytes, list[str]]:
             kept += lines[index:]  # the body starts here: a separator or a MIME boundary
             break
         continues_trace = trace and TRACE_CLAUSES.match(line) is not None
-        if continues_trace or known_field_follows(index + 1, MAX_CONTINUATION_RUN, seen):
+        if continues_trace or _known_field_follows(lines, fields, index + 1, MAX_CONTINUATION_RUN, seen):
             kept.append(b" " + line)
             joined += 1
             continue
         kept += lines[index:]  # the body starts here, without a blank line
         break
-    problems: list[str] = []
-    if skipped:
-        problems.append(f"header: {skipped} line(s) before the first field skipped")
-    if joined:
-        problems.append(f"header: {joined} unindented continuation line(s) joined to their field")
-    if renamed:
-        problems.append("header: malformed field names repaired")
+    problems = _repairs(skipped, joined, renamed)
     if not problems:
         return raw, []
     return b"\n".join(kept) + rest, problems

@@ -163,6 +163,17 @@ def _parse(raw: bytes, result: ParsedMessage) -> None:
     _guard(problems, "mime", lambda: _defects(msg, problems), None)
     hint = _guard(problems, "charset hint", lambda: _charset_hint(msg), None)
 
+    _read_headers(msg, hint, result)
+    body = _guard(problems, "body", lambda: extract_body(msg, problems, hint), BodyResult())
+    result.body_text = body.body_text
+    result.body_html = body.body_html
+    result.attachments = body.attachments
+
+
+def _read_headers(msg: Message, hint: str | None, result: ParsedMessage) -> None:
+    """Fill ``result`` from the header fields, each on its own guard: one bad field is a problem
+    noted, never a lost message."""
+    problems = result.problems
     result.subject = _guard(
         problems,
         "subject",
@@ -209,11 +220,6 @@ def _parse(raw: bytes, result: ParsedMessage) -> None:
     result.spam_fields = _guard(problems, "spam fields", lambda: spam_fields(msg), [])
     result.auto_submitted = _guard(problems, "auto-submitted", lambda: auto_submitted(msg), None)
     result.noise = _guard(problems, "noise", lambda: noise_indicators(msg, result.sender), [])
-
-    body = _guard(problems, "body", lambda: extract_body(msg, problems, hint), BodyResult())
-    result.body_text = body.body_text
-    result.body_html = body.body_html
-    result.attachments = body.attachments
 
 
 def parse_message(raw: bytes) -> ParsedMessage:

@@ -220,23 +220,32 @@ def _check(rule: Rule, p: _Prepared) -> RuleVerdict:
                 shown = repr(value) if value else "unknown (not in the directory)"
                 return fail(f"{name} {shown} is not one of {_shown(wanted)}")
             reasons.append(f"{name} {value!r}")
+    text_failure = _text_failure(rule, p, reasons)
+    if text_failure is not None:
+        return fail(text_failure)
+    return RuleVerdict(rule.name, True, tuple(reasons))
+
+
+def _text_failure(rule: Rule, p: _Prepared, reasons: list[str]) -> str | None:
+    """The keyword and pattern conditions: None when they hold (what matched added to ``reasons``),
+    else why they do not."""
     where = "subject" if rule.subject_only else "subject or body"
     if rule.keywords:
         haystack = p.subject_folded if rule.subject_only else p.text_folded
         hit = next((k for k in rule.keywords if k in haystack), None)
         if hit is None:
-            return fail(f"no keyword in the {where}")
+            return f"no keyword in the {where}"
         reasons.append(f"keyword {hit!r} in the {where}")
     if rule.patterns:
-        text = facts.subject if rule.subject_only else p.text
+        text = p.facts.subject if rule.subject_only else p.text
         for pattern in rule.patterns:
             found = pattern.search(text)
             if found:
                 reasons.append(f"pattern {pattern.pattern!r} found {found.group(0)!r} in the {where}")
                 break
         else:
-            return fail(f"no pattern found in the {where}")
-    return RuleVerdict(rule.name, True, tuple(reasons))
+            return f"no pattern found in the {where}"
+    return None
 
 
 def route(

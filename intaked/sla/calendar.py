@@ -27,115 +27,23 @@ import datetime as dt
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import holidays
+
+from intaked.sla.calendar_spec import MIDNIGHT, CalendarSpec, Override
+
+__all__ = ["CalendarSpec", "Override", "WorkingCalendar"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 _ONE_DAY = dt.timedelta(days=1)
-_MIDNIGHT = dt.time(0)
-_DEFAULT_HOURS = ((dt.time(8, 30), dt.time(12, 0)), (dt.time(13, 0), dt.time(17, 30)))
 _FIRST_YEAR, _LAST_YEAR = 2, 9998  # keep a year's neighbours inside what datetime can represent
 _MAX_EMPTY_YEARS = 10  # give up looking for working time after this many years without any
 _NEAR_YEARS = 3  # a timeline is widened to reach an instant this close; otherwise rebuilt around it
 _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
-def _frozen(days: Mapping[dt.date, str]) -> Mapping[dt.date, str]:
-    return MappingProxyType(dict(days))
-
-
-def _no_days() -> Mapping[dt.date, str]:
-    return MappingProxyType({})
-
-
-def _period_length(start: dt.time, end: dt.time) -> dt.timedelta:
-    """Length of a working period on a day without clock changes; an end of 00:00 means midnight."""
-    day = dt.date(2000, 1, 1)
-    finish = dt.datetime.combine(day + _ONE_DAY if end == _MIDNIGHT else day, end)
-    return finish - dt.datetime.combine(day, start)
-
-
-@dataclass(frozen=True)
-class CalendarSpec:
-    """When people work, in wall-clock terms: the configuration of one working calendar.
-
-    ``hours`` are (start, end) wall-clock periods, sorted and not overlapping; an end of 00:00
-    means midnight at the end of the day. ``day_length`` is what "one working day" of an SLA
-    target means; None means the sum of ``hours``.
-    """
-
-    name: str = "default"
-    timezone: str = "Asia/Taipei"
-    working_days: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday = 0
-    hours: tuple[tuple[dt.time, dt.time], ...] = _DEFAULT_HOURS
-    country: str | None = "TW"
-    subdivision: str | None = None
-    extra_holidays: Mapping[dt.date, str] = field(default_factory=_no_days, hash=False)
-    extra_workdays: Mapping[dt.date, str] = field(default_factory=_no_days, hash=False)
-    day_length: dt.timedelta | None = None
-
-    def __post_init__(self) -> None:
-        # Copies, so that a dict or list the caller keeps cannot change a frozen spec.
-        object.__setattr__(self, "working_days", frozenset(self.working_days))
-        object.__setattr__(self, "hours", tuple((start, end) for start, end in self.hours))
-        object.__setattr__(self, "extra_holidays", _frozen(self.extra_holidays))
-        object.__setattr__(self, "extra_workdays", _frozen(self.extra_workdays))
-        self._check()
-
-    def _check(self) -> None:
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"calendar {self.name!r}: unknown time zone {self.timezone!r}") from exc
-        if not self.working_days <= set(range(7)):
-            raise ValueError(f"calendar {self.name!r}: working days are 0 (Monday) to 6 (Sunday)")
-        self._check_hours()
-        if self.day_length is not None and self.day_length <= dt.timedelta(0):
-            raise ValueError(f"calendar {self.name!r}: day_length must be positive")
-        if both := sorted(set(self.extra_holidays) & set(self.extra_workdays)):
-            raise ValueError(
-                f"calendar {self.name!r}: {both[0]} is both an extra holiday and an extra workday"
-            )
-
-    def _check_hours(self) -> None:
-        previous_end: dt.time | None = None
-        for start, end in self.hours:
-            if start.tzinfo is not None or end.tzinfo is not None:
-                raise ValueError(
-                    f"calendar {self.name!r}: working hours are wall-clock times, without tzinfo"
-                )
-            if previous_end == _MIDNIGHT or (previous_end is not None and start < previous_end):
-                raise ValueError(f"calendar {self.name!r}: working hours must be sorted and not overlap")
-            if end != _MIDNIGHT and end <= start:
-                raise ValueError(
-                    f"calendar {self.name!r}: working period {start}-{end} ends before it starts"
-                )
-            previous_end = end
-
-    @property
-    def hours_per_day(self) -> dt.timedelta:
-        """The sum of the working periods of one (ordinary) working day."""
-        return sum((_period_length(start, end) for start, end in self.hours), dt.timedelta(0))
-
-
-@dataclass(frozen=True)
-class Override:
-    """A run-time change to one date: a holiday (typhoon day) or a working day."""
-
-    day: dt.date
-    kind: Literal["holiday", "workday"]
-    name: str
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("holiday", "workday"):
-            raise ValueError(
-                f"override for {self.day}: kind must be 'holiday' or 'workday', not {self.kind!r}"
-            )
 
 
 @dataclass(frozen=True)
@@ -402,13 +310,13 @@ class WorkingCalendar:
     def _intervals_of_day(self, day: dt.date) -> Iterator[tuple[int, int]]:
         for start, end in self.spec.hours:
             begin = _micros(dt.datetime.combine(day, start, tzinfo=self.tz))
-            if end == _MIDNIGHT:
+            if end == MIDNIGHT:
                 yield begin, self._local_midnight(day + _ONE_DAY)
             else:
                 yield begin, _micros(dt.datetime.combine(day, end, tzinfo=self.tz))
 
     def _local_midnight(self, day: dt.date) -> int:
-        return _micros(dt.datetime.combine(day, _MIDNIGHT, tzinfo=self.tz))
+        return _micros(dt.datetime.combine(day, MIDNIGHT, tzinfo=self.tz))
 
     def _local_year(self, instant: int) -> int:
         try:

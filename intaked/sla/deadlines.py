@@ -113,29 +113,10 @@ def compute(ctx: SlaContext, ticket: Mapping[Any, Any]) -> Deadlines:
             "from": "occurred_at",
             "paused_seconds": paused.total_seconds(),
         }
-    auto_close = None
-    if status == "resolved" and ticket["resolved_at"] is not None:
-        auto_close = _utc(ctx.auto_close.deadline(calendar, ticket["resolved_at"]))
-        snapshot["auto_close"] = {
-            "target": ctx.auto_close.text,
-            "clock": ctx.auto_close.clock,
-            "from": "resolved_at",
-        }
-    pending: list[dt.datetime | None] = []
-    if status != "closed":
-        if priority is None and ticket["triage_breached_at"] is None:
-            pending.append(triage_due)
-        if ticket["first_response_at"] is None and status in ("new",):
-            if ticket["response_warned_at"] is None:
-                pending.append(response_warn)
-            if ticket["response_breached_at"] is None:
-                pending.append(response_due)
-        if ticket["resolved_at"] is None and status in ("new", "open"):
-            if ticket["resolution_warned_at"] is None:
-                pending.append(resolution_warn)
-            if ticket["resolution_breached_at"] is None:
-                pending.append(resolution_due)
-    due = [instant for instant in pending if instant is not None]
+    auto_close = _auto_close(ctx, calendar, ticket, snapshot)
+    next_check = _next_check(
+        ticket, triage_due, (response_warn, response_due), (resolution_warn, resolution_due)
+    )
     return Deadlines(
         calendar=calendar_name,
         triage_due_at=triage_due,
@@ -144,9 +125,52 @@ def compute(ctx: SlaContext, ticket: Mapping[Any, Any]) -> Deadlines:
         resolution_due_at=resolution_due,
         resolution_warn_at=resolution_warn,
         auto_close_at=auto_close,
-        next_check_at=min(due) if due else None,
+        next_check_at=next_check,
         snapshot=snapshot,
     )
+
+
+def _auto_close(
+    ctx: SlaContext, calendar: WorkingCalendar, ticket: Mapping[Any, Any], snapshot: dict[str, Any]
+) -> dt.datetime | None:
+    """When a resolved ticket closes by itself (None unless resolved); noted in ``snapshot``."""
+    if ticket["status"] != "resolved" or ticket["resolved_at"] is None:
+        return None
+    snapshot["auto_close"] = {
+        "target": ctx.auto_close.text,
+        "clock": ctx.auto_close.clock,
+        "from": "resolved_at",
+    }
+    return _utc(ctx.auto_close.deadline(calendar, ticket["resolved_at"]))
+
+
+def _next_check(
+    ticket: Mapping[Any, Any],
+    triage_due: dt.datetime | None,
+    response: tuple[dt.datetime | None, dt.datetime | None],
+    resolution: tuple[dt.datetime | None, dt.datetime | None],
+) -> dt.datetime | None:
+    """The earliest warning or deadline not yet acted on, of the targets whose clock runs
+    (``response`` and ``resolution``: their warning and due instants); None when none is left."""
+    status = ticket["status"]
+    if status == "closed":
+        return None
+    pending: list[dt.datetime | None] = []
+    if ticket["priority"] is None and ticket["triage_breached_at"] is None:
+        pending.append(triage_due)
+    running = {
+        "response": ticket["first_response_at"] is None and status == "new",
+        "resolution": ticket["resolved_at"] is None and status in ("new", "open"),
+    }
+    for target, (warn_at, due_at) in (("response", response), ("resolution", resolution)):
+        if not running[target]:
+            continue
+        if ticket[f"{target}_warned_at"] is None:
+            pending.append(warn_at)
+        if ticket[f"{target}_breached_at"] is None:
+            pending.append(due_at)
+    due = [instant for instant in pending if instant is not None]
+    return min(due) if due else None
 
 
 def for_new_ticket(ctx: SlaContext, priority: str, start: dt.datetime, calendar: str) -> Deadlines:

@@ -8,7 +8,8 @@ written by another tool whose calendar differs is noticed too. It records first 
 resolution, reopening and closing times, pauses and resumes the resolution clock while the ticket
 waits on the requester, and recomputes the deadlines. :func:`check_due` sends the warnings
 (``sla.warn_at`` of a target) and records the breaches of tickets whose ``sla_next_check_at`` has
-come, each once per ticket and target (outbox idempotency keys). :func:`recompute_open` redoes every
+come, each once per ticket and target (outbox idempotency keys; in ``enforcement.py``).
+:func:`recompute_open` redoes every
 open ticket's deadlines after a calendar changed. A breach once recorded stays recorded.
 """
 
@@ -23,11 +24,8 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, and_, bindparam, case, literal, or_, select, update
 
-from intaked.outbound.compose import mail_payload, new_message_id, render_notice
-from intaked.outbound.outbox import enqueue
 from intaked.sla.context import SlaContext
 from intaked.sla.deadlines import Deadlines, compute
-from intaked.store.dialect import try_lock_key
 from intaked.store.models import message_table, ticket_event_table, ticket_table
 from intaked.store.types import utcnow
 
@@ -36,7 +34,6 @@ ACTOR = "intaked"
 OPEN_STATUSES = ("new", "open", "pending", "resolved")
 #: Quarantined: no deadlines, but a release written by another tool is noticed (sla_status "spam").
 WATCHED_STATUSES = (*OPEN_STATUSES, "spam")
-CHECK_LOCK = 0x1A7AED01  # PostgreSQL advisory lock keys: one checker / sweeper at a time
 _t = ticket_table
 COMPUTED_COLUMNS = (
     "calendar",
@@ -87,17 +84,17 @@ def event(
     }
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
 def deadline_detail(deadlines: Deadlines) -> dict[str, Any]:
     return {
         "calendar": deadlines.calendar,
-        "triage_due_at": _iso(deadlines.triage_due_at),
-        "response_due_at": _iso(deadlines.response_due_at),
-        "resolution_due_at": _iso(deadlines.resolution_due_at),
-        "auto_close_at": _iso(deadlines.auto_close_at),
+        "triage_due_at": iso(deadlines.triage_due_at),
+        "response_due_at": iso(deadlines.response_due_at),
+        "resolution_due_at": iso(deadlines.resolution_due_at),
+        "auto_close_at": iso(deadlines.auto_close_at),
     }
 
 
@@ -158,7 +155,7 @@ def _differs(a: dt.datetime | None, b: dt.datetime | None) -> bool:
     return a != b
 
 
-def _write(
+def write_changes(
     conn: Connection, updates: Sequence[tuple[int, dict[str, Any]]], events: Sequence[dict[str, Any]]
 ) -> None:
     """Write the updates, one executemany per set of changed columns, and the events."""
@@ -186,7 +183,7 @@ def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None
             values, row_events = apply_changes(ctx, row, now)
             updates.append((row["id"], values))
             events.extend(row_events)
-        _write(conn, updates, events)
+        write_changes(conn, updates, events)
         replied = _first_replies_by_people(conn, ctx, now)
     for ticket_id, values in updates:
         log.info(
@@ -238,7 +235,7 @@ def _first_replies_by_people(conn: Connection, ctx: SlaContext, now: dt.datetime
         updates.append((ticket["id"], values))
         detail = {"by": reply.sender, "message_id": reply.header_message_id}
         events.append(event(ticket["id"], "first_response", detail, now))
-    _write(conn, updates, events)
+    write_changes(conn, updates, events)
     return len(updates)
 
 
@@ -293,126 +290,3 @@ def recompute_open(
                 )
                 conn.execute(ticket_event_table.insert(), events)
                 changed += len(batch)
-
-
-def check_due(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None, limit: int = 500) -> int:
-    """Warn and record breaches for tickets whose next check has come; returns how many were looked at."""
-    now = now or utcnow()
-    with engine.begin() as conn:
-        if not try_lock_key(conn, CHECK_LOCK):
-            return 0
-        rows = (
-            conn.execute(
-                select(_t)
-                .where(_t.c.sla_next_check_at <= now, _t.c.status != "closed")
-                .order_by(_t.c.sla_next_check_at)
-                .limit(limit)
-            )
-            .mappings()
-            .all()
-        )
-        updates: list[tuple[int, dict[str, Any]]] = []
-        events: list[dict[str, Any]] = []
-        mails: list[dict[str, Any]] = []
-        for row in rows:
-            values, row_events, row_mails = _enforce(ctx, row, now)
-            updates.append((row["id"], values))
-            events.extend(row_events)
-            mails.extend(row_mails)
-        _write(conn, updates, events)
-        enqueue(conn, mails, now)
-    return len(rows)
-
-
-def _enforce(
-    ctx: SlaContext, row: Mapping[Any, Any], now: dt.datetime
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    deadlines = compute(ctx, row)
-    values: dict[str, Any] = {}
-    events: list[dict[str, Any]] = []
-    mails: list[dict[str, Any]] = []
-    status = row["status"]
-
-    def due(instant: dt.datetime | None) -> bool:
-        return instant is not None and instant <= now
-
-    def happened(
-        target: str, what: str, deadline: dt.datetime | None, column: str, at: dt.datetime | None
-    ) -> None:
-        values[column] = at or now
-        detail = {"target": target, "due_at": _iso(deadline)}
-        events.append(event(row["id"], f"sla_{what}", detail, now))
-        mails.extend(notifications(ctx, row, target, what, deadline))
-
-    if row["priority"] is None and row["triage_breached_at"] is None and due(deadlines.triage_due_at):
-        happened("triage", "breach", deadlines.triage_due_at, "triage_breached_at", deadlines.triage_due_at)
-    targets = (
-        (
-            "response",
-            deadlines.response_warn_at,
-            deadlines.response_due_at,
-            row["first_response_at"] is None and status == "new",
-        ),
-        (
-            "resolution",
-            deadlines.resolution_warn_at,
-            deadlines.resolution_due_at,
-            row["resolved_at"] is None and status in ("new", "open"),
-        ),
-    )
-    for target, warn_at, due_at, running in targets:
-        if not running:
-            continue
-        if row[f"{target}_warned_at"] is None and due(warn_at):
-            happened(target, "warning", due_at, f"{target}_warned_at", now)
-        if row[f"{target}_breached_at"] is None and due(due_at):
-            happened(target, "breach", due_at, f"{target}_breached_at", due_at)
-    after = compute(ctx, {**row, **values})
-    values["sla_next_check_at"] = after.next_check_at
-    return values, events, mails
-
-
-def notifications(
-    ctx: SlaContext, row: Mapping[Any, Any], target: str, what: str, deadline: dt.datetime | None
-) -> list[dict[str, Any]]:
-    """The outbox mails for a warning (to the team) or a breach (to the team's lead and the team)."""
-    settings = ctx.settings
-    team_name = row["team"] or settings.triage.team
-    team = settings.teams.get(team_name)
-    if team is None:
-        return []
-    recipients = [team.email] if what == "warning" else [team.lead_email, team.email]
-    calendar = ctx.calendar_for(row["team"])
-    context = {
-        "ticket": {
-            k: row[k]
-            for k in ("number", "subject", "status", "priority", "requester_email", "requester_name")
-        },
-        "team": team_name,
-        "target": target,
-        "what": what,
-        "due_local": deadline.astimezone(calendar.tz).strftime("%Y-%m-%d %H:%M %Z") if deadline else "",
-    }
-    rendered = render_notice(f"sla_{what}", context, settings.acknowledgements.templates_dir)
-    mails = []
-    for recipient in dict.fromkeys(r for r in recipients if r):
-        mails.append(
-            {
-                "kind": "mail",
-                "purpose": f"sla_{what}",
-                "idempotency_key": f"sla_{what}:{row['id']}:{target}:{recipient}"[:255],
-                "ticket_id": row["id"],
-                "recipient": recipient,
-                "payload": mail_payload(
-                    from_address=settings.outbound_mail.from_address,
-                    to_address=recipient,
-                    to_name=None,
-                    rendered=rendered,
-                    message_id=new_message_id(settings.outbound_mail.from_address, f"sla-{what}"),
-                    in_reply_to=None,
-                    references=[],
-                    auto_submitted="auto-generated",
-                ),
-            }
-        )
-    return mails

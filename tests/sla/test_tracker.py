@@ -24,8 +24,9 @@ from intaked.lifecycle import (
     triage,
 )
 from intaked.sla.context import SlaContext, load_context
+from intaked.sla.enforcement import check_due
 from intaked.sla.sweeper import sweep
-from intaked.sla.tracker import check_due, sync_tickets
+from intaked.sla.tracker import sync_tickets
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
 from intaked.store.models import outbox_table, ticket_event_table, ticket_table

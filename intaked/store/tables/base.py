@@ -1,0 +1,50 @@
+"""What every table shares: the declarative base with its naming convention, the id type, and the
+allowed values of the enumerated columns (checked by CHECK constraints)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import BigInteger, Integer, MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+TICKET_STATUSES: Final = ("new", "open", "pending", "resolved", "closed", "spam")
+PRIORITIES: Final = ("P1", "P2", "P3", "P4")
+OVERRIDE_KINDS: Final = ("holiday", "workday")
+ITEM_STATES: Final = ("received", "processing", "done", "duplicate", "quarantined")
+CATEGORIES: Final = ("incident", "service_request", "security_incident")
+PAGE_STATES: Final = ("active", "acknowledged", "exhausted", "cancelled")
+PAGE_CHANNELS: Final = ("sms", "call", "email")
+WORKER_STATES: Final = ("alive", "gone")
+CALL_OUTCOMES: Final = ("in_progress", "voicemail", "missed", "answered_by_desk")
+ATTEMPT_STATUSES: Final = (
+    "queued",  # written to the outbox, not yet accepted by the provider
+    "sent",  # accepted by the provider (an SMS Sid or a Call Sid exists)
+    "delivered",  # SMS delivered to the handset
+    "ringing",
+    "answered",  # a call was picked up (a person or a machine)
+    "completed",  # a call ended without a keypress, or an SMS had no reply: not an acknowledgement
+    "acknowledged",  # this attempt's person acknowledged through it
+    "failed",  # permanent: invalid number, undelivered, busy/no-answer after retries, refused
+    "cancelled",  # stopped before it reached anyone (the page was acknowledged)
+)
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def in_list(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK constraint's text: ``column`` holds one of ``values``."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)

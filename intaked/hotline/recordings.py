@@ -41,7 +41,7 @@ import structlog
 from sqlalchemy import Connection, select, update
 
 from intaked.config import Settings, TwilioSettings
-from intaked.intake.ingest import clean_text, store_blobs, to_json
+from intaked.intake.messages import store_blobs
 from intaked.store.models import (
     attachment_table,
     call_table,
@@ -49,6 +49,7 @@ from intaked.store.models import (
     ticket_event_table,
     ticket_table,
 )
+from intaked.tickets.events import clean_text, to_json
 
 log = structlog.get_logger(__name__)
 

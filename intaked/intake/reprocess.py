@@ -13,9 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 
-from intaked.intake.ingest import clean_text, parsed_message_columns, store_attachments, to_json
+from intaked.intake.messages import parsed_message_columns, store_attachments
 from intaked.intake.parsepool import parse_in_process
-from intaked.intake.rawbytes import decompress_raw
 from intaked.parsing import ParsedMessage
 from intaked.store.models import (
     attachment_table,
@@ -24,7 +23,9 @@ from intaked.store.models import (
     ticket_event_table,
     ticket_table,
 )
+from intaked.store.rawbytes import decompress_raw
 from intaked.store.types import utcnow
+from intaked.tickets.events import clean_text, to_json
 
 TRACKED = ("subject", "sender", "body_text", "header_message_id", "in_reply_to", "parse_problems")
 

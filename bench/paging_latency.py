@@ -48,7 +48,6 @@ from bench.common import (
     wait_for_port,
 )
 from intaked.config import settings_from_mapping
-from intaked.lifecycle import triage
 from intaked.sla.context import load_context
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
@@ -58,6 +57,7 @@ from intaked.store.models import (
     page_table,
     ticket_table,
 )
+from intaked.tickets.lifecycle import triage
 from intaked.twilio.client import TwilioClient
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.prism import prism_unavailable_reason, run_prism

@@ -28,11 +28,11 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import arguments, fresh_database  # noqa: E402
 from intaked.config import settings_from_mapping  # noqa: E402
-from intaked.lifecycle import set_override  # noqa: E402
 from intaked.sla.sweeper import sweep  # noqa: E402
 from intaked.store.engine import make_engine  # noqa: E402
 from intaked.store.migrate import upgrade  # noqa: E402
 from intaked.store.models import ticket_table  # noqa: E402
+from intaked.tickets.lifecycle import set_override  # noqa: E402
 
 NOW = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)  # Tue 10:00 in Taipei
 

@@ -64,7 +64,7 @@ def test_intaked_run_imports_no_other_verb() -> None:
         "intaked.commands.shared",
     }
     for heavy in (
-        "intaked.lifecycle",
+        "intaked.tickets.lifecycle",
         "intaked.paging",
         "intaked.routing",
         "intaked.parsing",

@@ -20,12 +20,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from intaked.cli import main
-from intaked.lifecycle import resolve
 from intaked.sla.context import load_context
 from intaked.sla.enforcement import check_due
 from intaked.sla.sweeper import sweep
 from intaked.sla.tracker import sync_tickets
 from intaked.store.models import message_table, outbox_table, page_table, ticket_event_table, ticket_table
+from intaked.tickets.lifecycle import resolve
 from tests.sla.test_tracker import XMAS_EVE, at, local
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.smtpsink import SmtpSink

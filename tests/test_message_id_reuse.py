@@ -15,8 +15,8 @@ from sqlalchemy import update
 
 from intaked.intake.capture import RawItem, insert_items
 from intaked.intake.processor import process_once
-from intaked.intake.rawbytes import decompress_raw
 from intaked.store.models import inbound_item_table, message_table, outbox_table, ticket_table
+from intaked.store.rawbytes import decompress_raw
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.dovecot import PASSWORD, USER, Dovecot, dovecot_lmtp_unavailable_reason
 from tests.support.smtpsink import SmtpSink

@@ -12,9 +12,9 @@ from typing import Any
 from intaked.commands.lifecycle_errors import reporting_lifecycle_errors
 from intaked.commands.shared import EXIT_NOT_FOUND, open_engine
 from intaked.config import Settings
-from intaked.lifecycle import InvalidChange, remove_override, set_override
 from intaked.sla.calendar import WorkingCalendar
 from intaked.sla.context import load_context
+from intaked.tickets.lifecycle import InvalidChange, remove_override, set_override
 
 
 def _day(text: str) -> dt.date:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from intaked.commands.shared import EXIT_NOT_FOUND, EXIT_USAGE
 from intaked.config import Settings
-from intaked.lifecycle import InvalidChange, TicketNotFound
+from intaked.tickets.lifecycle import InvalidChange, TicketNotFound
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from intaked.commands.lifecycle_errors import reporting_lifecycle_errors
 from intaked.commands.shared import aware_instant, iso_in, open_engine
 from intaked.config import Settings
-from intaked.lifecycle import InvalidChange, TicketNotFound
 from intaked.sla.context import SlaContext, load_context
 from intaked.sla.deadlines import compute, for_new_ticket
 from intaked.store.engine import read_only
 from intaked.store.models import PRIORITIES, ticket_table
+from intaked.tickets.lifecycle import InvalidChange, TicketNotFound
 
 STORED_TIMES = (
     "created_at",

@@ -1,6 +1,6 @@
 """``intaked ticket triage|take|resolve|release``: act on one ticket; prints its new deadlines.
 
-The actions themselves are the ticket lifecycle's (:mod:`intaked.lifecycle`)."""
+The actions themselves are the ticket lifecycle's (:mod:`intaked.tickets.lifecycle`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 from intaked.commands.lifecycle_errors import reporting_lifecycle_errors
 from intaked.commands.shared import iso_in, open_engine
 from intaked.config import Settings
-from intaked.lifecycle import release, resolve, take, triage
 from intaked.sla.context import load_context
 from intaked.store.models import PRIORITIES
+from intaked.tickets.lifecycle import release, resolve, take, triage
 
 
 def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:

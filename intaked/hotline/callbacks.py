@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy import Connection, select, update
 
 from intaked.config import Settings
-from intaked.hotline.calls import TRANSCRIPT_HEADING
+from intaked.hotline.callmessage import TRANSCRIPT_HEADING
 from intaked.hotline.recordings import (
     FOREIGN_URL,
     OUTBOX_KIND,
@@ -35,10 +35,10 @@ from intaked.hotline.recordings import (
     recording_media_url,
     touch_ticket,
 )
-from intaked.intake.ingest import clean_text
 from intaked.outbound.outbox import enqueue
 from intaked.store.models import call_table, message_table
 from intaked.store.receipts import record_receipt
+from intaked.tickets.events import clean_text
 
 log = structlog.get_logger(__name__)
 

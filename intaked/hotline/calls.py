@@ -13,10 +13,10 @@ on a database thread), used by the webhooks (intaked/twilio/hotline_webhooks.py)
   joins an emergency already being paged (intaked/hotline/emergencies.py); the security
   choice sets category ``security_incident``, team ``hotline.security_team`` and tells
   ``hotline.security_notify`` by mail.
-- :func:`voicemail_left`: the ``<Record>`` action reported a recording: outcome ``voicemail``.
-- :func:`call_status`: the call's progress; a call that ends without a voicemail and without the
-  desk answering is ``missed``. Both a missed call and a voicemail set
-  ``tickets.callback_requested`` (someone must call back).
+- The call's progress afterwards (voicemail, speech, status, missed): intaked/hotline/progress.py.
+
+Filing the ticket itself (number, routing columns, deadlines, insert, ``created``/``routed``
+events, acknowledgement events, the trusted page) is intaked/tickets/filing.py's, shared with mail.
 
 Each call is one ``messages`` row of its ticket (channel ``phone``, ``header_message_id`` and
 ``dedupe_key`` ``call:<CallSid>``) whose text is rewritten as the call progresses.
@@ -28,52 +28,58 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from intaked.config import Settings
 from intaked.hotline.acks import queue_caller_acks
+from intaked.hotline.callmessage import (
+    MENU,
+    UnknownCall,
+    call_row,
+    call_subject,
+    first_call_id,
+    refresh_message,
+)
 from intaked.hotline.emergencies import emergency_to_join, join_emergency, lock_emergencies
-from intaked.intake.ingest import _with_deadlines, clean_text, to_json
-from intaked.outbound.compose import mail_payload, new_message_id
-from intaked.outbound.outbox import enqueue
-from intaked.paging.engine import PAGED_PRIORITIES, start_page
+from intaked.hotline.repeats import joinable_ticket
+from intaked.hotline.security import queue_security_notice
+from intaked.paging.engine import PAGED_PRIORITIES
 from intaked.routing.decide import RoutedReport, route_call
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute
-from intaked.sla.targets import wall_time
 from intaked.store.dialect import lock_name, locked
-from intaked.store.models import call_table, message_table, ticket_event_table, ticket_table
-from intaked.store.numbering import allocate_ticket_numbers, ticket_period
+from intaked.store.models import call_table, message_table, ticket_table
+from intaked.tickets.events import (
+    TicketEvent,
+    clean_text,
+    event,
+    events_from_acks,
+    record_events,
+    to_json,
+)
+from intaked.tickets.filing import (
+    ack_ticket,
+    apply_routing,
+    created_event,
+    open_tickets,
+    page_trusted,
+    routed_events,
+    ticket_numbers,
+    ticket_row,
+)
 
 log = structlog.get_logger(__name__)
 
-ACTOR = "intaked"
-OPEN_STATUSES = ("new", "open", "pending")
-#: CallStatus values after which the call is over.
-FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 DEFAULT_CHOICE = "2"
 SECURITY_CHOICE = "3"
 SECURITY_CATEGORY = "security_incident"
-SECURITY_PURPOSE = "hotline_security"
-#: The menu: key → (Chinese, English).
-MENU = {
-    "1": ("產線停工或全公司系統中斷", "production line or company-wide system down"),
-    "2": ("其他 IT 問題", "other IT problem"),
-    "3": ("資訊安全事件", "information-security incident"),
-}
 _RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 
 _calls = call_table
 _tickets = ticket_table
 _messages = message_table
-_events = ticket_event_table
-
-
-class UnknownCall(LookupError):
-    """No ``calls`` row for that CallSid."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,31 +119,10 @@ class MenuOutcome:
     paged: bool
 
 
-def _event(
-    ticket_id: int, kind: str, now: dt.datetime, *, after: Any = None, detail: Any = None
-) -> dict[str, Any]:
-    return {
-        "ticket_id": ticket_id,
-        "at": now,
-        "actor": ACTOR,
-        "kind": kind,
-        "before": None,
-        "after": None if after is None else clean_text(to_json(after)),
-        "detail": None if detail is None else clean_text(to_json(detail)),
-    }
-
-
 def _lock_caller(conn: Connection, from_number: str) -> None:
     """Serialise the calls of one caller id (PostgreSQL; SQLite has a single writer): the same
     CallSid twice, or two calls racing to file a ticket, see each other's committed rows."""
     lock_name(conn, f"hotline:{from_number}")
-
-
-def _call_row(conn: Connection, call_sid: str, *, lock: bool = False) -> Any:
-    query = select(_calls).where(_calls.c.call_sid == call_sid)
-    if lock:
-        query = locked(conn, query)
-    return conn.execute(query).mappings().first()
 
 
 def _ticket(conn: Connection, ticket_id: int, *, lock: bool = False) -> Any:
@@ -147,128 +132,41 @@ def _ticket(conn: Connection, ticket_id: int, *, lock: bool = False) -> Any:
     return conn.execute(query).mappings().one()
 
 
-def _first_call_id(conn: Connection, ticket_id: int) -> int:
-    return int(
-        conn.execute(select(func.min(_calls.c.id)).where(_calls.c.ticket_id == ticket_id)).scalar_one()
-    )
-
-
-def repeat_window(settings: Settings) -> dt.timedelta:
-    """``hotline.repeat_window`` as a length of time (days count as 24 hours)."""
-    return wall_time(settings.hotline.repeat_window)
-
-
-def _joinable_ticket(conn: Connection, settings: Settings, facts: CallFacts) -> tuple[int, str] | None:
-    """The open phone ticket of the same caller with a call within the repeat window, newest first."""
-    if not facts.from_number.startswith("+"):
-        return None  # anonymous or withheld caller ids are not one person
-    window = repeat_window(settings)
-    row = conn.execute(
-        select(_tickets.c.id, _tickets.c.number)
-        .select_from(_calls.join(_tickets, _calls.c.ticket_id == _tickets.c.id))
-        .where(
-            _calls.c.from_number == facts.from_number,
-            _calls.c.started_at >= facts.started_at - window,
-            _calls.c.started_at <= facts.started_at + window,
-            _tickets.c.status.in_(OPEN_STATUSES),
-            _tickets.c.channel == "phone",
-        )
-        .order_by(_calls.c.started_at.desc(), _calls.c.id.desc())
-        .limit(1)
-    ).first()
-    return (int(row.id), str(row.number)) if row else None
-
-
-def _local(settings: Settings, at: dt.datetime) -> str:
-    return at.astimezone(ZoneInfo(settings.tickets.timezone)).strftime("%Y-%m-%d %H:%M")
-
-
-def call_subject(from_number: str, choice: str | None, outcome: str) -> str:
-    """A phone ticket's (and a call message's) subject: the caller id, the menu choice, and for a
-    missed call or a voicemail that it needs a call back."""
-    caller = from_number or "(unknown)"
-    zh, en = MENU.get(choice or "", ("", ""))
-    what = f"（{zh}）" if zh else ""
-    if outcome == "missed":
-        return f"未接來電，請回撥 {caller}{what} / Missed call from {caller}, call back"
-    if outcome == "voicemail":
-        return f"語音留言，請回撥 {caller}{what} / Voicemail from {caller}, call back"
-    if zh:
-        return f"來電 {caller}：{zh} / Call from {caller}: {en}"
-    return f"來電 {caller}"
-
-
-TRANSCRIPT_HEADING = "Voicemail transcript (Twilio):"
-
-_OUTCOME_TEXT = {
-    "in_progress": ("通話中", "in progress"),
-    "voicemail": ("已留言，請回撥", "voicemail left, call back"),
-    "missed": ("未接來電，請回撥", "missed call, call back"),
-    "answered_by_desk": ("服務台已接聽", "answered by the service desk"),
-}
-
-
-def call_body(settings: Settings, call: Mapping[str, Any]) -> str:
-    """The text of a call's ``messages`` row, from its ``calls`` row."""
-    caller = call["from_number"] or "(unknown)"
-    name = f" ({call['caller_name']})" if call.get("caller_name") else ""
-    lines = [
-        f"來電 / Call from: {caller}{name}",
-        f"撥打 / To: {call['to_number']}",
-        f"時間 / At: {_local(settings, call['started_at'])} ({settings.tickets.timezone})",
-    ]
-    if call.get("menu_choice"):
-        zh, en = MENU.get(call["menu_choice"], ("", ""))
-        lines.append(f"選項 / Menu: {call['menu_choice']} {zh} / {en}".rstrip(" /"))
-    zh, en = _OUTCOME_TEXT.get(call["outcome"], (call["outcome"], call["outcome"]))
-    lines.append(f"結果 / Outcome: {zh} / {en}")
-    if call["outcome"] == "missed":
-        lines.append(f"未接來電，請回撥 {caller} / missed call from {caller}, call back")
-    if call.get("duration_seconds") is not None:
-        lines.append(f"通話長度 / Duration: {call['duration_seconds']} s")
-    if call.get("recording_seconds"):
-        lines.append(f"留言長度 / Voicemail: {call['recording_seconds']} s")
-    voicemail = call.get("voicemail_transcript")
-    if call.get("transcript") and call["transcript"] != voicemail:
-        lines.append(f"來電者說 / Caller said: {call['transcript']}")
-    body = "\n".join(lines) + "\n"
-    return f"{body}\n{TRANSCRIPT_HEADING}\n{voicemail}\n" if voicemail else body
-
-
-def _refresh_message(conn: Connection, settings: Settings, call_sid: str) -> None:
-    """Rewrite the call's message from its current ``calls`` row."""
-    call = _call_row(conn, call_sid)
-    if call is None or call["message_id"] is None:
-        return
-    conn.execute(
-        update(_messages)
-        .where(_messages.c.id == call["message_id"])
-        .values(
-            subject=call_subject(call["from_number"], call["menu_choice"], call["outcome"]),
-            body_text=clean_text(call_body(settings, call)) or "",
-        )
-    )
-
-
 def record_call(conn: Connection, settings: Settings, facts: CallFacts, now: dt.datetime) -> FiledCall:
     """Record a call to the hotline: join the caller's recent open phone ticket or file a new
     one (see the module's docstring). A CallSid already recorded files nothing."""
     bound = log.bind(call_sid=facts.call_sid)
     _lock_caller(conn, facts.from_number)
-    known = _call_row(conn, facts.call_sid)
+    known = call_row(conn, facts.call_sid)
     if known is not None:
         ticket = _ticket(conn, known["ticket_id"])
-        joined = _first_call_id(conn, known["ticket_id"]) != known["id"]
+        joined = first_call_id(conn, known["ticket_id"]) != known["id"]
         return FiledCall(int(known["id"]), int(ticket["id"]), str(ticket["number"]), joined, False)
 
-    events: list[dict[str, Any]] = []
-    joinable = _joinable_ticket(conn, settings, facts)
-    report: RoutedReport | None = None
+    joinable = joinable_ticket(conn, settings, facts.from_number, facts.started_at)
     if joinable is not None:
         ticket_id, number = joinable
         conn.execute(update(_tickets).where(_tickets.c.id == ticket_id).values(updated_at=now))
+        call_id = _insert_call(conn, settings, facts, ticket_id, now)
+        after = {"from": facts.from_number, "to": facts.to_number, **_via(facts)}
+        record_events(conn, [event(ticket_id, "call_added", now, after=after)])
+        bound.info("hotline_call_joined", ticket=number)
     else:
         ticket_id, number, report = _file_ticket(conn, settings, facts, now)
+        call_id = _insert_call(conn, settings, facts, ticket_id, now)
+        record_events(conn, _filed_events(conn, settings, facts, ticket_id, report, now))
+        bound.info("hotline_ticket_filed", ticket=number, source=facts.source)
+    return FiledCall(call_id, ticket_id, number, joinable is not None, True)
+
+
+def _via(facts: CallFacts) -> dict[str, Any]:
+    return {"via": "twilio", "call_sid": facts.call_sid, "message_id": f"call:{facts.call_sid}"}
+
+
+def _insert_call(
+    conn: Connection, settings: Settings, facts: CallFacts, ticket_id: int, now: dt.datetime
+) -> int:
+    """The call's ``messages`` and ``calls`` rows on ``ticket_id``; the ``calls`` row's id."""
     message_id = conn.execute(
         insert(_messages)
         .values(
@@ -304,88 +202,57 @@ def record_call(conn: Connection, settings: Settings, facts: CallFacts, now: dt.
         )
         .returning(_calls.c.id)
     ).scalar_one()
-    _refresh_message(conn, settings, facts.call_sid)
-    via = {"via": "twilio", "call_sid": facts.call_sid, "message_id": f"call:{facts.call_sid}"}
-    if joinable is not None:
-        events.append(
-            _event(
-                ticket_id, "call_added", now, after={"from": facts.from_number, "to": facts.to_number, **via}
-            )
-        )
-        bound.info("hotline_call_joined", ticket=number)
-    else:
-        assert report is not None
-        ticket = _ticket(conn, ticket_id)
-        events.append(
-            _event(
-                ticket_id,
-                "created",
-                now,
-                after={
-                    "number": number,
-                    "status": "new",
-                    "channel": "phone",
-                    "subject": ticket["subject"],
-                    "requester_email": ticket["requester_email"],
-                    "requester_phone": facts.from_number,
-                    **via,
-                },
-            )
-        )
-        if report.worth_an_event:
-            events.append(_event(ticket_id, "routed", now, detail=report.event_detail()))
-        acks = queue_caller_acks(
-            conn,
-            settings,
-            ticket_id=ticket_id,
-            ticket={
-                "number": number,
-                "subject": ticket["subject"],
-                "status": "new",
-                "priority": None,
-                "channel": "phone",
-            },
-            caller=facts.from_number,
-            email=ticket["requester_email"],
-            name=ticket["requester_name"],
-            received_at=facts.started_at,
-            now=now,
-        )
-        events += [_event(a["ticket_id"], a["kind"], now, detail=a["detail"]) for a in acks]
-        bound.info("hotline_ticket_filed", ticket=number, source=facts.source)
-    conn.execute(insert(_events), events)
-    return FiledCall(int(call_id), ticket_id, number, joinable is not None, True)
+    refresh_message(conn, settings, facts.call_sid)
+    return int(call_id)
+
+
+def _filed_events(
+    conn: Connection,
+    settings: Settings,
+    facts: CallFacts,
+    ticket_id: int,
+    report: RoutedReport,
+    now: dt.datetime,
+) -> list[TicketEvent]:
+    """A new phone ticket's ``created`` and ``routed`` events, and its acknowledgements' (queued here)."""
+    ticket = _ticket(conn, ticket_id)
+    events = [created_event(ticket_id, ticket, now, requester_phone=facts.from_number, **_via(facts))]
+    events += routed_events(ticket_id, report, now)
+    acks = queue_caller_acks(
+        conn,
+        settings,
+        ticket_id=ticket_id,
+        ticket=ack_ticket(ticket),
+        caller=facts.from_number,
+        email=ticket["requester_email"],
+        name=ticket["requester_name"],
+        received_at=facts.started_at,
+        now=now,
+    )
+    return events + events_from_acks(acks, now)
 
 
 def _file_ticket(
     conn: Connection, settings: Settings, facts: CallFacts, now: dt.datetime
 ) -> tuple[int, str, RoutedReport]:
-    """A new phone ticket for the call, routed (no menu choice yet) and with its triage deadline."""
-    tickets = settings.tickets
-    (number,) = allocate_ticket_numbers(
-        conn, [ticket_period(tickets.number_prefix, facts.started_at, tickets.timezone)]
-    )
+    """A new phone ticket for the call, routed (no menu choice yet) and with its triage deadline
+    (intaked/tickets/filing.py, as for mail)."""
+    (number,) = ticket_numbers(conn, settings, [facts.started_at])
     report = route_call(settings, facts.from_number or None, None, recipient=facts.to_number)
     person = report.person
-    row: dict[str, Any] = {
-        "number": number,
-        "status": "new",
-        "priority": None,
-        "channel": "phone",
-        "subject": call_subject(facts.from_number, None, "in_progress"),
-        "requester_email": (person.email.lower() or None) if person else None,
-        "parent_id": None,
-        "callback_requested": False,
-        "created_at": now,
-        "updated_at": now,
-    }
-    columns = report.ticket_columns(clean_text(facts.caller_name) or None, facts.from_number or None)
+    row = ticket_row(
+        number,
+        "phone",
+        call_subject(facts.from_number, None, "in_progress"),
+        now,
+        requester_email=(person.email.lower() or None) if person else None,
+        callback_requested=False,
+    )
+    apply_routing(row, report, clean_text(facts.caller_name) or None, facts.from_number or None)
     if person and person.name:
-        columns["requester_name"] = person.name  # the directory knows better than the caller-id lookup
-    row.update({k: clean_text(v) if isinstance(v, str) else v for k, v in columns.items()})
-    _with_deadlines(conn, [row], settings)
-    ticket_id = conn.execute(insert(_tickets).values(**row).returning(_tickets.c.id)).scalar_one()
-    return int(ticket_id), number, report
+        row["requester_name"] = clean_text(person.name)  # the directory knows better than caller id
+    (ticket_id,) = open_tickets(conn, settings, [row])
+    return ticket_id, number, report
 
 
 def normalise_choice(digit: str | None) -> str:
@@ -399,95 +266,100 @@ def set_menu_choice(
 ) -> MenuOutcome:
     """Store the menu choice of ``call_sid`` and route its ticket (see the module's docstring).
     The first choice of a call counts; a replay changes nothing. Raises :class:`UnknownCall`."""
-    bound = log.bind(call_sid=call_sid)
     emergency_key = settings.trust.hotline_emergency_choice
     if normalise_choice(digit) == emergency_key:
         lock_emergencies(conn)  # before the rows: see intaked/hotline/emergencies.py
-    call = _call_row(conn, call_sid, lock=True)
+    call = call_row(conn, call_sid, lock=True)
     if call is None:
         raise UnknownCall(call_sid)
     ticket = _ticket(conn, call["ticket_id"], lock=True)
-    own = _first_call_id(conn, ticket["id"]) == call["id"]
+    ticket_id = int(ticket["id"])
+    own = first_call_id(conn, ticket_id) == call["id"]
     if call["menu_choice"] is not None:  # a replay: say the same, change nothing
-        return MenuOutcome(
-            int(ticket["id"]),
-            str(ticket["number"]),
-            call["menu_choice"],
-            not own,
-            call["menu_choice"] == emergency_key,
-            _has_page(conn, int(ticket["id"])),
-        )
+        choice, paged = call["menu_choice"], _has_page(conn, ticket_id)
+        return MenuOutcome(ticket_id, str(ticket["number"]), choice, not own, choice == emergency_key, paged)
     choice = normalise_choice(digit)
     conn.execute(update(_calls).where(_calls.c.id == call["id"]).values(menu_choice=choice, updated_at=now))
     report = route_call(settings, call["from_number"] or None, choice, recipient=call["to_number"])
     security = choice == SECURITY_CHOICE
-    events = [
-        _event(
-            ticket["id"],
-            "menu_choice",
-            now,
-            detail={
-                "call_sid": call_sid,
-                "choice": choice,
-                "pressed": digit or None,
-                "meaning": MENU[choice][1],
-            },
-        )
-    ]
+    pressed = {"call_sid": call_sid, "choice": choice, "pressed": digit or None, "meaning": MENU[choice][1]}
+    events = [event(ticket_id, "menu_choice", now, detail=pressed)]
     suggested = report.result.suggested_priority
     more_urgent = _RANK.get(suggested or "", 99) < _RANK.get(ticket["suggested_priority"] or "", 99)
-    apply = ticket["priority"] is None and (own or more_urgent or security)
     paged = False
-    if apply:
-        values: dict[str, Any] = {
-            "category": report.result.category,
-            "team": report.result.team,
-            "suggested_priority": suggested,
-            "suggested_by": report.suggested_by,
-            "suggestion_trusted": report.suggestion_trusted,
-            "updated_at": now,
-        }
-        if not own:  # a repeat call only adds urgency: keep what the first call routed
-            values = {k: v for k, v in values.items() if v is not None or k == "updated_at"}
-        if security:
-            values["category"] = SECURITY_CATEGORY
-            values["team"] = settings.hotline.security_team
-        if own:
-            values["subject"] = call_subject(call["from_number"], choice, "in_progress")
-        if values.get("team", ticket["team"]) != ticket["team"]:
-            deadlines = compute(current_context(conn, settings), {**ticket, **values})
-            values.update(deadlines.columns())
-        conn.execute(update(_tickets).where(_tickets.c.id == ticket["id"]).values(**values))
+    if ticket["priority"] is None and (own or more_urgent or security):
+        trusted = _route_ticket(conn, settings, call, ticket, report, choice, own, now)
         detail = report.event_detail()
         if security:
             detail.update(category=SECURITY_CATEGORY, team=settings.hotline.security_team)
-        events.append(_event(ticket["id"], "routed", now, detail=detail))
-        joins = None
-        if values.get("suggestion_trusted") and choice == emergency_key and suggested in PAGED_PRIORITIES:
-            joins = emergency_to_join(conn, settings, call, int(ticket["id"]))
+        events.append(event(ticket_id, "routed", now, detail=detail))
+        if trusted:
+            paged = _page_choice(conn, settings, call, ticket, report, choice, now)
+    if security and settings.hotline.security_notify:
+        events.append(queue_security_notice(conn, settings, call, ticket, now))
+    record_events(conn, events)
+    refresh_message(conn, settings, call_sid)
+    log.info("hotline_menu_choice", call_sid=call_sid, ticket=ticket["number"], choice=choice, paged=paged)
+    return MenuOutcome(ticket_id, str(ticket["number"]), choice, not own, choice == emergency_key, paged)
+
+
+def _route_ticket(
+    conn: Connection,
+    settings: Settings,
+    call: Mapping[str, Any],
+    ticket: Mapping[str, Any],
+    report: RoutedReport,
+    choice: str,
+    own: bool,
+    now: dt.datetime,
+) -> bool:
+    """Set the routing of the menu choice on the ticket (a repeat call only adds urgency; the
+    security choice sets its category and team), with new deadlines when the team changed.
+    Whether the ticket's suggestion is now trusted."""
+    values: dict[str, Any] = {
+        "category": report.result.category,
+        "team": report.result.team,
+        "suggested_priority": report.result.suggested_priority,
+        "suggested_by": report.suggested_by,
+        "suggestion_trusted": report.suggestion_trusted,
+        "updated_at": now,
+    }
+    if not own:  # a repeat call only adds urgency: keep what the first call routed
+        values = {k: v for k, v in values.items() if v is not None or k == "updated_at"}
+    if choice == SECURITY_CHOICE:
+        values["category"] = SECURITY_CATEGORY
+        values["team"] = settings.hotline.security_team
+    if own:
+        values["subject"] = call_subject(call["from_number"], choice, "in_progress")
+    if values.get("team", ticket["team"]) != ticket["team"]:
+        deadlines = compute(current_context(conn, settings), {**ticket, **values})
+        values.update(deadlines.columns())
+    conn.execute(update(_tickets).where(_tickets.c.id == ticket["id"]).values(**values))
+    return bool(values.get("suggestion_trusted"))
+
+
+def _page_choice(
+    conn: Connection,
+    settings: Settings,
+    call: Mapping[str, Any],
+    ticket: Mapping[str, Any],
+    report: RoutedReport,
+    choice: str,
+    now: dt.datetime,
+) -> bool:
+    """A trusted P1/P2 from the menu pages QRC (intaked/tickets/filing.py), unless it joins an
+    emergency already being paged (intaked/hotline/emergencies.py). Whether someone is paged."""
+    suggested = report.result.suggested_priority
+    if suggested not in PAGED_PRIORITIES or suggested is None:
+        return False
+    ticket_id = int(ticket["id"])
+    if choice == settings.trust.hotline_emergency_choice:
+        joins = emergency_to_join(conn, settings, call, ticket_id)
         if joins is not None:  # a repeat or a flood: the QRC is told, not paged again
             join_emergency(conn, settings, call, ticket, joins, now)
-            paged = True
-        elif values.get("suggestion_trusted") and suggested in PAGED_PRIORITIES and suggested is not None:
-            page_id = start_page(
-                conn,
-                settings,
-                int(ticket["id"]),
-                suggested,
-                reason=f"trusted suggestion ({report.suggested_by or 'hotline'})",
-                unconfirmed=True,
-                actor=ACTOR,
-                now=now,
-            )
-            paged = page_id is not None or _has_page(conn, int(ticket["id"]))
-    if security and settings.hotline.security_notify:
-        events.append(_queue_security_notice(conn, settings, call, ticket, now))
-    conn.execute(insert(_events), events)
-    _refresh_message(conn, settings, call_sid)
-    bound.info("hotline_menu_choice", ticket=ticket["number"], choice=choice, paged=paged)
-    return MenuOutcome(
-        int(ticket["id"]), str(ticket["number"]), choice, not own, choice == emergency_key, paged
-    )
+            return True
+    page_id = page_trusted(conn, settings, ticket_id, suggested, report.suggested_by or "hotline", now)
+    return page_id is not None or _has_page(conn, ticket_id)
 
 
 def _has_page(conn: Connection, ticket_id: int) -> bool:
@@ -496,191 +368,6 @@ def _has_page(conn: Connection, ticket_id: int) -> bool:
     return (
         conn.execute(select(page_table.c.id).where(page_table.c.ticket_id == ticket_id)).first() is not None
     )
-
-
-def _queue_security_notice(
-    conn: Connection, settings: Settings, call: Mapping[str, Any], ticket: Mapping[str, Any], now: dt.datetime
-) -> dict[str, Any]:
-    """A mail to ``hotline.security_notify`` about this security call (one per call)."""
-    recipient = settings.hotline.security_notify
-    caller = call["from_number"] or "(unknown)"
-    who = ticket["requester_name"] or call["caller_name"] or caller
-    text_body = (
-        f"資訊安全事件專線來電 / Information-security call to the hotline\n\n"
-        f"案件 / Ticket: {ticket['number']}\n"
-        f"來電 / Caller: {caller} ({who})\n"
-        f"部門 / Department: {ticket['requester_department'] or '-'}\n"
-        f"時間 / At: {_local(settings, call['started_at'])} ({settings.tickets.timezone})\n"
-        f"CallSid: {call['call_sid']}\n"
-    )
-    message_id = new_message_id(settings.outbound_mail.from_address, SECURITY_PURPOSE)
-    enqueue(
-        conn,
-        [
-            {
-                "kind": "mail",
-                "purpose": SECURITY_PURPOSE,
-                "idempotency_key": f"{SECURITY_PURPOSE}:{call['call_sid']}:{recipient}",
-                "ticket_id": ticket["id"],
-                "recipient": recipient,
-                "payload": mail_payload(
-                    from_address=settings.outbound_mail.from_address,
-                    to_address=recipient,
-                    to_name=None,
-                    rendered={
-                        "subject": (
-                            f"[{ticket['number']}] 資訊安全事件來電 / Security incident call from {caller}"
-                        ),
-                        "text": text_body,
-                    },
-                    message_id=message_id,
-                    in_reply_to=None,
-                    references=[],
-                    auto_submitted="auto-generated",
-                ),
-            }
-        ],
-        now,
-    )
-    return _event(
-        ticket["id"], f"{SECURITY_PURPOSE}_queued", now, detail={"to": recipient, "message_id": message_id}
-    )
-
-
-def _flag_callback(
-    conn: Connection,
-    settings: Settings,
-    call: Mapping[str, Any],
-    kind: str,
-    outcome: str,
-    now: dt.datetime,
-) -> None:
-    """Someone must call the caller back: the ticket's flag, its subject when this call filed it,
-    and an event (``missed_call`` or ``voicemail_left``)."""
-    ticket_id = int(call["ticket_id"])
-    values: dict[str, Any] = {"callback_requested": True, "updated_at": now}
-    if _first_call_id(conn, ticket_id) == call["id"]:
-        values["subject"] = call_subject(call["from_number"], call["menu_choice"], outcome)
-    conn.execute(update(_tickets).where(_tickets.c.id == ticket_id).values(**values))
-    caller = call["from_number"] or "(unknown)"
-    summary = (
-        f"未接來電，請回撥 {caller} / missed call from {caller}, call back"
-        if outcome == "missed"
-        else f"語音留言，請回撥 {caller} / voicemail from {caller}, call back"
-    )
-    conn.execute(
-        insert(_events),
-        [
-            _event(
-                ticket_id,
-                kind,
-                now,
-                detail={"call_sid": call["call_sid"], "from": caller, "summary": summary},
-            )
-        ],
-    )
-
-
-def voicemail_left(
-    conn: Connection, settings: Settings, call_sid: str, seconds: int, now: dt.datetime
-) -> bool:
-    """The ``<Record>`` action reported a recording of ``seconds``: outcome ``voicemail`` (unless
-    the recording was already found absent, silent or too short) and a call back requested.
-    True when this changed the call."""
-    call = _call_row(conn, call_sid, lock=True)
-    if call is None:
-        raise UnknownCall(call_sid)
-    if seconds <= 0 or call["outcome"] not in ("in_progress", "missed") or call["recording_error"]:
-        return False
-    conn.execute(
-        update(_calls)
-        .where(_calls.c.id == call["id"])
-        .values(
-            outcome="voicemail",
-            recording_seconds=call["recording_seconds"] if call["recording_seconds"] is not None else seconds,
-            updated_at=now,
-        )
-    )
-    _flag_callback(conn, settings, call, "voicemail_left", "voicemail", now)
-    _refresh_message(conn, settings, call_sid)
-    log.info("hotline_voicemail_left", call_sid=call_sid, seconds=seconds)
-    return True
-
-
-def speech_heard(
-    conn: Connection, settings: Settings, call_sid: str, text: str, confidence: float | None, now: dt.datetime
-) -> bool:
-    """The caller's spoken description (``<Gather input="speech">``): the call's transcript, with
-    the recogniser's confidence, shown in the call's message. True when this changed the call."""
-    call = _call_row(conn, call_sid, lock=True)
-    if call is None:
-        raise UnknownCall(call_sid)
-    text = " ".join(text.split())
-    if not text or call["transcript_source"] == "speech":
-        return False
-    conn.execute(
-        update(_calls)
-        .where(_calls.c.id == call["id"])
-        .values(transcript=text, transcript_confidence=confidence, transcript_source="speech", updated_at=now)
-    )
-    conn.execute(
-        insert(ticket_event_table),
-        [
-            _event(
-                call["ticket_id"],
-                "transcript_added",
-                now,
-                detail={
-                    "call_sid": call_sid,
-                    "source": "speech",
-                    "confidence": confidence,
-                    "chars": len(text),
-                },
-            )
-        ],
-    )
-    _refresh_message(conn, settings, call_sid)
-    log.info("hotline_speech_heard", call_sid=call_sid, confidence=confidence, chars=len(text))
-    return True
-
-
-def call_status(
-    conn: Connection,
-    settings: Settings,
-    call_sid: str,
-    status: str | None,
-    duration: int | None,
-    answered_by_desk: bool,
-    now: dt.datetime,
-) -> str:
-    """Record the call's progress; returns its outcome. A call that ends (CallStatus completed,
-    busy, failed, no-answer, canceled) still ``in_progress`` (no voicemail, the desk did not
-    answer) becomes ``missed``, flagged for a call back. Raises :class:`UnknownCall`."""
-    call = _call_row(conn, call_sid, lock=True)
-    if call is None:
-        raise UnknownCall(call_sid)
-    values: dict[str, Any] = {"updated_at": now}
-    if status:
-        values["twilio_status"] = status[:16]
-    if duration is not None:
-        values["duration_seconds"] = duration
-    if status == "in-progress" and call["answered_at"] is None:
-        values["answered_at"] = now
-    outcome = call["outcome"]
-    if answered_by_desk and outcome in ("in_progress", "missed"):
-        outcome = values["outcome"] = "answered_by_desk"
-    final = status in FINAL_STATUSES
-    if final and call["ended_at"] is None:
-        values["ended_at"] = now
-    missed = final and outcome == "in_progress"
-    if missed:
-        outcome = values["outcome"] = "missed"
-    conn.execute(update(_calls).where(_calls.c.id == call["id"]).values(**values))
-    if missed:
-        _flag_callback(conn, settings, call, "missed_call", "missed", now)
-        log.info("hotline_call_missed", call_sid=call_sid, status=status)
-    _refresh_message(conn, settings, call_sid)
-    return str(outcome)
 
 
 def desk_available(conn: Connection, settings: Settings, now: dt.datetime) -> bool:

@@ -36,7 +36,6 @@ from sqlalchemy import Connection, and_, func, not_, or_, select, update
 from intaked.config import Settings
 from intaked.outbound.outbox import enqueue
 from intaked.sla.targets import wall_time
-from intaked.sla.tracker import event
 from intaked.store.dialect import lock_name
 from intaked.store.models import (
     call_table,
@@ -46,6 +45,7 @@ from intaked.store.models import (
     ticket_event_table,
     ticket_table,
 )
+from intaked.tickets.events import event, record_events
 
 log = structlog.get_logger(__name__)
 
@@ -149,32 +149,24 @@ def join_emergency(
     """Link the call's ticket to the paged one (an event on each) and tell the people the page
     reached, at most once a minute each; returns how many emergency calls joined that page."""
     caller = call["from_number"] or "(withheld)"
-    conn.execute(
-        ticket_event_table.insert(),
+    joined_detail = {
+        "ticket": joined.number,
+        "page": joined.page_id,
+        "why": joined.why,
+        "call_sid": call["call_sid"],
+    }
+    call_detail = {
+        "ticket": ticket["number"],
+        "page": joined.page_id,
+        "why": joined.why,
+        "from": caller,
+        "call_sid": call["call_sid"],
+    }
+    record_events(
+        conn,
         [
-            event(
-                int(ticket["id"]),
-                "emergency_joined",
-                {
-                    "ticket": joined.number,
-                    "page": joined.page_id,
-                    "why": joined.why,
-                    "call_sid": call["call_sid"],
-                },
-                now,
-            ),
-            event(
-                joined.ticket_id,
-                "emergency_call_joined",
-                {
-                    "ticket": ticket["number"],
-                    "page": joined.page_id,
-                    "why": joined.why,
-                    "from": caller,
-                    "call_sid": call["call_sid"],
-                },
-                now,
-            ),
+            event(int(ticket["id"]), "emergency_joined", now, detail=joined_detail),
+            event(joined.ticket_id, "emergency_call_joined", now, detail=call_detail),
         ],
     )
     count = int(

@@ -24,7 +24,8 @@ from sqlalchemy import Connection, Engine, select
 
 from intaked.config import Settings
 from intaked.hotline.callbacks import RecordingStatus, apply_recording_status
-from intaked.hotline.calls import FINAL_STATUSES, CallFacts, call_status, record_call
+from intaked.hotline.calls import CallFacts, record_call
+from intaked.hotline.progress import FINAL_STATUSES, call_status
 from intaked.ports.phone import ListedCall, ListedRecording, PhoneProvider, ProviderFailure
 from intaked.store.dialect import insert_or_merge
 from intaked.store.engine import read_only

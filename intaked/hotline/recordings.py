@@ -41,14 +41,14 @@ import structlog
 from sqlalchemy import Connection, select, update
 
 from intaked.config import Settings, TwilioSettings
-from intaked.intake.ingest import clean_text, store_blobs, to_json
+from intaked.intake.messages import store_blobs
 from intaked.store.models import (
     attachment_table,
     call_table,
     message_table,
-    ticket_event_table,
     ticket_table,
 )
+from intaked.tickets.events import clean_text, event, record_events
 
 log = structlog.get_logger(__name__)
 
@@ -147,11 +147,7 @@ def account_media_url(twilio: TwilioSettings, recording_sid: str) -> str:
 
 
 def add_event(conn: Connection, ticket_id: int, kind: str, detail: dict[str, Any], now: dt.datetime) -> None:
-    conn.execute(
-        ticket_event_table.insert().values(
-            ticket_id=ticket_id, at=now, actor=ACTOR, kind=kind, detail=clean_text(to_json(detail))
-        )
-    )
+    record_events(conn, [event(ticket_id, kind, now, actor=ACTOR, detail=detail)])
 
 
 def lock_call(conn: Connection, call_sid: str) -> Any:

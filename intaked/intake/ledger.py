@@ -29,11 +29,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, or_, select, update
 
-from intaked.intake.rawbytes import PackedRaw
 from intaked.store.claims import claim_due_rows, release_claim
 from intaked.store.engine import read_only
 from intaked.store.liveness import abandoned, any_abandoned
 from intaked.store.models import inbound_item_table
+from intaked.store.rawbytes import PackedRaw
 from intaked.store.settle import Unsettled
 from intaked.store.types import utcnow
 

@@ -23,10 +23,10 @@ from concurrent.futures.process import BrokenProcessPool
 
 import structlog
 
-from intaked.intake.rawbytes import PackedRaw
 from intaked.memory import LARGE_WORK_BYTES, WorkMeter, tune_allocator
 from intaked.parsing import ParsedMessage, parse_message
 from intaked.processes import die_with_parent
+from intaked.store.rawbytes import PackedRaw
 
 log = structlog.get_logger(__name__)
 

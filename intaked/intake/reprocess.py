@@ -8,23 +8,25 @@ them since. Every change is recorded as a ``reprocessed`` event with before and 
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 
-from intaked.intake.ingest import clean_text, parsed_message_columns, store_attachments, to_json
+from intaked.intake.messages import parsed_message_columns, store_attachments
 from intaked.intake.parsepool import parse_in_process
-from intaked.intake.rawbytes import decompress_raw
 from intaked.parsing import ParsedMessage
 from intaked.store.models import (
     attachment_table,
     inbound_item_table,
     message_table,
-    ticket_event_table,
     ticket_table,
 )
+from intaked.store.rawbytes import decompress_raw
 from intaked.store.types import utcnow
+from intaked.tickets.events import TicketEvent, clean_text, event, record_events, to_json
 
 TRACKED = ("subject", "sender", "body_text", "header_message_id", "in_reply_to", "parse_problems")
 
@@ -90,27 +92,33 @@ def reprocess_ticket(engine: Engine, number: str, *, actor: str = "intaked repro
                 .where(ticket_table.c.id == ticket.id)
                 .values(**{k: v for k, (_, v) in ticket_changes.items()}, updated_at=now)
             )
-        conn.execute(
-            ticket_event_table.insert().values(
-                ticket_id=ticket.id,
-                at=now,
-                actor=actor,
-                kind="reprocessed",
-                before=to_json({k: b for k, (b, _) in ticket_changes.items()}) if ticket_changes else None,
-                after=to_json({k: a for k, (_, a) in ticket_changes.items()}) if ticket_changes else None,
-                detail=to_json(
-                    [
-                        {
-                            "message": r.message_id,
-                            "changed": sorted(r.changed),
-                            "attachments": r.attachments_after,
-                        }
-                        for r in results
-                    ]
-                ),
-            )
-        )
+        record_events(conn, [_reprocessed_event(ticket.id, ticket_changes, results, actor, now)])
     return results
+
+
+def _reprocessed_event(
+    ticket_id: int,
+    ticket_changes: dict[str, tuple[Any, Any]],
+    results: Sequence[Reparsed],
+    actor: str,
+    now: dt.datetime,
+) -> TicketEvent:
+    """The ``reprocessed`` event: what changed on the ticket and in each message."""
+    old_values = {k: b for k, (b, _) in ticket_changes.items()}
+    new_values = {k: a for k, (_, a) in ticket_changes.items()}
+    detail = [
+        {"message": r.message_id, "changed": sorted(r.changed), "attachments": r.attachments_after}
+        for r in results
+    ]
+    return event(
+        ticket_id,
+        "reprocessed",
+        now,
+        actor=actor,
+        before=old_values if ticket_changes else None,
+        after=new_values if ticket_changes else None,
+        detail=detail,
+    )
 
 
 def _follow_first_message(

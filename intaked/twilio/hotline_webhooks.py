@@ -34,15 +34,8 @@ from sqlalchemy import Connection, Engine
 
 from intaked.config import Settings
 from intaked.hotline.callbacks import whole_number
-from intaked.hotline.calls import (
-    CallFacts,
-    call_status,
-    desk_available,
-    record_call,
-    set_menu_choice,
-    speech_heard,
-    voicemail_left,
-)
+from intaked.hotline.calls import CallFacts, desk_available, record_call, set_menu_choice
+from intaked.hotline.progress import call_status, speech_heard, voicemail_left
 from intaked.store.receipts import record_receipt
 from intaked.twilio.context import WebhookContext
 from intaked.twilio.hotline_twiml import (

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from intaked.config import Settings
-from intaked.hotline.calls import call_status, speech_heard
 from intaked.hotline.fetcher import VoicemailFetcher, fetch_due
+from intaked.hotline.progress import call_status, speech_heard
 from intaked.hotline.recordings import (
     ForeignRecordingUrl,
     media_url_for,

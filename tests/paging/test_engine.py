@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from intaked.config import Settings, settings_from_mapping
-from intaked.lifecycle import resolve, triage
 from intaked.paging.engine import (
     acknowledge_ticket,
     attempt_updated,
@@ -32,6 +31,7 @@ from intaked.store.models import (
     ticket_event_table,
     ticket_table,
 )
+from intaked.tickets.lifecycle import resolve, triage
 from intaked.twilio.page_replies import call_twiml, keypress, sms_reply
 
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Taipei

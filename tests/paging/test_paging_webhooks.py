@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import Engine, select
 
 from intaked.config import Settings, settings_from_mapping
-from intaked.lifecycle import triage
 from intaked.paging.engine import attempt_updated
 from intaked.ports.phone import KEYPRESS_PATH, SMS_INCOMING_PATH, VOICE_PAGE_PATH
 from intaked.sla.context import load_context
 from intaked.store.models import page_attempt_table, page_table, ticket_event_table
+from intaked.tickets.lifecycle import triage
 from intaked.twilio.routes import PAGING, build_routes
 from tests.paging.test_engine import CHEN, CONFIG, engine, new_ticket
 from tests.support.phone import signed_post

@@ -14,7 +14,14 @@ from sqlalchemy import select, text, update
 from intaked.config import Settings
 from intaked.intake.capture import RawItem, insert_items
 from intaked.intake.processor import process_once
-from intaked.lifecycle import (
+from intaked.sla.context import SlaContext, load_context
+from intaked.sla.enforcement import check_due
+from intaked.sla.sweeper import sweep
+from intaked.sla.tracker import sync_tickets
+from intaked.store.engine import make_engine
+from intaked.store.migrate import upgrade
+from intaked.store.models import outbox_table, ticket_event_table, ticket_table
+from intaked.tickets.lifecycle import (
     InvalidChange,
     TicketNotFound,
     remove_override,
@@ -23,13 +30,6 @@ from intaked.lifecycle import (
     take,
     triage,
 )
-from intaked.sla.context import SlaContext, load_context
-from intaked.sla.enforcement import check_due
-from intaked.sla.sweeper import sweep
-from intaked.sla.tracker import sync_tickets
-from intaked.store.engine import make_engine
-from intaked.store.migrate import upgrade
-from intaked.store.models import outbox_table, ticket_event_table, ticket_table
 from tests.support.daemon import make_settings
 
 TPE = dt.timezone(dt.timedelta(hours=8))

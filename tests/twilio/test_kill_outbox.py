@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, select
 
 from intaked.config import load_settings
-from intaked.lifecycle import triage
 from intaked.sla.context import load_context
 from intaked.store.models import outbox_table
+from intaked.tickets.lifecycle import triage
 from tests.support.dovecot import free_port
 from tests.support.phone import FakePhoneNetwork
 from tests.support.processes import DaemonProcess

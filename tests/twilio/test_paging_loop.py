@@ -16,9 +16,9 @@ from sqlalchemy import Engine, insert, select
 
 from intaked.cli import main
 from intaked.config import Settings
-from intaked.lifecycle import triage
 from intaked.sla.context import load_context
 from intaked.store.models import outbox_table, page_attempt_table, page_table, ticket_table
+from intaked.tickets.lifecycle import triage
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.waiting import wait_until

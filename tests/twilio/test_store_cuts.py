@@ -10,8 +10,8 @@ import uuid
 import pytest
 from sqlalchemy import create_engine
 
-from intaked.lifecycle import triage
 from intaked.sla.context import load_context
+from intaked.tickets.lifecycle import triage
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.processes import backlog, cut_connections, send_patiently

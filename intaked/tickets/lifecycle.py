@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
-from intaked.intake.rawbytes import decompress_raw
 from intaked.outbound.acks import AckCandidate, queue_acknowledgements
 from intaked.outbound.compose import mail_payload, new_message_id, render_notice
 from intaked.outbound.outbox import enqueue
@@ -21,17 +20,18 @@ from intaked.paging.engine import PAGED_PRIORITIES, cancel_page, start_page
 from intaked.parsing import parse_message
 from intaked.sla.context import SlaContext, load_context
 from intaked.sla.deadlines import Deadlines, compute
-from intaked.sla.tracker import apply_changes, event, recompute_open
+from intaked.sla.tracker import apply_changes, recompute_open
 from intaked.store.dialect import insert_or_merge, locked
 from intaked.store.models import (
     PRIORITIES,
     calendar_override_table,
     inbound_item_table,
     message_table,
-    ticket_event_table,
     ticket_table,
 )
+from intaked.store.rawbytes import decompress_raw
 from intaked.store.types import utcnow
+from intaked.tickets.events import event, events_from_acks, record_events
 
 _t = ticket_table
 
@@ -81,7 +81,7 @@ def _change(
         row = _locked_row(conn, number)
         sla_values, sla_events = apply_changes(ctx, row, now)
         conn.execute(update(_t).where(_t.c.id == row["id"]).values(**sla_values))
-        conn.execute(ticket_event_table.insert(), [event(row["id"], kind, detail, now, actor), *sla_events])
+        record_events(conn, [event(row["id"], kind, now, actor=actor, detail=detail), *sla_events])
         row = _locked_row(conn, number)
         if also is not None:
             also(conn, row)
@@ -211,11 +211,7 @@ def release(
             received_at=row["created_at"],
         )
         ack_events = queue_acknowledgements(conn, [candidate], ctx.settings, now)
-        if ack_events:
-            conn.execute(
-                ticket_event_table.insert(),
-                [event(e["ticket_id"], e["kind"], e["detail"], now) for e in ack_events],
-            )
+        record_events(conn, events_from_acks(ack_events, now))
 
     values = {"status": "new", "released_at": now}
     return _change(engine, ctx, number, values, "released", {"by": by}, by, now, quarantined, acknowledge)

@@ -17,7 +17,8 @@ from intaked.intake.rawbytes import decompress_raw
 from intaked.outbound.acks import AckCandidate, queue_acknowledgements
 from intaked.outbound.compose import mail_payload, new_message_id, render_notice
 from intaked.outbound.outbox import enqueue
-from intaked.paging.engine import PAGED_PRIORITIES, cancel_page, start_page
+from intaked.paging.pages import cancel_page, start_page
+from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.parsing import parse_message
 from intaked.sla.context import SlaContext, load_context
 from intaked.sla.deadlines import Deadlines, compute

@@ -34,12 +34,13 @@ import structlog
 from sqlalchemy import Connection, func, insert, select, update
 
 from intaked.config import Settings
-from intaked.hotline.acks import queue_caller_acks
+from intaked.hotline.caller_acks import queue_caller_acks
 from intaked.hotline.emergencies import emergency_to_join, join_emergency, lock_emergencies
 from intaked.intake.ingest import _with_deadlines, clean_text, to_json
 from intaked.outbound.compose import mail_payload, new_message_id
 from intaked.outbound.outbox import enqueue
-from intaked.paging.engine import PAGED_PRIORITIES, start_page
+from intaked.paging.pages import start_page
+from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.routing.decide import RoutedReport, route_call
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute

@@ -36,12 +36,12 @@ from intaked.intake.ledger import ClaimedItem
 from intaked.intake.rawbytes import decompress_raw
 from intaked.outbound.acks import AckCandidate, our_addresses, queue_acknowledgements
 from intaked.outbound.loops import machine_mail_reason
-from intaked.paging.engine import PAGED_PRIORITIES, start_page
+from intaked.paging.pages import start_page
+from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.parsing import ParsedMessage
 from intaked.parsing.fingerprint import content_digest
 from intaked.routing.decide import RoutedReport, route_mail
-from intaked.routing.spam import spam_verdict
-from intaked.routing.threading import (
+from intaked.routing.reply_threading import (
     Decision,
     decide,
     first_match,
@@ -49,6 +49,7 @@ from intaked.routing.threading import (
     subject_ticket_numbers,
     tag_refusal,
 )
+from intaked.routing.spam import spam_verdict
 from intaked.routing.trust import assess_mail
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute

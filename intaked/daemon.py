@@ -147,7 +147,7 @@ class Daemon:
         await loop.run_in_executor(self.executor, lambda: keeper.start(required=False))
 
     async def _start_webhooks(self, engine: Engine) -> None:
-        from intaked.paging.engine import attempt_updated
+        from intaked.paging.outcomes import attempt_updated
         from intaked.twilio.routes import build_routes
         from intaked.twilio.server import WebhookServer
 
@@ -175,7 +175,7 @@ class Daemon:
         from intaked.intake.processor import IntakeProcessor
         from intaked.outbound.dispatcher import OutboxDispatcher, smtp_relay
         from intaked.outbound.outbox import recovery as outbox_recovery
-        from intaked.paging.engine import attempt_updated
+        from intaked.paging.outcomes import attempt_updated
         from intaked.scheduler import Scheduler
         from intaked.twilio.client import phone_provider
         from intaked.twilio.dispatcher import TwilioDispatcher

@@ -20,7 +20,9 @@ from sqlalchemy import Engine
 
 from intaked.config import Settings
 from intaked.hotline.reconcile import reconcile_calls, reconcile_recordings
-from intaked.paging.engine import page_sends_due, run_due, start_pages_for_priorities
+from intaked.paging.pages import start_pages_for_priorities
+from intaked.paging.queries import page_sends_due
+from intaked.paging.steps import run_due
 from intaked.ports.phone import PhoneProvider
 from intaked.sla.context import SlaContext, build_context, load_overrides
 from intaked.sla.enforcement import check_due
@@ -103,7 +105,7 @@ class SweepWorker(WakeableWorker):
 
 
 class PagingWorker(_QueuingWorker):
-    """Starts pages for tickets that became P1/P2 and runs due escalation steps (intaked/paging/engine.py)."""
+    """Starts pages for tickets that became P1/P2 and runs due escalation steps (intaked/paging/steps.py)."""
 
     def __init__(
         self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]

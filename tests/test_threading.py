@@ -12,7 +12,7 @@ from intaked.intake.capture import RawItem, insert_items
 from intaked.intake.ingest import IngestOutcome
 from intaked.intake.processor import process_once
 from intaked.parsing import parse_message
-from intaked.routing.threading import Decision, decide, referenced_ids, subject_ticket_numbers
+from intaked.routing.reply_threading import Decision, decide, referenced_ids, subject_ticket_numbers
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
 from intaked.store.models import message_table, ticket_event_table, ticket_table

@@ -144,7 +144,7 @@ async def _start_senders(
         keeper.add_recovery(recovery(settings, dispatcher.wake))
         return dispatcher.wake
     from intaked.hotline.fetcher import VoicemailFetcher
-    from intaked.paging.engine import attempt_updated
+    from intaked.paging.outcomes import attempt_updated
     from intaked.twilio.dispatcher import TwilioDispatcher
 
     pager = TwilioDispatcher(engine, executor, settings, phone, attempt_updated)  # page SMS and calls

@@ -9,7 +9,7 @@ from typing import Any
 
 from intaked.commands.shared import print_json
 from intaked.config import Settings, masked_dump
-from intaked.paging.engine import missing_policies, missing_policy_reason
+from intaked.paging.policy import missing_policies, missing_policy_reason
 from intaked.routing.checks import config_notes
 
 

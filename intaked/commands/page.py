@@ -10,7 +10,9 @@ from typing import Any
 
 from intaked.commands.shared import EXIT_NOT_FOUND, iso, iso_in, open_engine
 from intaked.config import Settings
-from intaked.paging.engine import PageNotFound, acknowledge_ticket, timeline
+from intaked.paging.outcomes import acknowledge_ticket
+from intaked.paging.queries import timeline
+from intaked.paging.rows import PageNotFound
 from intaked.store.engine import read_only
 
 

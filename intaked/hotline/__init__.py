@@ -3,7 +3,7 @@
 - :mod:`intaked.hotline.calls`: the core, sync functions that run inside one transaction each
   (record a call, its menu choice, its voicemail, its end), used by the webhooks and by
   reconciliation;
-- :mod:`intaked.hotline.acks`: the acknowledgement to the caller (SMS to a mobile caller id, the
+- :mod:`intaked.hotline.caller_acks`: the acknowledgement to the caller (SMS to a mobile caller id, the
   mail acknowledgement when the directory knows the caller's address);
 - :mod:`intaked.hotline.recordings`, :mod:`intaked.hotline.callbacks`, :mod:`intaked.hotline.fetcher`:
   voicemail: the recording and transcription callbacks, and the download of the recording;

@@ -33,7 +33,7 @@ import structlog
 from sqlalchemy import Connection, insert, select, update
 
 from intaked.config import Settings
-from intaked.hotline.acks import queue_caller_acks
+from intaked.hotline.caller_acks import queue_caller_acks
 from intaked.hotline.callmessage import (
     MENU,
     UnknownCall,
@@ -45,7 +45,7 @@ from intaked.hotline.callmessage import (
 from intaked.hotline.emergencies import emergency_to_join, join_emergency, lock_emergencies
 from intaked.hotline.repeats import joinable_ticket
 from intaked.hotline.security import queue_security_notice
-from intaked.paging.engine import PAGED_PRIORITIES
+from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.routing.decide import RoutedReport, route_call
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute

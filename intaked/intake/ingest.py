@@ -43,7 +43,7 @@ from intaked.intake.planning import ParsedItem, Plan, plan_batch
 from intaked.outbound.acks import AckCandidate, queue_acknowledgements
 from intaked.parsing import ParsedMessage
 from intaked.routing.decide import RoutedReport, route_mail
-from intaked.routing.threading import Decision
+from intaked.routing.reply_threading import Decision
 from intaked.store.models import inbound_item_table, ticket_table
 from intaked.tickets.events import TicketEvent, clean_text, events_from_acks, record_events
 from intaked.tickets.filing import (

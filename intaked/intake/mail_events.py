@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from intaked.intake.planning import ParsedItem, Plan
-from intaked.routing.threading import Decision
+from intaked.routing.reply_threading import Decision
 from intaked.tickets.events import TicketEvent, event
 from intaked.tickets.filing import created_event
 

@@ -23,8 +23,7 @@ from intaked.intake.ledger import ClaimedItem
 from intaked.outbound.acks import our_addresses
 from intaked.outbound.loops import machine_mail_reason
 from intaked.parsing import ParsedMessage
-from intaked.routing.spam import spam_verdict
-from intaked.routing.threading import (
+from intaked.routing.reply_threading import (
     Decision,
     decide,
     first_match,
@@ -32,6 +31,7 @@ from intaked.routing.threading import (
     subject_ticket_numbers,
     tag_refusal,
 )
+from intaked.routing.spam import spam_verdict
 from intaked.routing.trust import assess_mail
 from intaked.store.models import message_table, ticket_table
 

@@ -1,6 +1,6 @@
 """Routing: which ticket an inbound message belongs to, and what a new ticket is about.
 
-* :mod:`.threading` - replies join their tickets (In-Reply-To/References, the subject's tag);
+* :mod:`.reply_threading` - replies join their tickets (In-Reply-To/References, the subject's tag);
 * :mod:`.rules` - routing rules as data (``[[routing.rules]]``): category, team, suggested priority;
 * :mod:`.directory` - the employee directory CSV (requester's name, phone, department, site);
 * :mod:`.authres` - the ``Authentication-Results`` parser (RFC 8601);

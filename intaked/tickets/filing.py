@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, insert
 
 from intaked.config import Settings
-from intaked.paging.engine import PAGED_PRIORITIES, start_page
+from intaked.paging.pages import start_page
+from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.routing.decide import RoutedReport
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute

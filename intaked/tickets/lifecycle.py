@@ -16,7 +16,8 @@ from sqlalchemy import Connection, Engine, delete, select, update
 from intaked.outbound.acks import AckCandidate, queue_acknowledgements
 from intaked.outbound.compose import mail_payload, new_message_id, render_notice
 from intaked.outbound.outbox import enqueue
-from intaked.paging.engine import PAGED_PRIORITIES, cancel_page, start_page
+from intaked.paging.pages import cancel_page, start_page
+from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.parsing import parse_message
 from intaked.sla.context import SlaContext, load_context
 from intaked.sla.deadlines import Deadlines, compute

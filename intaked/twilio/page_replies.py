@@ -17,15 +17,8 @@ import structlog
 from sqlalchemy import Connection, select, update
 
 from intaked.config import Settings
-from intaked.paging.engine import (
-    AckResult,
-    acknowledge,
-    escalate_now,
-    lock_page,
-    page_facts,
-    previous_position,
-    ticket_row,
-)
+from intaked.paging.outcomes import acknowledge, escalate_now
+from intaked.paging.rows import AckResult, lock_page, page_facts, previous_position, ticket_row
 from intaked.ports.phone import KEYPRESS_PATH, page_call_path
 from intaked.store.models import page_attempt_table, page_table
 from intaked.twilio.twiml import VoiceSettings, page_twiml, redirect_twiml, say_twiml

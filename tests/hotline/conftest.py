@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from intaked.config import Settings
-from intaked.paging.engine import attempt_updated
+from intaked.paging.outcomes import attempt_updated
 from intaked.ports.phone import INCOMING_PATH, STATUS_PATH
 from intaked.twilio.routes import HOTLINE as HOTLINE_ROUTES
 from intaked.twilio.routes import build_routes

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select, update
 from intaked.config import Settings
 from intaked.hotline.calls import CallFacts, record_call, set_menu_choice
 from intaked.hotline.emergencies import SUMMARY_PURPOSE
-from intaked.paging.engine import attempt_updated
+from intaked.paging.outcomes import attempt_updated
 from intaked.sla.context import load_context
 from intaked.store.models import call_table, outbox_table, page_table, ticket_event_table, ticket_table
 from intaked.tickets.lifecycle import triage

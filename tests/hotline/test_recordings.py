@@ -27,7 +27,7 @@ from intaked.hotline.recordings import (
     media_url_for,
     recording_media_url,
 )
-from intaked.paging.engine import attempt_updated
+from intaked.paging.outcomes import attempt_updated
 from intaked.ports.phone import RECORDING_PATH, TRANSCRIPTION_PATH, PermanentFailure
 from intaked.store.models import (
     attachment_table,

@@ -13,14 +13,9 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from intaked.config import Settings, settings_from_mapping
-from intaked.paging.engine import (
-    acknowledge_ticket,
-    attempt_updated,
-    run_due,
-    run_step_if_current,
-    start_page,
-    start_pages_for_priorities,
-)
+from intaked.paging.outcomes import acknowledge_ticket, attempt_updated
+from intaked.paging.pages import start_page, start_pages_for_priorities
+from intaked.paging.steps import run_due, run_step_if_current
 from intaked.sla.context import load_context
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
@@ -389,7 +384,7 @@ def test_a_priority_written_by_another_tool_starts_a_page_and_resolving_stops_it
 def test_the_worker_sees_sends_queued_by_another_process(engine: Engine, settings: Settings) -> None:
     """``intaked ticket triage`` queues the first step in its own process; the daemon's paging
     pass notices due SMS and calls and wakes its sender."""
-    from intaked.paging.engine import page_sends_due
+    from intaked.paging.queries import page_sends_due
 
     assert not page_sends_due(engine, T0)
     new_ticket(engine)
@@ -448,7 +443,8 @@ def test_a_wake_up_with_a_stale_fence_loses_even_when_the_page_is_due(
 ) -> None:
     """Someone pressed 9 (the page is due now, fence moved on): a wake-up that read the old
     fence runs nothing; one with the current fence runs the step once."""
-    from intaked.paging.engine import escalate_now, lock_page
+    from intaked.paging.outcomes import escalate_now
+    from intaked.paging.rows import lock_page
 
     new_ticket(engine)
     triage_p1(engine, settings)
@@ -467,7 +463,7 @@ def test_a_priority_raised_again_before_the_pass_commits_keeps_its_page(
 ) -> None:
     """Another tool writes P3, then a person puts P1 back while the paging pass is between its
     read and its transaction: the pass decides on the ticket as it is then, and cancels nothing."""
-    from intaked.paging import engine as paging_engine
+    from intaked.paging import pages as paging_engine
 
     ticket_id = new_ticket(engine)
     triage_p1(engine, settings)

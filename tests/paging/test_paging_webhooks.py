@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from intaked.config import Settings, settings_from_mapping
-from intaked.paging.engine import attempt_updated
+from intaked.paging.outcomes import attempt_updated
 from intaked.ports.phone import KEYPRESS_PATH, SMS_INCOMING_PATH, VOICE_PAGE_PATH
 from intaked.sla.context import load_context
 from intaked.store.models import page_attempt_table, page_table, ticket_event_table

@@ -12,7 +12,8 @@ from pathlib import Path
 from sqlalchemy import Engine, select, update
 
 from intaked.config import Settings
-from intaked.paging.engine import missing_policy_reason, start_pages_for_priorities
+from intaked.paging.pages import start_pages_for_priorities
+from intaked.paging.policy import missing_policy_reason
 from intaked.store.models import page_table, ticket_event_table, ticket_table
 from tests.paging.test_engine import CONFIG, T0, new_ticket
 from tests.routing.test_ingest_routing import DIRECTORY, OUR_MTA, RULES, engine, ingest, raw_mail

@@ -10,8 +10,8 @@ import pytest
 from intaked.config import ConfigError, Settings, settings_from_mapping
 from intaked.outbound.loops import machine_mail_reason
 from intaked.parsing import ParsedMessage, parse_message
+from intaked.routing.reply_threading import tag_refusal
 from intaked.routing.spam import spam_verdict
-from intaked.routing.threading import tag_refusal
 
 RSPAMD = [{"header": "X-Spamd-Result", "pattern": r"\[(?P<score>-?\d+(\.\d+)?) / ", "score_at_least": 15}]
 

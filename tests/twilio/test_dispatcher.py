@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select, update
 
 from intaked.config import Settings
 from intaked.outbound.outbox import enqueue
-from intaked.paging.engine import attempt_updated
+from intaked.paging.outcomes import attempt_updated
 from intaked.ports.phone import TemporaryFailure
 from intaked.store.models import outbox_table, page_attempt_table, page_table
 from intaked.twilio.client import TwilioClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from intaked.paging.engine import attempt_updated
+from intaked.paging.outcomes import attempt_updated
 from intaked.ports import phone
 from intaked.twilio.routes import HOTLINE, TABLE, build_routes
 from tests.twilio.conftest import twilio_settings

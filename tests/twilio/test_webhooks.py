@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Connection, Engine, func, select
 
 from intaked.outbound.attempts import AttemptListener
-from intaked.paging.engine import attempt_updated
+from intaked.paging.outcomes import attempt_updated
 from intaked.ports.phone import CALL_STATUS_PATH, SMS_STATUS_PATH
 from intaked.store.models import page_attempt_table, webhook_receipt_table
 from intaked.store.receipts import record_receipt

@@ -52,9 +52,11 @@ def test_cut_connections_lose_and_repeat_nothing(pg_url: str, tmp_path: Path) ->
         accepted: list[int] = []
         sender = send_patiently(port, MAILS, report, accepted)
         cut = 0
-        for _ in range(CUTS):
+        for _ in range(CUTS * 4):  # a loaded machine reconnects more slowly: cut until CUTS landed
             time.sleep(0.4)
             cut += cut_connections(admin, name)
+            if cut >= CUTS:
+                break
         assert cut >= CUTS, "the daemon's connections were cut"
         sender.join(90)
         assert sorted(accepted) == list(range(MAILS)), "every mail answered 250 in the end"

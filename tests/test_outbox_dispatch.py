@@ -78,7 +78,7 @@ def test_a_mail_the_relay_takes_is_sent_with_its_reply_and_bare_envelope_sender(
     queue(engine, "lin@example.com")
     assert dispatch_once(engine, settings, relay) == 1
     (handed,) = relay.handed
-    assert (handed.sender, handed.recipient) == ("helpdesk@example.com.tw", "lin@example.com")
+    assert (handed.mail_from, handed.rcpt_tos) == ("helpdesk@example.com.tw", ["lin@example.com"])
     assert handed.message["Message-ID"] == "<ack-1@example.com.tw>"
     assert str(handed.message["From"]) == FROM
     row = outbox(engine)["lin@example.com"]
@@ -98,7 +98,7 @@ def test_a_permanent_refusal_fails_the_row_and_the_next_mail_still_goes(
         "550 5.1.1 no such user",
     )
     assert rows["lin@example.com"].state == "sent"
-    assert [h.recipient for h in relay.handed] == ["lin@example.com"]
+    assert [h.rcpt_tos for h in relay.handed] == [["lin@example.com"]]
 
 
 def test_a_temporary_refusal_defers_only_that_row(engine: Engine, settings: Settings) -> None:

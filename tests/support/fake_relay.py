@@ -5,23 +5,8 @@ the real SMTP sink (tests/support/smtpsink.py) instead."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 
-
-@dataclass
-class Handed:
-    """One message the relay took."""
-
-    sender: str
-    recipient: str
-    raw: bytes
-
-    @property
-    def message(self) -> EmailMessage:
-        parsed = message_from_bytes(self.raw, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
+from tests.support.smtpsink import Received
 
 
 @dataclass
@@ -30,7 +15,7 @@ class FakeRelay:
     it (once per entry: a list of exceptions is used up in order)."""
 
     failures: dict[str, list[Exception]] = field(default_factory=dict)
-    handed: list[Handed] = field(default_factory=list)
+    handed: list[Received] = field(default_factory=list)  # as the real sink records them
     closed: int = 0
     attempts: int = 0
 
@@ -39,7 +24,7 @@ class FakeRelay:
         pending = self.failures.get(recipient)
         if pending:
             raise pending.pop(0)
-        self.handed.append(Handed(sender, recipient, message))
+        self.handed.append(Received(sender, [recipient], message))
         return f"250 2.0.0 Ok: queued as FAKE{len(self.handed)}"
 
     def close(self) -> None:

@@ -174,6 +174,13 @@ class ConnectionPool:
         """The guarded connection around aiohttp's protocol ``inner`` (``request.protocol``)."""
         return self._by_inner.get(inner)
 
+    def close_all(self) -> None:
+        """Close every connection still open (on stop: an idle keep-alive peer, or one still
+        sending its head, is not left to the garbage collector)."""
+        for connection in list(self._open):
+            connection.close()
+            self.release(connection)
+
     def flush_logs(self) -> None:
         for event in (
             self.head_timeouts,

@@ -173,6 +173,8 @@ class WebhookServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._connections is not None:
+            self._connections.close_all()  # what aiohttp's cleanup left open (not yet a request)
         if self._listener is not None:
             await self._listener.wait_closed()
             self._listener = None

@@ -157,3 +157,16 @@ def test_a_repeating_event_is_one_line_per_interval_with_its_count() -> None:
         (1, "127.0.0.1:8088"),
         (5000, "127.0.0.1:2525"),
     ]
+
+
+def test_stopping_the_webhook_listener_closes_a_connection_still_sending_its_head(sqlite_url: str) -> None:
+    """A peer that has not finished its request head when the listener stops is closed by the
+    listener, not left open for the garbage collector."""
+    with webhook_listener(sqlite_url) as port:
+        slow = connect(port)
+        slow.sendall(PARTIAL_HEAD)
+        time.sleep(0.3)  # the listener has taken the connection and read the partial head
+    try:
+        assert read_until_closed(slow) == b"", "closed by the listener's stop, with nothing sent"
+    finally:
+        slow.close()

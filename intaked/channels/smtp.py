@@ -20,6 +20,7 @@ import structlog
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
+from intaked.channels.listening import close_listener
 from intaked.channels.refusal import RefuseAndClose
 from intaked.channels.smtpdata import read_message
 from intaked.config import SmtpIntakeSettings
@@ -36,6 +37,7 @@ REPLY_NO_SUCH_RECIPIENT: Final = "550 5.1.1 <{recipient}>: recipient address rej
 REPLY_STORE_UNAVAILABLE: Final = "451 4.3.0 Temporary failure storing the message; try again later"
 REPLY_SHUTTING_DOWN: Final = "421 4.3.2 Service shutting down; try again later"
 REPLY_TOO_MANY_SESSIONS: Final = "421 4.3.2 Too many connections, try again later"
+HANG_UP_SECONDS: Final = 3.0  # on stop, for the sessions' sockets to close
 REPLY_NEED_RCPT: Final = "503 Error: need RCPT command"
 REPLY_DATA_SYNTAX: Final = "501 Syntax: DATA"
 REPLY_START_DATA: Final = "354 End data with <CR><LF>.<CR><LF>"
@@ -239,18 +241,29 @@ class SmtpIntakeServer:
         return str(bound[0]), int(bound[1])
 
     async def stop(self, grace_seconds: float = 30.0) -> None:
-        """Stop accepting connections, let messages being committed finish, then hang up."""
+        """Stop accepting connections, let messages being committed finish, then hang up on
+        every session and wait (briefly) until their sockets are closed."""
         if self._server is None:
             return
-        self._server.close()
+        await close_listener(self._server)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.handler.idle.wait(), grace_seconds)
+        try:
+            async with asyncio.timeout(HANG_UP_SECONDS):
+                while self._sessions:  # a session made but not yet connected is closed once it is
+                    self._hang_up()
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            log.warning("smtp_sessions_left_open", count=len(self._sessions))
+        await self._server.wait_closed()
+        self._server = None
+        self._refused.flush()
+
+    def _hang_up(self) -> None:
+        """Say 421 to every connected session and close it."""
         for session in list(self._sessions):
             transport = cast(asyncio.WriteTransport | None, session.transport)
             if transport is not None and not transport.is_closing():
                 with contextlib.suppress(Exception):
                     transport.write((REPLY_SHUTTING_DOWN + "\r\n").encode("ascii"))
                 transport.close()
-        await self._server.wait_closed()
-        self._server = None
-        self._refused.flush()

@@ -83,6 +83,7 @@ class GuardedConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_clock()
         self._pool.release(self)
+        self._pool.forget(self)
         self.inner.connection_lost(exc)
 
     def request_started(self) -> None:
@@ -129,6 +130,17 @@ class GuardedConnection(asyncio.Protocol):
         return str(peer[0]) if isinstance(peer, tuple) else None
 
 
+class _Refusal(RefuseAndClose):
+    """A refused connection the pool still counts until its socket is closed."""
+
+    def __init__(self, pool: ConnectionPool, reply: bytes) -> None:
+        super().__init__(reply)
+        self._pool = pool
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._pool.forget(self)
+
+
 class ConnectionPool:
     """The open connections of one listener; :meth:`protocol_factory` is given to ``create_server``."""
 
@@ -144,6 +156,9 @@ class ConnectionPool:
         self.header_timeout_seconds = header_timeout_seconds
         self._open: dict[GuardedConnection, None] = {}  # oldest first
         self._by_inner: dict[asyncio.BaseProtocol, GuardedConnection] = {}
+        # every protocol handed to the loop whose socket is not closed yet (dropped ones too)
+        self._unclosed: set[asyncio.BaseProtocol] = set()
+        self._closing = False
         self.head_timeouts = ThrottledEvent(log, "webhook_head_timed_out")
         self.body_timeouts = ThrottledEvent(log, "webhook_body_timed_out")
         self.peers_gone = ThrottledEvent(log, "webhook_peer_left_mid_body", level="info")
@@ -151,12 +166,15 @@ class ConnectionPool:
         self._refused = ThrottledEvent(log, "webhook_connection_refused_at_cap")
 
     def protocol_factory(self) -> asyncio.Protocol:
-        """A new connection: guarded, or refused with 503 when every slot is mid-request."""
+        """A new connection: guarded, or refused with 503 when every slot is mid-request (or
+        the listener is stopping)."""
+        if self._closing:
+            return self._refusal()
         if len(self._open) >= self.max_connections:
             oldest_waiting = next((c for c in self._open if c.phase is not Phase.REQUEST), None)
             if oldest_waiting is None:
                 self._refused.occurred(max_connections=self.max_connections)
-                return RefuseAndClose(REPLY_UNAVAILABLE)
+                return self._refusal()
             self._dropped.occurred(
                 max_connections=self.max_connections, dropped_phase=oldest_waiting.phase.value
             )
@@ -164,7 +182,17 @@ class ConnectionPool:
         connection = GuardedConnection(self, self._make_inner())
         self._open[connection] = None  # counted from now: the loop calls connection_made later
         self._by_inner[connection.inner] = connection
+        self._unclosed.add(connection)
         return connection
+
+    def _refusal(self) -> asyncio.Protocol:
+        refusal = _Refusal(self, REPLY_UNAVAILABLE)
+        self._unclosed.add(refusal)
+        return refusal
+
+    def forget(self, protocol: asyncio.BaseProtocol) -> None:
+        """``protocol``'s socket is closed (the loop called its ``connection_lost``)."""
+        self._unclosed.discard(protocol)
 
     def release(self, connection: GuardedConnection) -> None:
         self._open.pop(connection, None)
@@ -174,12 +202,23 @@ class ConnectionPool:
         """The guarded connection around aiohttp's protocol ``inner`` (``request.protocol``)."""
         return self._by_inner.get(inner)
 
-    def close_all(self) -> None:
-        """Close every connection still open (on stop: an idle keep-alive peer, or one still
-        sending its head, is not left to the garbage collector)."""
-        for connection in list(self._open):
-            connection.close()
-            self.release(connection)
+    async def close_all(self, timeout_seconds: float) -> None:
+        """Close every connection and wait (at most ``timeout_seconds``) until their sockets are
+        closed: on stop, an idle keep-alive peer, one still sending its head, one dropped at the
+        cap or one accepted while the listener closed is not left to the garbage collector.
+
+        A transport closes its socket a loop iteration after ``close()``, and a connection
+        accepted just before the listener closed is made an iteration later still; this waits
+        for both, and anything made meanwhile is refused."""
+        self._closing = True
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                while self._unclosed or self._open:
+                    for connection in list(self._open):
+                        connection.drop()  # also closes one whose connection_made is to come
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            log.warning("webhook_connections_left_open", count=len(self._unclosed))
 
     def flush_logs(self) -> None:
         for event in (

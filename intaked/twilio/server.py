@@ -30,6 +30,7 @@ import structlog
 from aiohttp import web
 from sqlalchemy import Engine
 
+from intaked.channels.listening import close_listener
 from intaked.config import Settings
 from intaked.store.settle import describe_error, store_unavailable
 from intaked.store.types import utcnow
@@ -169,12 +170,13 @@ class WebhookServer:
 
     async def stop(self) -> None:
         if self._listener is not None:
-            self._listener.close()
+            await close_listener(self._listener)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if self._connections is not None:
-            self._connections.close_all()  # what aiohttp's cleanup left open (not yet a request)
+            # what aiohttp's cleanup left open (not yet a request), each socket closed before we return
+            await self._connections.close_all(SHUTDOWN_TIMEOUT_SECONDS)
         if self._listener is not None:
             await self._listener.wait_closed()
             self._listener = None

@@ -14,7 +14,9 @@ import os
 import resource
 import selectors
 import socket
+import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -170,3 +172,51 @@ def daemon_process(config: Path, log_path: Path, preexec_fn: Callable[[], None])
         yield daemon
     finally:
         daemon.stop()
+
+
+class RepeatedConnects:
+    """Clients that connect to ``port`` and send ``greeting``, over and over, from ``start()``
+    until ``close()`` (so that some connections arrive while the listener stops); ``close()``
+    closes every socket they made."""
+
+    def __init__(self, port: int, greeting: bytes, threads: int = 4) -> None:
+        self._port = port
+        self._greeting = greeting
+        self._stop = threading.Event()
+        self._made: list[socket.socket] = []
+        self._clients = [
+            threading.Thread(target=self._connect_repeatedly, daemon=True) for _ in range(threads)
+        ]
+
+    def start(self) -> RepeatedConnects:
+        for client in self._clients:
+            client.start()
+        return self
+
+    def close(self) -> int:
+        """Stop connecting, close every socket; how many connections were made."""
+        self._stop.set()
+        for client in self._clients:
+            client.join(10)
+        for sock in self._made:
+            sock.close()
+        return len(self._made)
+
+    def _connect_repeatedly(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock = socket.create_connection((LOOPBACK, self._port), timeout=1)
+            except OSError:  # refused once the listener is closed; a full backlog times out
+                continue
+            self._made.append(sock)
+            with contextlib.suppress(OSError):
+                sock.sendall(self._greeting)
+
+
+def sockets_left_to_the_collector(port: int, caught: list[warnings.WarningMessage]) -> list[str]:
+    """The ``unclosed <socket ...>`` warnings among ``caught`` for server-side sockets on ``port``."""
+    return [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, ResourceWarning) and f"laddr=('{LOOPBACK}', {port})" in str(w.message)
+    ]

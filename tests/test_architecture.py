@@ -45,3 +45,21 @@ def test_the_edges_are_imported_only_by_the_processes(report: dict[str, Any]) ->
         for edge in ("channels", "twilio"):
             if edge in targets:
                 assert package in wiring, f"{package} imports the edge package {edge}"
+
+
+#: Tests that are about the whole tree or the suite itself, not one package: kept at tests/.
+WHOLE_TREE_TESTS = {"test_architecture.py", "test_static.py", "test_workers.py"}
+
+
+def test_the_tests_mirror_the_package_layout() -> None:
+    """tests/<name>/ holds the tests of intaked/<name>/ (or of the module intaked/<name>.py);
+    only tests of the whole tree stand at tests/ itself."""
+    tests = REPO / "tests"
+    intaked = REPO / "intaked"
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and (p / "__init__.py").exists()} - {"support"}
+    strays = sorted(
+        name for name in folders if not (intaked / name).is_dir() and not (intaked / f"{name}.py").is_file()
+    )
+    assert strays == [], f"test folders that name no package or module of intaked: {strays}"
+    loose = sorted(p.name for p in tests.glob("test_*.py") if p.name not in WHOLE_TREE_TESTS)
+    assert loose == [], f"tests at tests/ that belong in tests/<package>/: {loose}"

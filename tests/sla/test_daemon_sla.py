@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import select, text, update
 
 from intaked.store.models import ticket_event_table, ticket_table
+from tests.channels.test_smtp_intake import big5_report, send
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.waiting import wait_until
-from tests.test_smtp_intake import big5_report, send
 
 FAST = {"sla": {"check_seconds": 0.2}, "lifecycle": {"sweep_interval": "1s"}}
 

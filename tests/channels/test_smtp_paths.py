@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from intaked.channels.smtp import _IntakeSMTP
 from intaked.store.models import InboundItem, Ticket, TicketEvent
+from tests.channels.test_smtp_intake import HELPDESK, big5_report
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.waiting import wait_until
-from tests.test_smtp_intake import HELPDESK, big5_report
 
 PATHS = [
     "<ming.wang@example.com>",

@@ -15,7 +15,7 @@ import pytest
 from intaked.cli import main
 from intaked.commands import VERBS
 
-COMMANDS_DIR = Path(__file__).resolve().parents[1] / "intaked" / "commands"
+COMMANDS_DIR = Path(__file__).resolve().parents[2] / "intaked" / "commands"
 SHARED_MODULES = {"__init__", "shared", "lifecycle_errors"}
 
 

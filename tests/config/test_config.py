@@ -27,7 +27,7 @@ from intaked.config import (
     settings_from_mapping,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "intaked.example.toml"
 
 

@@ -1,6 +1,6 @@
 """The outbox dispatcher against a fake relay (the ``MailRelay`` port): what each answer of the
 relay does to the outbox row, fast and without sockets. The same paths over real SMTP are in
-tests/test_acks.py and tests/test_outbound_addresses.py."""
+tests/outbound/test_acks.py and tests/outbound/test_outbound_addresses.py."""
 
 from __future__ import annotations
 

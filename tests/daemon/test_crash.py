@@ -65,7 +65,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(db_url: str, tmp_pat
             "[smtp_intake]\nenabled = false\n"
             # max_attempts: every kill here is ours, not a message's fault. Items a process died
             # holding are retried alone; without this, a slow machine can see one item claimed
-            # in five killed runs in a row and quarantined (tests/test_ledger.py tests quarantine).
+            # in five killed runs in a row and quarantined (tests/intake/test_ledger.py tests quarantine).
             "[intake]\nbatch_size = 25\nclaim_timeout_seconds = 600\nmax_attempts = 100\n"
             '[logging]\nlevel = "info"\nformat = "json"\n'
             f'[imap]\nname = "crash"\nhost = "127.0.0.1"\nport = {dovecot.port}\ntls = "none"\n'

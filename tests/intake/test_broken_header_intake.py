@@ -9,10 +9,10 @@ import json
 import pytest
 
 from intaked.store.models import message_table, ticket_table
+from tests.outbound.test_acks import HELPDESK, rows, send, start
 from tests.parsing.samples import crlf
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
-from tests.test_acks import HELPDESK, rows, send, start
 
 BROKEN = {
     "received-unindented": crlf(

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.channels.test_smtp_intake import big5_report, send
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
-from tests.test_smtp_intake import big5_report, send
 
 
 def report(mid: str) -> bytes:

@@ -15,11 +15,11 @@ from intaked.intake.processor import process_once
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
 from intaked.store.models import message_table, outbox_table, ticket_event_table, ticket_table
+from tests.channels.test_smtp_intake import big5_report
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.liveness import this_worker_died
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
-from tests.test_smtp_intake import big5_report
 
 HELPDESK = "helpdesk@example.com"
 

@@ -5,7 +5,7 @@ limit) while this test holds 2,000 idle or slow connections on its webhook port;
 hotline must still answer, and the log must not flood. A second run sets the webhook cap above
 the limit, so that descriptors do run out: the log must still not flood, the process must not
 spin, and connections it cannot take are closed at once. The listeners' own limits are in
-tests/test_listener_limits.py.
+tests/channels/test_listener_limits.py.
 
 Bounds: loopback only, at most FLOOD connections, every socket closed at the end; each daemon
 test takes about 10-20 s. The two latency bounds (SMTP 250 within 1 s, the hotline's TwiML

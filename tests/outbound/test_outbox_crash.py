@@ -18,12 +18,12 @@ from intaked.outbound.outbox import enqueue
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
 from intaked.store.models import outbox_table, ticket_table
+from tests.channels.test_smtp_intake import big5_report
 from tests.support.dovecot import free_port
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
-from tests.test_smtp_intake import big5_report
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_kill_9_between_commit_and_send_the_ack_goes_out_after_restart(db_url: str, tmp_path: Path) -> None:

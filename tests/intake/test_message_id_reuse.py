@@ -17,11 +17,11 @@ from intaked.intake.capture import RawItem, insert_items
 from intaked.intake.processor import process_once
 from intaked.store.models import inbound_item_table, message_table, outbox_table, ticket_table
 from intaked.store.rawbytes import decompress_raw
+from tests.outbound.test_acks import HELPDESK, Intake, rows, start
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.dovecot import PASSWORD, USER, Dovecot, dovecot_lmtp_unavailable_reason
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
-from tests.test_acks import HELPDESK, Intake, rows, start
 
 REUSED = "1@localhost"
 

@@ -10,7 +10,8 @@ import argparse
 import datetime as dt
 import json
 import sys
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine
 
@@ -21,6 +22,26 @@ EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69
 EXIT_CONFIG = 78
+
+
+class Reported(NamedTuple):
+    """An error a command tells on stderr as ``intaked: <message>`` (``{}`` in ``message`` stands
+    for the error's text), exiting with ``exit_code``."""
+
+    error: type[Exception]
+    message: str
+    exit_code: int
+
+
+def reporting(call: Callable[[], int], reports: Sequence[Reported]) -> int:
+    """``call()``; an error of a class in ``reports`` (the first that matches) is told on stderr
+    and becomes its exit code."""
+    try:
+        return call()
+    except tuple(report.error for report in reports) as exc:
+        report = next(report for report in reports if isinstance(exc, report.error))
+        print(f"intaked: {report.message.format(exc)}", file=sys.stderr)
+        return report.exit_code
 
 
 def open_engine(settings: Settings) -> Engine:

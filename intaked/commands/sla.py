@@ -7,12 +7,11 @@ import argparse
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
-from intaked.commands.lifecycle_errors import reporting_lifecycle_errors
-from intaked.commands.shared import aware_instant, iso_in, open_engine
-from intaked.config import Settings
-from intaked.sla.context import SlaContext, load_context
+from intaked.commands.lifecycle_errors import on_sla_context
+from intaked.commands.shared import aware_instant, iso_in
+from intaked.sla.context import SlaContext
 from intaked.sla.deadlines import compute, for_new_ticket
 from intaked.store.engine import read_only
 from intaked.store.models import PRIORITIES, ticket_table
@@ -52,24 +51,17 @@ def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     explain.add_argument("--json", action="store_true")
 
 
-@reporting_lifecycle_errors
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    engine = open_engine(settings)
-    try:
-        ctx = load_context(engine, settings)
-        if args.sla_command == "deadlines":
-            return _deadlines(ctx, args)
-        with read_only(engine).connect() as conn:
-            row = (
-                conn.execute(select(ticket_table).where(ticket_table.c.number == args.number))
-                .mappings()
-                .first()
-            )
-        if row is None:
-            raise TicketNotFound(args.number)
-        return _explain(ctx, row, args.json)
-    finally:
-        engine.dispose()
+@on_sla_context
+def run(engine: Engine, ctx: SlaContext, args: argparse.Namespace) -> int:
+    if args.sla_command == "deadlines":
+        return _deadlines(ctx, args)
+    with read_only(engine).connect() as conn:
+        row = (
+            conn.execute(select(ticket_table).where(ticket_table.c.number == args.number)).mappings().first()
+        )
+    if row is None:
+        raise TicketNotFound(args.number)
+    return _explain(ctx, row, args.json)
 
 
 def _deadlines(ctx: SlaContext, args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from intaked.config import Settings
 from intaked.store.engine import engine_for
+from intaked.store.migrate import current_revision
 
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
@@ -47,6 +48,15 @@ def reporting(call: Callable[[], int], reports: Sequence[Reported]) -> int:
 def open_engine(settings: Settings) -> Engine:
     """The store, with the small pool a command needs (the caller disposes of it)."""
     return engine_for(settings, pool_size=2)
+
+
+def schema_missing(engine: Engine, what: str) -> bool:
+    """Whether the store has no schema yet; if so, says on stderr that it has no ``what`` yet and
+    how to create it."""
+    if current_revision(engine) is not None:
+        return False
+    print(f"the database has no {what} yet (schema not created: run `intaked db upgrade`)", file=sys.stderr)
+    return True
 
 
 def print_json(data: Any) -> None:

@@ -15,25 +15,16 @@ from intaked.sla.context import SlaContext
 from intaked.sla.deadlines import compute, for_new_ticket
 from intaked.store.engine import read_only
 from intaked.store.models import PRIORITIES, ticket_table
+from intaked.store.types import UTCDateTime
 from intaked.tickets.lifecycle import InvalidChange, TicketNotFound
 
-STORED_TIMES = (
-    "created_at",
-    "occurred_at",
-    "triaged_at",
-    "first_response_at",
-    "resolved_at",
-    "closed_at",
-    "triage_due_at",
-    "response_due_at",
-    "resolution_due_at",
-    "auto_close_at",
-    "triage_breached_at",
-    "response_warned_at",
-    "response_breached_at",
-    "resolution_warned_at",
-    "resolution_breached_at",
-    "sla_paused_at",
+# The ticket's times ``sla explain`` shows: its date and time columns but the tracker's bookkeeping
+# (``updated_at``, ``sla_occurred_at``, ``sla_next_check_at``) and ``released_at``.
+UNSHOWN_TIMES = frozenset({"updated_at", "sla_occurred_at", "sla_next_check_at", "released_at"})
+STORED_TIMES = tuple(
+    column.name
+    for column in ticket_table.c
+    if isinstance(column.type, UTCDateTime) and column.name not in UNSHOWN_TIMES
 )
 
 

@@ -7,7 +7,7 @@ Each checker raises a ValueError whose message says what is wrong; the loader pu
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -94,6 +94,28 @@ def e164_number(value: str) -> str:
     if not E164.match(number):
         raise ValueError(f"{value!r} is not an E.164 number such as +886212345678")
     return number
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_NamedT = TypeVar("_NamedT", bound=_Named)
+
+
+def unique_names(what: str, each: str) -> AfterValidator:
+    """A check of a list of named tables: no ``name`` is used twice ("<what> name 'x' is used
+    twice: give each <each> its own name")."""
+
+    def check(entries: list[_NamedT]) -> list[_NamedT]:
+        names = [entry.name for entry in entries]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"{what} name {name!r} is used twice: give each {each} its own name")
+        return entries
+
+    return AfterValidator(check)
 
 
 #: An IANA time zone name, checked when the configuration is read.

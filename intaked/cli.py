@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from sqlalchemy.exc import SQLAlchemyError
 
 from intaked.commands import DAEMON_VERB, VERBS, build_parser, command
-from intaked.commands.shared import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE
+from intaked.commands.shared import (
+    EXIT_CONFIG,
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    Reported,
+    reporting,
+)
 from intaked.config import ConfigError, load_settings
 from intaked.logs import configure_logging
 from intaked.store.migrate import SchemaError
@@ -23,6 +30,12 @@ from intaked.store.migrate import SchemaError
 __all__ = ["EXIT_CONFIG", "EXIT_NOT_FOUND", "EXIT_UNAVAILABLE", "EXIT_USAGE", "main"]
 
 PRIVATE_UMASK = 0o077
+
+# What any verb may raise about the store, and how it is told (the first class that matches).
+STORE_ERRORS = (
+    Reported(SchemaError, "{}", EXIT_UNAVAILABLE),
+    Reported(SQLAlchemyError, "the ticket store is unavailable: {}", EXIT_UNAVAILABLE),
+)
 
 
 def _runs_the_daemon(argv: Sequence[str]) -> bool:
@@ -60,11 +73,4 @@ def _main(words: Sequence[str]) -> int:
         return EXIT_CONFIG
     configure_logging(settings.logging.level, settings.logging.format)
     args.config_source = str(path) if path else "built-in defaults"
-    try:
-        return command(args.command).run(settings, args)
-    except SchemaError as exc:
-        print(f"intaked: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except SQLAlchemyError as exc:
-        print(f"intaked: the ticket store is unavailable: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+    return reporting(lambda: command(args.command).run(settings, args), STORE_ERRORS)

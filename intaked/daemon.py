@@ -28,7 +28,7 @@ import signal
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -75,6 +75,10 @@ def sd_notify(message: str) -> None:
             sock.sendall(message.encode("utf-8"))
     except OSError as exc:
         log.warning("sd_notify_failed", error=str(exc))
+
+
+class _Stoppable(Protocol):
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -235,6 +239,10 @@ class Daemon:
         if self.voicemail is not None:
             self.voicemail.wake()
 
+    def _workers_in_stop_order(self) -> tuple[_Stoppable | None, ...]:
+        """The back office, or the inline one's workers: what takes tickets in before what sends."""
+        return (self.back_office, self.processor, self.scheduler, self.dispatcher, self.pager, self.voicemail)
+
     async def stop(self) -> None:
         log.info("stopping")
         for worker in self.imap_workers:
@@ -248,18 +256,9 @@ class Daemon:
             await loop.run_in_executor(None, worker.join, 60.0)
         if self.capture is not None:
             await self.capture.close()
-        if self.back_office is not None:
-            await self.back_office.stop()
-        if self.processor is not None:
-            await self.processor.stop()
-        if self.scheduler is not None:
-            await self.scheduler.stop()
-        if self.dispatcher is not None:
-            await self.dispatcher.stop()
-        if self.pager is not None:
-            await self.pager.stop()
-        if self.voicemail is not None:
-            await self.voicemail.stop()
+        for part in self._workers_in_stop_order():
+            if part is not None:
+                await part.stop()
         if self.keeper is not None:
             await loop.run_in_executor(self.executor, self.keeper.stop)
         self.executor.shutdown(wait=True)

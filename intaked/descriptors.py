@@ -49,6 +49,10 @@ class DescriptorBudget:
     def needed(self) -> int:
         return sum(self.caps.values()) + self.reserve
 
+    def log_fields(self) -> dict[str, object]:
+        """The budget as the ``descriptor_limit`` line logs it (docs/operations.md)."""
+        return {"needed": self.needed, "caps": self.caps, "reserve": self.reserve}
+
 
 def descriptor_budget(settings: Settings) -> DescriptorBudget:
     """The caps of the listeners this configuration opens, and the reserve for the rest."""
@@ -86,6 +90,10 @@ class DescriptorLimit:
     hard: int
     was: int
 
+    def log_fields(self) -> dict[str, object]:
+        """The limit as the ``descriptor_limit`` line logs it (docs/operations.md)."""
+        return {"soft_limit": self.soft, "hard_limit": self.hard, "raised_from": self.was}
+
 
 def raise_descriptor_limit() -> DescriptorLimit:
     """Raise this process's soft RLIMIT_NOFILE to its hard limit (what it may do unprivileged)."""
@@ -105,15 +113,7 @@ def prepare_descriptors(settings: Settings) -> DescriptorLimit:
     do not fit."""
     limit = raise_descriptor_limit()
     budget = descriptor_budget(settings)
-    log.info(
-        "descriptor_limit",
-        soft_limit=limit.soft,
-        hard_limit=limit.hard,
-        raised_from=limit.was,
-        needed=budget.needed,
-        caps=budget.caps,
-        reserve=budget.reserve,
-    )
+    log.info("descriptor_limit", **limit.log_fields(), **budget.log_fields())
     shortfall = budget_shortfall(budget, limit.soft)
     if shortfall is not None:
         log.warning("descriptor_budget_exceeded", problem=shortfall, keys=sorted(budget.caps))

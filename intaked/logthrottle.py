@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Final
 
 #: One line per event and per this many seconds, at most.
 REPEATED_EVENT_LOG_SECONDS: Final = 10.0
 
 
+@dataclass(eq=False)
 class ThrottledEvent:
     """One structlog event (``event`` at ``level``), logged at most once per ``interval_seconds``.
 
@@ -28,31 +30,24 @@ class ThrottledEvent:
     :meth:`flush`).
     """
 
-    def __init__(
-        self,
-        logger: Any,
-        event: str,
-        *,
-        level: str = "warning",
-        interval_seconds: float = REPEATED_EVENT_LOG_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._logger = logger
-        self._level = level
-        self._event = event
-        self._interval = interval_seconds
-        self._clock = clock
-        self._next_line_at = float("-inf")
-        self._pending = 0
-        self._pending_fields: dict[str, Any] = {}
-        self._flush_timer: asyncio.TimerHandle | None = None
+    logger: Any
+    event: str
+    _: KW_ONLY
+    level: str = "warning"
+    interval_seconds: float = REPEATED_EVENT_LOG_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    # What has happened since the last line, and when the next one may be written.
+    _next_line_at: float = field(default=float("-inf"), init=False, repr=False)
+    _pending: int = field(default=0, init=False, repr=False)
+    _pending_fields: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _flush_timer: asyncio.TimerHandle | None = field(default=None, init=False, repr=False)
 
     def occurred(self, **fields: Any) -> None:
         """Count one occurrence; log it (with those since the last line) unless a line was
         written less than an interval ago. ``fields`` describe the latest occurrence."""
         self._pending += 1
         self._pending_fields = fields
-        now = self._clock()
+        now = self.clock()
         if now >= self._next_line_at:
             self._write(now)
         elif self._flush_timer is None:
@@ -61,7 +56,7 @@ class ThrottledEvent:
     def flush(self) -> None:
         """Write the occurrences not logged yet, if any."""
         if self._pending:
-            self._write(self._clock())
+            self._write(self.clock())
 
     def _start_flush_timer(self, delay: float) -> None:
         try:
@@ -74,13 +69,13 @@ class ThrottledEvent:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        write: Callable[..., Any] = getattr(self._logger, self._level)  # as configured now
+        write: Callable[..., Any] = getattr(self.logger, self.level)  # as configured now
         write(
-            self._event,
+            self.event,
             count=self._pending,
-            interval_seconds=self._interval,
+            interval_seconds=self.interval_seconds,
             **self._pending_fields,
         )
         self._pending = 0
         self._pending_fields = {}
-        self._next_line_at = now + self._interval
+        self._next_line_at = now + self.interval_seconds

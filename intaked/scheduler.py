@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -39,23 +40,25 @@ def seconds(duration: str) -> float:
     return wall_time(duration).total_seconds()
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """What every timed pass works with: the store, the database threads, the settings, and the
+    wake-up of the senders of the outbox rows it queued."""
+
+    engine: Engine
+    executor: Executor
+    settings: Settings
+    on_queued: Callable[[], None]
+
+
 class _QueuingWorker(WakeableWorker):
     """A timed pass over the store that may queue outbox rows, and then wakes their senders."""
 
-    def __init__(
-        self,
-        name: str,
-        engine: Engine,
-        executor: Executor,
-        settings: Settings,
-        on_queued: Callable[[], None],
-        *,
-        poll_seconds: float,
-    ) -> None:
-        self._engine = engine
-        self._settings = settings
-        self._on_queued = on_queued
-        super().__init__(name, executor, self._pass, poll_seconds=poll_seconds)
+    def __init__(self, name: str, parts: _Parts, *, poll_seconds: float) -> None:
+        self._engine = parts.engine
+        self._settings = parts.settings
+        self._on_queued = parts.on_queued
+        super().__init__(name, parts.executor, self._pass, poll_seconds=poll_seconds)
 
     def _pass(self) -> int:
         raise NotImplementedError
@@ -64,12 +67,9 @@ class _QueuingWorker(WakeableWorker):
 class SlaWorker(_QueuingWorker):
     """Keeps every ticket's deadlines current and enforces them (intaked/sla/tracker.py)."""
 
-    def __init__(
-        self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]
-    ) -> None:
+    def __init__(self, parts: _Parts) -> None:
         self._context: SlaContext | None = None
-        poll = max(60.0, settings.sla.check_seconds)
-        super().__init__("sla", engine, executor, settings, on_queued, poll_seconds=poll)
+        super().__init__("sla", parts, poll_seconds=max(60.0, parts.settings.sla.check_seconds))
 
     def _pass(self) -> int:
         with read_only(self._engine).connect() as conn:
@@ -91,11 +91,10 @@ class SlaWorker(_QueuingWorker):
 class SweepWorker(WakeableWorker):
     """Closes resolved tickets whose time has come (intaked/sla/sweeper.py)."""
 
-    def __init__(self, engine: Engine, executor: Executor, settings: Settings) -> None:
-        self._engine = engine
-        super().__init__(
-            "sweep", executor, self._pass, poll_seconds=max(60.0, seconds(settings.lifecycle.sweep_interval))
-        )
+    def __init__(self, parts: _Parts) -> None:
+        self._engine = parts.engine
+        poll = max(60.0, seconds(parts.settings.lifecycle.sweep_interval))
+        super().__init__("sweep", parts.executor, self._pass, poll_seconds=poll)
 
     def _pass(self) -> int:
         closed = sweep(self._engine)
@@ -107,11 +106,8 @@ class SweepWorker(WakeableWorker):
 class PagingWorker(_QueuingWorker):
     """Starts pages for tickets that became P1/P2 and runs due escalation steps (intaked/paging/steps.py)."""
 
-    def __init__(
-        self, engine: Engine, executor: Executor, settings: Settings, on_queued: Callable[[], None]
-    ) -> None:
-        poll = max(10.0, settings.paging.check_seconds)
-        super().__init__("paging", engine, executor, settings, on_queued, poll_seconds=poll)
+    def __init__(self, parts: _Parts) -> None:
+        super().__init__("paging", parts, poll_seconds=max(10.0, parts.settings.paging.check_seconds))
 
     def _pass(self) -> int:
         done = start_pages_for_priorities(self._engine, self._settings)
@@ -127,17 +123,10 @@ class HotlineReconcileWorker(_QueuingWorker):
     """Ingests hotline calls whose webhooks were lost, from Twilio's Calls list, on start and every
     ``hotline.reconcile_interval`` (intaked/hotline/reconcile.py)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        executor: Executor,
-        settings: Settings,
-        on_queued: Callable[[], None],
-        phone: PhoneProvider,
-    ) -> None:
+    def __init__(self, parts: _Parts, phone: PhoneProvider) -> None:
         self._client = phone
-        poll = seconds(settings.hotline.reconcile_interval)
-        super().__init__("hotline_reconcile", engine, executor, settings, on_queued, poll_seconds=poll)
+        poll = seconds(parts.settings.hotline.reconcile_interval)
+        super().__init__("hotline_reconcile", parts, poll_seconds=poll)
 
     def _pass(self) -> int:
         filed = reconcile_calls(self._engine, self._settings, self._client)
@@ -169,46 +158,39 @@ class Scheduler:
         phone: PhoneProvider | None = None,
     ) -> None:
         """``phone``: the process's phone provider (hotline reconciliation runs with it only)."""
-        self.sla = SlaWorker(engine, executor, settings, on_queued)
-        self.sweeper = SweepWorker(engine, executor, settings)
+        parts = _Parts(engine, executor, settings, on_queued)
+        self.sla = SlaWorker(parts)
+        self.sweeper = SweepWorker(parts)
         # Always: without any policy it still marks tool-written P1/P2 tickets ``page_not_started``.
-        self.paging = PagingWorker(engine, executor, settings, on_queued)
+        self.paging = PagingWorker(parts)
         self.hotline = (
-            HotlineReconcileWorker(engine, executor, settings, on_queued, phone)
+            HotlineReconcileWorker(parts, phone)
             if phone is not None and settings.twilio.enabled and settings.hotline.enabled
             else None
         )
         self._settings = settings
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
 
+    def _timed(self) -> list[tuple[WakeableWorker, float]]:
+        """The workers an APScheduler job wakes, each with its interval in seconds (the hotline
+        reconciliation is not one: its own poll interval times it)."""
+        return [
+            (self.sla, self._settings.sla.check_seconds),
+            (self.sweeper, seconds(self._settings.lifecycle.sweep_interval)),
+            (self.paging, self._settings.paging.check_seconds),
+        ]
+
     def start(self) -> None:
-        self.sla.start()
-        self.sweeper.start()
-        self._scheduler.add_job(
-            on_the_loop(self.sla.wake),
-            "interval",
-            seconds=self._settings.sla.check_seconds,
-            id="sla",
-            coalesce=True,
-            max_instances=1,
-        )
-        self._scheduler.add_job(
-            on_the_loop(self.sweeper.wake),
-            "interval",
-            seconds=seconds(self._settings.lifecycle.sweep_interval),
-            id="sweep",
-            coalesce=True,
-            max_instances=1,
-        )
-        self.paging.start()
-        self._scheduler.add_job(
-            on_the_loop(self.paging.wake),
-            "interval",
-            seconds=self._settings.paging.check_seconds,
-            id="paging",
-            coalesce=True,
-            max_instances=1,
-        )
+        for worker, interval in self._timed():
+            worker.start()
+            self._scheduler.add_job(
+                on_the_loop(worker.wake),
+                "interval",
+                seconds=interval,
+                id=worker.name,
+                coalesce=True,
+                max_instances=1,
+            )
         if self.hotline is not None:
             self.hotline.start()  # a pass at once, then every hotline.reconcile_interval
         self._scheduler.start()
@@ -216,8 +198,7 @@ class Scheduler:
     async def stop(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
-        await self.sla.stop()
-        await self.sweeper.stop()
-        await self.paging.stop()
+        for worker, _ in self._timed():
+            await worker.stop()
         if self.hotline is not None:
             await self.hotline.stop()

@@ -17,9 +17,8 @@ import sys
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from intaked.commands.shared import EXIT_USAGE, open_engine, print_json
+from intaked.commands.shared import EXIT_USAGE, open_engine, print_json, schema_missing
 from intaked.config import Settings
-from intaked.store.migrate import current_revision
 from intaked.store.queries import DEFAULT_CALLS_LIMIT, list_calls
 
 EXCERPT_CHARS = 40
@@ -76,14 +75,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     engine = open_engine(settings)
     try:
-        if current_revision(engine) is None:
-            print(
-                "the database has no calls yet (schema not created: run `intaked db upgrade`)",
-                file=sys.stderr,
-            )
-            rows: list[dict[str, Any]] = []
-        else:
-            rows = list_calls(engine, since=since, limit=args.limit, tz=tz)
+        rows = (
+            []
+            if schema_missing(engine, "calls")
+            else list_calls(engine, since=since, limit=args.limit, tz=tz)
+        )
     finally:
         engine.dispose()
     if args.json:

@@ -1,18 +1,27 @@
 """How the working-time commands (calendar, sla, ticket, sweep) report a ticket that does not exist
-(exit 1) and a change the ticket's lifecycle refuses (exit 2)."""
+(exit 1) and a change the ticket's lifecycle refuses (exit 2), and the store and SLA context the
+ones acting on tickets run with."""
 
 from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from collections.abc import Callable
 
-from intaked.commands.shared import EXIT_NOT_FOUND, EXIT_USAGE
+from sqlalchemy import Engine
+
+from intaked.commands.shared import EXIT_NOT_FOUND, EXIT_USAGE, Reported, open_engine, reporting
 from intaked.config import Settings
+from intaked.sla.context import SlaContext, load_context
 from intaked.tickets.lifecycle import InvalidChange, TicketNotFound
 
 Handler = Callable[[Settings, argparse.Namespace], int]
+SlaHandler = Callable[[Engine, SlaContext, argparse.Namespace], int]
+
+LIFECYCLE_ERRORS = (
+    Reported(TicketNotFound, "no ticket {}", EXIT_NOT_FOUND),
+    Reported(InvalidChange, "{}", EXIT_USAGE),
+)
 
 
 def reporting_lifecycle_errors(handler: Handler) -> Handler:
@@ -20,13 +29,20 @@ def reporting_lifecycle_errors(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def run(settings: Settings, args: argparse.Namespace) -> int:
-        try:
-            return handler(settings, args)
-        except TicketNotFound as exc:
-            print(f"intaked: no ticket {exc}", file=sys.stderr)
-            return EXIT_NOT_FOUND
-        except InvalidChange as exc:
-            print(f"intaked: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+        return reporting(lambda: handler(settings, args), LIFECYCLE_ERRORS)
 
     return run
+
+
+def on_sla_context(handler: SlaHandler) -> Handler:
+    """``handler`` run on the store and its SLA context (calendars with their run-time overrides),
+    the store closed after it, the lifecycle's errors reported as by :func:`reporting_lifecycle_errors`."""
+
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        engine = open_engine(settings)
+        try:
+            return handler(engine, load_context(engine, settings), args)
+        finally:
+            engine.dispose()
+
+    return reporting_lifecycle_errors(run)

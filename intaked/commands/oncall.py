@@ -12,12 +12,13 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from intaked.commands.shared import EXIT_NOT_FOUND, EXIT_USAGE, open_engine
+from intaked.commands.shared import EXIT_NOT_FOUND, EXIT_USAGE, iso, open_engine
 from intaked.config import Settings
 from intaked.paging.oncall import (
     OnDuty,
@@ -32,6 +33,11 @@ from intaked.paging.oncall import (
 from intaked.store.engine import read_only
 from intaked.store.migrate import ensure_schema
 from intaked.store.types import utcnow
+
+# The fields of an on-duty stint and of an override that ``--json`` shows as they are (their
+# times in the schedule's zone), in the order it shows them.
+DUTY_FIELDS = ("source", "override_id", "rotation_person", "since", "until", "next_person")
+OVERRIDE_FIELDS = ("id", "schedule", "person", "replaces", "starts_at", "ends_at", "note")
 
 
 class UsageError(Exception):
@@ -164,6 +170,15 @@ def _how(duty: OnDuty) -> str:
     return f"override #{duty.override_id}, instead of {duty.rotation_person}"
 
 
+def _fields_json(record: object, names: Sequence[str], zone: ZoneInfo) -> dict[str, Any]:
+    """The attributes ``names`` of ``record``, a date and time among them in ISO 8601 in ``zone``."""
+    values = {name: getattr(record, name) for name in names}
+    return {
+        name: value.astimezone(zone).isoformat() if isinstance(value, dt.datetime) else value
+        for name, value in values.items()
+    }
+
+
 def _duty_json(settings: Settings, schedule: str, duty: OnDuty) -> dict[str, Any]:
     zone = _zone(settings, schedule)
     entry = settings.people.get(duty.person)
@@ -173,12 +188,7 @@ def _duty_json(settings: Settings, schedule: str, duty: OnDuty) -> dict[str, Any
         "person": duty.person,
         "display_name": (entry.display_name or duty.person) if entry else duty.person,
         "phone": entry.phone if entry else None,
-        "source": duty.source,
-        "override_id": duty.override_id,
-        "rotation_person": duty.rotation_person,
-        "since": duty.since.astimezone(zone).isoformat(),
-        "until": duty.until.astimezone(zone).isoformat(),
-        "next_person": duty.next_person,
+        **_fields_json(duty, DUTY_FIELDS, zone),
     }
 
 
@@ -272,16 +282,10 @@ def _override(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _override_json(settings: Settings, override: Override) -> dict[str, Any]:
-    zone = _zone(settings, override.schedule)
+    # ``created_at`` is printed as stored: when the row was written, not a time of the schedule.
     return {
-        "id": override.id,
-        "schedule": override.schedule,
-        "person": override.person,
-        "replaces": override.replaces,
-        "starts_at": override.starts_at.astimezone(zone).isoformat(),
-        "ends_at": override.ends_at.astimezone(zone).isoformat(),
-        "note": override.note,
-        "created_at": override.created_at.isoformat() if override.created_at else None,
+        **_fields_json(override, OVERRIDE_FIELDS, _zone(settings, override.schedule)),
+        "created_at": iso(override.created_at),
         "created_by": override.created_by,
     }
 

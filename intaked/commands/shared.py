@@ -10,12 +10,14 @@ import argparse
 import datetime as dt
 import json
 import sys
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine
 
 from intaked.config import Settings
 from intaked.store.engine import engine_for
+from intaked.store.migrate import current_revision
 
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
@@ -23,9 +25,38 @@ EXIT_UNAVAILABLE = 69
 EXIT_CONFIG = 78
 
 
+class Reported(NamedTuple):
+    """An error a command tells on stderr as ``intaked: <message>`` (``{}`` in ``message`` stands
+    for the error's text), exiting with ``exit_code``."""
+
+    error: type[Exception]
+    message: str
+    exit_code: int
+
+
+def reporting(call: Callable[[], int], reports: Sequence[Reported]) -> int:
+    """``call()``; an error of a class in ``reports`` (the first that matches) is told on stderr
+    and becomes its exit code."""
+    try:
+        return call()
+    except tuple(report.error for report in reports) as exc:
+        report = next(report for report in reports if isinstance(exc, report.error))
+        print(f"intaked: {report.message.format(exc)}", file=sys.stderr)
+        return report.exit_code
+
+
 def open_engine(settings: Settings) -> Engine:
     """The store, with the small pool a command needs (the caller disposes of it)."""
     return engine_for(settings, pool_size=2)
+
+
+def schema_missing(engine: Engine, what: str) -> bool:
+    """Whether the store has no schema yet; if so, says on stderr that it has no ``what`` yet and
+    how to create it."""
+    if current_revision(engine) is not None:
+        return False
+    print(f"the database has no {what} yet (schema not created: run `intaked db upgrade`)", file=sys.stderr)
+    return True
 
 
 def print_json(data: Any) -> None:

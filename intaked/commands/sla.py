@@ -7,34 +7,24 @@ import argparse
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
-from intaked.commands.lifecycle_errors import reporting_lifecycle_errors
-from intaked.commands.shared import aware_instant, iso_in, open_engine
-from intaked.config import Settings
-from intaked.sla.context import SlaContext, load_context
+from intaked.commands.lifecycle_errors import on_sla_context
+from intaked.commands.shared import aware_instant, iso_in
+from intaked.sla.context import SlaContext
 from intaked.sla.deadlines import compute, for_new_ticket
 from intaked.store.engine import read_only
 from intaked.store.models import PRIORITIES, ticket_table
+from intaked.store.types import UTCDateTime
 from intaked.tickets.lifecycle import InvalidChange, TicketNotFound
 
-STORED_TIMES = (
-    "created_at",
-    "occurred_at",
-    "triaged_at",
-    "first_response_at",
-    "resolved_at",
-    "closed_at",
-    "triage_due_at",
-    "response_due_at",
-    "resolution_due_at",
-    "auto_close_at",
-    "triage_breached_at",
-    "response_warned_at",
-    "response_breached_at",
-    "resolution_warned_at",
-    "resolution_breached_at",
-    "sla_paused_at",
+# The ticket's times ``sla explain`` shows: its date and time columns but the tracker's bookkeeping
+# (``updated_at``, ``sla_occurred_at``, ``sla_next_check_at``) and ``released_at``.
+UNSHOWN_TIMES = frozenset({"updated_at", "sla_occurred_at", "sla_next_check_at", "released_at"})
+STORED_TIMES = tuple(
+    column.name
+    for column in ticket_table.c
+    if isinstance(column.type, UTCDateTime) and column.name not in UNSHOWN_TIMES
 )
 
 
@@ -52,24 +42,17 @@ def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     explain.add_argument("--json", action="store_true")
 
 
-@reporting_lifecycle_errors
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    engine = open_engine(settings)
-    try:
-        ctx = load_context(engine, settings)
-        if args.sla_command == "deadlines":
-            return _deadlines(ctx, args)
-        with read_only(engine).connect() as conn:
-            row = (
-                conn.execute(select(ticket_table).where(ticket_table.c.number == args.number))
-                .mappings()
-                .first()
-            )
-        if row is None:
-            raise TicketNotFound(args.number)
-        return _explain(ctx, row, args.json)
-    finally:
-        engine.dispose()
+@on_sla_context
+def run(engine: Engine, ctx: SlaContext, args: argparse.Namespace) -> int:
+    if args.sla_command == "deadlines":
+        return _deadlines(ctx, args)
+    with read_only(engine).connect() as conn:
+        row = (
+            conn.execute(select(ticket_table).where(ticket_table.c.number == args.number)).mappings().first()
+        )
+    if row is None:
+        raise TicketNotFound(args.number)
+    return _explain(ctx, row, args.json)
 
 
 def _deadlines(ctx: SlaContext, args: argparse.Namespace) -> int:

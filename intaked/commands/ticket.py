@@ -7,10 +7,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from intaked.commands.lifecycle_errors import reporting_lifecycle_errors
-from intaked.commands.shared import iso_in, open_engine
-from intaked.config import Settings
-from intaked.sla.context import load_context
+from sqlalchemy import Engine
+
+from intaked.commands.lifecycle_errors import on_sla_context
+from intaked.commands.shared import iso_in
+from intaked.sla.context import SlaContext
 from intaked.store.models import PRIORITIES
 from intaked.tickets.lifecycle import release, resolve, take, triage
 
@@ -40,30 +41,25 @@ def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     rel.add_argument("--by", default="operator")
 
 
-@reporting_lifecycle_errors
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    engine = open_engine(settings)
-    try:
-        ctx = load_context(engine, settings)
-        if args.ticket_command == "triage":
-            changed = triage(engine, ctx, args.number, priority=args.priority, team=args.team, by=args.by)
-        elif args.ticket_command == "take":
-            changed = take(engine, ctx, args.number, by=args.by)
-        elif args.ticket_command == "release":
-            changed = release(engine, ctx, args.number, by=args.by)
-        else:
-            changed = resolve(engine, ctx, args.number, note=args.note, by=args.by)
-        tz = ctx.calendars[changed.deadlines.calendar].tz
-        d = changed.deadlines
-        print(f"{changed.number}: {args.ticket_command} done")
-        for label, value in (
-            ("triage due", d.triage_due_at if args.ticket_command == "release" else None),
-            ("response due", d.response_due_at),
-            ("resolution due", d.resolution_due_at),
-            ("closes by itself", d.auto_close_at),
-        ):
-            if value is not None:
-                print(f"  {label}: {iso_in(value, tz)}")
-        return 0
-    finally:
-        engine.dispose()
+@on_sla_context
+def run(engine: Engine, ctx: SlaContext, args: argparse.Namespace) -> int:
+    if args.ticket_command == "triage":
+        changed = triage(engine, ctx, args.number, priority=args.priority, team=args.team, by=args.by)
+    elif args.ticket_command == "take":
+        changed = take(engine, ctx, args.number, by=args.by)
+    elif args.ticket_command == "release":
+        changed = release(engine, ctx, args.number, by=args.by)
+    else:
+        changed = resolve(engine, ctx, args.number, note=args.note, by=args.by)
+    tz = ctx.calendars[changed.deadlines.calendar].tz
+    d = changed.deadlines
+    print(f"{changed.number}: {args.ticket_command} done")
+    for label, value in (
+        ("triage due", d.triage_due_at if args.ticket_command == "release" else None),
+        ("response due", d.response_due_at),
+        ("resolution due", d.resolution_due_at),
+        ("closes by itself", d.auto_close_at),
+    ):
+        if value is not None:
+            print(f"  {label}: {iso_in(value, tz)}")
+    return 0

@@ -7,9 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from intaked.commands.shared import EXIT_NOT_FOUND, open_engine, print_json
+from intaked.commands.shared import EXIT_NOT_FOUND, open_engine, print_json, schema_missing
 from intaked.config import Settings
-from intaked.store.migrate import current_revision
 from intaked.store.queries import list_tickets, ticket_detail
 
 DETAIL_FIELDS = (
@@ -42,11 +41,7 @@ def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     engine = open_engine(settings)
     try:
-        if current_revision(engine) is None:
-            print(
-                "the database has no tickets yet (schema not created: run `intaked db upgrade`)",
-                file=sys.stderr,
-            )
+        if schema_missing(engine, "tickets"):
             if args.tickets_command == "list":
                 if args.json:
                     print_json([])

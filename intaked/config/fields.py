@@ -7,7 +7,8 @@ Each checker raises a ValueError whose message says what is wrong; the loader pu
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -32,6 +33,39 @@ def split_listen(value: str) -> tuple[str, int]:
     if not 0 <= port < 65536:
         raise ValueError(f"port {port} is out of range 0-65535 (0 picks a free port)")
     return host, port
+
+
+def checked_by(check: Callable[[str], object], *, optional: bool = False) -> AfterValidator:
+    """A string kept as it is once ``check`` (which raises a ValueError saying what is wrong) accepts
+    it; ``optional``: an empty string means "not set" and is not checked."""
+
+    def validate(value: str) -> str:
+        if value or not optional:
+            check(value)
+        return value
+
+    return AfterValidator(validate)
+
+
+def full_match(pattern: str, description: str) -> Callable[[str], None]:
+    """A check that a string matches ``pattern`` in full, else a ValueError "'<value>' is not
+    <description>"."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> None:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not {description}")
+
+    return check
+
+
+def matching(pattern: str, description: str, *, optional: bool = True) -> AfterValidator:
+    """:func:`full_match` as a field's check; by default an empty string (not set) passes."""
+    return checked_by(full_match(pattern, description), optional=optional)
+
+
+def _without_trailing_slash(value: str) -> str:
+    return value.rstrip("/")
 
 
 def _time_zone(value: str) -> str:
@@ -96,6 +130,28 @@ def e164_number(value: str) -> str:
     return number
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_NamedT = TypeVar("_NamedT", bound=_Named)
+
+
+def unique_names(what: str, each: str) -> AfterValidator:
+    """A check of a list of named tables: no ``name`` is used twice ("<what> name 'x' is used
+    twice: give each <each> its own name")."""
+
+    def check(entries: list[_NamedT]) -> list[_NamedT]:
+        names = [entry.name for entry in entries]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"{what} name {name!r} is used twice: give each {each} its own name")
+        return entries
+
+    return AfterValidator(check)
+
+
 #: An IANA time zone name, checked when the configuration is read.
 TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 Duration = Annotated[str, AfterValidator(check_duration)]
@@ -104,6 +160,10 @@ RegularExpression = Annotated[str, AfterValidator(_regular_expression)]
 DomainName = Annotated[str, AfterValidator(_domain)]
 MailAddress = Annotated[str, AfterValidator(mail_address)]
 E164Number = Annotated[str, AfterValidator(e164_number)]
+#: A listen address, "host:port" (``[v6]:port`` for IPv6).
+ListenAddress = Annotated[str, checked_by(split_listen)]
+#: A base URL, kept without its trailing slash.
+NoTrailingSlash = AfterValidator(_without_trailing_slash)
 #: Names of people and schedules: they are stored in ``oncall_overrides`` and typed on the command line.
 NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 PersonName = Annotated[str, Field(pattern=NAME)]

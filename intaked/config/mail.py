@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from intaked.config.fields import KEY_NAME, Section, split_listen
+from intaked.config.fields import KEY_NAME, ListenAddress, Section, split_listen
 
 
 class SmtpIntakeSettings(Section):
     """``[smtp_intake]``: the SMTP/LMTP listener that receives mail for the helpdesk."""
 
     enabled: bool = True
-    listen: str = "127.0.0.1:2525"
+    listen: ListenAddress = "127.0.0.1:2525"
     protocol: Literal["smtp", "lmtp"] = "smtp"
     recipients: list[str] = Field(default_factory=list)
     max_message_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
@@ -22,12 +22,6 @@ class SmtpIntakeSettings(Section):
     timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
     # Sessions open at once; one more is answered 421 and closed (each session holds a descriptor).
     max_sessions: Annotated[int, Field(ge=1)] = 100
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        split_listen(value)
-        return value
 
     @field_validator("recipients")
     @classmethod

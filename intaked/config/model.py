@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from intaked.config.fields import NAME, Section
+from intaked.config.fields import NAME, Section, unique_names
 from intaked.config.mail import ImapMailboxSettings, IntakeSettings, SmtpIntakeSettings
 from intaked.config.outbound import AcknowledgementSettings, OutboundMailSettings, OutboxSettings
 from intaked.config.paging import OncallScheduleSettings, PagingSettings, PersonSettings, TeamSettings
@@ -24,6 +24,17 @@ from intaked.config.service import (
 from intaked.config.store import DaemonSettings, DatabaseSettings, LoggingSettings, default_state_dir
 from intaked.config.telephony import HotlineSettings, TwilioSettings, WebhookSettings
 
+#: The table that defines each kind of name the sections refer to.
+_TABLES = {"person": "people", "schedule": "oncall", "calendar": "calendars"}
+
+
+def _must_exist(key: str, kind: str, name: str, defined: Mapping[str, object]) -> None:
+    """A ValueError for ``key`` unless ``name`` is one of the ``defined`` tables of its ``kind``."""
+    if name not in defined:
+        known = ", ".join(sorted(defined)) or "none"
+        table = _TABLES[kind]
+        raise ValueError(f"{key}: no {kind} named {name!r} (defined: {known}; add [{table}.{name}])")
+
 
 class Settings(Section):
     """The whole configuration, one section per table of the TOML file."""
@@ -37,12 +48,7 @@ class Settings(Section):
     def _oncall_people_exist(self) -> Settings:
         for schedule, rotation in self.oncall.items():
             for index, name in enumerate(rotation.people):
-                if name not in self.people:
-                    known = ", ".join(sorted(self.people)) or "none"
-                    raise ValueError(
-                        f"oncall.{schedule}.people[{index}]: no person named {name!r} "
-                        f"(defined: {known}; add [people.{name}])"
-                    )
+                _must_exist(f"oncall.{schedule}.people[{index}]", "person", name, self.people)
         return self
 
     @model_validator(mode="after")
@@ -51,18 +57,10 @@ class Settings(Section):
             for s, step in enumerate(policy.steps):
                 for t, target in enumerate(step.targets):
                     key = f"paging.policies.{priority}.steps[{s}].targets[{t}]"
-                    if target.oncall and target.oncall not in self.oncall:
-                        known = ", ".join(sorted(self.oncall)) or "none"
-                        raise ValueError(
-                            f"{key}.oncall: no schedule named {target.oncall!r} "
-                            f"(defined: {known}; add [oncall.{target.oncall}])"
-                        )
-                    if target.person and target.person not in self.people:
-                        known = ", ".join(sorted(self.people)) or "none"
-                        raise ValueError(
-                            f"{key}.person: no person named {target.person!r} "
-                            f"(defined: {known}; add [people.{target.person}])"
-                        )
+                    if target.oncall:
+                        _must_exist(f"{key}.oncall", "schedule", target.oncall, self.oncall)
+                    if target.person:
+                        _must_exist(f"{key}.person", "person", target.person, self.people)
         return self
 
     @model_validator(mode="after")
@@ -74,11 +72,7 @@ class Settings(Section):
         if self.hotline.desk_calendar:
             named.append(("hotline.desk_calendar", self.hotline.desk_calendar))
         for key, name in named:
-            if name not in self.calendars:
-                known = ", ".join(sorted(self.calendars)) or "none"
-                raise ValueError(
-                    f"{key}: no calendar named {name!r} (defined: {known}; add [calendars.{name}])"
-                )
+            _must_exist(key, "calendar", name, self.calendars)
         return self
 
     @model_validator(mode="after")
@@ -109,19 +103,12 @@ class Settings(Section):
             )
         return self
 
-    @field_validator("imap")
-    @classmethod
-    def _unique_mailbox_names(cls, value: list[ImapMailboxSettings]) -> list[ImapMailboxSettings]:
-        names = [mailbox.name for mailbox in value]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"mailbox name {name!r} is used twice: give each [[imap]] its own name")
-        return value
-
     database: DatabaseSettings = DatabaseSettings()
     smtp_intake: SmtpIntakeSettings = SmtpIntakeSettings()
     outbound_mail: OutboundMailSettings = OutboundMailSettings()
-    imap: list[ImapMailboxSettings] = Field(default_factory=list)
+    imap: Annotated[list[ImapMailboxSettings], unique_names("mailbox", "[[imap]]")] = Field(
+        default_factory=list
+    )
     acknowledgements: AcknowledgementSettings = AcknowledgementSettings()
     outbox: OutboxSettings = OutboxSettings()
     twilio: TwilioSettings = TwilioSettings()

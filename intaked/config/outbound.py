@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 
 from intaked.config.addresses import SenderAddress, parse_sender
-from intaked.config.fields import Section, TimeZoneName
+from intaked.config.fields import Section, TimeZoneName, checked_by
 
 
 class OutboundMailSettings(Section):
@@ -22,14 +22,10 @@ class OutboundMailSettings(Section):
     password: SecretStr = SecretStr("")
     # AUTH over a connection without TLS sends the password readable to anyone on the path.
     allow_plaintext_auth: bool = False
-    from_address: str = "helpdesk@localhost"  # "helpdesk@example.com" or "IT 服務台 <helpdesk@example.com>"
+    from_address: Annotated[str, checked_by(parse_sender)] = (
+        "helpdesk@localhost"  # "helpdesk@example.com" or "IT 服務台 <helpdesk@example.com>"
+    )
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
-
-    @field_validator("from_address")
-    @classmethod
-    def _check_from(cls, value: str) -> str:
-        parse_sender(value)
-        return value
 
     @property
     def sender(self) -> SenderAddress:

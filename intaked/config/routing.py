@@ -16,6 +16,7 @@ from intaked.config.fields import (
     RegularExpression,
     Section,
     one_or_many,
+    unique_names,
 )
 
 #: Categories a routing rule may set (``tickets.category``).
@@ -84,16 +85,7 @@ class RoutingSettings(Section):
     """``[routing]``: the routing rules, in order; for each field the first matching rule that
     sets it wins. No rules: nothing is routed."""
 
-    rules: list[RoutingRuleSettings] = Field(default_factory=list)
-
-    @field_validator("rules")
-    @classmethod
-    def _unique_rule_names(cls, value: list[RoutingRuleSettings]) -> list[RoutingRuleSettings]:
-        names = [rule.name for rule in value]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"rule name {name!r} is used twice: give each rule its own name")
-        return value
+    rules: Annotated[list[RoutingRuleSettings], unique_names("rule", "rule")] = Field(default_factory=list)
 
 
 class DirectorySettings(Section):

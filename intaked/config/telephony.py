@@ -3,7 +3,6 @@ Twilio calls back) and ``[hotline]`` (the IT hotline's numbers, menu and limits)
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -14,22 +13,43 @@ from intaked.config.fields import (
     Duration,
     E164Number,
     NonBlank,
+    NoTrailingSlash,
     Section,
+    checked_by,
     e164_number,
+    full_match,
     mail_address,
+    matching,
     split_listen,
 )
+
+# The strings the phone side checks; a refused one is "'<value>' is not <the description>". Empty
+# means "not set" unless ``optional=False``.
+AccountSid = Annotated[str, matching(r"AC[0-9a-fA-F]{32}", "an Account Sid (AC followed by 32 hex digits)")]
+PhoneNumber = Annotated[str, matching(E164.pattern, "an E.164 number such as +886212345678")]
+TwilioBaseUrl = Annotated[
+    str,
+    matching(r"https?://[^/\s]+/?", "a base URL such as https://api.twilio.com", optional=False),
+    NoTrailingSlash,
+]
+PublicBaseUrl = Annotated[
+    str,
+    matching(r"https?://[^/\s?#]+(/[^\s?#]*)?", "a base URL such as https://intaked.example.com"),
+    NoTrailingSlash,
+]
+RecordingUrl = Annotated[str, matching(r"https?://\S+", "an http(s) URL of a recording")]
+_caller_id_prefix = full_match(r"\+[0-9]{1,14}", "a caller-id prefix such as +8869")
 
 
 class TwilioSettings(Section):
     """``[twilio]``: the account SMS and voice pages go through; paging is off while
     ``account_sid`` is empty."""
 
-    account_sid: str = ""
+    account_sid: AccountSid = ""
     auth_token: SecretStr = SecretStr("")
     previous_auth_token: SecretStr = SecretStr("")
-    from_number: str = ""
-    api_base_url: str = "https://api.twilio.com"
+    from_number: PhoneNumber = ""
+    api_base_url: TwilioBaseUrl = "https://api.twilio.com"
     calls_per_second: Annotated[float, Field(gt=0, le=100)] = 1.0
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     machine_detection: Literal["Enable", "DetectMessageEnd", ""] = "Enable"
@@ -42,27 +62,6 @@ class TwilioSettings(Section):
     recording_format: Literal["wav", "mp3"] = "wav"
     recording_max_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 50 * 1024 * 1024
     recording_not_found_retries: Annotated[int, Field(ge=0, le=50)] = 5
-
-    @field_validator("account_sid")
-    @classmethod
-    def _check_account_sid(cls, value: str) -> str:
-        if value and not re.fullmatch(r"AC[0-9a-fA-F]{32}", value):
-            raise ValueError(f"{value!r} is not an Account Sid (AC followed by 32 hex digits)")
-        return value
-
-    @field_validator("from_number")
-    @classmethod
-    def _check_from_number(cls, value: str) -> str:
-        if value and not E164.match(value):
-            raise ValueError(f"{value!r} is not an E.164 number such as +886212345678")
-        return value
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _check_api_base_url(cls, value: str) -> str:
-        if not re.fullmatch(r"https?://[^/\s]+/?", value):
-            raise ValueError(f"{value!r} is not a base URL such as https://api.twilio.com")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> TwilioSettings:
@@ -82,28 +81,14 @@ class TwilioSettings(Section):
 class WebhookSettings(Section):
     """``[webhooks]``: the HTTP listener Twilio calls back (status callbacks, replies, keypresses)."""
 
-    listen: str = "127.0.0.1:8088"
-    public_url: str = ""
+    listen: Annotated[str, checked_by(split_listen, optional=True)] = "127.0.0.1:8088"  # "": no listener
+    public_url: PublicBaseUrl = ""
     max_body_bytes: Annotated[int, Field(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
     # Connections open at once (each holds a descriptor); see intaked/channels/webhook_connections.py.
     max_connections: Annotated[int, Field(ge=1)] = 256
     header_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     body_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     keepalive_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        if value:
-            split_listen(value)
-        return value
-
-    @field_validator("public_url")
-    @classmethod
-    def _check_public_url(cls, value: str) -> str:
-        if value and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
-            raise ValueError(f"{value!r} is not a base URL such as https://intaked.example.com")
-        return value.rstrip("/")
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -127,7 +112,7 @@ class HotlineSettings(Section):
     numbers: list[E164Number] = Field(default_factory=list)
     greeting_zh: NonBlank = DEFAULT_GREETING_ZH
     greeting_en: NonBlank = DEFAULT_GREETING_EN
-    greeting_url: str = ""
+    greeting_url: RecordingUrl = ""
     menu_seconds: Annotated[int, Field(ge=3, le=60)] = 8
     speech_language: str = "zh-TW"
     repeat_window: Duration = "30m"
@@ -147,19 +132,11 @@ class HotlineSettings(Section):
     def _check_desk_number(cls, value: str) -> str:
         return e164_number(value) if value else value
 
-    @field_validator("greeting_url")
-    @classmethod
-    def _check_greeting_url(cls, value: str) -> str:
-        if value and not re.fullmatch(r"https?://\S+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL of a recording")
-        return value
-
     @field_validator("sms_ack_prefixes")
     @classmethod
     def _check_prefixes(cls, value: list[str]) -> list[str]:
         for prefix in value:
-            if not re.fullmatch(r"\+[0-9]{1,14}", prefix):
-                raise ValueError(f"{prefix!r} is not a caller-id prefix such as +8869")
+            _caller_id_prefix(prefix)
         return value
 
     @field_validator("security_notify")

@@ -77,10 +77,6 @@ SECURITY_CHOICE = "3"
 SECURITY_CATEGORY = "security_incident"
 _RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 
-_calls = call_table
-_tickets = ticket_table
-_messages = message_table
-
 
 @dataclass(frozen=True, slots=True)
 class CallFacts:
@@ -126,7 +122,7 @@ def _lock_caller(conn: Connection, from_number: str) -> None:
 
 
 def _ticket(conn: Connection, ticket_id: int, *, lock: bool = False) -> Any:
-    query = select(_tickets).where(_tickets.c.id == ticket_id)
+    query = select(ticket_table).where(ticket_table.c.id == ticket_id)
     if lock:
         query = locked(conn, query)  # a person's triage cannot slip between read and write
     return conn.execute(query).mappings().one()
@@ -146,7 +142,7 @@ def record_call(conn: Connection, settings: Settings, facts: CallFacts, now: dt.
     joinable = joinable_ticket(conn, settings, facts.from_number, facts.started_at)
     if joinable is not None:
         ticket_id, number = joinable
-        conn.execute(update(_tickets).where(_tickets.c.id == ticket_id).values(updated_at=now))
+        conn.execute(update(ticket_table).where(ticket_table.c.id == ticket_id).values(updated_at=now))
         call_id = _insert_call(conn, settings, facts, ticket_id, now)
         after = {"from": facts.from_number, "to": facts.to_number, **_via(facts)}
         record_events(conn, [event(ticket_id, "call_added", now, after=after)])
@@ -168,7 +164,7 @@ def _insert_call(
 ) -> int:
     """The call's ``messages`` and ``calls`` rows on ``ticket_id``; the ``calls`` row's id."""
     message_id = conn.execute(
-        insert(_messages)
+        insert(message_table)
         .values(
             ticket_id=ticket_id,
             direction="in",
@@ -182,10 +178,10 @@ def _insert_call(
             sent_at=facts.started_at,
             created_at=now,
         )
-        .returning(_messages.c.id)
+        .returning(message_table.c.id)
     ).scalar_one()
     call_id = conn.execute(
-        insert(_calls)
+        insert(call_table)
         .values(
             call_sid=facts.call_sid,
             ticket_id=ticket_id,
@@ -200,7 +196,7 @@ def _insert_call(
             created_at=now,
             updated_at=now,
         )
-        .returning(_calls.c.id)
+        .returning(call_table.c.id)
     ).scalar_one()
     refresh_message(conn, settings, facts.call_sid)
     return int(call_id)
@@ -279,7 +275,9 @@ def set_menu_choice(
         choice, paged = call["menu_choice"], _has_page(conn, ticket_id)
         return MenuOutcome(ticket_id, str(ticket["number"]), choice, not own, choice == emergency_key, paged)
     choice = normalise_choice(digit)
-    conn.execute(update(_calls).where(_calls.c.id == call["id"]).values(menu_choice=choice, updated_at=now))
+    conn.execute(
+        update(call_table).where(call_table.c.id == call["id"]).values(menu_choice=choice, updated_at=now)
+    )
     report = route_call(settings, call["from_number"] or None, choice, recipient=call["to_number"])
     security = choice == SECURITY_CHOICE
     pressed = {"call_sid": call_sid, "choice": choice, "pressed": digit or None, "meaning": MENU[choice][1]}
@@ -334,7 +332,7 @@ def _route_ticket(
     if values.get("team", ticket["team"]) != ticket["team"]:
         deadlines = compute(current_context(conn, settings), {**ticket, **values})
         values.update(deadlines.columns())
-    conn.execute(update(_tickets).where(_tickets.c.id == ticket["id"]).values(**values))
+    conn.execute(update(ticket_table).where(ticket_table.c.id == ticket["id"]).values(**values))
     return bool(values.get("suggestion_trusted"))
 
 

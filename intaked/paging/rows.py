@@ -20,9 +20,6 @@ from intaked.sla.tracker import ACTOR, event
 from intaked.store.dialect import locked
 from intaked.store.models import page_table, ticket_event_table, ticket_table
 
-_pages = page_table
-_tickets = ticket_table
-
 
 @dataclass(frozen=True, slots=True)
 class AckResult:
@@ -41,14 +38,14 @@ class PageNotFound(LookupError):
 
 def lock_page(conn: Connection, page_id: int) -> Any:
     """The page's row, held for this transaction (None if there is no such page)."""
-    query = select(_pages).where(_pages.c.id == page_id)
+    query = select(page_table).where(page_table.c.id == page_id)
     query = locked(conn, query)
     return conn.execute(query).mappings().one_or_none()
 
 
 def ticket_row(conn: Connection, ticket_id: int) -> Any:
     """The paged ticket's row."""
-    return conn.execute(select(_tickets).where(_tickets.c.id == ticket_id)).mappings().one()
+    return conn.execute(select(ticket_table).where(ticket_table.c.id == ticket_id)).mappings().one()
 
 
 def page_facts(ticket: Mapping[str, Any], page: Any) -> PageFacts:
@@ -83,8 +80,8 @@ def page_event(
 def end_page(conn: Connection, page: Mapping[str, Any], state: str, now: dt.datetime, **values: Any) -> None:
     """Stop the page in ``state`` (acknowledged, cancelled, exhausted)."""
     conn.execute(
-        update(_pages)
-        .where(_pages.c.id == page["id"])
+        update(page_table)
+        .where(page_table.c.id == page["id"])
         .values(
             state=state, ended_at=now, next_step_at=None, fence=page["fence"] + 1, updated_at=now, **values
         )

@@ -1,12 +1,15 @@
 """The page and ticket rows every part of paging reads and moves, and the events it records.
 
 Every transition holds the page's row (``FOR UPDATE`` on PostgreSQL; SQLite has one writer)
-through :func:`lock_page` and bumps its ``fence``, the fencing token a wake-up read.
+through :func:`lock_page` and bumps its ``fence``, the fencing token a wake-up read. What a
+transition works on (its transaction, the held page, the page's ticket, the time) travels as one
+:class:`HeldPage`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +39,23 @@ class PageNotFound(LookupError):
     """No page for that ticket (or reply code)."""
 
 
+@dataclass(frozen=True, slots=True)
+class HeldPage:
+    """A page whose row this transaction holds (:func:`lock_page`), its ticket's row, and the
+    time of the transition: what the sends and steps of one transition work on."""
+
+    conn: Connection
+    page: Mapping[str, Any]
+    ticket: Mapping[str, Any]
+    now: dt.datetime
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        """The escalation policy frozen on the page."""
+        policy: dict[str, Any] = json.loads(self.page["policy"])
+        return policy
+
+
 def lock_page(conn: Connection, page_id: int) -> Any:
     """The page's row, held for this transaction (None if there is no such page)."""
     query = select(page_table).where(page_table.c.id == page_id)
@@ -46,6 +66,11 @@ def lock_page(conn: Connection, page_id: int) -> Any:
 def ticket_row(conn: Connection, ticket_id: int) -> Any:
     """The paged ticket's row."""
     return conn.execute(select(ticket_table).where(ticket_table.c.id == ticket_id)).mappings().one()
+
+
+def hold(conn: Connection, page: Mapping[str, Any], now: dt.datetime) -> HeldPage:
+    """The held ``page`` with its ticket's row, for a transition at ``now``."""
+    return HeldPage(conn, page, ticket_row(conn, page["ticket_id"]), now)
 
 
 def page_facts(ticket: Mapping[str, Any], page: Any) -> PageFacts:

@@ -25,7 +25,6 @@ Each call is one ``messages`` row of its ticket (channel ``phone``, ``header_mes
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +35,7 @@ from intaked.config import Settings
 from intaked.hotline.caller_acks import queue_caller_acks
 from intaked.hotline.callmessage import (
     MENU,
+    HeldCall,
     UnknownCall,
     call_row,
     call_subject,
@@ -285,35 +285,28 @@ def set_menu_choice(
     suggested = report.result.suggested_priority
     more_urgent = _RANK.get(suggested or "", 99) < _RANK.get(ticket["suggested_priority"] or "", 99)
     paged = False
+    held = HeldCall(conn, call, ticket, now)
     if ticket["priority"] is None and (own or more_urgent or security):
-        trusted = _route_ticket(conn, settings, call, ticket, report, choice, own, now)
+        trusted = _route_ticket(held, settings, report, choice, own)
         detail = report.event_detail()
         if security:
             detail.update(category=SECURITY_CATEGORY, team=settings.hotline.security_team)
         events.append(event(ticket_id, "routed", now, detail=detail))
         if trusted:
-            paged = _page_choice(conn, settings, call, ticket, report, choice, now)
+            paged = _page_choice(held, settings, report, choice)
     if security and settings.hotline.security_notify:
-        events.append(queue_security_notice(conn, settings, call, ticket, now))
+        events.append(queue_security_notice(held, settings))
     record_events(conn, events)
     refresh_message(conn, settings, call_sid)
     log.info("hotline_menu_choice", call_sid=call_sid, ticket=ticket["number"], choice=choice, paged=paged)
     return MenuOutcome(ticket_id, str(ticket["number"]), choice, not own, choice == emergency_key, paged)
 
 
-def _route_ticket(
-    conn: Connection,
-    settings: Settings,
-    call: Mapping[str, Any],
-    ticket: Mapping[str, Any],
-    report: RoutedReport,
-    choice: str,
-    own: bool,
-    now: dt.datetime,
-) -> bool:
+def _route_ticket(held: HeldCall, settings: Settings, report: RoutedReport, choice: str, own: bool) -> bool:
     """Set the routing of the menu choice on the ticket (a repeat call only adds urgency; the
     security choice sets its category and team), with new deadlines when the team changed.
     Whether the ticket's suggestion is now trusted."""
+    conn, call, ticket, now = held.conn, held.call, held.ticket, held.now
     values: dict[str, Any] = {
         "category": report.result.category,
         "team": report.result.team,
@@ -336,27 +329,19 @@ def _route_ticket(
     return bool(values.get("suggestion_trusted"))
 
 
-def _page_choice(
-    conn: Connection,
-    settings: Settings,
-    call: Mapping[str, Any],
-    ticket: Mapping[str, Any],
-    report: RoutedReport,
-    choice: str,
-    now: dt.datetime,
-) -> bool:
+def _page_choice(held: HeldCall, settings: Settings, report: RoutedReport, choice: str) -> bool:
     """A trusted P1/P2 from the menu pages QRC (intaked/tickets/filing.py), unless it joins an
     emergency already being paged (intaked/hotline/emergencies.py). Whether someone is paged."""
     suggested = report.result.suggested_priority
     if suggested not in PAGED_PRIORITIES or suggested is None:
         return False
-    ticket_id = int(ticket["id"])
+    conn, ticket_id = held.conn, int(held.ticket["id"])
     if choice == settings.trust.hotline_emergency_choice:
-        joins = emergency_to_join(conn, settings, call, ticket_id)
+        joins = emergency_to_join(held, settings)
         if joins is not None:  # a repeat or a flood: the QRC is told, not paged again
-            join_emergency(conn, settings, call, ticket, joins, now)
+            join_emergency(held, joins)
             return True
-    page_id = page_trusted(conn, settings, ticket_id, suggested, report.suggested_by or "hotline", now)
+    page_id = page_trusted(conn, settings, ticket_id, suggested, report.suggested_by or "hotline", held.now)
     return page_id is not None or _has_page(conn, ticket_id)
 
 

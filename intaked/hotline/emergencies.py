@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,7 @@ import structlog
 from sqlalchemy import Connection, and_, func, not_, or_, select, update
 
 from intaked.config import Settings
+from intaked.hotline.callmessage import HeldCall
 from intaked.outbound.outbox import enqueue
 from intaked.sla.targets import wall_time
 from intaked.store.dialect import lock_name
@@ -84,10 +84,9 @@ def _live() -> Any:
     )
 
 
-def emergency_to_join(
-    conn: Connection, settings: Settings, call: Mapping[str, Any], ticket_id: int
-) -> JoinedEmergency | None:
+def emergency_to_join(held: HeldCall, settings: Settings) -> JoinedEmergency | None:
     """The live emergency page this emergency call joins instead of paging (module docstring)."""
+    conn, call, ticket_id = held.conn, held.call, int(held.ticket["id"])
     hotline = settings.hotline
     since = call["started_at"] - wall_time(hotline.emergency_window)
     caller = call["from_number"]
@@ -134,16 +133,10 @@ def emergency_to_join(
     return JoinedEmergency(int(newest.id), int(newest.ticket_id), str(newest.number), "cap")
 
 
-def join_emergency(
-    conn: Connection,
-    settings: Settings,
-    call: Mapping[str, Any],
-    ticket: Mapping[str, Any],
-    joined: JoinedEmergency,
-    now: dt.datetime,
-) -> int:
+def join_emergency(held: HeldCall, joined: JoinedEmergency) -> int:
     """Link the call's ticket to the paged one (an event on each) and tell the people the page
     reached, at most once a minute each; returns how many emergency calls joined that page."""
+    conn, call, ticket, now = held.conn, held.call, held.ticket, held.now
     caller = call["from_number"] or "(withheld)"
     joined_detail = {
         "ticket": joined.number,

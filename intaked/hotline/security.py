@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
-from typing import Any
-
-from sqlalchemy import Connection
-
 from intaked.config import Settings
-from intaked.hotline.callmessage import local_time
+from intaked.hotline.callmessage import HeldCall, local_time
 from intaked.outbound.compose import mail_payload, new_message_id
 from intaked.outbound.outbox import enqueue
 from intaked.tickets.events import TicketEvent, event
@@ -17,10 +11,9 @@ from intaked.tickets.events import TicketEvent, event
 SECURITY_PURPOSE = "hotline_security"
 
 
-def queue_security_notice(
-    conn: Connection, settings: Settings, call: Mapping[str, Any], ticket: Mapping[str, Any], now: dt.datetime
-) -> TicketEvent:
+def queue_security_notice(held: HeldCall, settings: Settings) -> TicketEvent:
     """A mail to ``hotline.security_notify`` about this security call (one per call)."""
+    call, ticket, now = held.call, held.ticket, held.now
     recipient = settings.hotline.security_notify
     caller = call["from_number"] or "(unknown)"
     who = ticket["requester_name"] or call["caller_name"] or caller
@@ -34,7 +27,7 @@ def queue_security_notice(
     )
     message_id = new_message_id(settings.outbound_mail.from_address, SECURITY_PURPOSE)
     enqueue(
-        conn,
+        held.conn,
         [
             {
                 "kind": "mail",

@@ -60,7 +60,6 @@ from intaked.tickets.events import (
     to_json,
 )
 from intaked.tickets.filing import (
-    ack_ticket,
     apply_routing,
     created_event,
     open_tickets,
@@ -215,15 +214,7 @@ def _filed_events(
     events = [created_event(ticket_id, ticket, now, requester_phone=facts.from_number, **_via(facts))]
     events += routed_events(ticket_id, report, now)
     acks = queue_caller_acks(
-        conn,
-        settings,
-        ticket_id=ticket_id,
-        ticket=ack_ticket(ticket),
-        caller=facts.from_number,
-        email=ticket["requester_email"],
-        name=ticket["requester_name"],
-        received_at=facts.started_at,
-        now=now,
+        conn, settings, ticket, caller=facts.from_number, received_at=facts.started_at, now=now
     )
     return events + events_from_acks(acks, now)
 

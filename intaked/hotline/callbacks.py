@@ -153,7 +153,6 @@ def apply_recording_status(
     )
     if refused or call is None:
         return refused or "unknown_call"
-    ticket_id = int(call.ticket_id)
     if status.status == "in-progress":
         return "in_progress"
     if call.attachment_id is not None:
@@ -161,62 +160,74 @@ def apply_recording_status(
         return "already_attached"
     reason = status.no_recording_reason
     if reason is not None:
-        missed = call.outcome in ("in_progress", "missed")
-        _note_recording(conn, call.id, status, reason, now, outcome="missed" if missed else call.outcome)
-        if missed:
-            touch_ticket(conn, ticket_id, now, callback=True)
-            if call.outcome != "missed":
-                add_event(
-                    conn,
-                    ticket_id,
-                    "missed_call",
-                    {
-                        "call_sid": status.call_sid,
-                        "from": call.from_number,
-                        "recording_sid": status.recording_sid,
-                        "reason": reason,
-                    },
-                    now,
-                )
+        _leave_missed(conn, call, status, reason, now)
         bound.info("recording_absent", reason=reason, outcome=call.outcome)
         return "missed"
     try:
-        if status.account_sid != settings.twilio.account_sid:
-            raise ForeignRecordingUrl(f"callback of another account {status.account_sid!r}")
-        if status.recording_url:
-            recording_media_url(settings, status.recording_url, recording_sid=status.recording_sid)
-        else:
-            media_url_for(settings, status.recording_sid)
+        _check_media(settings, status)
     except ForeignRecordingUrl as exc:
-        _note_recording(conn, call.id, status, FOREIGN_URL, now)
-        touch_ticket(conn, ticket_id, now, callback=True)
-        add_event(
-            conn,
-            ticket_id,
-            "recording_refused",
-            {"call_sid": status.call_sid, "recording_sid": status.recording_sid, "reason": str(exc)[:500]},
-            now,
-        )
+        _refuse(conn, call, status, str(exc), now)
         bound.warning("recording_url_refused", url=status.recording_url, reason=str(exc))
         return "refused"
+    _queue_download(conn, call, status, now)
+    bound.info("recording_download_queued", seconds=status.duration, ticket_id=int(call.ticket_id))
+    return "queued"
+
+
+def _leave_missed(
+    conn: Connection, call: Any, status: RecordingStatus, reason: str, now: dt.datetime
+) -> None:
+    """No recording to keep: the call (still in progress or missed) is ``missed`` and needs a
+    call-back, with an event ``missed_call`` the first time; a call with another outcome keeps it."""
+    ticket_id = int(call.ticket_id)
+    missed = call.outcome in ("in_progress", "missed")
+    _note_recording(conn, call.id, status, reason, now, outcome="missed" if missed else call.outcome)
+    if not missed:
+        return
+    touch_ticket(conn, ticket_id, now, callback=True)
+    if call.outcome != "missed":
+        detail = {
+            "call_sid": status.call_sid,
+            "from": call.from_number,
+            "recording_sid": status.recording_sid,
+            "reason": reason,
+        }
+        add_event(conn, ticket_id, "missed_call", detail, now)
+
+
+def _check_media(settings: Settings, status: RecordingStatus) -> None:
+    """Raise :class:`ForeignRecordingUrl` unless the recording is our account's, on the API base."""
+    if status.account_sid != settings.twilio.account_sid:
+        raise ForeignRecordingUrl(f"callback of another account {status.account_sid!r}")
+    if status.recording_url:
+        recording_media_url(settings, status.recording_url, recording_sid=status.recording_sid)
+    else:
+        media_url_for(settings, status.recording_sid)
+
+
+def _refuse(conn: Connection, call: Any, status: RecordingStatus, reason: str, now: dt.datetime) -> None:
+    """A recording not fetched (:class:`ForeignRecordingUrl`): noted on the call, a call-back, an event."""
+    ticket_id = int(call.ticket_id)
+    _note_recording(conn, call.id, status, FOREIGN_URL, now)
+    touch_ticket(conn, ticket_id, now, callback=True)
+    detail = {"call_sid": status.call_sid, "recording_sid": status.recording_sid, "reason": reason[:500]}
+    add_event(conn, ticket_id, "recording_refused", detail, now)
+
+
+def _queue_download(conn: Connection, call: Any, status: RecordingStatus, now: dt.datetime) -> None:
+    """Note the completed recording on the call and queue its download (intaked/hotline/fetcher.py)."""
+    ticket_id = int(call.ticket_id)
     _note_recording(conn, call.id, status, None, now)
     touch_ticket(conn, ticket_id, now, callback=call.outcome != "answered_by_desk")
-    enqueue(
-        conn,
-        [
-            {
-                "kind": OUTBOX_KIND,
-                "purpose": OUTBOX_PURPOSE,
-                "idempotency_key": f"recording:{status.recording_sid}",
-                "ticket_id": ticket_id,
-                "recipient": status.call_sid,
-                "payload": {"call_sid": status.call_sid, "recording_sid": status.recording_sid},
-            }
-        ],
-        now,
-    )
-    bound.info("recording_download_queued", seconds=status.duration, ticket_id=ticket_id)
-    return "queued"
+    row = {
+        "kind": OUTBOX_KIND,
+        "purpose": OUTBOX_PURPOSE,
+        "idempotency_key": f"recording:{status.recording_sid}",
+        "ticket_id": ticket_id,
+        "recipient": status.call_sid,
+        "payload": {"call_sid": status.call_sid, "recording_sid": status.recording_sid},
+    }
+    enqueue(conn, [row], now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ it for a new ticket).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection
@@ -21,6 +22,7 @@ from sqlalchemy import Connection
 from intaked.config import Settings
 from intaked.outbound.acks import AckCandidate, queue_acknowledgements
 from intaked.outbound.outbox import enqueue
+from intaked.tickets.filing import ack_ticket
 
 SMS_PURPOSE = "hotline_ack"
 
@@ -39,18 +41,17 @@ def ack_sms_text(ticket_number: str) -> str:
 def queue_caller_acks(
     conn: Connection,
     settings: Settings,
+    ticket: Mapping[str, Any],
     *,
-    ticket_id: int,
-    ticket: dict[str, Any],
     caller: str,
-    email: str | None,
-    name: str | None,
     received_at: dt.datetime,
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
-    """Queue the caller's acknowledgements of a new ticket; returns the ticket events
+    """Queue the caller's acknowledgements of a new ticket (its row: the number, and the
+    requester's e-mail address and name the directory gave it); returns the ticket events
     (``ack_queued`` per SMS or mail, ``ack_suppressed`` with the reason otherwise) as
     ``{"ticket_id", "kind", "detail"}``."""
+    ticket_id = int(ticket["id"])
     events: list[dict[str, Any]] = []
     if is_mobile(settings, caller):
         enqueue(
@@ -68,23 +69,17 @@ def queue_caller_acks(
             now,
         )
         events.append({"ticket_id": ticket_id, "kind": "ack_queued", "detail": {"to": caller, "via": "sms"}})
-    if email:
-        events += queue_acknowledgements(
-            conn,
-            [
-                AckCandidate(
-                    ticket_id=ticket_id,
-                    ticket=ticket,
-                    requester=email,
-                    requester_name=name,
-                    parsed=None,
-                    envelope_from=None,
-                    received_at=received_at,
-                )
-            ],
-            settings,
-            now,
+    if ticket["requester_email"]:
+        mail = AckCandidate(
+            ticket_id=ticket_id,
+            ticket=ack_ticket(ticket),
+            requester=ticket["requester_email"],
+            requester_name=ticket["requester_name"],
+            parsed=None,  # a call: no message to thread under or to check for a mail loop
+            envelope_from=None,
+            received_at=received_at,
         )
+        events += queue_acknowledgements(conn, [mail], settings, now)
     if not events:
         events.append(
             {

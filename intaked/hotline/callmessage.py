@@ -1,10 +1,12 @@
 """A hotline call's ``calls`` row and the ``messages`` row that shows it on its ticket: the menu,
-the subject and text written from the call (rewritten as the call progresses)."""
+the subject and text written from the call (rewritten as the call progresses), and the
+:class:`HeldCall` that the steps of a menu choice work on."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +30,17 @@ MENU = {
 
 class UnknownCall(LookupError):
     """No ``calls`` row for that CallSid."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCall:
+    """A call whose row this transaction holds, its ticket's row (held too), and the time: what
+    the steps of a menu choice (routing, paging, joining an emergency, the security mail) work on."""
+
+    conn: Connection
+    call: Mapping[str, Any]
+    ticket: Mapping[str, Any]
+    now: dt.datetime
 
 
 def call_row(conn: Connection, call_sid: str, *, lock: bool = False) -> Any:

@@ -25,7 +25,6 @@ Each call is one ``messages`` row of its ticket (channel ``phone``, ``header_mes
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +35,7 @@ from intaked.config import Settings
 from intaked.hotline.caller_acks import queue_caller_acks
 from intaked.hotline.callmessage import (
     MENU,
+    HeldCall,
     UnknownCall,
     call_row,
     call_subject,
@@ -60,7 +60,6 @@ from intaked.tickets.events import (
     to_json,
 )
 from intaked.tickets.filing import (
-    ack_ticket,
     apply_routing,
     created_event,
     open_tickets,
@@ -76,10 +75,6 @@ DEFAULT_CHOICE = "2"
 SECURITY_CHOICE = "3"
 SECURITY_CATEGORY = "security_incident"
 _RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
-
-_calls = call_table
-_tickets = ticket_table
-_messages = message_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +121,7 @@ def _lock_caller(conn: Connection, from_number: str) -> None:
 
 
 def _ticket(conn: Connection, ticket_id: int, *, lock: bool = False) -> Any:
-    query = select(_tickets).where(_tickets.c.id == ticket_id)
+    query = select(ticket_table).where(ticket_table.c.id == ticket_id)
     if lock:
         query = locked(conn, query)  # a person's triage cannot slip between read and write
     return conn.execute(query).mappings().one()
@@ -146,7 +141,7 @@ def record_call(conn: Connection, settings: Settings, facts: CallFacts, now: dt.
     joinable = joinable_ticket(conn, settings, facts.from_number, facts.started_at)
     if joinable is not None:
         ticket_id, number = joinable
-        conn.execute(update(_tickets).where(_tickets.c.id == ticket_id).values(updated_at=now))
+        conn.execute(update(ticket_table).where(ticket_table.c.id == ticket_id).values(updated_at=now))
         call_id = _insert_call(conn, settings, facts, ticket_id, now)
         after = {"from": facts.from_number, "to": facts.to_number, **_via(facts)}
         record_events(conn, [event(ticket_id, "call_added", now, after=after)])
@@ -168,7 +163,7 @@ def _insert_call(
 ) -> int:
     """The call's ``messages`` and ``calls`` rows on ``ticket_id``; the ``calls`` row's id."""
     message_id = conn.execute(
-        insert(_messages)
+        insert(message_table)
         .values(
             ticket_id=ticket_id,
             direction="in",
@@ -182,10 +177,10 @@ def _insert_call(
             sent_at=facts.started_at,
             created_at=now,
         )
-        .returning(_messages.c.id)
+        .returning(message_table.c.id)
     ).scalar_one()
     call_id = conn.execute(
-        insert(_calls)
+        insert(call_table)
         .values(
             call_sid=facts.call_sid,
             ticket_id=ticket_id,
@@ -200,7 +195,7 @@ def _insert_call(
             created_at=now,
             updated_at=now,
         )
-        .returning(_calls.c.id)
+        .returning(call_table.c.id)
     ).scalar_one()
     refresh_message(conn, settings, facts.call_sid)
     return int(call_id)
@@ -219,15 +214,7 @@ def _filed_events(
     events = [created_event(ticket_id, ticket, now, requester_phone=facts.from_number, **_via(facts))]
     events += routed_events(ticket_id, report, now)
     acks = queue_caller_acks(
-        conn,
-        settings,
-        ticket_id=ticket_id,
-        ticket=ack_ticket(ticket),
-        caller=facts.from_number,
-        email=ticket["requester_email"],
-        name=ticket["requester_name"],
-        received_at=facts.started_at,
-        now=now,
+        conn, settings, ticket, caller=facts.from_number, received_at=facts.started_at, now=now
     )
     return events + events_from_acks(acks, now)
 
@@ -279,7 +266,9 @@ def set_menu_choice(
         choice, paged = call["menu_choice"], _has_page(conn, ticket_id)
         return MenuOutcome(ticket_id, str(ticket["number"]), choice, not own, choice == emergency_key, paged)
     choice = normalise_choice(digit)
-    conn.execute(update(_calls).where(_calls.c.id == call["id"]).values(menu_choice=choice, updated_at=now))
+    conn.execute(
+        update(call_table).where(call_table.c.id == call["id"]).values(menu_choice=choice, updated_at=now)
+    )
     report = route_call(settings, call["from_number"] or None, choice, recipient=call["to_number"])
     security = choice == SECURITY_CHOICE
     pressed = {"call_sid": call_sid, "choice": choice, "pressed": digit or None, "meaning": MENU[choice][1]}
@@ -287,35 +276,28 @@ def set_menu_choice(
     suggested = report.result.suggested_priority
     more_urgent = _RANK.get(suggested or "", 99) < _RANK.get(ticket["suggested_priority"] or "", 99)
     paged = False
+    held = HeldCall(conn, call, ticket, now)
     if ticket["priority"] is None and (own or more_urgent or security):
-        trusted = _route_ticket(conn, settings, call, ticket, report, choice, own, now)
+        trusted = _route_ticket(held, settings, report, choice, own)
         detail = report.event_detail()
         if security:
             detail.update(category=SECURITY_CATEGORY, team=settings.hotline.security_team)
         events.append(event(ticket_id, "routed", now, detail=detail))
         if trusted:
-            paged = _page_choice(conn, settings, call, ticket, report, choice, now)
+            paged = _page_choice(held, settings, report, choice)
     if security and settings.hotline.security_notify:
-        events.append(queue_security_notice(conn, settings, call, ticket, now))
+        events.append(queue_security_notice(held, settings))
     record_events(conn, events)
     refresh_message(conn, settings, call_sid)
     log.info("hotline_menu_choice", call_sid=call_sid, ticket=ticket["number"], choice=choice, paged=paged)
     return MenuOutcome(ticket_id, str(ticket["number"]), choice, not own, choice == emergency_key, paged)
 
 
-def _route_ticket(
-    conn: Connection,
-    settings: Settings,
-    call: Mapping[str, Any],
-    ticket: Mapping[str, Any],
-    report: RoutedReport,
-    choice: str,
-    own: bool,
-    now: dt.datetime,
-) -> bool:
+def _route_ticket(held: HeldCall, settings: Settings, report: RoutedReport, choice: str, own: bool) -> bool:
     """Set the routing of the menu choice on the ticket (a repeat call only adds urgency; the
     security choice sets its category and team), with new deadlines when the team changed.
     Whether the ticket's suggestion is now trusted."""
+    conn, call, ticket, now = held.conn, held.call, held.ticket, held.now
     values: dict[str, Any] = {
         "category": report.result.category,
         "team": report.result.team,
@@ -334,31 +316,23 @@ def _route_ticket(
     if values.get("team", ticket["team"]) != ticket["team"]:
         deadlines = compute(current_context(conn, settings), {**ticket, **values})
         values.update(deadlines.columns())
-    conn.execute(update(_tickets).where(_tickets.c.id == ticket["id"]).values(**values))
+    conn.execute(update(ticket_table).where(ticket_table.c.id == ticket["id"]).values(**values))
     return bool(values.get("suggestion_trusted"))
 
 
-def _page_choice(
-    conn: Connection,
-    settings: Settings,
-    call: Mapping[str, Any],
-    ticket: Mapping[str, Any],
-    report: RoutedReport,
-    choice: str,
-    now: dt.datetime,
-) -> bool:
+def _page_choice(held: HeldCall, settings: Settings, report: RoutedReport, choice: str) -> bool:
     """A trusted P1/P2 from the menu pages QRC (intaked/tickets/filing.py), unless it joins an
     emergency already being paged (intaked/hotline/emergencies.py). Whether someone is paged."""
     suggested = report.result.suggested_priority
     if suggested not in PAGED_PRIORITIES or suggested is None:
         return False
-    ticket_id = int(ticket["id"])
+    conn, ticket_id = held.conn, int(held.ticket["id"])
     if choice == settings.trust.hotline_emergency_choice:
-        joins = emergency_to_join(conn, settings, call, ticket_id)
+        joins = emergency_to_join(held, settings)
         if joins is not None:  # a repeat or a flood: the QRC is told, not paged again
-            join_emergency(conn, settings, call, ticket, joins, now)
+            join_emergency(held, joins)
             return True
-    page_id = page_trusted(conn, settings, ticket_id, suggested, report.suggested_by or "hotline", now)
+    page_id = page_trusted(conn, settings, ticket_id, suggested, report.suggested_by or "hotline", held.now)
     return page_id is not None or _has_page(conn, ticket_id)
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,7 @@ import structlog
 from sqlalchemy import Connection, and_, func, not_, or_, select, update
 
 from intaked.config import Settings
+from intaked.hotline.callmessage import HeldCall
 from intaked.outbound.outbox import enqueue
 from intaked.sla.targets import wall_time
 from intaked.store.dialect import lock_name
@@ -54,10 +54,6 @@ SUMMARY_PURPOSE = "hotline_emergency_more"
 #: At most one "more emergency calls" SMS per person and page in this time.
 SUMMARY_EVERY = dt.timedelta(minutes=1)
 OPEN_STATUSES = ("new", "open", "pending")
-
-_pages = page_table
-_tickets = ticket_table
-_calls = call_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,53 +79,52 @@ def lock_emergencies(conn: Connection) -> None:
 
 def _live() -> Any:
     return or_(
-        _pages.c.state == "active",
-        and_(_pages.c.state == "acknowledged", _tickets.c.status.in_(OPEN_STATUSES)),
+        page_table.c.state == "active",
+        and_(page_table.c.state == "acknowledged", ticket_table.c.status.in_(OPEN_STATUSES)),
     )
 
 
-def emergency_to_join(
-    conn: Connection, settings: Settings, call: Mapping[str, Any], ticket_id: int
-) -> JoinedEmergency | None:
+def emergency_to_join(held: HeldCall, settings: Settings) -> JoinedEmergency | None:
     """The live emergency page this emergency call joins instead of paging (module docstring)."""
+    conn, call, ticket_id = held.conn, held.call, int(held.ticket["id"])
     hotline = settings.hotline
     since = call["started_at"] - wall_time(hotline.emergency_window)
     caller = call["from_number"]
     same_caller = (
-        not_(_calls.c.from_number.like("+%")) if withheld(caller) else _calls.c.from_number == caller
+        not_(call_table.c.from_number.like("+%")) if withheld(caller) else call_table.c.from_number == caller
     )
     row = conn.execute(
-        select(_pages.c.id, _tickets.c.id.label("ticket_id"), _tickets.c.number)
+        select(page_table.c.id, ticket_table.c.id.label("ticket_id"), ticket_table.c.number)
         .select_from(
-            _pages.join(_tickets, _tickets.c.id == _pages.c.ticket_id).join(
-                _calls, _calls.c.ticket_id == _tickets.c.id
+            page_table.join(ticket_table, ticket_table.c.id == page_table.c.ticket_id).join(
+                call_table, call_table.c.ticket_id == ticket_table.c.id
             )
         )
         .where(
             _live(),
-            _tickets.c.channel == "phone",
-            _tickets.c.id != ticket_id,
-            _calls.c.menu_choice == settings.trust.hotline_emergency_choice,
-            _calls.c.started_at >= since,
-            _calls.c.id != call["id"],
+            ticket_table.c.channel == "phone",
+            ticket_table.c.id != ticket_id,
+            call_table.c.menu_choice == settings.trust.hotline_emergency_choice,
+            call_table.c.started_at >= since,
+            call_table.c.id != call["id"],
             same_caller,
         )
-        .order_by(_pages.c.id.desc())
+        .order_by(page_table.c.id.desc())
         .limit(1)
     ).first()
     if row is not None:
         why = "withheld_caller" if withheld(caller) else "same_caller"
         return JoinedEmergency(int(row.id), int(row.ticket_id), str(row.number), why)
     unconfirmed = (
-        select(_pages.c.id, _tickets.c.id.label("ticket_id"), _tickets.c.number)
-        .join(_tickets, _tickets.c.id == _pages.c.ticket_id)
+        select(page_table.c.id, ticket_table.c.id.label("ticket_id"), ticket_table.c.number)
+        .join(ticket_table, ticket_table.c.id == page_table.c.ticket_id)
         .where(
-            _pages.c.state == "active",
-            _pages.c.unconfirmed.is_(True),
-            _tickets.c.channel == "phone",
-            _tickets.c.id != ticket_id,
+            page_table.c.state == "active",
+            page_table.c.unconfirmed.is_(True),
+            ticket_table.c.channel == "phone",
+            ticket_table.c.id != ticket_id,
         )
-        .order_by(_pages.c.id.desc())
+        .order_by(page_table.c.id.desc())
     )
     rows = conn.execute(unconfirmed.limit(hotline.max_unconfirmed_emergency_pages)).all()
     if len(rows) < hotline.max_unconfirmed_emergency_pages:
@@ -138,16 +133,10 @@ def emergency_to_join(
     return JoinedEmergency(int(newest.id), int(newest.ticket_id), str(newest.number), "cap")
 
 
-def join_emergency(
-    conn: Connection,
-    settings: Settings,
-    call: Mapping[str, Any],
-    ticket: Mapping[str, Any],
-    joined: JoinedEmergency,
-    now: dt.datetime,
-) -> int:
+def join_emergency(held: HeldCall, joined: JoinedEmergency) -> int:
     """Link the call's ticket to the paged one (an event on each) and tell the people the page
     reached, at most once a minute each; returns how many emergency calls joined that page."""
+    conn, call, ticket, now = held.conn, held.call, held.ticket, held.now
     caller = call["from_number"] or "(withheld)"
     joined_detail = {
         "ticket": joined.number,

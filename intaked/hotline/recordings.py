@@ -231,24 +231,7 @@ def attach_recording(
     if call.recording_sid not in (None, recording_sid):
         bound.warning("voicemail_recording_sid_replaced", before=call.recording_sid)
     message_id = ensure_call_message(conn, call, now)
-    content_type = (clean_text(content_type) or "application/octet-stream")[:255]
-    extension = _EXTENSIONS.get(content_type, "bin")
-    (digest,) = store_blobs(conn, [audio])
-    attachment_id = int(
-        conn.execute(
-            attachment_table.insert()
-            .values(
-                message_id=message_id,
-                filename=f"voicemail-{call_sid}.{extension}",
-                content_type=content_type,
-                size=len(audio),
-                sha256=digest,
-                storage="blobs",
-                inline=False,
-            )
-            .returning(attachment_table.c.id)
-        ).scalar_one()
-    )
+    attachment_id, digest = _store_audio(conn, message_id, call_sid, audio, content_type)
     seconds = duration_seconds if duration_seconds is not None else call.recording_seconds
     values: dict[str, Any] = {
         "recording_sid": recording_sid,
@@ -277,6 +260,30 @@ def attach_recording(
     )
     bound.info("voicemail_attached", ticket_id=int(call.ticket_id), size=len(audio), seconds=seconds)
     return attachment_id
+
+
+def _store_audio(
+    conn: Connection, message_id: int, call_sid: str, audio: bytes, content_type: str
+) -> tuple[int, str]:
+    """Store ``audio`` in ``blobs`` as an attachment of the call's message
+    (``voicemail-<CallSid>.<extension of the content type>``); its ``attachments`` id and SHA-256."""
+    content_type = (clean_text(content_type) or "application/octet-stream")[:255]
+    extension = _EXTENSIONS.get(content_type, "bin")
+    (digest,) = store_blobs(conn, [audio])
+    attachment_id = conn.execute(
+        attachment_table.insert()
+        .values(
+            message_id=message_id,
+            filename=f"voicemail-{call_sid}.{extension}",
+            content_type=content_type,
+            size=len(audio),
+            sha256=digest,
+            storage="blobs",
+            inline=False,
+        )
+        .returning(attachment_table.c.id)
+    ).scalar_one()
+    return int(attachment_id), digest
 
 
 def record_download_failure(

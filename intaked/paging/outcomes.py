@@ -7,7 +7,6 @@ All of it needs nothing but the database: what it acts on is frozen on the page.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,12 +18,13 @@ from intaked.paging.policy import REDIAL_ERRORS
 from intaked.paging.queries import page_for_ticket
 from intaked.paging.rows import (
     AckResult,
+    HeldPage,
     PageNotFound,
     end_page,
+    hold,
     lock_page,
     page_event,
     previous_position,
-    ticket_row,
 )
 from intaked.paging.sends import Reach, cancel_outstanding, confirm_acknowledged, queue_attempt
 from intaked.store.models import page_attempt_table, page_table, ticket_table
@@ -59,52 +59,38 @@ def attempt_updated(conn: Connection, attempt_id: int, now: dt.datetime) -> None
     page_event(conn, page["ticket_id"], "page_attempt_failed", detail, now)
     if page["state"] != "active":
         return
-    policy = json.loads(page["policy"])
-    if not _redial(conn, page, policy, attempt, now):
-        _escalate_if_step_failed(conn, page, policy, attempt, now)
+    held = hold(conn, page, now)
+    if not _redial(held, attempt):
+        _escalate_if_step_failed(held, attempt)
 
 
-def _redial(
-    conn: Connection,
-    page: Mapping[str, Any],
-    policy: Mapping[str, Any],
-    attempt: RowMapping,
-    now: dt.datetime,
-) -> bool:
+def _redial(held: HeldPage, attempt: RowMapping) -> bool:
     """Dial a busy or unanswered call again a little later, while retries are left."""
+    policy = held.policy
     if not (
         attempt["channel"] == "call"
         and REDIAL_ERRORS & {attempt["error"], attempt["error_code"]}
         and attempt["retry"] < policy.get("call_retries", 0)
     ):
         return False
-    ticket = ticket_row(conn, page["ticket_id"])
     person = Reach(name=attempt["person"], phone=attempt["address"])
-    later = now + dt.timedelta(seconds=policy.get("call_retry_after_seconds", 60))
+    later = held.now + dt.timedelta(seconds=policy.get("call_retry_after_seconds", 60))
     queue_attempt(
-        conn,
-        page,
-        ticket,
+        held,
         person,
         "call",
         round_=attempt["round"],
         step=attempt["step"],
         retry=attempt["retry"] + 1,
-        now=now,
         not_before=later,
     )
     return True
 
 
-def _escalate_if_step_failed(
-    conn: Connection,
-    page: Mapping[str, Any],
-    policy: Mapping[str, Any],
-    attempt: RowMapping,
-    now: dt.datetime,
-) -> None:
+def _escalate_if_step_failed(held: HeldPage, attempt: RowMapping) -> None:
     """Escalate at once when every attempt of the step that ran last failed."""
-    steps = policy.get("steps") or []
+    conn, page = held.conn, held.page
+    steps = held.policy.get("steps") or []
     if not steps:
         return
     last_round, last_step = previous_position(page, len(steps))
@@ -123,7 +109,7 @@ def _escalate_if_step_failed(
     )
     if statuses and all(s == "failed" for s in statuses):
         escalate_now(
-            conn, page, reason=f"every attempt of step {last_step + 1} failed", actor="intaked", now=now
+            conn, page, reason=f"every attempt of step {last_step + 1} failed", actor="intaked", now=held.now
         )
 
 
@@ -160,7 +146,8 @@ def acknowledge(
     page = lock_page(conn, page_id)
     if page is None:
         raise PageNotFound(f"no page {page_id}")
-    ticket = ticket_row(conn, page["ticket_id"])
+    held = hold(conn, page, now)
+    ticket = held.ticket
     if page["state"] not in ("active", "exhausted"):  # a late answer to a given-up page still counts
         return AckResult(False, page_id, ticket["number"], page["state"], page["acknowledged_by"])
     end_page(conn, page, "acknowledged", now, acknowledged_at=now, acknowledged_by=by, ack_channel=channel)
@@ -175,8 +162,8 @@ def acknowledge(
             .where(_attempts.c.id == attempt_id)
             .values(status="acknowledged", acknowledged_at=now)
         )
-    cancelled = cancel_outstanding(conn, page, ticket, now)
-    confirmed = confirm_acknowledged(conn, settings, page, ticket, by, now)
+    cancelled = cancel_outstanding(held)
+    confirmed = confirm_acknowledged(held, settings, by)
     detail = {
         "page": page_id,
         "by": by,

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, exists, select, update
 
 from intaked.config import Settings
 from intaked.paging.policy import PAGED_PRIORITIES, freeze_policy, missing_policies, missing_policy_reason
-from intaked.paging.rows import end_page, lock_page, page_event, ticket_row
+from intaked.paging.rows import end_page, hold, lock_page, page_event
 from intaked.paging.sends import cancel_outstanding
 from intaked.paging.steps import run_step
 from intaked.store.dialect import insert_or_merge, locked
@@ -145,9 +145,9 @@ def cancel_page(conn: Connection, ticket_id: int, *, reason: str, actor: str, no
     page = lock_page(conn, page_id)
     if page is None or page["state"] != "active":
         return False
-    ticket = ticket_row(conn, ticket_id)
+    held = hold(conn, page, now)
     end_page(conn, page, "cancelled", now)
-    cancelled = cancel_outstanding(conn, page, ticket, now)
+    cancelled = cancel_outstanding(held)
     page_event(
         conn,
         ticket_id,

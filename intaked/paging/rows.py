@@ -1,12 +1,15 @@
 """The page and ticket rows every part of paging reads and moves, and the events it records.
 
 Every transition holds the page's row (``FOR UPDATE`` on PostgreSQL; SQLite has one writer)
-through :func:`lock_page` and bumps its ``fence``, the fencing token a wake-up read.
+through :func:`lock_page` and bumps its ``fence``, the fencing token a wake-up read. What a
+transition works on (its transaction, the held page, the page's ticket, the time) travels as one
+:class:`HeldPage`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +22,6 @@ from intaked.paging.texts import PageFacts
 from intaked.sla.tracker import ACTOR, event
 from intaked.store.dialect import locked
 from intaked.store.models import page_table, ticket_event_table, ticket_table
-
-_pages = page_table
-_tickets = ticket_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +39,38 @@ class PageNotFound(LookupError):
     """No page for that ticket (or reply code)."""
 
 
+@dataclass(frozen=True, slots=True)
+class HeldPage:
+    """A page whose row this transaction holds (:func:`lock_page`), its ticket's row, and the
+    time of the transition: what the sends and steps of one transition work on."""
+
+    conn: Connection
+    page: Mapping[str, Any]
+    ticket: Mapping[str, Any]
+    now: dt.datetime
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        """The escalation policy frozen on the page."""
+        policy: dict[str, Any] = json.loads(self.page["policy"])
+        return policy
+
+
 def lock_page(conn: Connection, page_id: int) -> Any:
     """The page's row, held for this transaction (None if there is no such page)."""
-    query = select(_pages).where(_pages.c.id == page_id)
+    query = select(page_table).where(page_table.c.id == page_id)
     query = locked(conn, query)
     return conn.execute(query).mappings().one_or_none()
 
 
 def ticket_row(conn: Connection, ticket_id: int) -> Any:
     """The paged ticket's row."""
-    return conn.execute(select(_tickets).where(_tickets.c.id == ticket_id)).mappings().one()
+    return conn.execute(select(ticket_table).where(ticket_table.c.id == ticket_id)).mappings().one()
+
+
+def hold(conn: Connection, page: Mapping[str, Any], now: dt.datetime) -> HeldPage:
+    """The held ``page`` with its ticket's row, for a transition at ``now``."""
+    return HeldPage(conn, page, ticket_row(conn, page["ticket_id"]), now)
 
 
 def page_facts(ticket: Mapping[str, Any], page: Any) -> PageFacts:
@@ -83,8 +105,8 @@ def page_event(
 def end_page(conn: Connection, page: Mapping[str, Any], state: str, now: dt.datetime, **values: Any) -> None:
     """Stop the page in ``state`` (acknowledged, cancelled, exhausted)."""
     conn.execute(
-        update(_pages)
-        .where(_pages.c.id == page["id"])
+        update(page_table)
+        .where(page_table.c.id == page["id"])
         .values(
             state=state, ended_at=now, next_step_at=None, fence=page["fence"] + 1, updated_at=now, **values
         )

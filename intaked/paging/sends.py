@@ -8,18 +8,17 @@ naming the page, round, step, person, channel and re-dial, so nothing is sent tw
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from intaked.config import Settings
 from intaked.outbound.compose import mail_payload, new_message_id
 from intaked.outbound.outbox import enqueue
 from intaked.paging.policy import REACHED_STATUSES
-from intaked.paging.rows import page_facts, resolve_person
+from intaked.paging.rows import HeldPage, page_facts, resolve_person
 from intaked.paging.texts import PageFacts, confirmation_sms, page_sms
 from intaked.ports.phone import page_call_path
 from intaked.store.dialect import insert_or_merge
@@ -39,22 +38,20 @@ class Reach:
 
 
 def queue_attempt(
-    conn: Connection,
-    page: Mapping[str, Any],
-    ticket: Mapping[str, Any],
+    held: HeldPage,
     person: Any,
     channel: str,
     *,
     round_: int,
     step: int,
     retry: int,
-    now: dt.datetime,
     not_before: dt.datetime | None = None,
 ) -> int | None:
     """Write one attempt and the outbox row that carries it; None if it already exists."""
     address = person.email if channel == "email" else person.phone
     if not address:
         return None
+    conn, page, ticket, now = held.conn, held.page, held.ticket, held.now
     attempt_id = conn.execute(
         insert_or_merge(conn, _attempts)
         .values(
@@ -74,9 +71,7 @@ def queue_attempt(
     if attempt_id is None:
         return None
     key = f"page:{page['id']}:{round_}:{step}:{person.name}:{channel}:{retry}"
-    row = _attempt_row(
-        json.loads(page["policy"]), page_facts(ticket, page), person, channel, address, attempt_id
-    )
+    row = _attempt_row(held.policy, page_facts(ticket, page), person, channel, address, attempt_id)
     enqueue(
         conn,
         [{**row, "purpose": "page", "idempotency_key": key, "ticket_id": ticket["id"], "recipient": address}],
@@ -125,10 +120,9 @@ def _attempt_row(
     }
 
 
-def cancel_outstanding(
-    conn: Connection, page: Mapping[str, Any], ticket: Mapping[str, Any], now: dt.datetime
-) -> int:
+def cancel_outstanding(held: HeldPage) -> int:
     """Cancel unsent SMS and calls; hang up calls that are queued or ringing at the provider."""
+    conn, page, ticket, now = held.conn, held.page, held.ticket, held.now
     queued = conn.execute(
         select(_attempts.c.id, _attempts.c.outbox_id).where(
             _attempts.c.page_id == page["id"], _attempts.c.status == "queued"
@@ -182,16 +176,10 @@ def cancel_outstanding(
     return len(still_queued) + len(live_calls)
 
 
-def confirm_acknowledged(
-    conn: Connection,
-    settings: Settings,
-    page: Mapping[str, Any],
-    ticket: Mapping[str, Any],
-    by: str,
-    now: dt.datetime,
-) -> list[str]:
+def confirm_acknowledged(held: HeldPage, settings: Settings, by: str) -> list[str]:
     """SMS the acknowledger and everyone already paged (an SMS or call that left us, answered
     or not) that the page is acknowledged, so no one else acts on it."""
+    conn, page, ticket, now = held.conn, held.page, held.ticket, held.now
     reached = conn.execute(
         select(_attempts.c.person, func.min(_attempts.c.address))
         .where(
@@ -229,20 +217,14 @@ def confirm_acknowledged(
     return sorted(people)
 
 
-def fallback_mail(
-    conn: Connection,
-    settings: Settings,
-    page: Mapping[str, Any],
-    ticket: Mapping[str, Any],
-    why: str,
-    now: dt.datetime,
-) -> bool:
+def fallback_mail(held: HeldPage, settings: Settings, why: str) -> bool:
     """Page the QRC list by e-mail (nobody acknowledged, or SMS and calls cannot be sent)."""
     to = settings.paging.fallback_email
     if not to:
         return False
     from_address = settings.outbound_mail.from_address
-    facts = page_facts(ticket, page)
+    page = held.page
+    facts = page_facts(held.ticket, page)
     reason = {
         "exhausted": "無人確認 / nobody acknowledged the page",
         "provider": "簡訊與電話無法送出 / SMS and calls cannot be sent (Twilio unreachable)",
@@ -253,13 +235,13 @@ def fallback_mail(
         f"or reply to an SMS page with: 1 {facts.reply_code}\n"
     )
     enqueue(
-        conn,
+        held.conn,
         [
             {
                 "kind": "mail",
                 "purpose": "page_fallback",
                 "idempotency_key": f"page_fallback:{page['id']}:{why}",
-                "ticket_id": ticket["id"],
+                "ticket_id": held.ticket["id"],
                 "recipient": to.lower(),
                 "payload": mail_payload(
                     from_address=from_address,
@@ -276,6 +258,6 @@ def fallback_mail(
                 ),
             }
         ],
-        now,
+        held.now,
     )
     return True

@@ -9,7 +9,6 @@ late after someone acknowledged, changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from intaked.config import Settings
 from intaked.paging.policy import seconds
-from intaked.paging.rows import end_page, lock_page, page_event, resolve_person, ticket_row
+from intaked.paging.rows import HeldPage, end_page, hold, lock_page, page_event, resolve_person
 from intaked.paging.sends import fallback_mail, queue_attempt
 from intaked.store.engine import read_only
 from intaked.store.models import page_table
@@ -31,14 +30,14 @@ _pages = page_table
 
 def run_step(conn: Connection, settings: Settings, page: Mapping[str, Any], now: dt.datetime) -> None:
     """Run the page's current step (the caller holds the row and checked its fence), then advance."""
-    policy = json.loads(page["policy"])
+    held = hold(conn, page, now)
+    ticket, policy = held.ticket, held.policy
     steps: list[dict[str, Any]] = policy["steps"]
-    ticket = ticket_row(conn, page["ticket_id"])
     index, round_ = page["step"], page["round"]
     if index >= len(steps):  # every round ran and the wait after the last step is over
-        _exhaust(conn, settings, page, ticket, now)
+        _exhaust(held, settings)
         return
-    targets = _page_targets(conn, settings, page, ticket, steps[index], now)
+    targets = _page_targets(held, settings, steps[index])
     detail = {"page": page["id"], "step": index, "round": round_, "targets": targets}
     page_event(conn, page["ticket_id"], "page_step", detail, now)
     log.info(
@@ -58,31 +57,23 @@ def run_step(conn: Connection, settings: Settings, page: Mapping[str, Any], now:
     )
 
 
-def _exhaust(
-    conn: Connection, settings: Settings, page: Mapping[str, Any], ticket: Mapping[str, Any], now: dt.datetime
-) -> None:
+def _exhaust(held: HeldPage, settings: Settings) -> None:
     """Nobody acknowledged after every round: the page ends and the QRC list gets a mail."""
-    end_page(conn, page, "exhausted", now)
-    page_event(
-        conn, page["ticket_id"], "page_exhausted", {"page": page["id"], "rounds": page["round"] + 1}, now
-    )
-    fallback_mail(conn, settings, page, ticket, "exhausted", now)
-    log.error("page_exhausted", page=page["id"], ticket=ticket["number"])
+    page = held.page
+    end_page(held.conn, page, "exhausted", held.now)
+    detail = {"page": page["id"], "rounds": page["round"] + 1}
+    page_event(held.conn, page["ticket_id"], "page_exhausted", detail, held.now)
+    fallback_mail(held, settings, "exhausted")
+    log.error("page_exhausted", page=page["id"], ticket=held.ticket["number"])
 
 
-def _page_targets(
-    conn: Connection,
-    settings: Settings,
-    page: Mapping[str, Any],
-    ticket: Mapping[str, Any],
-    step: Mapping[str, Any],
-    now: dt.datetime,
-) -> list[dict[str, str]]:
+def _page_targets(held: HeldPage, settings: Settings, step: Mapping[str, Any]) -> list[dict[str, str]]:
     """Queue an attempt for each target of ``step`` on each of its channels the person takes."""
+    page = held.page
     targets: list[dict[str, str]] = []
     for target in step["targets"]:
         try:
-            person = resolve_person(conn, settings, target, now)
+            person = resolve_person(held.conn, settings, target, held.now)
         except (KeyError, LookupError, ValueError) as exc:
             log.error("page_target_unresolved", page=page["id"], target=target, error=str(exc))
             continue
@@ -93,9 +84,7 @@ def _page_targets(
                 continue
             if channel == "call" and not getattr(person, "voice", True):
                 continue
-            attempt = queue_attempt(
-                conn, page, ticket, person, channel, round_=page["round"], step=page["step"], retry=0, now=now
-            )
+            attempt = queue_attempt(held, person, channel, round_=page["round"], step=page["step"], retry=0)
             if attempt is not None:
                 targets.append({"person": person.name, "channel": channel})
     return targets
@@ -159,8 +148,8 @@ def _provider_fallback(engine: Engine, settings: Settings, page_id: int, now: dt
         page = lock_page(conn, page_id)
         if page is None or page["fallback_sent_at"] is not None or page["provider_down_since"] is None:
             return False
-        ticket = ticket_row(conn, page["ticket_id"])
-        if not fallback_mail(conn, settings, page, ticket, "provider", now):
+        held = hold(conn, page, now)
+        if not fallback_mail(held, settings, "provider"):
             return False
         conn.execute(
             update(_pages).where(_pages.c.id == page_id).values(fallback_sent_at=now, updated_at=now)
@@ -171,5 +160,5 @@ def _provider_fallback(engine: Engine, settings: Settings, page_id: int, now: dt
             "down_since": page["provider_down_since"],
         }
         page_event(conn, page["ticket_id"], "page_fallback_email", detail, now)
-        log.warning("page_fallback_email", page=page_id, ticket=ticket["number"])
+        log.warning("page_fallback_email", page=page_id, ticket=held.ticket["number"])
         return True

@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from intaked.outbound.compose import mail_payload, new_message_id, render_notice
+from intaked.outbound.compose import new_message_id, render_notice
+from intaked.outbound.notices import notice_mail
 from intaked.outbound.outbox import enqueue
 from intaked.sla.context import SlaContext
 from intaked.sla.deadlines import compute
@@ -122,26 +123,21 @@ def notifications(
         "what": what,
         "due_local": deadline.astimezone(calendar.tz).strftime("%Y-%m-%d %H:%M %Z") if deadline else "",
     }
-    rendered = render_notice(f"sla_{what}", context, settings.acknowledgements.templates_dir)
+    purpose = f"sla_{what}"
+    rendered = render_notice(purpose, context, settings.acknowledgements.templates_dir)
     mails = []
     for recipient in dict.fromkeys(r for r in recipients if r):
+        key = f"{purpose}:{row['id']}:{target}:{recipient}"[:255]
+        message_id = new_message_id(settings.outbound_mail.from_address, f"sla-{what}")
         mails.append(
-            {
-                "kind": "mail",
-                "purpose": f"sla_{what}",
-                "idempotency_key": f"sla_{what}:{row['id']}:{target}:{recipient}"[:255],
-                "ticket_id": row["id"],
-                "recipient": recipient,
-                "payload": mail_payload(
-                    from_address=settings.outbound_mail.from_address,
-                    to_address=recipient,
-                    to_name=None,
-                    rendered=rendered,
-                    message_id=new_message_id(settings.outbound_mail.from_address, f"sla-{what}"),
-                    in_reply_to=None,
-                    references=[],
-                    auto_submitted="auto-generated",
-                ),
-            }
+            notice_mail(
+                settings,
+                recipient,
+                rendered,
+                purpose=purpose,
+                key=key,
+                ticket_id=row["id"],
+                message_id=message_id,
+            )
         )
     return mails

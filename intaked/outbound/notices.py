@@ -1,0 +1,45 @@
+"""The outbox row of a notice: a mail of our own about a ticket (a deadline warned or breached, a
+security call), not an answer to anyone's message. It comes from ``outbound_mail.from_address``,
+starts no thread (no In-Reply-To, no References) and says ``Auto-Submitted: auto-generated``
+(RFC 3834), so that nobody's auto-responder answers it.
+
+Written in the caller's transaction like every outbox row (intaked/outbound/outbox.py ``enqueue``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from intaked.config import Settings
+from intaked.outbound.compose import mail_payload
+
+
+def notice_mail(
+    settings: Settings,
+    to: str,
+    rendered: dict[str, str],
+    *,
+    purpose: str,
+    key: str,
+    ticket_id: int,
+    message_id: str,
+) -> dict[str, Any]:
+    """The outbox row (kind ``mail``) of the notice ``rendered`` (its subject and text) to ``to``,
+    under the idempotency ``key``, with our Message-ID ``message_id``."""
+    return {
+        "kind": "mail",
+        "purpose": purpose,
+        "idempotency_key": key,
+        "ticket_id": ticket_id,
+        "recipient": to,
+        "payload": mail_payload(
+            from_address=settings.outbound_mail.from_address,
+            to_address=to,
+            to_name=None,
+            rendered=rendered,
+            message_id=message_id,
+            in_reply_to=None,
+            references=[],
+            auto_submitted="auto-generated",
+        ),
+    }

@@ -56,6 +56,7 @@ from intaked.ports.phone import (
     CALL_STATUS_PATH,
     SMS_STATUS_PATH,
     UNKNOWN_OUTCOME,
+    CallRequest,
     PermanentFailure,
     PhoneProvider,
     ProviderRecord,
@@ -249,7 +250,7 @@ class TwilioSender:
         if row.kind == "call":
             self._bucket.acquire()
             timeout = payload.get("timeout")
-            return self._client.create_call(
+            call = CallRequest(
                 to,
                 url=payload.get("url"),
                 twiml=payload.get("twiml"),
@@ -257,6 +258,7 @@ class TwilioSender:
                 machine_detection=payload.get("machine_detection"),
                 timeout=int(timeout) if timeout is not None else None,
             )
+            return self._client.create_call(call)
         raise ValueError(f"not a Twilio outbox kind: {row.kind!r}")
 
     def _reconcile(self, row: OutboxRow, bound: Any) -> str | None:

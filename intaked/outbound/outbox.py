@@ -101,19 +101,13 @@ def recent_counts(
     return {recipient: int(count) for recipient, count in rows}
 
 
-def claim_due(
-    engine: Engine,
-    kind: str,
-    limit: int,
-    now: dt.datetime | None = None,
-    unsettled: Unsettled | None = None,
-) -> list[OutboxRow]:
+def claim_due(engine: Engine, kind: str, limit: int, unsettled: Unsettled | None = None) -> list[OutboxRow]:
     """Claim up to ``limit`` due rows of ``kind`` (oldest first) and commit the claim."""
     token, rows = claim_due_rows(
         engine,
         OUTBOX_CLAIMS,
         limit=limit,
-        now=now or utcnow(),
+        now=utcnow(),
         where=[outbox_table.c.kind == kind],
         unsettled=unsettled,
     )

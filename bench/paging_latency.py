@@ -48,6 +48,7 @@ from bench.common import (
     wait_for_port,
 )
 from intaked.config import settings_from_mapping
+from intaked.ports.phone import CallRequest
 from intaked.sla.context import load_context
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
@@ -260,9 +261,11 @@ def transport_baseline(phone: FakePhoneNetwork, api: str, incidents: int) -> lis
             DUTY, f"[P1] BENCH-{n:05d} MES 產線停工 回覆 1 {n} 確認", "http://127.0.0.1:9/twilio/status/sms"
         )
         client.create_call(
-            DUTY,
-            url=f"http://127.0.0.1:9/twilio/voice/page?attempt={n}",
-            status_callback="http://127.0.0.1:9/twilio/status/call",
+            CallRequest(
+                DUTY,
+                url=f"http://127.0.0.1:9/twilio/voice/page?attempt={n}",
+                status_callback="http://127.0.0.1:9/twilio/status/call",
+            )
         )
         out.append(time.monotonic() - started)
     phone.deliver_to("http://127.0.0.1:9", "http://127.0.0.1:9")

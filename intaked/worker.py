@@ -29,13 +29,14 @@ STOP_SETTLE_TRIES = 3
 
 
 class WakeableWorker:
-    """Runs ``work`` (blocking; returns how much it did) in ``executor`` on demand, in ``loops`` loops."""
+    """Runs ``work`` (blocking; returns how much it did) in ``executor`` on demand, in ``loops``
+    loops; without ``work``, a subclass's :meth:`_pass`."""
 
     def __init__(
         self,
         name: str,
         executor: Executor,
-        work: Callable[[], int],
+        work: Callable[[], int] | None = None,
         *,
         poll_seconds: float,
         loops: int = 1,
@@ -44,7 +45,7 @@ class WakeableWorker:
     ) -> None:
         self.name = name
         self._executor = executor
-        self._work = work
+        self._work = self._pass if work is None else work
         self._poll_seconds = poll_seconds
         self.unsettled = Unsettled(name) if unsettled is None else unsettled
         self._loops = loops
@@ -53,6 +54,10 @@ class WakeableWorker:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _pass(self) -> int:
+        """One pass of a subclass's work (blocking): how much it did."""
+        raise NotImplementedError
 
     def wake(self) -> None:
         """Safe from any thread: a database thread (a pass that queued work for another worker)

@@ -145,12 +145,7 @@ class VoicemailFetcher(WakeableWorker):
         self._engine = engine
         self._settings = settings
         self._phone = phone
-        super().__init__(
-            "voicemail",
-            executor,
-            self._pass,
-            poll_seconds=settings.outbox.poll_seconds,
-        )
+        super().__init__("voicemail", executor, poll_seconds=settings.outbox.poll_seconds)
 
     def _pass(self) -> int:
         return fetch_due(self._engine, self._settings, self._phone, unsettled=self.unsettled)

@@ -35,10 +35,6 @@ log = structlog.get_logger(__name__)
 _items = inbound_item_table
 
 
-class CaptureUnavailable(Exception):
-    """The store could not take the item; the channel must tell its peer to retry later."""
-
-
 @dataclass(frozen=True, slots=True)
 class RawItem:
     """What a channel received, exactly as received."""
@@ -89,6 +85,10 @@ def insert_items(
         if sum(len(item.raw) for item in items) >= LARGE_WORK_BYTES:
             close_instead_of_pooling(conn)  # it would keep a copy of the last message bound
         return ids
+
+
+class CaptureUnavailable(Exception):
+    """The store could not take the item; the channel must tell its peer to retry later."""
 
 
 class CaptureWriter:

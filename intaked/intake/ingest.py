@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, update
 
 from intaked.config import Settings
-from intaked.intake.ledger import ClaimedItem
+from intaked.intake.ledger import ITEM_CLAIMS, ClaimedItem
 from intaked.intake.mail_events import batch_events
 from intaked.intake.messages import (
     insert_messages,
@@ -62,11 +62,7 @@ _items = inbound_item_table
 
 _FINISH_ITEMS = (
     update(_items)
-    .where(
-        _items.c.id == bindparam("item_id"),
-        _items.c.state == "processing",
-        _items.c.claimed_by == bindparam("token"),
-    )
+    .where(ITEM_CLAIMS.fence(bindparam("item_id"), bindparam("token")))
     .values(
         state=bindparam("new_state"),
         ticket_id=bindparam("tid"),

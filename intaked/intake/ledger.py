@@ -27,11 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, or_, select, update
+from sqlalchemy import Connection, Engine, Row, select, update
 
-from intaked.store.claims import claim_due_rows, release_claim
+from intaked.store.claims import ClaimStates, claim_due_rows, recover_abandoned_rows, release_claims
 from intaked.store.engine import read_only
-from intaked.store.liveness import abandoned, any_abandoned
 from intaked.store.models import inbound_item_table
 from intaked.store.rawbytes import PackedRaw
 from intaked.store.settle import Unsettled
@@ -39,7 +38,10 @@ from intaked.store.types import utcnow
 
 _items = inbound_item_table
 
-
+#: Captured items wait in ``received`` and are processed under a claim in ``processing``.
+ITEM_CLAIMS = ClaimStates(_items, ready="received", working="processing")
+#: Why an item whose claims kept being abandoned was quarantined.
+_CLAIMED_TOO_OFTEN = "claimed too many times without finishing (did the worker crash on it?)"
 #: How often a claim is tried again when another worker took every item it had sized.
 CLAIM_TRIES = 3
 
@@ -85,14 +87,14 @@ def claim_batch(
     now = now or utcnow()
     retried = [_items.c.attempts > 0]
     with read_only(engine).connect() as conn:  # a look without the write lock: usually none
-        any_retried = conn.execute(select(_items.c.id).where(*_due(now), *retried).limit(1)).first()
+        any_retried = conn.execute(
+            select(_items.c.id).where(*ITEM_CLAIMS.due(now), *retried).limit(1)
+        ).first()
     token, rows = "", list[Row[Any]]()
     if any_retried:
         token, rows = claim_due_rows(
             engine,
-            _items,
-            ready="received",
-            working="processing",
+            ITEM_CLAIMS,
             limit=1,
             now=now,
             where=retried,
@@ -116,13 +118,6 @@ def ids_within_budget(sizes: Sequence[tuple[int, int]], max_bytes: int) -> list[
     return taken
 
 
-def _due(now: dt.datetime) -> list[ColumnElement[bool]]:
-    return [
-        _items.c.state == "received",
-        or_(_items.c.next_attempt_at.is_(None), _items.c.next_attempt_at <= now),
-    ]
-
-
 def _claim_fresh(
     engine: Engine, limit: int, now: dt.datetime, max_bytes: int | None, unsettled: Unsettled | None
 ) -> tuple[str, list[Row[Any]]]:
@@ -133,9 +128,7 @@ def _claim_fresh(
     if max_bytes is None:
         return claim_due_rows(
             engine,
-            _items,
-            ready="received",
-            working="processing",
+            ITEM_CLAIMS,
             limit=limit,
             now=now,
             where=fresh,
@@ -145,7 +138,7 @@ def _claim_fresh(
         with read_only(engine).connect() as conn:
             sizes = conn.execute(
                 select(_items.c.id, _items.c.raw_size)
-                .where(*_due(now), *fresh)
+                .where(*ITEM_CLAIMS.due(now), *fresh)
                 .order_by(_items.c.id)
                 .limit(limit)
             ).all()
@@ -154,9 +147,7 @@ def _claim_fresh(
         ids = ids_within_budget([(row.id, row.raw_size) for row in sizes], max_bytes)
         token, rows = claim_due_rows(
             engine,
-            _items,
-            ready="received",
-            working="processing",
+            ITEM_CLAIMS,
             limit=len(ids),
             now=now,
             where=[*fresh, _items.c.id.in_(ids)],
@@ -188,11 +179,7 @@ def finish_item(
     """Mark ``item`` done/duplicate in the caller's transaction; False if its claim was lost."""
     result = conn.execute(
         update(_items)
-        .where(
-            _items.c.id == item.id,
-            _items.c.state == "processing",
-            _items.c.claimed_by == item.token,
-        )
+        .where(ITEM_CLAIMS.fence(item.id, item.token))
         .values(state=state, ticket_id=ticket_id, processed_at=now, last_error=None)
     )
     return result.rowcount == 1
@@ -238,36 +225,17 @@ def recover_abandoned_claims(
     """Return the items whose worker died (intaked/store/liveness.py) or hung for longer than
     ``timeout_seconds`` to ``received``, or quarantine those claimed ``max_attempts`` times
     already (did they kill their worker?); returns how many were touched."""
-    now = now or utcnow()
-    base = abandoned(
-        _items, working="processing", now=now, lease_seconds=lease_seconds, timeout_seconds=timeout_seconds
+    return recover_abandoned_rows(
+        engine,
+        ITEM_CLAIMS,
+        now=now or utcnow(),
+        lease_seconds=lease_seconds,
+        timeout_seconds=timeout_seconds,
+        quarantine=(max_attempts, {"state": "quarantined", "last_error": _CLAIMED_TOO_OFTEN}),
     )
-    if not any_abandoned(engine, _items, base):
-        return 0
-    with engine.begin() as conn:
-        quarantined = conn.execute(
-            update(_items)
-            .where(base, _items.c.attempts >= max_attempts)
-            .values(
-                state="quarantined",
-                last_error="claimed too many times without finishing (did the worker crash on it?)",
-                claimed_by=None,
-                claimed_at=None,
-            )
-        ).rowcount
-        requeued = conn.execute(
-            update(_items)
-            .where(base)
-            .values(state="received", next_attempt_at=None, claimed_by=None, claimed_at=None)
-        ).rowcount
-    return int(quarantined) + int(requeued)
 
 
 def release_items(engine: Engine, items: list[ClaimedItem]) -> int:
     """Hand back claimed items this worker could not finish because the store failed under it:
     ``received`` again at once, the attempt not counted."""
-    count = 0
-    for token in sorted({item.token for item in items}):
-        ids = [item.id for item in items if item.token == token]
-        count += release_claim(engine, _items, token=token, ready="received", working="processing", ids=ids)
-    return count
+    return release_claims(engine, ITEM_CLAIMS, [(item.token, item.id) for item in items])

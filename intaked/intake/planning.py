@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
@@ -73,9 +73,37 @@ class Plan:
         return self.ticket_id
 
 
-def _thread_lookups(
-    conn: Connection, entries: Sequence[ParsedItem], prefix: str
-) -> tuple[dict[str, int], dict[str, int], dict[int, tuple[str, str]]]:
+@dataclass(slots=True)
+class _Threads:
+    """What threading a batch looks at: the stored tickets its references name (by Message-ID: the
+    ticket of the earliest stored message) and its subject tags name (by number), those tickets'
+    number and status, and the Message-IDs of the batch's entries so far (their index)."""
+
+    prefix: str
+    by_message_id: dict[str, int]
+    by_number: dict[str, int]
+    tickets: dict[int, tuple[str, str]]
+    earlier: dict[str, int] = field(default_factory=dict)
+
+    def thread(self, plan: Plan, parsed: ParsedMessage, index: int) -> int | None:
+        """Thread new entry ``index`` by its references (a stored ticket, or an earlier entry of the
+        batch); returns the ticket its subject tag names when the references found nothing."""
+        tagged: int | None = None
+        for message_id in referenced_ids(parsed):
+            if message_id in self.by_message_id:
+                plan.existing = self.by_message_id[message_id]
+                break
+            if message_id in self.earlier:
+                plan.earlier = self.earlier[message_id]
+                break
+        if plan.existing is None and plan.earlier is None:
+            tagged = first_match(subject_ticket_numbers(parsed.subject, self.prefix), self.by_number)
+        if parsed.message_id:
+            self.earlier.setdefault(parsed.message_id, index)
+        return tagged
+
+
+def _thread_lookups(conn: Connection, entries: Sequence[ParsedItem], prefix: str) -> _Threads:
     """Stored Message-IDs and tagged numbers the batch refers to, and those tickets' number and status."""
     ids: set[str] = set()
     numbers: set[str] = set()
@@ -110,7 +138,7 @@ def _thread_lookups(
             )
         )
         tickets.update({row.id: (row.number, row.status) for row in rows})
-    return by_message_id, by_number, tickets
+    return _Threads(prefix, by_message_id, by_number, tickets)
 
 
 def _ticket_addresses(conn: Connection, ticket_ids: Sequence[int]) -> dict[int, set[str]]:
@@ -201,13 +229,12 @@ def plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Settin
     ]
     raw_keys = [f"sha256:{item.raw_sha256}" for item, _, _ in entries]
     stored = find_stored(conn, [*keys, *(key for key in reuse_keys if key), *raw_keys])
-    by_message_id, by_number, tickets = _thread_lookups(conn, entries, prefix)
-    on_ticket = _ticket_addresses(conn, sorted(set(by_number.values())))
+    threads = _thread_lookups(conn, entries, prefix)
+    on_ticket = _ticket_addresses(conn, sorted(set(threads.by_number.values())))
     ours = our_addresses(settings)
-    status_now = {ticket_id: status for ticket_id, (_, status) in tickets.items()}
+    status_now = {ticket_id: status for ticket_id, (_, status) in threads.tickets.items()}
     plans: list[Plan] = []
     first_with_key: dict[str, int] = {}
-    earlier_message_ids: dict[str, int] = {}
     for index, (_, parsed, _) in enumerate(entries):
         plan = Plan(keys[index], digests[index])
         plans.append(plan)
@@ -224,9 +251,9 @@ def plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Settin
         plan.decision = Decision.NEW
         tagged: int | None = None
         if parsed is not None:
-            tagged = _thread(plan, parsed, index, by_message_id, earlier_message_ids, by_number, prefix)
+            tagged = threads.thread(plan, parsed, index)
         _plan_threading(plan, entries[index], tagged, on_ticket, settings, ours)
-        _decide(plan, tickets, status_now)
+        _decide(plan, threads.tickets, status_now)
     return plans
 
 
@@ -254,32 +281,6 @@ def _held_by(
     if held_by is None:  # the same bytes, stored when no Message-ID could be read (older parser)
         held_by = stored.get(raw_key)
     return held_by
-
-
-def _thread(
-    plan: Plan,
-    parsed: ParsedMessage,
-    index: int,
-    by_message_id: dict[str, int],
-    earlier_message_ids: dict[str, int],
-    by_number: dict[str, int],
-    prefix: str,
-) -> int | None:
-    """Thread a new entry by its references (a stored ticket, or an earlier entry of the batch);
-    returns the ticket its subject tag names when the references found nothing."""
-    tagged: int | None = None
-    for message_id in referenced_ids(parsed):
-        if message_id in by_message_id:
-            plan.existing = by_message_id[message_id]
-            break
-        if message_id in earlier_message_ids:
-            plan.earlier = earlier_message_ids[message_id]
-            break
-    if plan.existing is None and plan.earlier is None:
-        tagged = first_match(subject_ticket_numbers(parsed.subject, prefix), by_number)
-    if parsed.message_id:
-        earlier_message_ids.setdefault(parsed.message_id, index)
-    return tagged
 
 
 def _decide(plan: Plan, tickets: dict[int, tuple[str, str]], status_now: dict[int, str]) -> None:

@@ -173,21 +173,13 @@ def _record_failure(
 
 def _log_outcomes(outcomes: Sequence[IngestOutcome], parsed: Sequence[ParsedItem]) -> None:
     for outcome, (item, message, _) in zip(outcomes, parsed, strict=False):
-        log.info(
+        bound = log.bind(ticket=outcome.ticket_number, message_id=outcome.message_id, inbound_item=item.id)
+        bound.info(
             "ticket_created" if outcome.state == "done" else "duplicate_ignored",
-            ticket=outcome.ticket_number,
-            message_id=outcome.message_id,
-            inbound_item=item.id,
             problems=len(message.problems) if message else None,
         )
         if outcome.message_id_also_on:
-            log.warning(
-                "message_id_reused",
-                ticket=outcome.ticket_number,
-                message_id=outcome.message_id,
-                inbound_item=item.id,
-                also_on=outcome.message_id_also_on,
-            )
+            bound.warning("message_id_reused", also_on=outcome.message_id_also_on)
 
 
 class IntakeProcessor(WakeableWorker):
@@ -211,7 +203,6 @@ class IntakeProcessor(WakeableWorker):
         super().__init__(
             "intake",
             executor,
-            self._pass,
             poll_seconds=idle_poll_seconds,
             drain_on_stop=True,
             unsettled=Unsettled("intake"),

@@ -8,11 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_
+from sqlalchemy import ColumnElement, Connection
 
+from intaked.store.claims import ClaimStates
 from intaked.store.models import outbox_table
 
 ACTOR = "intaked"
+
+#: Outbox rows wait in ``pending`` and are sent under a claim in ``sending``.
+OUTBOX_CLAIMS = ClaimStates(outbox_table, ready="pending", working="sending")
 
 #: Work done in the transaction that records a row's outcome, only when the claim still held
 #: (e.g. the Twilio dispatcher moving the page attempt the row carries).
@@ -34,8 +38,6 @@ class OutboxRow:
     token: str
 
 
-def fenced(row: OutboxRow) -> Any:
+def fenced(row: OutboxRow) -> ColumnElement[bool]:
     """The row, only while it is still ``sending`` under this claim (the fencing token)."""
-    return and_(
-        outbox_table.c.id == row.id, outbox_table.c.state == "sending", outbox_table.c.claimed_by == row.token
-    )
+    return OUTBOX_CLAIMS.fence(row.id, row.token)

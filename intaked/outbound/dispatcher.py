@@ -14,8 +14,6 @@ blocking unit of work, also usable from tests and tools.
 from __future__ import annotations
 
 import queue
-import random
-import time
 from concurrent.futures import Executor
 
 import structlog
@@ -26,10 +24,10 @@ from intaked.config.addresses import parse_sender
 from intaked.outbound.compose import build_message
 from intaked.outbound.mailer import SmtpMailer
 from intaked.outbound.outbox import OutboxRow, claim_due, defer, hand_back, mark_failed, mark_sent
+from intaked.outbound.senders import OutboxSender
 from intaked.ports.mail import MailRelay, PermanentFailure, RelayFactory, RelayUnavailable, TemporaryFailure
 from intaked.store.settle import OutcomeHeld, Unsettled, store_unavailable
 from intaked.store.types import utcnow
-from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
 
@@ -130,7 +128,7 @@ def smtp_relay(settings: Settings) -> RelayFactory:
     return lambda: SmtpMailer(settings.outbound_mail)
 
 
-class OutboxDispatcher(WakeableWorker):
+class OutboxDispatcher(OutboxSender):
     """Runs :func:`dispatch_once` in ``outbox.senders`` loops whenever there may be mail to send;
     on stop, rows not yet sent stay queued for the next start. ``relay`` makes the relay of each
     loop (default: SMTP to ``outbound_mail``)."""
@@ -139,24 +137,14 @@ class OutboxDispatcher(WakeableWorker):
         self, engine: Engine, executor: Executor, settings: Settings, relay: RelayFactory | None = None
     ) -> None:
         self._engine = engine
-        self._settings = settings
-        self._paused_until = 0.0  # monotonic time before which no batch is claimed (relay out)
         make_relay = relay if relay is not None else smtp_relay(settings)
         # One relay connection per sending loop, kept while there is mail to send.
         self._mailers: queue.SimpleQueue[MailRelay] = queue.SimpleQueue()
         for _ in range(settings.outbox.senders):
             self._mailers.put(make_relay())
-        super().__init__(
-            "outbox",
-            executor,
-            self._pass,
-            poll_seconds=settings.outbox.poll_seconds,
-            loops=settings.outbox.senders,
-        )
+        super().__init__("outbox", executor, settings)
 
-    def _pass(self) -> int:
-        if time.monotonic() < self._paused_until:
-            return 0
+    def _send(self) -> int:
         mailer = self._mailers.get()
         try:
             handled = dispatch_once(self._engine, self._settings, mailer, self.unsettled)
@@ -165,9 +153,7 @@ class OutboxDispatcher(WakeableWorker):
             return handled
         except RelayUnavailable:
             mailer.close()
-            pause = self._settings.outbox.retry_base_seconds * random.uniform(0.5, 1.0)
-            self._paused_until = time.monotonic() + pause
-            log.warning("relay_unavailable", pause_seconds=round(pause, 1))
+            log.warning("relay_unavailable", pause_seconds=round(self._pause(), 1))
             return 0
         except BaseException:
             mailer.close()

@@ -25,10 +25,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from intaked.config import Settings
-from intaked.outbound.claimed import ACTOR, OutboxRow, Within, fenced
-from intaked.store.claims import claim_due_rows, release_claim
+from intaked.outbound.claimed import ACTOR, OUTBOX_CLAIMS, OutboxRow, Within, fenced
+from intaked.store.claims import claim_due_rows, recover_abandoned_rows, release_claims
 from intaked.store.dialect import insert_or_merge
-from intaked.store.liveness import Recovery, abandoned, any_abandoned
+from intaked.store.liveness import Recovery
 from intaked.store.models import message_table, outbox_table, ticket_event_table
 from intaked.store.settle import OutcomeHeld, Unsettled
 from intaked.store.types import utcnow
@@ -101,21 +101,13 @@ def recent_counts(
     return {recipient: int(count) for recipient, count in rows}
 
 
-def claim_due(
-    engine: Engine,
-    kind: str,
-    limit: int,
-    now: dt.datetime | None = None,
-    unsettled: Unsettled | None = None,
-) -> list[OutboxRow]:
+def claim_due(engine: Engine, kind: str, limit: int, unsettled: Unsettled | None = None) -> list[OutboxRow]:
     """Claim up to ``limit`` due rows of ``kind`` (oldest first) and commit the claim."""
     token, rows = claim_due_rows(
         engine,
-        outbox_table,
-        ready="pending",
-        working="sending",
+        OUTBOX_CLAIMS,
         limit=limit,
-        now=now or utcnow(),
+        now=utcnow(),
         where=[outbox_table.c.kind == kind],
         unsettled=unsettled,
     )
@@ -248,11 +240,7 @@ def _back_to_pending(
         with engine.begin() as conn:
             conn.execute(
                 update(outbox_table)
-                .where(
-                    outbox_table.c.id == bindparam("b_id"),
-                    outbox_table.c.state == "sending",
-                    outbox_table.c.claimed_by == bindparam("b_token"),
-                )
+                .where(OUTBOX_CLAIMS.fence(bindparam("b_id"), bindparam("b_token")))
                 .values(
                     state="pending",
                     last_error=error[:2000],
@@ -341,37 +329,22 @@ def recover_abandoned(
     """Return ``sending`` rows whose sender died (intaked/store/liveness.py) or hung for longer
     than ``timeout_seconds`` to ``pending``; they may have been sent (at least once), which the
     marker in ``last_error`` tells whoever sends them next."""
-    now = now or utcnow()
-    base = abandoned(
-        outbox_table, working="sending", now=now, lease_seconds=lease_seconds, timeout_seconds=timeout_seconds
+    return recover_abandoned_rows(
+        engine,
+        OUTBOX_CLAIMS,
+        now=now or utcnow(),
+        lease_seconds=lease_seconds,
+        timeout_seconds=timeout_seconds,
+        # The sender may have been answered before it died: whoever sends it next asks the
+        # provider first where it can (intaked/twilio/dispatcher.py).
+        requeued={"last_error": UNKNOWN_OUTCOME_AFTER_CLAIM},
     )
-    if not any_abandoned(engine, outbox_table, base):
-        return 0
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(outbox_table)
-            .where(base)
-            .values(
-                state="pending",
-                next_attempt_at=None,
-                claimed_by=None,
-                claimed_at=None,
-                # The sender may have been answered before it died: whoever sends it next asks
-                # the provider first where it can (intaked/twilio/dispatcher.py).
-                last_error=UNKNOWN_OUTCOME_AFTER_CLAIM,
-            )
-        )
-    return int(result.rowcount)
 
 
 def release_rows(engine: Engine, rows: Sequence[OutboxRow]) -> int:
     """Hand back claimed rows this sender has not tried (the store failed under it): ``pending``
     again at once, the attempt not counted."""
-    count = 0
-    for token in sorted({row.token for row in rows}):
-        ids = [row.id for row in rows if row.token == token]
-        count += release_claim(engine, outbox_table, token=token, ready="pending", working="sending", ids=ids)
-    return count
+    return release_claims(engine, OUTBOX_CLAIMS, [(row.token, row.id) for row in rows])
 
 
 def hand_back(engine: Engine, rows: Sequence[OutboxRow], unsettled: Unsettled) -> None:

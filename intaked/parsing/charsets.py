@@ -293,6 +293,17 @@ def _normalizer_guess(sample: bytes, candidates: list[str]) -> str | None:
     return enc if enc in candidates else None
 
 
+def storable_text(text: str) -> str:
+    """``text`` as every store and UTF-8 encoder takes it: no NUL characters (PostgreSQL refuses
+    them) and no lone surrogates (each becomes ``?``)."""
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def decode_text(
     data: bytes,
     declared: str | None,

@@ -16,7 +16,7 @@ from email.policy import compat32
 from typing import TypeVar
 
 from .body import BodyResult, extract_body
-from .charsets import codec_for
+from .charsets import codec_for, storable_text
 from .fingerprint import content_digest
 from .headerblock import recover_header_block
 from .headers import (
@@ -107,39 +107,29 @@ def _defects(msg: Message, problems: list[str]) -> None:
         problems.append(f"mime: {name}")
 
 
-def _clean(text: str) -> str:
-    """No NUL and no lone surrogates in stored text (PostgreSQL and UTF-8 encoders reject both)."""
-    text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
 def _sanitize(result: ParsedMessage) -> None:
     def addr(a: Address) -> Address:
-        return Address(name=_clean(a.name), address=_clean(a.address))
+        return Address(name=storable_text(a.name), address=storable_text(a.address))
 
-    result.subject = _clean(result.subject)
-    result.body_text = _clean(result.body_text)
+    result.subject = storable_text(result.subject)
+    result.body_text = storable_text(result.body_text)
     if result.body_html is not None:
-        result.body_html = _clean(result.body_html)
+        result.body_html = storable_text(result.body_html)
     result.sender = addr(result.sender) if result.sender else None
     result.to = [addr(a) for a in result.to]
     result.cc = [addr(a) for a in result.cc]
     result.reply_to = [addr(a) for a in result.reply_to]
-    result.message_id = _clean(result.message_id) if result.message_id else None
-    result.in_reply_to = _clean(result.in_reply_to) if result.in_reply_to else None
-    result.references = [_clean(r) for r in result.references]
-    result.authentication_results = [_clean(r) for r in result.authentication_results]
-    result.noise = [_clean(n) for n in result.noise]
-    result.spam_fields = [(_clean(name), _clean(value)) for name, value in result.spam_fields]
+    result.message_id = storable_text(result.message_id) if result.message_id else None
+    result.in_reply_to = storable_text(result.in_reply_to) if result.in_reply_to else None
+    result.references = [storable_text(r) for r in result.references]
+    result.authentication_results = [storable_text(r) for r in result.authentication_results]
+    result.noise = [storable_text(n) for n in result.noise]
+    result.spam_fields = [(storable_text(name), storable_text(value)) for name, value in result.spam_fields]
     result.attachments = [
         a
-        if a.filename == _clean(a.filename)
+        if a.filename == storable_text(a.filename)
         else type(a)(
-            filename=_clean(a.filename),
+            filename=storable_text(a.filename),
             content_type=a.content_type,
             content=a.content,
             content_id=a.content_id,

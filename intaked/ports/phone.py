@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+#: The status callback events a call asks for.
+CALL_EVENTS: tuple[str, ...] = ("initiated", "ringing", "answered", "completed")
 #: Prefix of the error text of a temporary failure after which the provider may have acted.
 UNKNOWN_OUTCOME = "outcome unknown"
 
@@ -106,6 +108,26 @@ class ListedRecording:
     error_code: str
 
 
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    """A call to place: once answered it runs the TwiML at ``url`` or the inline ``twiml`` (exactly
+    one of the two). The provider reports ``status_events`` to ``status_callback`` when one is
+    given; ``machine_detection`` None keeps the provider's setting; ``timeout`` is how many seconds
+    it rings (None: the provider's default)."""
+
+    to: str
+    url: str | None = None
+    twiml: str | None = None
+    status_callback: str | None = None
+    status_events: Sequence[str] = CALL_EVENTS
+    machine_detection: str | None = None
+    timeout: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.twiml is None):
+            raise ValueError("give exactly one of url and twiml")
+
+
 class PhoneProvider(Protocol):
     """What intaked asks of its phone provider; each method is blocking (database threads) and
     raises :class:`TemporaryFailure` or :class:`PermanentFailure`."""
@@ -114,18 +136,8 @@ class PhoneProvider(Protocol):
         """Queue an SMS; returns its Sid."""
         ...
 
-    def create_call(
-        self,
-        to: str,
-        *,
-        url: str | None = None,
-        twiml: str | None = None,
-        status_callback: str | None = None,
-        status_events: Sequence[str] = ...,
-        machine_detection: str | None = None,
-        timeout: int | None = None,
-    ) -> str:
-        """Place a call running the TwiML at ``url`` (or the inline ``twiml``); returns its Sid."""
+    def create_call(self, call: CallRequest) -> str:
+        """Place ``call``; returns its Sid."""
         ...
 
     def cancel_call(self, sid: str) -> str:

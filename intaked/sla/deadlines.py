@@ -16,7 +16,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from intaked.sla.calendar import WorkingCalendar
 from intaked.sla.context import SlaContext
@@ -72,6 +72,32 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
+class _Window(NamedTuple):
+    """A target's warning instant and deadline (both None when the target does not apply)."""
+
+    warn: dt.datetime | None = None
+    due: dt.datetime | None = None
+
+
+def _window(
+    target: Target,
+    calendar: WorkingCalendar,
+    start: dt.datetime,
+    warn: float,
+    paused: dt.timedelta = dt.timedelta(0),
+) -> _Window:
+    """When ``target``, started at ``start`` and held for ``paused``, warns and falls due (UTC)."""
+    return _Window(
+        warn=_utc(at_fraction(target, calendar, start, warn, paused)),
+        due=_utc(target.deadline(calendar, start, paused)),
+    )
+
+
+def _note(target: Target, since: str) -> dict[str, Any]:
+    """How the snapshot describes ``target``, counted from the column ``since``."""
+    return {"target": target.text, "clock": target.clock, "from": since}
+
+
 def compute(ctx: SlaContext, ticket: Mapping[Any, Any]) -> Deadlines:
     """The deadlines of ``ticket`` (a row or mapping with the ``tickets`` columns)."""
     calendar_name = ctx.calendar_name_for(ticket["team"])
@@ -80,52 +106,38 @@ def compute(ctx: SlaContext, ticket: Mapping[Any, Any]) -> Deadlines:
     created: dt.datetime = ticket.get("released_at") or received  # triage and response start
     occurred: dt.datetime = ticket["occurred_at"] or received
     priority: str | None = ticket["priority"]
-    status: str = ticket["status"]
     paused = dt.timedelta(seconds=float(ticket["sla_paused_seconds"] or 0.0))
     warn = ctx.settings.sla.warn_at
     since = "released_at" if ticket.get("released_at") else "created_at"
-    if status == "spam":
+    if ticket["status"] == "spam":
         return Deadlines(calendar_name, None, None, None, None, None, None, None, {"calendar": calendar_name})
     snapshot: dict[str, Any] = {
         "calendar": calendar_name,
         "timezone": str(calendar.tz),
         "standard_day_hours": calendar.standard_day.total_seconds() / 3600,
-        "triage": {"target": ctx.triage.text, "clock": ctx.triage.clock, "from": since},
+        "triage": _note(ctx.triage, since),
         "priority": priority,
         "warn_at": warn,
     }
     triage_due = _utc(ctx.triage.deadline(calendar, created))
-    response_due = response_warn = resolution_due = resolution_warn = None
+    response = resolution = _Window()
     if priority is not None and priority in ctx.policies:
         policy = ctx.policies[priority]
-        response_due = _utc(policy.response.deadline(calendar, created))
-        response_warn = _utc(at_fraction(policy.response, calendar, created, warn))
-        resolution_due = _utc(policy.resolution.deadline(calendar, occurred, paused))
-        resolution_warn = _utc(at_fraction(policy.resolution, calendar, occurred, warn, paused))
-        snapshot["response"] = {
-            "target": policy.response.text,
-            "clock": policy.response.clock,
-            "from": since,
+        response = _window(policy.response, calendar, created, warn)
+        resolution = _window(policy.resolution, calendar, occurred, warn, paused)
+        snapshot["response"] = _note(policy.response, since)
+        snapshot["resolution"] = _note(policy.resolution, "occurred_at") | {
+            "paused_seconds": paused.total_seconds()
         }
-        snapshot["resolution"] = {
-            "target": policy.resolution.text,
-            "clock": policy.resolution.clock,
-            "from": "occurred_at",
-            "paused_seconds": paused.total_seconds(),
-        }
-    auto_close = _auto_close(ctx, calendar, ticket, snapshot)
-    next_check = _next_check(
-        ticket, triage_due, (response_warn, response_due), (resolution_warn, resolution_due)
-    )
     return Deadlines(
         calendar=calendar_name,
         triage_due_at=triage_due,
-        response_due_at=response_due,
-        response_warn_at=response_warn,
-        resolution_due_at=resolution_due,
-        resolution_warn_at=resolution_warn,
-        auto_close_at=auto_close,
-        next_check_at=next_check,
+        response_due_at=response.due,
+        response_warn_at=response.warn,
+        resolution_due_at=resolution.due,
+        resolution_warn_at=resolution.warn,
+        auto_close_at=_auto_close(ctx, calendar, ticket, snapshot),
+        next_check_at=_next_check(ticket, triage_due, response, resolution),
         snapshot=snapshot,
     )
 
@@ -136,19 +148,15 @@ def _auto_close(
     """When a resolved ticket closes by itself (None unless resolved); noted in ``snapshot``."""
     if ticket["status"] != "resolved" or ticket["resolved_at"] is None:
         return None
-    snapshot["auto_close"] = {
-        "target": ctx.auto_close.text,
-        "clock": ctx.auto_close.clock,
-        "from": "resolved_at",
-    }
+    snapshot["auto_close"] = _note(ctx.auto_close, "resolved_at")
     return _utc(ctx.auto_close.deadline(calendar, ticket["resolved_at"]))
 
 
 def _next_check(
     ticket: Mapping[Any, Any],
     triage_due: dt.datetime | None,
-    response: tuple[dt.datetime | None, dt.datetime | None],
-    resolution: tuple[dt.datetime | None, dt.datetime | None],
+    response: _Window,
+    resolution: _Window,
 ) -> dt.datetime | None:
     """The earliest warning or deadline not yet acted on, of the targets whose clock runs
     (``response`` and ``resolution``: their warning and due instants); None when none is left."""

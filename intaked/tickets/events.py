@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
+from intaked.parsing.charsets import storable_text
 from intaked.store.models import ticket_event_table
 
 ACTOR = "intaked"
@@ -25,16 +26,8 @@ _INSERT_EVENTS = insert(ticket_event_table)
 
 
 def clean_text(value: str | None) -> str | None:
-    """Text the database accepts: no NUL characters (PostgreSQL refuses them), no lone surrogates."""
-    if value is None:
-        return None
-    if "\x00" in value:
-        value = value.replace("\x00", "")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    return value
+    """Text the database accepts (:func:`~intaked.parsing.charsets.storable_text`); None stays None."""
+    return None if value is None else storable_text(value)
 
 
 def to_json(value: Any) -> str:

@@ -22,7 +22,6 @@ import datetime as dt
 import email.utils
 import json
 import threading
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,6 +34,7 @@ from twilio.rest import Client
 
 from intaked.config import Settings, TwilioSettings
 from intaked.ports.phone import (
+    CallRequest,
     ListedCall,
     ListedRecording,
     PermanentFailure,
@@ -45,8 +45,6 @@ from intaked.twilio.media import download_recording
 
 log = structlog.get_logger(__name__)
 
-#: Status callback events a paging call asks for.
-CALL_EVENTS: tuple[str, ...] = ("initiated", "ringing", "answered", "completed")
 #: Twilio error codes that mean a call is already over (nothing left to cancel).
 CALL_ALREADY_ENDED_CODES = frozenset({20404, 21220})
 #: How many of a number's newest messages or calls reconciliation looks at.
@@ -73,27 +71,9 @@ class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
             return urlunsplit((self._scheme, self._netloc, parts.path, parts.query, parts.fragment))
         return url
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Response:
-        response: Response = super().request(
-            method,
-            self.rebase(url),
-            params=params,
-            data=data,
-            headers=headers,
-            auth=auth,
-            timeout=timeout,
-            allow_redirects=allow_redirects,
-        )
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        """The library's request, sent to the rebased ``url`` (everything else passed on as is)."""
+        response: Response = super().request(method, self.rebase(url), *args, **kwargs)
         self._local.last_error_text = response.text if response.status_code >= 400 else ""
         return response
 
@@ -187,56 +167,45 @@ class TwilioClient:
         message = self._call("create message", self._account.messages.create, **kwargs)
         return str(message.sid)
 
-    def create_call(
-        self,
-        to: str,
-        *,
-        url: str | None = None,
-        twiml: str | None = None,
-        status_callback: str | None = None,
-        status_events: Sequence[str] = CALL_EVENTS,
-        machine_detection: str | None = None,
-        timeout: int | None = None,
-    ) -> str:
-        """Place a call that runs the TwiML at ``url`` (or the inline ``twiml``); returns its Call Sid."""
-        if (url is None) == (twiml is None):
-            raise ValueError("give exactly one of url and twiml")
-        kwargs: dict[str, Any] = {"to": to, "from_": self._settings.from_number}
-        if url is not None:
-            kwargs["url"] = url
+    def create_call(self, call: CallRequest) -> str:
+        """Place ``call`` (the TwiML at its ``url``, or its inline ``twiml``); returns its Call Sid."""
+        kwargs: dict[str, Any] = {"to": call.to, "from_": self._settings.from_number}
+        if call.url is not None:
+            kwargs["url"] = call.url
         else:
-            kwargs["twiml"] = twiml
-        if status_callback:
-            kwargs["status_callback"] = status_callback
-            kwargs["status_callback_event"] = list(status_events)
+            kwargs["twiml"] = call.twiml
+        if call.status_callback:
+            kwargs["status_callback"] = call.status_callback
+            kwargs["status_callback_event"] = list(call.status_events)
             kwargs["status_callback_method"] = "POST"
-        detection = self._settings.machine_detection if machine_detection is None else machine_detection
+        detection = (
+            self._settings.machine_detection if call.machine_detection is None else call.machine_detection
+        )
         if detection:
             kwargs["machine_detection"] = detection
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-        call = self._call("create call", self._account.calls.create, **kwargs)
-        return str(call.sid)
+        if call.timeout is not None:
+            kwargs["timeout"] = call.timeout
+        created = self._call("create call", self._account.calls.create, **kwargs)
+        return str(created.sid)
 
     def cancel_call(self, sid: str) -> str:
         """Stop a call: ``canceled`` while queued or ringing, hung up (``completed``) once answered.
         A call that is already over or unknown to Twilio counts as stopped. Returns its status."""
+        status = self._set_call_status("cancel call", sid, "canceled")
+        if status == "in-progress":
+            status = self._set_call_status("hang up call", sid, "completed")
+        return status
+
+    def _set_call_status(self, what: str, sid: str, status: str) -> str:
+        """Ask Twilio to move call ``sid`` to ``status``; the status it reports then, or ``ended``
+        when the call is already over or unknown to Twilio."""
         try:
-            call = self._call("cancel call", self._account.calls(sid).update, status="canceled")
+            call = self._call(what, self._account.calls(sid).update, status=status)
         except PermanentFailure as exc:
             if exc.code in CALL_ALREADY_ENDED_CODES or exc.status == 404:
                 return "ended"
             raise
-        status = str(call.status)
-        if status == "in-progress":
-            try:
-                call = self._call("hang up call", self._account.calls(sid).update, status="completed")
-            except PermanentFailure as exc:
-                if exc.code in CALL_ALREADY_ENDED_CODES or exc.status == 404:
-                    return "ended"
-                raise
-            status = str(call.status)
-        return status
+        return str(call.status)
 
     def find_messages(self, to: str, since: dt.datetime) -> list[ProviderRecord]:
         """The messages to ``to`` created at or after ``since`` (of its newest few), newest first."""

@@ -29,8 +29,6 @@ row knows yet, is adopted instead of sending again.
 from __future__ import annotations
 
 import math
-import random
-import time
 from concurrent.futures import Executor
 from typing import Any
 
@@ -52,10 +50,12 @@ from intaked.outbound.outbox import (
     mark_failed,
     mark_sent,
 )
+from intaked.outbound.senders import OutboxSender
 from intaked.ports.phone import (
     CALL_STATUS_PATH,
     SMS_STATUS_PATH,
     UNKNOWN_OUTCOME,
+    CallRequest,
     PermanentFailure,
     PhoneProvider,
     ProviderRecord,
@@ -75,7 +75,6 @@ from intaked.twilio.outcomes import (
     on_temporary,
 )
 from intaked.twilio.rate import TokenBucket
-from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
 
@@ -249,7 +248,7 @@ class TwilioSender:
         if row.kind == "call":
             self._bucket.acquire()
             timeout = payload.get("timeout")
-            return self._client.create_call(
+            call = CallRequest(
                 to,
                 url=payload.get("url"),
                 twiml=payload.get("twiml"),
@@ -257,6 +256,7 @@ class TwilioSender:
                 machine_detection=payload.get("machine_detection"),
                 timeout=int(timeout) if timeout is not None else None,
             )
+            return self._client.create_call(call)
         raise ValueError(f"not a Twilio outbox kind: {row.kind!r}")
 
     def _reconcile(self, row: OutboxRow, bound: Any) -> str | None:
@@ -337,7 +337,7 @@ class TwilioSender:
         bound.info("twilio_call_cancelled", call_status=status)
 
 
-class TwilioDispatcher(WakeableWorker):
+class TwilioDispatcher(OutboxSender):
     """Runs the :class:`TwilioSender` for every kind in ``outbox.senders`` loops whenever there
     may be something to send; pauses after Twilio was unavailable. One rate limit for calls is
     shared by the loops."""
@@ -351,29 +351,16 @@ class TwilioDispatcher(WakeableWorker):
         on_attempt: AttemptListener,
     ) -> None:
         self._engine = engine
-        self._settings = settings
         unsettled = Unsettled("twilio")
         self._sender = TwilioSender(engine, settings, phone, unsettled=unsettled, on_attempt=on_attempt)
-        self._paused_until = 0.0
-        super().__init__(
-            "twilio",
-            executor,
-            self._pass,
-            poll_seconds=settings.outbox.poll_seconds,
-            loops=settings.outbox.senders,
-            unsettled=unsettled,
-        )
+        super().__init__("twilio", executor, settings, unsettled)
 
-    def _pass(self) -> int:
-        if time.monotonic() < self._paused_until:
-            return 0
+    def _send(self) -> int:
         handled = 0
         for kind in KINDS:
             try:
                 handled += self._sender.dispatch_once(kind)
             except TemporaryFailure as exc:
-                pause = self._settings.outbox.retry_base_seconds * random.uniform(0.5, 1.0)
-                self._paused_until = time.monotonic() + pause
-                log.warning("twilio_unavailable", error=str(exc), pause_seconds=round(pause, 2))
+                log.warning("twilio_unavailable", error=str(exc), pause_seconds=round(self._pause(), 2))
                 return 0
         return handled

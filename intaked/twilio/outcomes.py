@@ -5,8 +5,9 @@ back about a row's earlier tries (intaked/twilio/dispatcher.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, Row, select, update
 
 from intaked.outbound.attempts import (
     AttemptListener,
@@ -27,11 +28,14 @@ def attempt_id_of(row: OutboxRow) -> int | None:
     return int(value) if value is not None else None
 
 
+def _locked_attempt(conn: Connection, attempt_id: int | None) -> Row[Any] | None:
+    """The page attempt ``attempt_id``, locked (None when the row carries none or it is gone)."""
+    return None if attempt_id is None else lock_attempt(conn, attempt_id)
+
+
 def on_success(attempt_id: int | None, sid: str, listener: AttemptListener) -> Callable[[Connection], None]:
     def record(conn: Connection) -> None:
-        if attempt_id is None:
-            return
-        attempt = lock_attempt(conn, attempt_id)
+        attempt = _locked_attempt(conn, attempt_id)
         if attempt is None:
             return
         now = utcnow()
@@ -50,10 +54,8 @@ def on_permanent(
     attempt_id: int | None, exc: PermanentFailure, kind: str, listener: AttemptListener
 ) -> Callable[[Connection], None]:
     def record(conn: Connection) -> None:
-        if attempt_id is None or kind == "call_cancel":  # a cancel that failed does not fail the call
-            return
-        attempt = lock_attempt(conn, attempt_id)
-        if attempt is None:
+        attempt = None if kind == "call_cancel" else _locked_attempt(conn, attempt_id)
+        if attempt is None:  # no attempt, or a cancel that failed (it does not fail the call)
             return
         code = str(exc.code) if exc.code is not None else None
         move_attempt(conn, attempt, "failed", utcnow(), listener=listener, error_code=code, error=str(exc))
@@ -63,10 +65,7 @@ def on_permanent(
 
 def on_temporary(error: str, listener: AttemptListener) -> Callable[[Connection, OutboxRow, str], None]:
     def record(conn: Connection, row: OutboxRow, state: str) -> None:
-        attempt_id = attempt_id_of(row)
-        if attempt_id is None:
-            return
-        attempt = lock_attempt(conn, attempt_id)
+        attempt = _locked_attempt(conn, attempt_id_of(row))
         if attempt is None:
             return
         now = utcnow()

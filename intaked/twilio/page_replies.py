@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import structlog
@@ -30,6 +31,8 @@ _pages = page_table
 
 ACK_WORDS = frozenset({"1", "ack", "ok", "yes", "確認", "收到", "確定"})
 MAX_REPEATS = 3
+#: The statuses of a page call's attempt until the call is answered.
+_NOT_ANSWERED = ("queued", "sent", "ringing")
 _TOKENS = re.compile(r"[0-9]+|[^\s0-9,.;:!?，。！？、]+")
 
 
@@ -44,105 +47,118 @@ def voice_settings(settings: Settings) -> VoiceSettings:
     )
 
 
-def _attempt(conn: Connection, attempt_id: int) -> Any:
-    return conn.execute(select(_attempts).where(_attempts.c.id == attempt_id)).mappings().one_or_none()
+@dataclass(frozen=True, slots=True)
+class PageCall:
+    """A page call Twilio asks about (a handler of intaked/twilio/page_webhooks.py), answered in
+    the caller's transaction: ``attempt_id`` is its page attempt, ``base_url`` where our webhooks
+    are, ``now`` when Twilio asked. Each answer is TwiML."""
 
+    conn: Connection
+    settings: Settings
+    attempt_id: int
+    _: KW_ONLY
+    base_url: str
+    now: dt.datetime
 
-def call_twiml(
-    conn: Connection,
-    settings: Settings,
-    attempt_id: int,
-    *,
-    base_url: str,
-    answered_by: str = "",
-    repeats: int = 0,
-    now: dt.datetime,
-) -> str:
-    """The TwiML of a page call when it is answered (or asked to repeat)."""
-    voice = voice_settings(settings)
-    attempt = _attempt(conn, attempt_id)
-    if attempt is None:
-        return say_twiml(voice, "找不到此呼叫。", "This page is unknown.")
-    page = conn.execute(select(_pages).where(_pages.c.id == attempt["page_id"])).mappings().one()
-    ticket = ticket_row(conn, page["ticket_id"])
-    if attempt["status"] in ("queued", "sent", "ringing"):
-        conn.execute(
-            update(_attempts)
-            .where(_attempts.c.id == attempt_id, _attempts.c.status.in_(("queued", "sent", "ringing")))
-            .values(status="answered", answered_at=now)
+    @property
+    def _voice(self) -> VoiceSettings:
+        return voice_settings(self.settings)
+
+    def answered(self, answered_by: str = "", repeats: int = 0) -> str:
+        """The call is answered (or asked to repeat): the page's menu, or why there is none."""
+        attempt = self._attempt()
+        if attempt is None:
+            return self._unknown()
+        conn, voice = self.conn, self._voice
+        page = conn.execute(select(_pages).where(_pages.c.id == attempt["page_id"])).mappings().one()
+        ticket = ticket_row(conn, page["ticket_id"])
+        if attempt["status"] in _NOT_ANSWERED:
+            conn.execute(
+                update(_attempts)
+                .where(_attempts.c.id == self.attempt_id, _attempts.c.status.in_(_NOT_ANSWERED))
+                .values(status="answered", answered_at=self.now)
+            )
+        facts = page_facts(ticket, page)
+        if page["state"] != "active":
+            by = page["acknowledged_by"] or ""
+            return say_twiml(
+                voice,
+                f"工單 {facts.number} 已由 {by} 確認，不需處理。"
+                if by
+                else f"工單 {facts.number} 的呼叫已結束。",
+                f"Ticket already acknowledged by {by}." if by else "This page has ended.",
+            )
+        if answered_by.startswith(("machine", "fax")):
+            # A voicemail box: leave the summary, which does not acknowledge anything.
+            return say_twiml(
+                voice,
+                f"資訊緊急事件 {facts.priority}，工單 {facts.number}。{facts.subject}。"
+                "請盡快回電或回覆簡訊。",
+                f"IT emergency {facts.priority}, ticket {facts.number}. Please respond.",
+            )
+        if repeats >= MAX_REPEATS:
+            return say_twiml(voice, "未收到回應，再見。", "No response. Goodbye.")
+        action = f"{self.base_url}{KEYPRESS_PATH}?attempt={self.attempt_id}"
+        again = f"{self.base_url}{page_call_path(self.attempt_id)}&repeat={repeats + 1}"
+        return page_twiml(facts, voice, action, repeat_url=again)
+
+    def keypress(self, digits: str) -> str:
+        """A key pressed: 1 acknowledges, 9 escalates now, * (or anything else) repeats."""
+        attempt = self._attempt()
+        if attempt is None:
+            return self._unknown()
+        bound = log.bind(
+            attempt=self.attempt_id, page=attempt["page_id"], person=attempt["person"], digits=digits
         )
-    facts = page_facts(ticket, page)
-    if page["state"] != "active":
-        by = page["acknowledged_by"] or ""
-        return say_twiml(
-            voice,
-            f"工單 {facts.number} 已由 {by} 確認，不需處理。"
-            if by
-            else f"工單 {facts.number} 的呼叫已結束。",
-            f"Ticket already acknowledged by {by}." if by else "This page has ended.",
-        )
-    if answered_by.startswith(("machine", "fax")):
-        # A voicemail box: leave the summary, which does not acknowledge anything.
-        return say_twiml(
-            voice,
-            f"資訊緊急事件 {facts.priority}，工單 {facts.number}。{facts.subject}。請盡快回電或回覆簡訊。",
-            f"IT emergency {facts.priority}, ticket {facts.number}. Please respond.",
-        )
-    if repeats >= MAX_REPEATS:
-        return say_twiml(voice, "未收到回應，再見。", "No response. Goodbye.")
-    action = f"{base_url}{KEYPRESS_PATH}?attempt={attempt_id}"
-    again = f"{base_url}{page_call_path(attempt_id)}&repeat={repeats + 1}"
-    return page_twiml(facts, voice, action, repeat_url=again)
+        if digits == "1":
+            return self._acknowledge(attempt, bound)
+        if digits == "9":
+            return self._escalate(attempt, bound)
+        return redirect_twiml(self.base_url + page_call_path(self.attempt_id))
 
-
-def keypress(
-    conn: Connection,
-    settings: Settings,
-    attempt_id: int,
-    digits: str,
-    *,
-    base_url: str,
-    now: dt.datetime,
-) -> str:
-    """A key pressed on a page call: 1 acknowledges, 9 escalates now, * (or anything else) repeats."""
-    voice = voice_settings(settings)
-    attempt = _attempt(conn, attempt_id)
-    if attempt is None:
-        return say_twiml(voice, "找不到此呼叫。", "This page is unknown.")
-    bound = log.bind(attempt=attempt_id, page=attempt["page_id"], person=attempt["person"], digits=digits)
-    if digits == "1":
+    def _acknowledge(self, attempt: Any, bound: Any) -> str:
         result = acknowledge(
-            conn,
-            settings,
+            self.conn,
+            self.settings,
             attempt["page_id"],
             by=attempt["person"],
             channel="call",
-            now=now,
-            attempt_id=attempt_id,
+            now=self.now,
+            attempt_id=self.attempt_id,
         )
         if result.acknowledged:
             bound.info("page_ack_by_keypress")
             return say_twiml(
-                voice,
+                self._voice,
                 f"已確認工單 {result.number}，你是事件指揮官。謝謝。",
                 "Acknowledged. You are the incident commander. Thank you.",
             )
         zh, en = not_acknowledged_text(result)
-        return say_twiml(voice, zh, en)
-    if digits == "9":
-        page = lock_page(conn, attempt["page_id"])
-        current = page is not None and _is_current_step(page, attempt)
+        return say_twiml(self._voice, zh, en)
+
+    def _escalate(self, attempt: Any, bound: Any) -> str:
+        page = lock_page(self.conn, attempt["page_id"])
         if (
             page is not None
-            and current
+            and _is_current_step(page, attempt)
             and escalate_now(
-                conn, page, reason=f"9 pressed by {attempt['person']}", actor=attempt["person"], now=now
+                self.conn,
+                page,
+                reason=f"9 pressed by {attempt['person']}",
+                actor=attempt["person"],
+                now=self.now,
             )
         ):
             bound.warning("page_escalated_by_keypress")
-            return say_twiml(voice, "正在立即升級。", "Escalating now.")
-        return say_twiml(voice, "此呼叫已結束。", "This page has ended.")
-    return redirect_twiml(base_url + page_call_path(attempt_id))
+            return say_twiml(self._voice, "正在立即升級。", "Escalating now.")
+        return say_twiml(self._voice, "此呼叫已結束。", "This page has ended.")
+
+    def _attempt(self) -> Any:
+        query = select(_attempts).where(_attempts.c.id == self.attempt_id)
+        return self.conn.execute(query).mappings().one_or_none()
+
+    def _unknown(self) -> str:
+        return say_twiml(self._voice, "找不到此呼叫。", "This page is unknown.")
 
 
 def sms_reply(

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from intaked.store.receipts import record_receipt
 from intaked.twilio.context import WebhookContext
-from intaked.twilio.page_replies import call_twiml, keypress, sms_reply
+from intaked.twilio.page_replies import PageCall, sms_reply
 from intaked.twilio.server import WebhookRequest, WebhookResponse
 from intaked.twilio.twiml import empty_twiml, sms_twiml
 
@@ -38,14 +38,9 @@ def voice_page(context: WebhookContext, engine: Engine, request: WebhookRequest)
         return NO_ATTEMPT
     repeat = request.query_get("repeat") or "0"
     with engine.begin() as conn:
-        xml = call_twiml(
-            conn,
-            context.settings,
-            attempt,
-            base_url=context.base_url,
-            answered_by=request.get("AnsweredBy") or "",
-            repeats=int(repeat) if repeat.isdigit() else 0,
-            now=request.received_at,
+        call = PageCall(conn, context.settings, attempt, base_url=context.base_url, now=request.received_at)
+        xml = call.answered(
+            answered_by=request.get("AnsweredBy") or "", repeats=int(repeat) if repeat.isdigit() else 0
         )
     return WebhookResponse.twiml(xml)
 
@@ -62,9 +57,8 @@ def voice_keypress(context: WebhookContext, engine: Engine, request: WebhookRequ
             conn, "page_keypress", call_sid, f"{attempt}:{digits}", request.params, request.received_at
         ):
             return WebhookResponse.twiml(empty_twiml())  # a replay: already acted on
-        xml = keypress(
-            conn, context.settings, attempt, digits, base_url=context.base_url, now=request.received_at
-        )
+        call = PageCall(conn, context.settings, attempt, base_url=context.base_url, now=request.received_at)
+        xml = call.keypress(digits)
     return WebhookResponse.twiml(xml)
 
 

@@ -28,7 +28,6 @@ STATUS = "status"  # Twilio's status callbacks of page SMS and calls
 PAGING = "paging"  # answered page calls, keypresses, SMS replies
 VOICEMAIL = "voicemail"  # recording status and transcription callbacks
 HOTLINE = "hotline"  # the hotline's calls (with hotline.numbers only)
-GROUPS = (STATUS, PAGING, VOICEMAIL, HOTLINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,20 +37,33 @@ class Route:
     group: str
 
 
-TABLE: tuple[Route, ...] = (
-    Route(phone.SMS_STATUS_PATH, status_webhooks.sms_status, STATUS),
-    Route(phone.CALL_STATUS_PATH, status_webhooks.call_status, STATUS),
-    Route(phone.VOICE_PAGE_PATH, page_webhooks.voice_page, PAGING),
-    Route(phone.KEYPRESS_PATH, page_webhooks.voice_keypress, PAGING),
-    Route(phone.SMS_INCOMING_PATH, page_webhooks.sms_incoming, PAGING),
-    Route(phone.RECORDING_PATH, voicemail_webhooks.recording, VOICEMAIL),
-    Route(phone.TRANSCRIPTION_PATH, voicemail_webhooks.transcription, VOICEMAIL),
-    Route(phone.INCOMING_PATH, hotline_webhooks.incoming, HOTLINE),
-    Route(phone.MENU_PATH, hotline_webhooks.menu, HOTLINE),
-    Route(phone.SPEECH_PATH, hotline_webhooks.speech, HOTLINE),
-    Route(phone.DIAL_DONE_PATH, hotline_webhooks.dial_done, HOTLINE),
-    Route(phone.RECORDED_PATH, hotline_webhooks.recorded, HOTLINE),
-    Route(phone.STATUS_PATH, hotline_webhooks.status, HOTLINE),
+#: Each group's webhooks: (path, handler).
+_BY_GROUP: dict[str, tuple[tuple[str, Endpoint], ...]] = {
+    STATUS: (
+        (phone.SMS_STATUS_PATH, status_webhooks.sms_status),
+        (phone.CALL_STATUS_PATH, status_webhooks.call_status),
+    ),
+    PAGING: (
+        (phone.VOICE_PAGE_PATH, page_webhooks.voice_page),
+        (phone.KEYPRESS_PATH, page_webhooks.voice_keypress),
+        (phone.SMS_INCOMING_PATH, page_webhooks.sms_incoming),
+    ),
+    VOICEMAIL: (
+        (phone.RECORDING_PATH, voicemail_webhooks.recording),
+        (phone.TRANSCRIPTION_PATH, voicemail_webhooks.transcription),
+    ),
+    HOTLINE: (
+        (phone.INCOMING_PATH, hotline_webhooks.incoming),
+        (phone.MENU_PATH, hotline_webhooks.menu),
+        (phone.SPEECH_PATH, hotline_webhooks.speech),
+        (phone.DIAL_DONE_PATH, hotline_webhooks.dial_done),
+        (phone.RECORDED_PATH, hotline_webhooks.recorded),
+        (phone.STATUS_PATH, hotline_webhooks.status),
+    ),
+}
+GROUPS = tuple(_BY_GROUP)
+TABLE: tuple[Route, ...] = tuple(
+    Route(path, handler, group) for group, routes in _BY_GROUP.items() for path, handler in routes
 )
 
 

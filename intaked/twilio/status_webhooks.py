@@ -21,6 +21,8 @@ These are the reference for the escalation engine's own handlers (keypresses, SM
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 
 import structlog
@@ -54,16 +56,35 @@ CALL_STATUSES: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _Callback:
+    """One kind of status callback: the endpoint its receipts are recorded under, the form fields
+    that carry its Sid and its status (the first one given counts), and its statuses mapped to ours."""
+
+    endpoint: str
+    sid_fields: tuple[str, ...]
+    status_fields: tuple[str, ...]
+    statuses: Mapping[str, str]
+
+
+_SMS = _Callback("sms_status", ("MessageSid", "SmsSid"), ("MessageStatus", "SmsStatus"), SMS_STATUSES)
+_CALL = _Callback("call_status", ("CallSid",), ("CallStatus",), CALL_STATUSES)
+
+
+def _first(request: WebhookRequest, fields: tuple[str, ...]) -> str | None:
+    """The first of ``fields`` the request gives a non-empty value (else the last one's value)."""
+    value: str | None = None
+    for name in fields:
+        value = value or request.get(name)
+    return value
+
+
 def _apply(
-    engine: Engine,
-    request: WebhookRequest,
-    on_attempt: AttemptListener,
-    *,
-    endpoint: str,
-    sid: str | None,
-    twilio_status: str | None,
-    mapping: dict[str, str],
+    engine: Engine, request: WebhookRequest, on_attempt: AttemptListener, callback: _Callback
 ) -> WebhookResponse:
+    endpoint = callback.endpoint
+    sid = _first(request, callback.sid_fields)
+    twilio_status = _first(request, callback.status_fields)
     if not sid or not twilio_status:
         log.warning("status_callback_incomplete", path=request.path, sid=sid, status=twilio_status)
         return WebhookResponse(HTTPStatus.BAD_REQUEST)
@@ -74,7 +95,7 @@ def _apply(
         if not record_receipt(conn, endpoint, sid, twilio_status, request.params, now):
             bound.info("status_callback_replayed")
             return WebhookResponse.empty()
-        new = mapping.get(twilio_status)
+        new = callback.statuses.get(twilio_status)
         if new is None:
             return WebhookResponse.empty()
         attempt = (
@@ -104,25 +125,9 @@ def _apply(
 
 def sms_status(context: WebhookContext, engine: Engine, request: WebhookRequest) -> WebhookResponse:
     """``/twilio/status/sms``: a page SMS was sent, delivered or not."""
-    return _apply(
-        engine,
-        request,
-        context.on_attempt,
-        endpoint="sms_status",
-        sid=request.get("MessageSid") or request.get("SmsSid"),
-        twilio_status=request.get("MessageStatus") or request.get("SmsStatus"),
-        mapping=SMS_STATUSES,
-    )
+    return _apply(engine, request, context.on_attempt, _SMS)
 
 
 def call_status(context: WebhookContext, engine: Engine, request: WebhookRequest) -> WebhookResponse:
     """``/twilio/status/call``: a page call is ringing, was answered, ended or failed."""
-    return _apply(
-        engine,
-        request,
-        context.on_attempt,
-        endpoint="call_status",
-        sid=request.get("CallSid"),
-        twilio_status=request.get("CallStatus"),
-        mapping=CALL_STATUSES,
-    )
+    return _apply(engine, request, context.on_attempt, _CALL)

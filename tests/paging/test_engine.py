@@ -27,7 +27,7 @@ from intaked.store.models import (
     ticket_table,
 )
 from intaked.tickets.lifecycle import resolve, triage
-from intaked.twilio.page_replies import call_twiml, keypress, sms_reply
+from intaked.twilio.page_replies import PageCall, sms_reply
 
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Taipei
 CHEN, LIN, WANG = "+886911111111", "+886922222222", "+886933333333"
@@ -311,16 +311,15 @@ def test_keypresses_one_acknowledges_nine_escalates(engine: Engine, settings: Se
     base = "https://intaked.example.com"
     now = T0 + dt.timedelta(seconds=30)
     with engine.begin() as conn:
-        machine = call_twiml(
-            conn, settings, call["id"], base_url=base, answered_by="machine_end_beep", now=now
-        )
+        answering = PageCall(conn, settings, call["id"], base_url=base, now=now)
+        machine = answering.answered(answered_by="machine_end_beep")
         assert "<Gather" not in machine and "IT-202611-00042" in machine
-        human = call_twiml(conn, settings, call["id"], base_url=base, answered_by="human", now=now)
+        human = answering.answered(answered_by="human")
         assert "<Gather" in human and f"keypress?attempt={call['id']}" in human
-        assert "Escalating now." in keypress(conn, settings, call["id"], "9", base_url=base, now=now)
+        assert "Escalating now." in answering.keypress("9")
     assert page(engine)["next_step_at"] == now
     with engine.begin() as conn:
-        answer = keypress(conn, settings, call["id"], "1", base_url=base, now=now)
+        answer = PageCall(conn, settings, call["id"], base_url=base, now=now).keypress("1")
     assert "你是事件指揮官" in answer
     p = page(engine)
     assert (p["state"], p["acknowledged_by"], p["ack_channel"]) == ("acknowledged", "chen", "call")
@@ -422,11 +421,11 @@ def test_9_on_an_earlier_steps_call_does_not_skip_the_current_step(
     due = page(engine)["next_step_at"]
     now = T0 + dt.timedelta(minutes=6)
     with engine.begin() as conn:
-        keypress(conn, settings, chen_call["id"], "9", base_url="https://h", now=now)
+        PageCall(conn, settings, chen_call["id"], base_url="https://h", now=now).keypress("9")
     assert page(engine)["next_step_at"] == due, "chen's old call cannot cut lin's step short"
     lin_call = attempts(engine)[3]
     with engine.begin() as conn:
-        keypress(conn, settings, lin_call["id"], "9", base_url="https://h", now=now)
+        PageCall(conn, settings, lin_call["id"], base_url="https://h", now=now).keypress("9")
     assert page(engine)["next_step_at"] == now
 
 

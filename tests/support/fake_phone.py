@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from intaked.ports.phone import (
+    CallRequest,
     ListedCall,
     ListedRecording,
     ProviderFailure,
@@ -77,22 +77,10 @@ class FakePhoneProvider:
         self.messages.insert(0, ProviderRecord(sid, to, "queued", body, dt.datetime.now(dt.UTC)))
         return sid
 
-    def create_call(
-        self,
-        to: str,
-        *,
-        url: str | None = None,
-        twiml: str | None = None,
-        status_callback: str | None = None,
-        status_events: Sequence[str] = (),
-        machine_detection: str | None = None,
-        timeout: int | None = None,
-    ) -> str:
+    def create_call(self, call: CallRequest) -> str:
         self._act("create_call")
-        if (url is None) == (twiml is None):
-            raise ValueError("give exactly one of url and twiml")
         sid = self._sid("CA")
-        self.calls.append(PlacedCall(sid, to, url, twiml, status_callback, timeout))
+        self.calls.append(PlacedCall(sid, call.to, call.url, call.twiml, call.status_callback, call.timeout))
         return sid
 
     def cancel_call(self, sid: str) -> str:

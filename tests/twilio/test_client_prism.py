@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from twilio.base import values
 
-from intaked.ports.phone import PermanentFailure, TemporaryFailure
-from intaked.twilio.client import CALL_EVENTS, TwilioClient
+from intaked.ports.phone import CALL_EVENTS, CallRequest, PermanentFailure, TemporaryFailure
+from intaked.twilio.client import TwilioClient
 from tests.support.dovecot import free_port
 from tests.support.prism import Prism
 from tests.twilio.conftest import twilio_settings
@@ -29,19 +29,21 @@ def test_send_sms_is_accepted(client: TwilioClient) -> None:
 
 def test_create_call_with_url_events_and_machine_detection_is_accepted(client: TwilioClient) -> None:
     sid = client.create_call(
-        TO,
-        url="https://intaked.example.com/twilio/voice?attempt=7",
-        status_callback=CALLBACK,
-        status_events=CALL_EVENTS,
-        machine_detection="Enable",
-        timeout=30,
+        CallRequest(
+            TO,
+            url="https://intaked.example.com/twilio/voice?attempt=7",
+            status_callback=CALLBACK,
+            status_events=CALL_EVENTS,
+            machine_detection="Enable",
+            timeout=30,
+        )
     )
     assert sid.startswith("CA")
 
 
 def test_create_call_with_inline_twiml_is_accepted(client: TwilioClient) -> None:
     twiml = '<Response><Say language="cmn-TW" voice="Google.cmn-TW-Standard-A">測試</Say></Response>'
-    assert client.create_call(TO, twiml=twiml, status_callback=CALLBACK).startswith("CA")
+    assert client.create_call(CallRequest(TO, twiml=twiml, status_callback=CALLBACK)).startswith("CA")
 
 
 def test_cancel_and_lists_are_accepted(client: TwilioClient) -> None:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from intaked.outbound.outbox import enqueue
+from intaked.ports.phone import CallRequest
 from intaked.twilio.client import TwilioClient
 from intaked.twilio.server import WebhookRequest, WebhookResponse, WebhookRoutes
 from tests.support.daemon import DaemonThread, make_settings
@@ -78,7 +79,7 @@ def recorder(engine: Engine, phone: FakePhoneNetwork) -> Iterator[Recorder]:
 def place_call(twilio_api_url: str, to: str) -> str:
     client = TwilioClient(twilio_settings(twilio_api_url).twilio)
     return client.create_call(
-        to, url=f"{PUBLIC_URL}/test/voice", status_callback=f"{PUBLIC_URL}/twilio/status/call"
+        CallRequest(to, url=f"{PUBLIC_URL}/test/voice", status_callback=f"{PUBLIC_URL}/twilio/status/call")
     )
 
 

@@ -1,12 +1,16 @@
-"""What every table shares: the declarative base with its naming convention, the id type, and the
-allowed values of the enumerated columns (checked by CHECK constraints)."""
+"""What every table shares: the declarative base with its naming convention and its column type
+for datetimes (:class:`~intaked.store.types.UTCDateTime`), the id type, and the allowed values of
+the enumerated columns (checked by CHECK constraints, :func:`one_of`)."""
 
 from __future__ import annotations
 
-from typing import Final
+import datetime as dt
+from typing import Any, ClassVar, Final
 
-from sqlalchemy import BigInteger, Integer, MetaData
+from sqlalchemy import BigInteger, CheckConstraint, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from intaked.store.types import UTCDateTime
 
 TICKET_STATUSES: Final = ("new", "open", "pending", "resolved", "closed", "spam")
 PRIORITIES: Final = ("P1", "P2", "P3", "P4")
@@ -46,5 +50,14 @@ def in_list(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+def one_of(column: str, values: tuple[str, ...], *, nullable: bool = False) -> CheckConstraint:
+    """The CHECK constraint (named after ``column``) that ``column`` holds one of ``values`` (or
+    NULL, when ``nullable``)."""
+    check = in_list(column, values)
+    return CheckConstraint(f"{column} IS NULL OR {check}" if nullable else check, name=column)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Every ``Mapped[dt.datetime]`` column is stored as UTC (intaked/store/types.py).
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from intaked.store.tables.base import ITEM_STATES, Base, IdType, in_list
-from intaked.store.types import UTCDateTime, utcnow
+from intaked.store.tables.base import ITEM_STATES, Base, IdType, one_of
+from intaked.store.types import utcnow
 
 
 class InboundItem(Base):
@@ -20,19 +20,19 @@ class InboundItem(Base):
 
     __tablename__ = "inbound_items"
     __table_args__ = (
-        CheckConstraint(in_list("state", ITEM_STATES), name="state"),
+        one_of("state", ITEM_STATES),
         Index(None, "state", "next_attempt_at"),
         Index(None, "raw_sha256"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     state: Mapped[str] = mapped_column(String(16), default="received")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[dt.datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(128))
-    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     envelope_from: Mapped[str | None] = mapped_column(Text)
     envelope_to: Mapped[str | None] = mapped_column(Text)
@@ -42,7 +42,7 @@ class InboundItem(Base):
     raw_size: Mapped[int] = mapped_column(Integer)
     raw_sha256: Mapped[str] = mapped_column(String(64))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
-    processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    processed_at: Mapped[dt.datetime | None]
     source_ref: Mapped[str | None] = mapped_column(String(512), unique=True)
 
 
@@ -55,7 +55,7 @@ class ImapMailbox(Base):
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     backlog: Mapped[int | None] = mapped_column(Integer)
-    last_poll_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_poll_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
-    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    last_error_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

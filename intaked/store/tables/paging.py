@@ -6,7 +6,6 @@ import datetime as dt
 
 from sqlalchemy import (
     Boolean,
-    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -24,9 +23,9 @@ from intaked.store.tables.base import (
     PRIORITIES,
     Base,
     IdType,
-    in_list,
+    one_of,
 )
-from intaked.store.types import UTCDateTime, utcnow
+from intaked.store.types import utcnow
 
 
 class Page(Base):
@@ -34,8 +33,8 @@ class Page(Base):
 
     __tablename__ = "pages"
     __table_args__ = (
-        CheckConstraint(in_list("state", PAGE_STATES), name="state"),
-        CheckConstraint(in_list("priority", PRIORITIES), name="priority"),
+        one_of("state", PAGE_STATES),
+        one_of("priority", PRIORITIES),
         Index(None, "state", "next_step_at"),
         Index(None, "ticket_id"),
         # One active page per ticket; a ticket paged again after its page was cancelled or
@@ -59,17 +58,17 @@ class Page(Base):
     step: Mapped[int] = mapped_column(Integer, default=0)
     round: Mapped[int] = mapped_column(Integer, default=0)
     fence: Mapped[int] = mapped_column(Integer, default=0)
-    next_step_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    next_step_at: Mapped[dt.datetime | None]
     reply_code: Mapped[str] = mapped_column(String(8), unique=True)
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     ack_channel: Mapped[str | None] = mapped_column(String(16))
-    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    provider_down_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    fallback_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None]
+    provider_down_since: Mapped[dt.datetime | None]
+    fallback_sent_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class PageAttempt(Base):
@@ -77,8 +76,8 @@ class PageAttempt(Base):
 
     __tablename__ = "page_attempts"
     __table_args__ = (
-        CheckConstraint(in_list("channel", PAGE_CHANNELS), name="channel"),
-        CheckConstraint(in_list("status", ATTEMPT_STATUSES), name="status"),
+        one_of("channel", PAGE_CHANNELS),
+        one_of("status", ATTEMPT_STATUSES),
         UniqueConstraint("page_id", "round", "step", "person", "channel", "retry"),
         Index(None, "provider_sid"),
     )
@@ -96,9 +95,9 @@ class PageAttempt(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error_code: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+    delivered_at: Mapped[dt.datetime | None]
+    answered_at: Mapped[dt.datetime | None]
+    ended_at: Mapped[dt.datetime | None]
+    acknowledged_at: Mapped[dt.datetime | None]

@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, Date, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from intaked.store.tables.base import OVERRIDE_KINDS, Base, IdType, in_list
-from intaked.store.types import UTCDateTime, utcnow
+from intaked.store.tables.base import OVERRIDE_KINDS, Base, IdType, one_of
+from intaked.store.types import utcnow
 
 
 class CalendarOverride(Base):
@@ -16,7 +16,7 @@ class CalendarOverride(Base):
 
     __tablename__ = "calendar_overrides"
     __table_args__ = (
-        CheckConstraint(in_list("kind", OVERRIDE_KINDS), name="kind"),
+        one_of("kind", OVERRIDE_KINDS),
         UniqueConstraint("calendar", "day"),
     )
 
@@ -25,7 +25,7 @@ class CalendarOverride(Base):
     day: Mapped[dt.date] = mapped_column(Date)
     kind: Mapped[str] = mapped_column(String(8))
     name: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(128))
 
 
@@ -42,8 +42,8 @@ class OncallOverride(Base):
     schedule: Mapped[str] = mapped_column(String(64))
     person: Mapped[str] = mapped_column(String(128))
     replaces: Mapped[str | None] = mapped_column(String(128))
-    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime]
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(128))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from intaked.store.tables.base import CALL_OUTCOMES, Base, IdType, in_list
-from intaked.store.types import UTCDateTime, utcnow
+from intaked.store.tables.base import CALL_OUTCOMES, Base, IdType, one_of
+from intaked.store.types import utcnow
 
 
 class WebhookReceipt(Base):
@@ -21,7 +21,7 @@ class WebhookReceipt(Base):
     endpoint: Mapped[str] = mapped_column(String(64))
     sid: Mapped[str] = mapped_column(String(64))
     params: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Call(Base):
@@ -29,7 +29,7 @@ class Call(Base):
 
     __tablename__ = "calls"
     __table_args__ = (
-        CheckConstraint(in_list("outcome", CALL_OUTCOMES), name="outcome"),
+        one_of("outcome", CALL_OUTCOMES),
         Index(None, "from_number", "started_at"),
         Index(None, "started_at"),
         Index(None, "ticket_id"),
@@ -45,9 +45,9 @@ class Call(Base):
     menu_choice: Mapped[str | None] = mapped_column(String(8))
     twilio_status: Mapped[str | None] = mapped_column(String(16))
     outcome: Mapped[str] = mapped_column(String(16), default="in_progress")
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime]
+    answered_at: Mapped[dt.datetime | None]
+    ended_at: Mapped[dt.datetime | None]
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     recording_seconds: Mapped[int | None] = mapped_column(Integer)
@@ -58,8 +58,8 @@ class Call(Base):
     transcript_source: Mapped[str | None] = mapped_column(String(16))
     voicemail_transcript: Mapped[str | None] = mapped_column(Text)  # Twilio's, of the voicemail (0007)
     source: Mapped[str] = mapped_column(String(16), default="webhook")
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class HotlineCheckpoint(Base):
@@ -68,7 +68,7 @@ class HotlineCheckpoint(Base):
     __tablename__ = "hotline_checkpoints"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    covered_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    covered_until: Mapped[dt.datetime | None]
+    last_run_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -8,7 +8,6 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -19,8 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from intaked.store.tables.base import PRIORITIES, TICKET_STATUSES, Base, IdType, in_list
-from intaked.store.types import UTCDateTime, utcnow
+from intaked.store.tables.base import PRIORITIES, TICKET_STATUSES, Base, IdType, one_of
+from intaked.store.types import utcnow
 
 
 class Ticket(Base):
@@ -28,12 +27,9 @@ class Ticket(Base):
 
     __tablename__ = "tickets"
     __table_args__ = (
-        CheckConstraint(in_list("status", TICKET_STATUSES), name="status"),
-        CheckConstraint(f"priority IS NULL OR {in_list('priority', PRIORITIES)}", name="priority"),
-        CheckConstraint(
-            f"suggested_priority IS NULL OR {in_list('suggested_priority', PRIORITIES)}",
-            name="suggested_priority",
-        ),
+        one_of("status", TICKET_STATUSES),
+        one_of("priority", PRIORITIES, nullable=True),
+        one_of("suggested_priority", PRIORITIES, nullable=True),
         Index(None, "status"),
         Index(None, "created_at"),
         Index(None, "sla_next_check_at"),
@@ -51,38 +47,38 @@ class Ticket(Base):
     requester_name: Mapped[str | None] = mapped_column(Text)
     requester_email: Mapped[str | None] = mapped_column(String(320))
     requester_phone: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     # Working time (0004): who works on it, and the promises made (docs/schema.md).
     team: Mapped[str | None] = mapped_column(String(64))
     calendar: Mapped[str | None] = mapped_column(String(64))
-    occurred_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    triaged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    occurred_at: Mapped[dt.datetime | None]
+    triaged_at: Mapped[dt.datetime | None]
     triaged_by: Mapped[str | None] = mapped_column(String(128))
-    triage_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    response_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    resolution_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    first_response_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    triage_due_at: Mapped[dt.datetime | None]
+    response_due_at: Mapped[dt.datetime | None]
+    resolution_due_at: Mapped[dt.datetime | None]
+    first_response_at: Mapped[dt.datetime | None]
     first_response_by: Mapped[str | None] = mapped_column(String(128))
-    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[dt.datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(128))
-    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    auto_close_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    triage_breached_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    response_warned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    response_breached_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    resolution_warned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    resolution_breached_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None]
+    auto_close_at: Mapped[dt.datetime | None]
+    triage_breached_at: Mapped[dt.datetime | None]
+    response_warned_at: Mapped[dt.datetime | None]
+    response_breached_at: Mapped[dt.datetime | None]
+    resolution_warned_at: Mapped[dt.datetime | None]
+    resolution_breached_at: Mapped[dt.datetime | None]
     sla_priority: Mapped[str | None] = mapped_column(String(2))
     sla_status: Mapped[str | None] = mapped_column(String(16))
-    sla_occurred_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    sla_paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sla_occurred_at: Mapped[dt.datetime | None]
+    sla_paused_at: Mapped[dt.datetime | None]
     sla_paused_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
-    sla_next_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sla_next_check_at: Mapped[dt.datetime | None]
     # Spam quarantine (0010): why the MTA's verdict made it ``spam``, and when a person released it.
     spam_reason: Mapped[str | None] = mapped_column(Text)
-    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    released_at: Mapped[dt.datetime | None]
     sla_snapshot: Mapped[str | None] = mapped_column(Text)
     # Routing and paging (0005): what the rules suggested, and who took command.
     category: Mapped[str | None] = mapped_column(String(32))
@@ -104,7 +100,7 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        CheckConstraint(in_list("direction", ("in", "out")), name="direction"),
+        one_of("direction", ("in", "out")),
         Index(None, "ticket_id"),
         Index(None, "header_message_id"),
     )
@@ -121,12 +117,12 @@ class Message(Base):
     header_message_id: Mapped[str | None] = mapped_column(Text)
     in_reply_to: Mapped[str | None] = mapped_column(Text)
     header_references: Mapped[str | None] = mapped_column(Text)
-    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None]
     dedupe_key: Mapped[str | None] = mapped_column(Text, unique=True)
     content_digest: Mapped[str | None] = mapped_column(String(64))
     inbound_item_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_items.id", ondelete="SET NULL"))
     parse_problems: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
     attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id")
@@ -168,7 +164,7 @@ class TicketEvent(Base):
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(64))
     before: Mapped[str | None] = mapped_column(Text)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from intaked.store.tables.base import WORKER_STATES, Base, IdType, in_list
-from intaked.store.types import UTCDateTime, utcnow
+from intaked.store.tables.base import WORKER_STATES, Base, IdType, one_of
+from intaked.store.types import utcnow
 
 OUTBOX_STATES: Final = ("pending", "sending", "sent", "failed", "cancelled")
 
@@ -20,7 +20,7 @@ class OutboxEntry(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        CheckConstraint(in_list("state", OUTBOX_STATES), name="state"),
+        one_of("state", OUTBOX_STATES),
         Index(None, "state", "next_attempt_at"),
         Index(None, "purpose", "recipient", "created_at"),
         Index(None, "ticket_id"),
@@ -34,14 +34,14 @@ class OutboxEntry(Base):
     recipient: Mapped[str] = mapped_column(String(320))
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[dt.datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(128))
-    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[dt.datetime | None]
     payload: Mapped[str] = mapped_column(Text)
     provider_id: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
 
 
 class Worker(Base):
@@ -53,7 +53,7 @@ class Worker(Base):
 
     __tablename__ = "workers"
     __table_args__ = (
-        CheckConstraint(in_list("state", WORKER_STATES), name="state"),
+        one_of("state", WORKER_STATES),
         Index(None, "node", "state"),
     )
 
@@ -64,8 +64,8 @@ class Worker(Base):
     process_started: Mapped[str | None] = mapped_column(String(32))
     version: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default="alive")
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     lease_seconds: Mapped[float] = mapped_column(Float)
-    gone_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    gone_at: Mapped[dt.datetime | None]
     gone_reason: Mapped[str | None] = mapped_column(Text)

@@ -225,9 +225,10 @@ def run_trigger(
         entry = by_key.setdefault(key, {"number": number})
         entry[channel] = attempt_id
     for key, started in starts.items():
-        entry = by_key.get(key)
-        if entry is None or "call" not in entry:
+        found = by_key.get(key)
+        if found is None or "call" not in found:
             continue
+        entry = found
         sms_at = next((at for body, at in sms.items() if entry["number"] in body), None)
         call_at = calls.get(entry["call"])
         if sms_at is None or call_at is None:

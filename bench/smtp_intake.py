@@ -209,7 +209,9 @@ def intaked_run(url: str, messages: list[Envelope], senders: int) -> dict[str, f
             time.sleep(0.02)
         all_done = time.perf_counter() - start
         with engine.connect() as conn:
-            states = dict(conn.execute(select(items.c.state, func.count()).group_by(items.c.state)).all())
+            states: dict[str, int] = dict(
+                conn.execute(select(items.c.state, func.count()).group_by(items.c.state)).all()
+            )
         engine.dispose()
     if states.get("done") != len(messages):
         raise SystemExit(f"expected {len(messages)} tickets, ledger says {states}")

@@ -39,7 +39,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import fresh_database  # noqa: E402
 from intaked.store.models import ticket_table  # noqa: E402
-from tests.support.dovecot import PASSWORD, USER, Dovecot, dovecot_unavailable_reason, free_port  # noqa: E402
+from tests.support.dovecot import PASSWORD, USER, Dovecot, dovecot_unavailable_reason  # noqa: E402
+from tests.support.workers import free_port  # noqa: E402
 
 POLL_SECONDS = 0.005
 

@@ -15,6 +15,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ READ_ONLY_OPTION = "intaked_read_only"
 SQLITE_ROWS_PER_INSERT = 25
 #: Prepared statements Python's sqlite3 keeps per connection (its default: 128).
 SQLITE_CACHED_STATEMENTS = 32
+WAL_SWITCH_RETRY_SECONDS = 0.02
 
 
 def make_engine(
@@ -77,7 +79,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int, synchronous: str = "FULL") ->
         # Let us emit BEGIN ourselves (see _on_begin), and set the pragmas once per connection.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor, busy_timeout_ms / 1000)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -98,6 +100,22 @@ def _sqlite_engine(url: str, busy_timeout_ms: int, synchronous: str = "FULL") ->
                 raise
 
     return engine
+
+
+def _use_wal(cursor: sqlite3.Cursor, timeout_seconds: float) -> None:
+    """Put the database in WAL mode, waiting up to ``timeout_seconds`` for another process doing
+    the same: switching a new database's journal mode answers "database is locked" at once,
+    without the busy handler, while another connection is switching it (two intaked processes, or
+    intaked and a command, opening a new database together)."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(WAL_SWITCH_RETRY_SECONDS)
 
 
 class _WriterQueueConnection(sqlite3.Connection):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +178,38 @@ def test_unreachable_store_is_reported_not_a_traceback(
     config.write_text('[database]\nurl = "postgresql+psycopg://nobody@127.0.0.1:1/none"\n')
     assert main(["tickets", "list", "--config", str(config)]) == EXIT_UNAVAILABLE
     assert "the ticket store is unavailable" in capsys.readouterr().err
+
+
+REPO = Path(__file__).resolve().parents[2]
+OPEN_AND_MIGRATE = """
+import sys, time
+from intaked.store.engine import make_engine
+from intaked.store.migrate import ensure_schema
+url, start_at = sys.argv[1], float(sys.argv[2])
+time.sleep(max(0.0, start_at - time.time()))
+print(ensure_schema(make_engine(url), auto_migrate=True))
+"""
+OPENING_TRIALS = 6  # before the fix about a quarter of such openings failed
+
+
+def test_two_processes_opening_a_new_sqlite_database_at_once_both_start(tmp_path: Path) -> None:
+    """Two intaked processes (or intaked and a command) creating the embedded database together:
+    neither fails on "database is locked" while the other switches it to WAL."""
+    for trial in range(OPENING_TRIALS):
+        url = f"sqlite:///{tmp_path}/trial-{trial}.db"
+        start_at = f"{time.time() + 1.5:.3f}"  # both have imported intaked by then
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_AND_MIGRATE, url, start_at],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        results = [proc.communicate(timeout=60) for proc in procs]
+        failures = [
+            err.decode()[-600:] for proc, (_, err) in zip(procs, results, strict=True) if proc.returncode
+        ]
+        assert failures == [], f"trial {trial}"
+        assert [out.decode().strip() for out, _ in results] == [head_revision()] * 2

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,8 @@ def run_trigger(
     phone.reset()
     phone.script(DUTY, Script.VOICEMAIL)
     phone.deliver_to(f"http://127.0.0.1:{hook_port}", f"http://127.0.0.1:{hook_port}")
-    settings = settings_from_mapping({"database": {"url": url}})
+    config = config_toml(url, smtp_port, hook_port, api)
+    settings = settings_from_mapping(tomllib.loads(config))  # the daemon's: its paging policy too
     engine = make_engine(url)
     upgrade(engine)
     now = dt.datetime.now(dt.UTC)
@@ -163,7 +165,7 @@ def run_trigger(
                 ],
             )
     starts: dict[str, float] = {}
-    with intaked_process(config_toml(url, smtp_port, hook_port, api)):
+    with intaked_process(config):
         wait_for_port(smtp_port)
         wait_for_port(hook_port)
         time.sleep(1.0)  # the back office and the outbox sender are up

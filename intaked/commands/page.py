@@ -1,5 +1,5 @@
-"""``intaked page ack|show``: acknowledge a ticket's page from a terminal, and the timeline of a
-ticket's page (who was paged how, and what happened)."""
+"""``intaked page ack|show|test``: acknowledge a ticket's page from a terminal, the timeline of a
+ticket's page (who was paged how, and what happened), and a trial page to one person."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import json
 import sys
 from typing import Any
 
-from intaked.commands.shared import EXIT_NOT_FOUND, iso, iso_in, open_engine
+from intaked.commands.shared import EXIT_NOT_FOUND, EXIT_USAGE, iso, iso_in, open_engine
 from intaked.config import Settings
 from intaked.paging.outcomes import acknowledge_ticket
 from intaked.paging.queries import timeline
 from intaked.paging.rows import PageNotFound
+from intaked.paging.trial import CHANNELS, TrialPageRefused, queue_trial_page
 from intaked.store.engine import read_only
+from intaked.twilio.page_replies import voice_settings
+from intaked.twilio.twiml import say_twiml
 
 
 def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
@@ -24,11 +27,20 @@ def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     show = page.add_parser("show", parents=[config_parent], help="a ticket's page, step by step")
     show.add_argument("number")
     show.add_argument("--json", action="store_true")
+    test = page.add_parser(
+        "test",
+        parents=[config_parent],
+        help="send one person a trial page (no ticket): check a contact method",
+    )
+    test.add_argument("--person", required=True, help="a name under [people]")
+    test.add_argument("--channel", choices=CHANNELS, default="sms")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     engine = open_engine(settings)
     try:
+        if args.page_command == "test":
+            return _trial(engine, settings, args.person, args.channel)
         if args.page_command == "ack":
             result = acknowledge_ticket(engine, settings, args.number, by=args.by)
             if result.acknowledged:
@@ -48,6 +60,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_NOT_FOUND
     finally:
         engine.dispose()
+
+
+def _trial(engine: Any, settings: Settings, person: str, channel: str) -> int:
+    voice = voice_settings(settings)
+    try:
+        outbox_id = queue_trial_page(
+            engine, settings, person, channel, lambda zh, en: say_twiml(voice, zh, en)
+        )
+    except TrialPageRefused as exc:
+        print(f"intaked: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"trial {channel} to {person} queued as outbox row {outbox_id}; the running daemon sends it")
+    print("  (`intaked outbox list` shows when it went out, or why not)")
+    return 0
 
 
 def _print_timeline(number: str, page: Any, attempts: list[Any], *, as_json: bool) -> None:

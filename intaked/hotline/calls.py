@@ -145,12 +145,12 @@ def record_call(conn: Connection, settings: Settings, facts: CallFacts, now: dt.
         call_id = _insert_call(conn, settings, facts, ticket_id, now)
         after = {"from": facts.from_number, "to": facts.to_number, **_via(facts)}
         record_events(conn, [event(ticket_id, "call_added", now, after=after)])
-        bound.info("hotline_call_joined", ticket=number)
+        bound.info("message_added", ticket=number, channel="phone")  # a repeat call (重覆報修)
     else:
         ticket_id, number, report = _file_ticket(conn, settings, facts, now)
         call_id = _insert_call(conn, settings, facts, ticket_id, now)
         record_events(conn, _filed_events(conn, settings, facts, ticket_id, report, now))
-        bound.info("hotline_ticket_filed", ticket=number, source=facts.source)
+        bound.info("ticket_created", ticket=number, channel="phone", source=facts.source)
     return FiledCall(call_id, ticket_id, number, joinable is not None, True)
 
 

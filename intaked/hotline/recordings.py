@@ -195,11 +195,18 @@ def ensure_call_message(conn: Connection, call: Any, now: dt.datetime) -> int:
     return int(found)
 
 
-def touch_ticket(conn: Connection, ticket_id: int, now: dt.datetime, *, callback: bool) -> None:
+def touch_ticket(conn: Connection, ticket_id: int, now: dt.datetime, *, callback: bool) -> str:
+    """The ticket changed (and wants a call back): its ``updated_at``; returns its number."""
     values: dict[str, Any] = {"updated_at": now}
     if callback:
         values["callback_requested"] = True
-    conn.execute(update(ticket_table).where(ticket_table.c.id == ticket_id).values(**values))
+    number = conn.execute(
+        update(ticket_table)
+        .where(ticket_table.c.id == ticket_id)
+        .values(**values)
+        .returning(ticket_table.c.number)
+    ).scalar_one()
+    return str(number)
 
 
 def attach_recording(
@@ -243,7 +250,7 @@ def attach_recording(
     if call.outcome != "answered_by_desk":
         values["outcome"] = "voicemail"
     conn.execute(update(call_table).where(call_table.c.id == call.id).values(**values))
-    touch_ticket(conn, int(call.ticket_id), now, callback=call.outcome != "answered_by_desk")
+    number = touch_ticket(conn, int(call.ticket_id), now, callback=call.outcome != "answered_by_desk")
     add_event(
         conn,
         int(call.ticket_id),
@@ -258,7 +265,9 @@ def attach_recording(
         },
         now,
     )
-    bound.info("voicemail_attached", ticket_id=int(call.ticket_id), size=len(audio), seconds=seconds)
+    bound.info(
+        "voicemail_added", ticket=number, ticket_id=int(call.ticket_id), size=len(audio), seconds=seconds
+    )
     return attachment_id
 
 

@@ -87,6 +87,10 @@ class IngestOutcome:
     inbound_item: int
     decision: str  # "new", "join", "reopen", "follow_up" or "duplicate"
     message_id_also_on: str | None = None  # a different mail with this Message-ID is on that ticket
+    spam: str | None = None  # why it is spam: a new ticket kept in the spam quarantine
+    parent_number: str | None = None  # a new ticket's parent: the closed ticket it follows up, the
+    # ticket whose subject tag it may not join, or the ticket a spam mail named
+    machine: str | None = None  # why it is machine mail (it joined, changing nothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +192,9 @@ def _finish(
                 item.id,
                 plan.decision.value if plan.decision else "duplicate",
                 reused_on(plans, plan),
+                spam=plan.spam if plan.decision else None,
+                parent_number=plan.parent_number if plan.parent_id is not None else None,
+                machine=plan.machine if plan.decision else None,
             )
         )
     result = conn.execute(_FINISH_ITEMS, finish_rows)

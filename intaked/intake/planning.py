@@ -59,7 +59,7 @@ class Plan:
     refused: str | None = None  # why its subject tag may not join the tagged ticket
     machine: str | None = None  # why it is machine mail (joins, never changes the ticket)
     spam: str | None = None  # why it is spam (a quarantined ticket of its own)
-    parent_number: str | None = None
+    parent_number: str | None = None  # the number of ``parent``, or of the closed ticket followed up
 
     @property
     def parent_id(self) -> int | None:
@@ -292,6 +292,8 @@ def _decide(plan: Plan, tickets: dict[int, tuple[str, str]], status_now: dict[in
         if plan.machine is not None and plan.decision in (Decision.REOPEN, Decision.FOLLOW_UP):
             plan.decision = Decision.JOIN  # machine mail never changes the ticket's status
         plan.number = tickets[plan.existing][0]  # overwritten by the new number for a follow-up
+        if plan.decision is Decision.FOLLOW_UP:
+            plan.parent_number = plan.number  # the closed ticket it follows up
         if plan.decision is Decision.REOPEN:
             status_now[plan.existing] = "open"
     elif plan.earlier is not None:

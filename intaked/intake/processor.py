@@ -171,13 +171,36 @@ def _record_failure(
     )
 
 
+#: The log event of a stored item, by its decision (intaked/routing/reply_threading.py).
+_STORED_EVENTS = {
+    "new": "ticket_created",
+    "follow_up": "ticket_created",  # a reply to a closed ticket: a new ticket, linked to it
+    "join": "message_added",
+    "reopen": "ticket_reopened",  # the message is added, and the resolved ticket is open again
+}
+
+
+def outcome_event(outcome: IngestOutcome) -> tuple[str, dict[str, str]]:
+    """The one log event of a stored item (docs/operations.md, "Log events and fields"), with
+    the fields that say why beside the ticket's number."""
+    if outcome.state != "done":
+        return "duplicate_ignored", {}
+    parent = outcome.parent_number
+    if outcome.spam:
+        return "spam_quarantined", {"reason": outcome.spam, **({"linked_to": parent} if parent else {})}
+    name = _STORED_EVENTS[outcome.decision]
+    if outcome.decision == "follow_up" and parent:
+        return name, {"follows_up": parent}
+    if parent:
+        return name, {"linked_to": parent}  # its subject tag named a ticket it may not join
+    return name, {"machine": outcome.machine} if outcome.machine else {}
+
+
 def _log_outcomes(outcomes: Sequence[IngestOutcome], parsed: Sequence[ParsedItem]) -> None:
     for outcome, (item, message, _) in zip(outcomes, parsed, strict=False):
         bound = log.bind(ticket=outcome.ticket_number, message_id=outcome.message_id, inbound_item=item.id)
-        bound.info(
-            "ticket_created" if outcome.state == "done" else "duplicate_ignored",
-            problems=len(message.problems) if message else None,
-        )
+        name, why = outcome_event(outcome)
+        bound.info(name, channel=item.channel, problems=len(message.problems) if message else None, **why)
         if outcome.message_id_also_on:
             bound.warning("message_id_reused", also_on=outcome.message_id_also_on)
 

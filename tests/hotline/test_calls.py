@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, update
+from structlog.testing import capture_logs
 
 from intaked.config import Settings
 from intaked.hotline.calls import CallFacts, record_call
@@ -269,6 +270,28 @@ def test_a_call_after_the_ticket_closed_or_after_the_window_files_a_new_ticket(
     assert again.joined and again.ticket_id == filed.ticket_id
     sms = rows(engine, outbox_table, outbox_table.c.kind == "sms")
     assert len(sms) == 3, "one acknowledgement per new ticket, none for the joined call"
+
+
+def test_a_call_filing_a_ticket_and_a_repeat_call_are_logged_as_what_they_did(
+    engine: Engine, settings: Settings
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    sids = ["CA" + "c" * 32, "CA" + "d" * 32]
+    with capture_logs() as lines:
+        for n, sid in enumerate(sids):
+            at = now + dt.timedelta(minutes=n)
+            with engine.begin() as conn:
+                record_call(conn, settings, CallFacts(sid, MOBILE_UNKNOWN, HOTLINE, None, at, "ringing"), at)
+    number = only_ticket(engine)["number"]
+    logged = [
+        (line["event"], line["ticket"], line["call_sid"], line["channel"])
+        for line in lines
+        if "ticket" in line
+    ]
+    assert logged == [
+        ("ticket_created", number, sids[0], "phone"),
+        ("message_added", number, sids[1], "phone"),
+    ]
 
 
 def test_the_same_callsid_twice_files_one_ticket(

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, exists, select, update
 
 from intaked.config import Settings
 from intaked.paging.policy import PAGED_PRIORITIES, freeze_policy, missing_policies, missing_policy_reason
-from intaked.paging.rows import end_page, hold, lock_page, page_event
+from intaked.paging.rows import end_page, hold, lock_page, page_event, ticket_row
 from intaked.paging.sends import cancel_outstanding
 from intaked.paging.steps import run_step
 from intaked.store.dialect import insert_or_merge, locked
@@ -71,8 +71,9 @@ def start_page(
         return None
     detail = {"page": page_id, "priority": priority, "unconfirmed": unconfirmed, "reason": reason}
     page_event(conn, ticket_id, "page_started", detail, now, actor)
-    log.info("page_started", page=page_id, ticket_id=ticket_id, priority=priority, unconfirmed=unconfirmed)
     page = lock_page(conn, page_id)
+    number = ticket_row(conn, ticket_id)["number"]
+    log.info("page_started", page=page_id, ticket=number, priority=priority, unconfirmed=unconfirmed)
     run_step(conn, settings, page, now)
     return int(page_id)
 

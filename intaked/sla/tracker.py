@@ -185,10 +185,11 @@ def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None
             events.extend(row_events)
         write_changes(conn, updates, events)
         replied = _first_replies_by_people(conn, ctx, now)
+    numbers = {row["id"]: row["number"] for row in rows}
     for ticket_id, values in updates:
         log.info(
             "deadlines_synced",
-            ticket_id=ticket_id,
+            ticket=numbers[ticket_id],
             status=values["sla_status"],
             priority=values["sla_priority"],
         )

@@ -5,7 +5,7 @@ read, the scrape still answers: ``intaked_store_up`` is 0 and the figures are le
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from intaked.metrics.counters import DATABASE_ERRORS
 from intaked.metrics.figures import Counts, StoreFigures, read_figures
+from intaked.metrics.readiness import Readiness
 from intaked.store.settle import describe_error
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,25 @@ class StoreCollector(Collector):
             return
         yield _gauge("intaked_store_up", "1 when the store answered this scrape's queries", 1)
         yield from figure_families(figures)
+
+
+class ReadinessCollector(Collector):
+    """Yields the readiness checks of ``/readyz`` as gauges, so an alert rule can watch them."""
+
+    def __init__(self, check: Callable[[], Readiness]) -> None:
+        self._check = check
+
+    def collect(self) -> Iterator[Metric]:
+        result = self._check()
+        yield _gauge(
+            "intaked_ready", "1 when every readiness check of /readyz passed", 1 if result.ready else 0
+        )
+        checks = GaugeMetricFamily(
+            "intaked_readiness_check", "1 when the readiness check passed", labels=["check"]
+        )
+        for check in result.checks:
+            checks.add_metric([check.name], 1 if check.passed else 0)
+        yield checks
 
 
 def figure_families(f: StoreFigures) -> Iterator[Metric]:

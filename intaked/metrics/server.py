@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine
 
 from intaked.config import Settings
-from intaked.metrics.collector import StoreCollector
+from intaked.metrics.collector import ReadinessCollector, StoreCollector
 from intaked.metrics.counters import DATABASE_ERRORS, FRONT_REGISTRY
 from intaked.metrics.readiness import Readiness, check_readiness
 
@@ -42,6 +42,7 @@ class MetricsServer:
         self._executor = executor
         self._store = CollectorRegistry(auto_describe=False)
         self._store.register(StoreCollector(engine))
+        self._store.register(ReadinessCollector(self.readiness))
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> tuple[str, int]:

@@ -81,6 +81,7 @@ def test_readyz_is_ready_on_a_healthy_daemon(daemon: DaemonThread) -> None:
     )
     assert answer["ready"] is True
     assert checks(answer) == {"database": True, "schema": True, "workers": True}
+    assert value(scrape(port_of(daemon)), "intaked_ready") == 1
 
 
 def test_readyz_names_a_worker_whose_heartbeat_is_stale(daemon: DaemonThread) -> None:
@@ -107,6 +108,9 @@ def test_readyz_names_a_worker_whose_heartbeat_is_stale(daemon: DaemonThread) ->
     detail = next(c["detail"] for c in answer["checks"] if c["name"] == "workers")
     assert "stuck-worker" in detail and "no heartbeat for 120s" in detail
     samples = scrape(port)
+    assert value(samples, "intaked_ready") == 0
+    assert value(samples, "intaked_readiness_check", check="workers") == 0
+    assert value(samples, "intaked_readiness_check", check="database") == 1
     age = value(
         samples,
         "intaked_worker_heartbeat_age_seconds",

@@ -3,7 +3,8 @@
 Start-up puts the front to work first, since a restart after a crash should be taking mail again
 within a second: connect, check that the schema is current (one query; migrate it, or refuse
 with a clear message and exit 69), open the listeners (SMTP/LMTP; the Twilio webhooks when
-paging is on) and start the IMAP mailboxes; then start the back office beside it
+paging is on; the metrics and health listener, intaked/metrics/, unless ``metrics.listen`` is
+empty) and start the IMAP mailboxes; then start the back office beside it
 (intaked/backoffice.py: processes that release the claims a crashed run left, turn captured
 items into tickets and send the outbox) without waiting for it to be ready. What the front
 captures meanwhile waits in the ledger and becomes tickets as soon as the back office is up. A
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from intaked.hotline.fetcher import VoicemailFetcher
     from intaked.intake.parsepool import ParsePool
     from intaked.intake.processor import IntakeProcessor
+    from intaked.metrics.server import MetricsServer
     from intaked.outbound.dispatcher import OutboxDispatcher
     from intaked.ports.phone import PhoneProvider
     from intaked.scheduler import Scheduler
@@ -106,6 +108,8 @@ class Daemon:
     webhook_executor: ThreadPoolExecutor | None = None
     webhooks_address: tuple[str, int] | None = None
     keeper: LivenessKeeper | None = None
+    metrics: MetricsServer | None = None
+    metrics_address: tuple[str, int] | None = None
 
     async def start(self) -> None:
         """Start the front, then the back office beside it; returns once the front is listening
@@ -129,6 +133,8 @@ class Daemon:
             self.smtp_address = await self.smtp.start()
         if self.settings.twilio.enabled and self.settings.webhooks.listen:
             await self._start_webhooks(engine)
+        if self.settings.metrics.enabled:
+            await self._start_metrics(engine)
 
         def wake_from_thread() -> None:
             loop.call_soon_threadsafe(self._wake_intake)
@@ -163,6 +169,20 @@ class Daemon:
             self.settings, engine, self.webhook_executor, routes, on_handled=self._wake_outbox
         )
         self.webhooks_address = await self.webhooks.start()
+
+    async def _start_metrics(self, engine: Engine) -> None:
+        """The metrics and health listener. One that cannot listen (its port is taken) is logged
+        as an error and left off: taking mail matters more than being watched."""
+        from intaked.metrics.server import MetricsServer
+
+        server = MetricsServer(self.settings, engine, self.executor)
+        try:
+            self.metrics_address = await server.start()
+        except OSError as exc:
+            await server.stop()
+            log.error("metrics_listen_failed", listen=self.settings.metrics.listen, error=str(exc))
+            return
+        self.metrics = server
 
     async def start_back_office(self) -> None:
         """Start the processor and the dispatchers: spawn the back office process and go on (its
@@ -251,6 +271,8 @@ class Daemon:
             await self.smtp.stop()
         if self.webhooks is not None:
             await self.webhooks.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
         loop = asyncio.get_running_loop()
         for worker in self.imap_workers:  # a worker finishes the batch it is committing and moving
             await loop.run_in_executor(None, worker.join, 60.0)

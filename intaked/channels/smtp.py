@@ -26,6 +26,7 @@ from intaked.channels.smtpdata import read_message
 from intaked.config import SmtpIntakeSettings
 from intaked.intake.capture import CaptureUnavailable, CaptureWriter, RawItem
 from intaked.logthrottle import ThrottledEvent
+from intaked.metrics.counters import DEFERRED_REPLIES
 
 log = structlog.get_logger(__name__)
 
@@ -172,6 +173,7 @@ class IntakeHandler:
             item_id = await self._writer.submit(item)
         except CaptureUnavailable as exc:
             log.warning("message_deferred", peer=item.peer, size=len(raw), error=str(exc))
+            DEFERRED_REPLIES.inc()
             return self._per_recipient(envelope, REPLY_STORE_UNAVAILABLE, None)
         finally:
             self.in_flight -= 1

@@ -7,7 +7,8 @@ The package imports nothing else of intaked. Its modules:
 - one schema module per group of sections: ``store`` (database, daemon, logging), ``mail``
   (smtp_intake, imap, intake), ``outbound`` (outbound_mail, outbox, acknowledgements), ``service``
   (tickets, calendars, sla, triage, lifecycle), ``routing`` (routing, directory, trust), ``paging``
-  (people, oncall, teams, paging), ``telephony`` (twilio, webhooks, hotline);
+  (people, oncall, teams, paging), ``telephony`` (twilio, webhooks, hotline), ``observability``
+  (metrics);
 - ``model``: :class:`Settings`, the whole file, with the checks that look across sections;
 - ``loader``: the file, systemd credentials and the environment layered with pydantic-settings;
   ``errors``: :class:`ConfigError` and its messages; ``redaction``: which values are secrets.
@@ -27,6 +28,7 @@ from intaked.config.loader import (
 )
 from intaked.config.mail import ImapMailboxSettings, IntakeSettings, SmtpIntakeSettings
 from intaked.config.model import Settings, effective_database_url
+from intaked.config.observability import DEFAULT_METRICS_LISTEN, MetricsSettings
 from intaked.config.outbound import AcknowledgementSettings, OutboundMailSettings, OutboxSettings
 from intaked.config.paging import (
     DEFAULT_ROTATION_START,
@@ -76,6 +78,7 @@ __all__ = [
     "DEFAULT_DISPLAY_NAME",
     "DEFAULT_GREETING_EN",
     "DEFAULT_GREETING_ZH",
+    "DEFAULT_METRICS_LISTEN",
     "DEFAULT_ROTATION_START",
     "DEFAULT_SPAM_RULES",
     "ENV_CONFIG_PATH",
@@ -94,6 +97,7 @@ __all__ = [
     "IntakeSettings",
     "LifecycleSettings",
     "LoggingSettings",
+    "MetricsSettings",
     "OncallScheduleSettings",
     "OutboundMailSettings",
     "OutboxSettings",

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from intaked.config.fields import NAME, Section, unique_names
 from intaked.config.mail import ImapMailboxSettings, IntakeSettings, SmtpIntakeSettings
+from intaked.config.observability import MetricsSettings
 from intaked.config.outbound import AcknowledgementSettings, OutboundMailSettings, OutboxSettings
 from intaked.config.paging import OncallScheduleSettings, PagingSettings, PersonSettings, TeamSettings
 from intaked.config.routing import DirectorySettings, RoutingSettings, TrustSettings
@@ -129,6 +130,7 @@ class Settings(Section):
     people: dict[Annotated[str, Field(pattern=NAME)], PersonSettings] = Field(default_factory=dict)
     oncall: dict[Annotated[str, Field(pattern=NAME)], OncallScheduleSettings] = Field(default_factory=dict)
     logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 def effective_database_url(settings: Settings) -> str:

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy import Connection, Engine, insert
 
 from intaked.memory import LARGE_WORK_BYTES, DeferredRelease
+from intaked.metrics.counters import DATABASE_ERRORS
 from intaked.store.engine import close_instead_of_pooling
 from intaked.store.models import inbound_item_table
 from intaked.store.settle import describe_error
@@ -140,6 +141,7 @@ class CaptureWriter:
             )
         except Exception as exc:
             log.error("capture_failed", items=len(items), error=describe_error(exc))
+            DATABASE_ERRORS.labels(source="capture").inc()
             for _, future in batch:
                 if not future.done():
                     future.set_exception(CaptureUnavailable(str(exc)))

@@ -21,6 +21,7 @@ def make_settings(database_url: str, **sections: Any) -> Settings:
         "smtp_intake": {"listen": "127.0.0.1:0"},
         "intake": {"retry_base_seconds": 0.2},
         "logging": {"level": "warning", "format": "json"},
+        "metrics": {"listen": ""},  # a test that wants the listener gives it a port
     }
     for name, values in sections.items():
         if isinstance(values, dict):

@@ -1,0 +1,85 @@
+"""``intaked status [--json]`` against the store of a real daemon: the same checks as ``/readyz``
+and the main figures, exit 0 when ready; exit 1 naming the failed check when the store cannot be
+reached."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from intaked.cli import main
+from tests.metrics.scrape import checks
+from tests.support.daemon import DaemonThread, make_settings
+from tests.support.waiting import wait_until
+from tests.support.workers import free_port
+
+HELPDESK = "helpdesk@example.com"
+REPORT = b"From: a@example.com\r\nTo: helpdesk@example.com\r\nSubject: printer\r\n\r\nIt jams.\r\n"
+
+
+def config_file(tmp_path: Path, database_url: str) -> Path:
+    path = tmp_path / "status.toml"
+    path.write_text(
+        f'[database]\nurl = "{database_url}"\n[metrics]\nlisten = ""\n'
+        '[logging]\nlevel = "warning"\nformat = "json"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def status(capsys: pytest.CaptureFixture[str], config: Path, *extra: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["status", *extra, "--config", str(config)])
+    return code, capsys.readouterr().out
+
+
+@pytest.fixture
+def daemon(db_url: str) -> Iterator[DaemonThread]:
+    settings = make_settings(db_url, smtp_intake={"recipients": [HELPDESK]})
+    thread = DaemonThread(settings).start()
+    yield thread
+    thread.stop()
+
+
+def test_status_json_is_ready_with_the_figures(
+    daemon: DaemonThread, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = config_file(tmp_path, db_url)
+    with smtplib.SMTP("127.0.0.1", daemon.smtp_port) as client:
+        client.sendmail("a@example.com", [HELPDESK], REPORT)
+    wait_until(lambda: daemon.ticket_count() == 1, what="the ticket")
+    _, out = wait_until(lambda: (r := status(capsys, config, "--json"))[0] == 0 and r, what="ready")
+    answer = json.loads(out)
+    assert answer["ready"] is True
+    assert checks(answer) == {"database": True, "schema": True, "workers": True}
+    figures = answer["figures"]
+    assert figures["inbound_items"] == {"smtp/done": 1}
+    assert figures["tickets"]["new"] == 1
+    assert figures["ledger_backlog"] == 0
+    assert {w["role"] for w in figures["workers"]} >= {"front", "back_office.intake"}
+
+
+def test_status_text_says_ready(
+    daemon: DaemonThread, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = config_file(tmp_path, db_url)
+    _, out = wait_until(lambda: (r := status(capsys, config))[0] == 0 and r, what="ready")
+    assert out.splitlines()[0] == "ready"
+    assert "  [ok] database: reachable" in out
+    assert "ledger: 0 waiting" in out
+
+
+def test_status_names_an_unreachable_store_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = config_file(tmp_path, f"postgresql://intaked@127.0.0.1:{free_port()}/nowhere")
+    code, out = status(capsys, config, "--json")
+    assert code == 1
+    answer = json.loads(out)
+    assert answer["ready"] is False
+    assert checks(answer) == {"database": False, "schema": False, "workers": False}
+    assert answer["figures"] is None

@@ -61,7 +61,7 @@ def daemon_config(tmp_path: Path, **webhooks: Any) -> Path:
     config = tmp_path / "intaked.toml"
     config.write_text(
         f'[database]\nurl = "sqlite:///{tmp_path / "intaked.db"}"\n'
-        f'[smtp_intake]\nlisten = "{LOOPBACK}:0"\nrecipients = ["{HELPDESK}"]\n'
+        f'[metrics]\nlisten = ""\n[smtp_intake]\nlisten = "{LOOPBACK}:0"\nrecipients = ["{HELPDESK}"]\n'
         f'[twilio]\naccount_sid = "{ACCOUNT_SID}"\nauth_token = "{AUTH_TOKEN}"\n'
         f'from_number = "{FROM_NUMBER}"\napi_base_url = "http://{LOOPBACK}:1"\n'
         f'[webhooks]\nlisten = "{LOOPBACK}:0"\npublic_url = "{PUBLIC_URL}"\n{extra}'

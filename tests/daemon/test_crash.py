@@ -62,7 +62,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(db_url: str, tmp_pat
         config = tmp_path / "intaked.toml"
         config.write_text(
             f'[database]\nurl = "{db_url}"\nsqlite_busy_timeout_ms = 5000\n'
-            "[smtp_intake]\nenabled = false\n"
+            "[metrics]\nlisten = ''\n[smtp_intake]\nenabled = false\n"
             # max_attempts: every kill here is ours, not a message's fault. Items a process died
             # holding are retried alone; without this, a slow machine can see one item claimed
             # in five killed runs in a row and quarantined (tests/intake/test_ledger.py tests quarantine).

@@ -83,7 +83,7 @@ def test_a_full_disk_answers_451_and_everything_accepted_is_filed_once_it_has_ro
     config = tmp_path / "intaked.toml"
     config.write_text(
         f'[database]\nurl = "{url}"\n'
-        f'[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
+        f'[metrics]\nlisten = ""\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
         f'[outbound_mail]\nhost = "127.0.0.1"\nport = {sink.port}\nfrom_address = "helpdesk@example.com"\n'
         "[outbox]\npoll_seconds = 0.5\n"
         "[intake]\nretry_base_seconds = 0.2\n"

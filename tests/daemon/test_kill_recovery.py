@@ -33,7 +33,7 @@ class Node(DaemonProcess):
         config.write_text(
             f'[database]\nurl = "{db_url}"\nsqlite_busy_timeout_ms = 5000\n'
             f'[daemon]\nnode_name = "{name}"\n'
-            f'[smtp_intake]\nlisten = "127.0.0.1:{self.port}"\n'
+            f'[metrics]\nlisten = ""\n[smtp_intake]\nlisten = "127.0.0.1:{self.port}"\n'
             f'[outbound_mail]\nhost = "127.0.0.1"\nport = {sink.port}\n'
             'from_address = "helpdesk@example.com"\n'
             "[outbox]\npoll_seconds = 0.5\n"

@@ -120,7 +120,7 @@ def test_a_restarted_daemon_accepts_mail_within_a_second(tmp_path: Path) -> None
     Measured from spawning the process to the 250 for the first message; bound 1.5 s, best of
     three starts, since the test machine is shared and loaded."""
     port = free_port()
-    install = Install(tmp_path, f'[smtp_intake]\nlisten = "127.0.0.1:{port}"\n')
+    install = Install(tmp_path, f'[metrics]\nlisten = ""\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n')
     install.upgrade()
     timings: list[float] = []
     for attempt in range(ATTEMPTS):
@@ -141,7 +141,7 @@ def test_a_restarted_daemon_pulls_waiting_imap_mail_within_a_second(tmp_path: Pa
     with Dovecot() as dovecot:
         install = Install(
             tmp_path,
-            "[smtp_intake]\nenabled = false\n"
+            "[metrics]\nlisten = ''\n[smtp_intake]\nenabled = false\n"
             f'[[imap]]\nname = "helpdesk"\nhost = "127.0.0.1"\nport = {dovecot.port}\ntls = "none"\n'
             f'username = "{USER}"\npassword = "{PASSWORD}"\npoll_seconds = 0.5\n',
         )
@@ -166,7 +166,7 @@ def test_a_restarted_daemon_pulls_waiting_imap_mail_within_a_second(tmp_path: Pa
 
 def test_mail_taken_before_the_back_office_is_ready_becomes_tickets_once(tmp_path: Path) -> None:
     port = free_port()
-    install = Install(tmp_path, f'[smtp_intake]\nlisten = "127.0.0.1:{port}"\n')
+    install = Install(tmp_path, f'[metrics]\nlisten = ""\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n')
     install.upgrade()
     early = [report(f"early-{n}") for n in range(3)]
     with running(install) as proc:
@@ -193,7 +193,7 @@ def test_a_back_office_that_cannot_start_is_reported_and_retried_while_mail_is_t
     port = free_port()
     install = Install(
         tmp_path,
-        f'[smtp_intake]\nlisten = "127.0.0.1:{port}"\n',
+        f'[metrics]\nlisten = ""\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n',
         database="sqlite_busy_timeout_ms = 300\n",  # a writer gives up after 0.3 s instead of 5
     )
     install.upgrade()

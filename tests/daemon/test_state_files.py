@@ -62,7 +62,7 @@ def test_the_running_daemon_keeps_its_database_and_wal_files_private(
     port = free_port()
     config = tmp_path / "intaked.toml"
     config.write_text(
-        f'[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
+        f'[metrics]\nlisten = ""\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
         '[acknowledgements]\nenabled = false\n[logging]\nlevel = "info"\nformat = "json"\n',
         encoding="utf-8",
     )

@@ -31,7 +31,8 @@ def test_kill_9_between_commit_and_send_the_ack_goes_out_after_restart(db_url: s
     smtp_port = free_port()
     config = tmp_path / "intaked.toml"
     config.write_text(
-        f'[database]\nurl = "{db_url}"\n[smtp_intake]\nlisten = "127.0.0.1:{smtp_port}"\n'
+        f'[database]\nurl = "{db_url}"\n[metrics]\nlisten = ""\n'
+        f'[smtp_intake]\nlisten = "127.0.0.1:{smtp_port}"\n'
         f'[outbound_mail]\nhost = "127.0.0.1"\nport = {sink.port}\nfrom_address = "helpdesk@example.com"\n'
         '[outbox]\nretry_base_seconds = 0.2\npoll_seconds = 0.2\n[logging]\nformat = "json"\n'
     )

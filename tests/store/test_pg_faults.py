@@ -37,7 +37,7 @@ def test_cut_connections_lose_and_repeat_nothing(pg_url: str, tmp_path: Path) ->
     config = tmp_path / "intaked.toml"
     config.write_text(
         f'[database]\nurl = "{pg_url}&application_name={name}"\n'
-        f'[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
+        f'[metrics]\nlisten = ""\n[smtp_intake]\nlisten = "127.0.0.1:{port}"\n'
         f'[outbound_mail]\nhost = "127.0.0.1"\nport = {sink.port}\nfrom_address = "helpdesk@example.com"\n'
         "[outbox]\npoll_seconds = 0.5\nretry_base_seconds = 0.5\nretry_max_seconds = 2\n"
         "[intake]\nmax_attempts = 100\nretry_base_seconds = 0.2\n"

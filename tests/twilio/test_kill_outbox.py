@@ -28,6 +28,8 @@ def config_text(db_url: str, twilio_api_url: str, webhook_port: int) -> str:
     return f"""
 [database]
 url = "{db_url}"
+[metrics]
+listen = ""
 [smtp_intake]
 enabled = false
 [outbound_mail]

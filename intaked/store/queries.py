@@ -133,13 +133,12 @@ def pipeline_status(engine: Engine, mailboxes: Sequence[str]) -> str:
     how each of ``mailboxes`` (IMAP) stands."""
     items = inbound_item_table
     with read_only(engine).connect() as conn:
-        by_state: dict[str, int] = dict(
-            conn.execute(
-                select(items.c.state, func.count())
-                .where(items.c.state.in_(["received", "processing", "quarantined"]))
-                .group_by(items.c.state)
-            ).tuples()
+        counted = conn.execute(
+            select(items.c.state, func.count())
+            .where(items.c.state.in_(["received", "processing", "quarantined"]))
+            .group_by(items.c.state)
         )
+        by_state: dict[str, int] = {state: count for state, count in counted}
         outbox = conn.execute(
             select(func.count())
             .select_from(outbox_table)

@@ -86,9 +86,7 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
         os.set_blocking(wake_fd, False)
         loop.add_reader(wake_fd, on_wake)  # wake-ups written meanwhile are waiting in the pipe
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        sys.stdout.buffer.write(READY)
-        sys.stdout.buffer.flush()
-        ticks = loop.create_task(_tick(sys.stdout.fileno(), settings.daemon.heartbeat_seconds, children))
+        ticks = _say_ready(loop, settings.daemon.heartbeat_seconds, children)
         await stop.wait()
         log.info("back_office_stopping", role=role)
         ticks.cancel()
@@ -99,6 +97,15 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             await loop.run_in_executor(executor, keeper.stop)
         executor.shutdown(wait=True)
         engine.dispose()
+
+
+def _say_ready(
+    loop: asyncio.AbstractEventLoop, every: float, children: list[BackOfficeProcess]
+) -> asyncio.Task[None]:
+    """Tell the parent we are ready, then tick to it (:func:`_tick`) until the task is cancelled."""
+    sys.stdout.buffer.write(READY)
+    sys.stdout.buffer.flush()
+    return loop.create_task(_tick(sys.stdout.fileno(), every, children), name="back-office-ticks")
 
 
 async def _tick(fd: int, every: float, children: list[BackOfficeProcess]) -> None:

@@ -11,7 +11,8 @@ captures meanwhile waits in the ledger and becomes tickets as soon as the back o
 back office that fails to start is logged as an error (``back_office_start_failed``) and tried
 again, with growing pauses, while the front keeps taking mail. With
 ``daemon.back_office = "inline"`` the same work runs in this process, started after the
-listeners. systemd hears READY=1 once the listeners are up.
+listeners. systemd hears READY=1 once the listeners are up, then a STATUS line every few seconds
+and, with ``WatchdogSec=``, WATCHDOG=1 while every process makes progress (intaked/notify.py).
 
 Shutdown on the first SIGTERM/SIGINT: stop accepting, let messages being committed finish, turn
 everything already captured into tickets, exit 0. A second signal exits at once (nothing
@@ -26,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -40,9 +40,12 @@ from intaked.config import Settings
 from intaked.descriptors import prepare_descriptors
 from intaked.intake.capture import CaptureWriter
 from intaked.loop_errors import LoopErrorHandler
+from intaked.notify import Notifier, sd_notify
 from intaked.store.engine import engine_for
 from intaked.store.liveness import LivenessKeeper, set_node_name
 from intaked.store.migrate import ensure_schema
+from intaked.store.queries import pipeline_status
+from intaked.store.settle import describe_error
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -62,21 +65,6 @@ log = structlog.get_logger(__name__)
 EXIT_OK = 0
 EXIT_FORCED = 130
 EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the store cannot be reached or is on a wrong schema
-
-
-def sd_notify(message: str) -> None:
-    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.connect(address)
-            sock.sendall(message.encode("utf-8"))
-    except OSError as exc:
-        log.warning("sd_notify_failed", error=str(exc))
 
 
 class _Stoppable(Protocol):
@@ -259,6 +247,29 @@ class Daemon:
         if self.voicemail is not None:
             self.voicemail.wake()
 
+    async def status(self) -> str:
+        """The STATUS line for systemd: the store's figures, read on the database threads."""
+        engine = self.engine
+        if engine is None:
+            return "starting"
+        mailboxes = [mailbox.name for mailbox in self.settings.imap if mailbox.enabled]
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, pipeline_status, engine, mailboxes)
+        except Exception as exc:  # the daemon rides out an outage: say so, and carry on
+            return f"accepting mail; the store cannot be read: {describe_error(exc)}"[:200]
+
+    def trouble(self) -> str | None:
+        """Why the watchdog must not be pinged (a back office process, or a worker of the inline
+        back office, no longer makes progress), or None."""
+        if self.back_office is not None:
+            return self.back_office.trouble()
+        workers = (self.processor, self.dispatcher, self.pager, self.voicemail)
+        for worker in workers:
+            if worker is not None and worker.stalled():
+                return f"the {worker.name} worker stopped"
+        return None
+
     def _workers_in_stop_order(self) -> tuple[_Stoppable | None, ...]:
         """The back office, or the inline one's workers: what takes tickets in before what sends."""
         return (self.back_office, self.processor, self.scheduler, self.dispatcher, self.pager, self.voicemail)
@@ -321,13 +332,17 @@ async def run_daemon(settings: Settings) -> int:
         return await _failed_start(daemon, exc, loop_errors)
     sd_notify("READY=1\nSTATUS=accepting mail")
     log.info("started", pid=os.getpid())
+    notifier = Notifier(daemon.status, daemon.trouble)  # STATUS lines and the watchdog's pings
+    notifier.start()
     try:
         await daemon.start_back_office()
     except Exception as exc:  # inline only: a back office process is retried by its supervisor
+        await notifier.stop()
         return await _failed_start(daemon, exc, loop_errors)
     await stop_requested.wait()
     sd_notify("STOPPING=1")
-    await daemon.stop()
+    await daemon.stop()  # the watchdog is still pinged while the drain goes on
+    await notifier.stop()
     loop_errors.flush()
     return EXIT_OK
 

@@ -83,6 +83,11 @@ class WakeableWorker:
         loop = self._loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run(), name=f"{self.name}-{n}") for n in range(self._loops)]
 
+    def stalled(self) -> bool:
+        """Whether a loop of this worker has ended though it was not asked to stop (it would make
+        no more passes; the watchdog stops then: intaked/notify.py)."""
+        return not self._stopping and any(task.done() for task in self._tasks)
+
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()

@@ -27,7 +27,11 @@ captured items, ``o`` for newly queued outbox rows (a webhook's), so a burst of 
 also make the sender look for work on every commit; any other byte wakes both. End of file
 means "stop": finish turning what is captured into tickets, then exit 0. The process dies with
 its parent (``PR_SET_PDEATHSIG``), as systemd would kill it with the service; the claims let the
-next start take over. "ready" on stdout tells the parent that start-up is done.
+next start take over. "ready" on stdout tells the parent that start-up is done; after it, a byte
+every ``daemon.heartbeat_seconds`` tells it that the process's event loop runs: ``.`` when its own
+children are well too, ``?`` when one of them has been silent for ``daemon.lease_seconds``. The
+parent takes a ready child silent for a lease, or saying ``?``, for stuck (:meth:`trouble`): the
+front withholds systemd's watchdog pings then (intaked/notify.py tells why a pipe).
 
 This package is imported by the front for :class:`BackOfficeProcess` (here); the roles' workers
 (parsing, SLA, routing, the Twilio client) are imported only in the process that runs them
@@ -44,6 +48,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from typing import IO
 
 import structlog
 
@@ -52,6 +57,8 @@ from intaked.config import Settings
 log = structlog.get_logger(__name__)
 
 READY = b"ready\n"
+TICK_WELL = b"."  # after "ready", every heartbeat: my loop runs, and my children are well
+TICK_CHILD_SILENT = b"?"  # my loop runs, but a child of mine is silent
 WAKE_INTAKE = b"i"  # new items in the intake ledger
 WAKE_OUTBOX = b"o"  # new rows in the outbox
 ROLE_INTAKE = "intake"
@@ -76,6 +83,8 @@ class BackOfficeProcess:
         self._wake_fd: int | None = None
         self._stopping = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
+        self._last_tick: float | None = None  # monotonic; None unless the process is ready
+        self._children_well = True
 
     @property
     def pid(self) -> int | None:
@@ -129,6 +138,43 @@ class BackOfficeProcess:
         with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError):
             os.write(fd, what)  # a full pipe means a wake-up is already pending
 
+    def trouble(self) -> str | None:
+        """Why this process is not making progress (a ready process silent for a lease, or one
+        that says a child of its own is silent), or None. A process starting, or dead and about to
+        be restarted, is the supervisor's business: None."""
+        last = self._last_tick
+        if last is None:
+            return None
+        silent = time.monotonic() - last
+        if silent > self._settings.daemon.lease_seconds:
+            return f"back office {self.role} (pid {self.pid}) silent for {silent:.0f}s"
+        if not self._children_well:
+            return f"a child of back office {self.role} (pid {self.pid}) is silent"
+        return None
+
+    def _listen(self, stdout: IO[bytes]) -> None:
+        """Read the ready process's heartbeat bytes on the event loop, until end of file."""
+        loop = asyncio.get_running_loop()
+        fd = stdout.fileno()
+        os.set_blocking(fd, False)
+        self._last_tick, self._children_well = time.monotonic(), True
+
+        def on_tick() -> None:
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:  # it exited (or closed its stdout): its supervisor takes over
+                loop.remove_reader(fd)
+                self._last_tick = None
+                return
+            self._last_tick = time.monotonic()
+            self._children_well = data[-1:] != TICK_CHILD_SILENT
+
+        loop.add_reader(fd, on_tick)
+
     async def _supervise(self) -> None:
         pause = RESTART_PAUSE_SECONDS[0]
         while not self._stopping.is_set():
@@ -180,7 +226,13 @@ class BackOfficeProcess:
                 proc.kill()
         if line == READY:
             log.info("back_office_ready", role=self.role, pid=proc.pid)
-        code = await loop.run_in_executor(None, proc.wait)
+            self._listen(stdout)
+        try:
+            code = await loop.run_in_executor(None, proc.wait)
+        finally:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(stdout.fileno())
+            self._last_tick = None
         return line == READY, code
 
     async def stop(self) -> None:

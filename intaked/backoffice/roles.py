@@ -4,6 +4,7 @@ the outbox dispatchers), woken through the pipe from its parent until the pipe c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -17,6 +18,8 @@ from intaked.backoffice import (
     READY,
     ROLE_INTAKE,
     ROLE_OUTBOX,
+    TICK_CHILD_SILENT,
+    TICK_WELL,
     WAKE_INTAKE,
     WAKE_OUTBOX,
     BackOfficeProcess,
@@ -50,6 +53,7 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
     engine = engine_for(settings, sqlite_synchronous="NORMAL" if role == ROLE_OUTBOX else "FULL")
     stop = asyncio.Event()
     stoppers: list[Stopper] = []
+    children: list[BackOfficeProcess] = []
     wake_intake: Callable[[], None] | None = None
     keeper = LivenessKeeper(
         engine,
@@ -68,6 +72,7 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             outbox = BackOfficeProcess(settings, ROLE_OUTBOX)
             outbox.start()  # spawned now, at our priority (the front's); ready when it is
             stoppers.append(outbox.stop)
+            children.append(outbox)
             wake_outbox = outbox.wake
         if role == ROLE_INTAKE:
             wake_intake = await _start_intake(
@@ -81,10 +86,10 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
         os.set_blocking(wake_fd, False)
         loop.add_reader(wake_fd, on_wake)  # wake-ups written meanwhile are waiting in the pipe
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        sys.stdout.buffer.write(READY)
-        sys.stdout.buffer.flush()
+        ticks = _say_ready(loop, settings.daemon.heartbeat_seconds, children)
         await stop.wait()
         log.info("back_office_stopping", role=role)
+        ticks.cancel()
     finally:
         for stopper in stoppers:
             await stopper()
@@ -92,6 +97,31 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
             await loop.run_in_executor(executor, keeper.stop)
         executor.shutdown(wait=True)
         engine.dispose()
+
+
+def _say_ready(
+    loop: asyncio.AbstractEventLoop, every: float, children: list[BackOfficeProcess]
+) -> asyncio.Task[None]:
+    """Tell the parent we are ready, then tick to it (:func:`_tick`) until the task is cancelled."""
+    sys.stdout.buffer.write(READY)
+    sys.stdout.buffer.flush()
+    return loop.create_task(_tick(sys.stdout.fileno(), every, children), name="back-office-ticks")
+
+
+async def _tick(fd: int, every: float, children: list[BackOfficeProcess]) -> None:
+    """Tell the parent, every ``every`` seconds, that this loop runs (and whether our own children
+    do); never blocks: a parent that does not read loses ticks, not our time."""
+    os.set_blocking(fd, False)
+    told: list[str] = []
+    while True:
+        troubles = [trouble for child in children if (trouble := child.trouble()) is not None]
+        if troubles != told:
+            if troubles:
+                log.error("back_office_child_silent", reasons=troubles)
+            told = troubles
+        with contextlib.suppress(OSError):
+            os.write(fd, TICK_CHILD_SILENT if troubles else TICK_WELL)
+        await asyncio.sleep(every)
 
 
 def _wake_handler(

@@ -60,3 +60,13 @@ def test_installation_needs_only_the_shipped_files() -> None:
     assert re.search(rf"^d /etc/intaked 0750 root {user.group(1)} ", tmpfiles, re.MULTILINE)
     assert re.search(r"^StateDirectory=intaked$", unit, re.MULTILINE)
     assert re.search(r"^Type=notify$", unit, re.MULTILINE)
+
+
+def test_the_unit_asks_for_notify_and_a_watchdog() -> None:
+    """Type=notify with the main process alone allowed to notify, and a watchdog (the front pings
+    it only while every process makes progress: tests/daemon/test_notify.py)."""
+    unit = UNIT.read_text()
+    assert re.search(r"^Type=notify$", unit, re.MULTILINE)
+    assert re.search(r"^NotifyAccess=main$", unit, re.MULTILINE)
+    watchdog = re.search(r"^WatchdogSec=(\d+)$", unit, re.MULTILINE)
+    assert watchdog and 10 <= int(watchdog.group(1)) <= 120

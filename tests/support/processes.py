@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,15 @@ from tests.support.waiting import wait_until
 
 class DaemonProcess:
     """``intaked run --config CONFIG``, logging JSON to ``log_path``; ``preexec_fn`` runs in the
-    child before it starts (e.g. to lower its descriptor limit)."""
+    child before it starts (e.g. to lower its descriptor limit); ``env`` adds to its environment."""
 
-    def __init__(self, config: Path, log_path: Path, preexec_fn: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log_path: Path,
+        preexec_fn: Callable[[], None] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.log_path = log_path
         with log_path.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -36,6 +42,7 @@ class DaemonProcess:
                 stdout=out,
                 stderr=out,
                 preexec_fn=preexec_fn,
+                env={**os.environ, **(env or {})},
                 start_new_session=True,  # its back office processes are stopped with it
             )
 

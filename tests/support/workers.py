@@ -39,6 +39,7 @@ RUNS_ALONE: dict[str, str] = {
     "test_pg_faults.py": "cut connections, settled within seconds",
     "test_disk_full.py": "room again: stored within seconds",
     "test_store_cuts.py": "cut connections during a page",
+    "test_notify.py": "watchdog pings counted over windows of seconds, none while a child is stopped",
     "test_crash.py": "kill -9 within 0.15 s of connecting must land mid-drain",
 }
 

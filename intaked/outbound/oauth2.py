@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import requests
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2 import OAuth2Error
 
 from intaked.config import OAuth2Settings
 
@@ -93,7 +93,7 @@ class TokenProvider:
                 scope=cfg.scope,
                 timeout=self.timeout,
             )
-        except OAuth2Error as exc:
+        except AuthlibBaseError as exc:  # the OAuth2 error answer (OAuthError)
             raise TokenRefused(self._refusal(exc.error, exc.description, secret)) from None
         except (requests.RequestException, ValueError) as exc:
             reason = _without(str(exc), secret)

@@ -12,8 +12,10 @@ happens there too, never on the event loop. A pass over the folder:
 
 A changed UIDVALIDITY makes every message look new; the ingest step recognises them by Message-ID
 (or raw digest) and stores none twice. Network errors reconnect with backoff; a refused login is
-logged and retried slowly; STARTTLS that the server does not offer is an error, never a silent
-fall back to plaintext. The rest of the daemon is unaffected by any of it.
+logged and retried slowly (so is a refused OAuth2 token request: ``auth = "xoauth2"`` logs in
+with AUTHENTICATE XOAUTH2 and a token from intaked/outbound/oauth2.py); STARTTLS that the server
+does not offer is an error, never a silent fall back to plaintext. The rest of the daemon is
+unaffected by any of it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from intaked.config import ImapMailboxSettings
 from intaked.intake.capture import RawItem, insert_items
+from intaked.outbound.oauth2 import TokenRefused, TokenUnavailable, token_provider, with_token
 from intaked.store.dialect import insert_or_merge
 from intaked.store.models import imap_mailbox_table, inbound_item_table
 from intaked.store.settle import describe_error
@@ -42,6 +45,8 @@ log = structlog.get_logger(__name__)
 
 #: Errors after which we reconnect: the connection or the server went away.
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, ssl.SSLError, imaplib.IMAP4.abort, EOFError)
+#: Errors after which we try again with backoff: these, and a token endpoint out of reach.
+RECONNECT_ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TokenUnavailable)
 #: How long one IDLE wait lasts before we look at the stop flag again, in seconds.
 IDLE_TICK_SECONDS = 1.0
 #: After a pass that found mail, the first IDLE lasts this long before we look once more, seconds.
@@ -97,13 +102,13 @@ class ImapMailboxWorker:
                 with self._connect() as client:
                     backoff = 1.0
                     self._session(client)
-            except (LoginError, TlsRefused) as exc:
+            except (LoginError, TlsRefused, TokenRefused) as exc:
                 self._record_error(f"{type(exc).__name__}: {exc}")
                 self.log.error(
                     "imap_login_refused", error=str(exc), retry_in=self.settings.auth_retry_seconds
                 )
                 self.stop.wait(self.settings.auth_retry_seconds)
-            except NETWORK_ERRORS as exc:
+            except RECONNECT_ERRORS as exc:
                 self._record_error(f"{type(exc).__name__}: {exc}")
                 self.log.warning("imap_connection_lost", error=str(exc), retry_in=round(backoff, 1))
                 self.stop.wait(backoff)
@@ -131,12 +136,26 @@ class ImapMailboxWorker:
                 if not client.has_capability("STARTTLS"):
                     raise TlsRefused(f"{cfg.host} does not offer STARTTLS; refusing to log in over plaintext")
                 client.starttls(context)
-            client.login(cfg.username, cfg.password.get_secret_value())
+            self._login(client)
         except BaseException:
             _close_quietly(client)
             raise
         self.log.info("imap_connected", host=cfg.host, tls=cfg.tls)
         return client
+
+    def _login(self, client: IMAPClient) -> None:
+        """LOGIN with the password, or AUTHENTICATE XOAUTH2 with a token (renewed once if refused)."""
+        cfg = self.settings
+        if cfg.auth != "xoauth2" or cfg.oauth2 is None:
+            client.login(cfg.username, cfg.password.get_secret_value())
+            return
+        provider = token_provider(cfg.oauth2, self.oauth2_key)
+        with_token(provider, lambda token: client.oauth2_login(cfg.username, token), (LoginError,))
+
+    @property
+    def oauth2_key(self) -> str:
+        """Where this mailbox's ``oauth2`` table is configured, for messages."""
+        return f"imap.{self.settings.name}.oauth2"
 
     def _session(self, client: IMAPClient) -> None:
         cfg = self.settings

@@ -9,6 +9,7 @@ The package imports nothing else of intaked. Its modules:
   (tickets, calendars, sla, triage, lifecycle), ``routing`` (routing, directory, trust), ``paging``
   (people, oncall, teams, paging), ``telephony`` (twilio, webhooks, hotline), ``observability``
   (metrics);
+- ``oauth2``: the ``auth`` mode and ``oauth2`` table of a mailbox and of the relay (Microsoft 365);
 - ``model``: :class:`Settings`, the whole file, with the checks that look across sections;
 - ``loader``: the file, systemd credentials and the environment layered with pydantic-settings;
   ``errors``: :class:`ConfigError` and its messages; ``redaction``: which values are secrets.
@@ -29,6 +30,7 @@ from intaked.config.loader import (
 from intaked.config.mail import ImapMailboxSettings, IntakeSettings, SmtpIntakeSettings
 from intaked.config.model import Settings, effective_database_url
 from intaked.config.observability import DEFAULT_METRICS_LISTEN, MetricsSettings
+from intaked.config.oauth2 import DEFAULT_SCOPE, AuthMode, OAuth2Settings
 from intaked.config.outbound import AcknowledgementSettings, OutboundMailSettings, OutboxSettings
 from intaked.config.paging import (
     DEFAULT_ROTATION_START,
@@ -80,11 +82,13 @@ __all__ = [
     "DEFAULT_GREETING_ZH",
     "DEFAULT_METRICS_LISTEN",
     "DEFAULT_ROTATION_START",
+    "DEFAULT_SCOPE",
     "DEFAULT_SPAM_RULES",
     "ENV_CONFIG_PATH",
     "SECRET_KEYS",
     "WEEKDAY_NAMES",
     "AcknowledgementSettings",
+    "AuthMode",
     "CalendarSettings",
     "Category",
     "ConfigError",
@@ -98,6 +102,7 @@ __all__ = [
     "LifecycleSettings",
     "LoggingSettings",
     "MetricsSettings",
+    "OAuth2Settings",
     "OncallScheduleSettings",
     "OutboundMailSettings",
     "OutboxSettings",

@@ -4,10 +4,11 @@ environment, layered with pydantic-settings into one validated :class:`Settings`
 Where the file comes from, first found wins: ``--config PATH``, ``$INTAKED_CONFIG``,
 ``/etc/intaked/intaked.toml``, else the built-in defaults. Secrets (the keys in
 :data:`SECRET_KEYS`, and each IMAP mailbox's password) may come from ``$CREDENTIALS_DIRECTORY/<key>``
-(e.g. ``outbound_mail.password``, ``imap.helpdesk.password``) or from ``INTAKED_<SECTION>__<KEY>``
-(e.g. ``INTAKED_OUTBOUND_MAIL__PASSWORD``, ``INTAKED_IMAP__HELPDESK__PASSWORD``); the environment
+(e.g. ``outbound_mail.password``, ``imap.helpdesk.password``, ``imap.helpdesk.oauth2.client_secret``)
+or from ``INTAKED_<SECTION>__<KEY>`` (e.g. ``INTAKED_OUTBOUND_MAIL__PASSWORD``,
+``INTAKED_IMAP__HELPDESK__OAUTH2__CLIENT_SECRET``); the environment
 beats a credential, which beats the file. With a single mailbox, ``imap.password`` /
-``INTAKED_IMAP__PASSWORD`` work too, below the named ones.
+``INTAKED_IMAP__PASSWORD`` (and ``imap.oauth2.client_secret``) work too, below the named ones.
 
 pydantic-settings merges the layers (:meth:`_LayeredSettings.settings_customise_sources`). Its own
 environment and secrets-directory sources are not used: they would read every ``INTAKED_*``
@@ -99,11 +100,26 @@ class SecretKeySource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for key in SECRET_KEYS:
-            section, _, name = key.partition(".")
-            value = self.store((section, name))
-            if value is not None and isinstance(self.file_data.get(section, {}), Mapping):
-                found.setdefault(section, {})[name] = value
+            parts = tuple(key.split("."))
+            value = self.store(parts)
+            if value is not None and _table_present(self.file_data, parts[:-1]):
+                table = found
+                for part in parts[:-1]:
+                    table = table.setdefault(part, {})
+                table[parts[-1]] = value
         return found
+
+
+def _table_present(data: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    """Whether a secret may go into the table at ``path``: the section may be absent (its defaults
+    take the secret), a table inside it must be in the file (``oauth2`` is optional), and none may
+    be given as something other than a table (validation rejects that)."""
+    section = data.get(path[0], {})
+    for part in path[1:]:
+        if not isinstance(section, Mapping) or not isinstance(section.get(part), Mapping):
+            return False
+        section = section[part]
+    return isinstance(section, Mapping)
 
 
 class MailboxPasswordSource(PydanticBaseSettingsSource):
@@ -124,17 +140,30 @@ class MailboxPasswordSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # __call__ reads the mailboxes itself
 
-    def _password(self, name: str, single: bool) -> str | None:
-        """The password for mailbox ``name``; later candidates beat earlier ones."""
-        keys: list[tuple[str, ...]] = [("imap", "password")] if single else []
-        keys.append(("imap", name, "password"))
-        password = None
+    def _secret(self, name: str, single: bool, key: tuple[str, ...]) -> str | None:
+        """The secret ``key`` (``("password",)``) of mailbox ``name``; later candidates beat earlier ones."""
+        keys: list[tuple[str, ...]] = [("imap", *key)] if single else []
+        keys.append(("imap", name, *key))
+        secret = None
         for parts in keys:
             for store in (self.credentials, self.environment):
                 value = store(parts)
                 if value is not None:
-                    password = value
-        return password
+                    secret = value
+        return secret
+
+    def _with_secrets(self, entry: Mapping[str, Any], single: bool) -> Mapping[str, Any]:
+        """The mailbox's table with its password and, given an ``oauth2`` table, its client secret."""
+        name = str(entry.get("name", "default"))
+        password = self._secret(name, single, ("password",))
+        if password is not None:
+            entry = {**entry, "password": password}
+        oauth2 = entry.get("oauth2")
+        if isinstance(oauth2, Mapping):
+            secret = self._secret(name, single, ("oauth2", "client_secret"))
+            if secret is not None:
+                entry = {**entry, "oauth2": {**oauth2, "client_secret": secret}}
+        return entry
 
     def __call__(self) -> dict[str, Any]:
         mailboxes = self.file_data.get("imap")
@@ -144,8 +173,7 @@ class MailboxPasswordSource(PydanticBaseSettingsSource):
         result: list[Any] = []
         for entry in entries:
             if isinstance(entry, Mapping):
-                password = self._password(str(entry.get("name", "default")), len(entries) == 1)
-                entry = dict(entry) if password is None else {**entry, "password": password}
+                entry = dict(self._with_secrets(entry, len(entries) == 1))
             result.append(entry)
         return {"imap": result}
 

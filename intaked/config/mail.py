@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from intaked.config.fields import KEY_NAME, ListenAddress, Section, split_listen
+from intaked.config.oauth2 import AuthMode, OAuth2Settings, check_auth
 
 
 class SmtpIntakeSettings(Section):
@@ -47,6 +48,8 @@ class ImapMailboxSettings(Section):
     tls_ca_file: str = ""
     username: str
     password: SecretStr = SecretStr("")
+    auth: AuthMode = "password"
+    oauth2: OAuth2Settings | None = None
     folder: str = "INBOX"
     processed_folder: str = "Processed"
     idle: bool = True
@@ -56,6 +59,11 @@ class ImapMailboxSettings(Section):
     timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
     reconnect_max_seconds: Annotated[float, Field(gt=0)] = 300.0
     auth_retry_seconds: Annotated[float, Field(gt=0)] = 300.0
+
+    @model_validator(mode="after")
+    def _oauth2_when_needed(self) -> ImapMailboxSettings:
+        check_auth(self.auth, self.oauth2)
+        return self
 
     @property
     def effective_port(self) -> int:

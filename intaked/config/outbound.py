@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from intaked.config.addresses import SenderAddress, parse_sender
 from intaked.config.fields import Section, TimeZoneName, checked_by
+from intaked.config.oauth2 import AuthMode, OAuth2Settings, check_auth
 
 
 class OutboundMailSettings(Section):
@@ -20,12 +21,21 @@ class OutboundMailSettings(Section):
     starttls: bool = False
     username: str = ""
     password: SecretStr = SecretStr("")
+    auth: AuthMode = "password"  # "xoauth2": AUTH XOAUTH2 as ``username`` with a token (Microsoft 365)
+    oauth2: OAuth2Settings | None = None
     # AUTH over a connection without TLS sends the password readable to anyone on the path.
     allow_plaintext_auth: bool = False
     from_address: Annotated[str, checked_by(parse_sender)] = (
         "helpdesk@localhost"  # "helpdesk@example.com" or "IT 服務台 <helpdesk@example.com>"
     )
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+    @model_validator(mode="after")
+    def _oauth2_when_needed(self) -> OutboundMailSettings:
+        check_auth(self.auth, self.oauth2)
+        if self.auth == "xoauth2" and not self.username:
+            raise ValueError('auth = "xoauth2" needs username (the mailbox the relay sends as)')
+        return self
 
     @property
     def sender(self) -> SenderAddress:

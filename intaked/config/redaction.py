@@ -15,6 +15,7 @@ from intaked.config.model import Settings, effective_database_url
 SECRET_KEYS: tuple[str, ...] = (
     "database.url",
     "outbound_mail.password",
+    "outbound_mail.oauth2.client_secret",
     "twilio.auth_token",
     "twilio.previous_auth_token",
 )
@@ -60,6 +61,9 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     for mailbox in data["imap"]:
         if mailbox["password"]:
             mailbox["password"] = "********"
+    for table in [data["outbound_mail"], *data["imap"]]:
+        if table["oauth2"] and table["oauth2"]["client_secret"]:
+            table["oauth2"]["client_secret"] = "********"
     url = settings.database.url
     data["database"]["url"] = make_url(url).render_as_string(hide_password=True) if url else ""
     data["database"]["effective_url"] = make_url(effective_database_url(settings)).render_as_string(

@@ -3,7 +3,8 @@ SMTP implementation of the mail relay port (intaked/ports/mail.py).
 
 Every outcome is classified with the port's failures: ``TemporaryFailure`` (4xx replies) is
 retried later, and its subclass ``RelayUnavailable`` (refused or dropped connections, timeouts, a
-relay that does not offer the STARTTLS we require or refuses our login) says the relay itself is
+relay that does not offer the STARTTLS we require or refuses our login, or an OAuth2 token
+endpoint that refuses us or is out of reach, with ``auth = "xoauth2"``) says the relay itself is
 out, not this message: the dispatcher then defers the whole batch and pauses;
 ``PermanentFailure`` (5xx replies) is not retried. STARTTLS, when configured, is required: intaked
 never falls back to plaintext.
@@ -17,6 +18,7 @@ import time
 from types import TracebackType
 
 from intaked.config import OutboundMailSettings
+from intaked.outbound.oauth2 import TokenRefused, TokenUnavailable, token_provider, with_token, xoauth2_string
 from intaked.ports.mail import PermanentFailure, RelayUnavailable, TemporaryFailure
 
 TRUST_SECONDS = 2.0  # a kept connection used this recently is used without a NOOP first
@@ -60,7 +62,10 @@ class SmtpMailer:
                 client.starttls(context=ssl.create_default_context())
                 client.ehlo()
             if cfg.username:
-                client.login(cfg.username, cfg.password.get_secret_value())
+                self._login(client)
+        except (TokenRefused, TokenUnavailable) as exc:
+            client.close()
+            raise RelayUnavailable(str(exc)) from None
         except smtplib.SMTPAuthenticationError as exc:
             raise RelayUnavailable(f"relay refused our login: {exc.smtp_code} {exc.smtp_error!r}") from None
         except smtplib.SMTPResponseException as exc:  # the greeting or EHLO refused: not this message's fault
@@ -68,6 +73,23 @@ class SmtpMailer:
         except (TimeoutError, OSError, smtplib.SMTPException) as exc:
             raise RelayUnavailable(f"relay {cfg.host}:{cfg.port} unreachable: {exc}") from None
         return client
+
+    def _login(self, client: smtplib.SMTP) -> None:
+        """AUTH with the password, or AUTH XOAUTH2 with a token (renewed once if refused)."""
+        cfg = self._settings
+        if cfg.auth != "xoauth2" or cfg.oauth2 is None:
+            client.login(cfg.username, cfg.password.get_secret_value())
+            return
+
+        def authenticate(token: str) -> None:
+            # smtplib base64-encodes what the callback returns: the initial response, then an
+            # empty answer to the error challenge (334) a refusing server sends first.
+            client.auth(
+                "XOAUTH2", lambda challenge=None: "" if challenge else xoauth2_string(cfg.username, token)
+            )
+
+        provider = token_provider(cfg.oauth2, "outbound_mail.oauth2")
+        with_token(provider, authenticate, (smtplib.SMTPAuthenticationError,))
 
     def send(self, message: bytes, sender: str, recipient: str) -> str:
         """Send one message; returns the relay's reply (its queue id, usually).

@@ -15,6 +15,7 @@ from intaked.config import (
     CalendarSettings,
     ConfigError,
     ImapMailboxSettings,
+    OAuth2Settings,
     OncallScheduleSettings,
     PersonSettings,
     Settings,
@@ -67,7 +68,16 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if name in ("imap", "teams", "policies", "people", "oncall", "twilio", "webhooks"):  # commented out
+        if name in (
+            "imap",
+            "teams",
+            "policies",
+            "people",
+            "oncall",
+            "twilio",
+            "webhooks",
+            "oauth2",
+        ):  # commented
             continue
         if name == "calendars":  # one calendar, "default", by default
             keys |= _keys(CalendarSettings, f"{prefix}{name}.default.")
@@ -113,10 +123,20 @@ def _commented_example(first_line: str) -> dict[str, Any]:
 def test_example_file_documents_every_imap_key() -> None:
     data = _commented_example("# [[imap]]")
     (mailbox,) = data["imap"]
-    assert set(mailbox) == set(ImapMailboxSettings.model_fields)
+    oauth2 = mailbox.pop("oauth2")  # the [imap.oauth2] table, for auth = "xoauth2"
+    assert set(mailbox) | {"oauth2"} == set(ImapMailboxSettings.model_fields)
     settings = settings_from_mapping(data, environ={})
     defaults = ImapMailboxSettings(host=mailbox["host"], username=mailbox["username"])
     assert settings.imap[0] == defaults, "the commented example shows the defaults"
+    assert set(oauth2) == set(OAuth2Settings.model_fields)
+    assert OAuth2Settings(**oauth2) == OAuth2Settings(tenant=oauth2["tenant"], client_id=oauth2["client_id"])
+
+
+def test_example_file_documents_every_outbound_oauth2_key() -> None:
+    data = _commented_example("# [outbound_mail.oauth2]")
+    oauth2 = data["outbound_mail"]["oauth2"]
+    assert set(oauth2) == set(OAuth2Settings.model_fields)
+    assert OAuth2Settings(**oauth2) == OAuth2Settings(tenant=oauth2["tenant"], client_id=oauth2["client_id"])
 
 
 def test_example_file_documents_every_team_key() -> None:

@@ -6,7 +6,8 @@ dovenull``; users come from a passwd-file; mail lives in maildirs owned by ``dov
 ``capabilities`` overrides what the server advertises (e.g. without IDLE or MOVE) to exercise
 the client's fallbacks. ``lmtp=True`` also runs Dovecot's LMTP server (Debian's ``dovecot-lmtpd``)
 so mail is delivered the way an MTA hands it over, with the trace fields Dovecot adds
-(Return-Path, Delivered-To, Received): :meth:`Dovecot.deliver`.
+(Return-Path, Delivered-To, Received): :meth:`Dovecot.deliver`. ``oauth2_introspection_url``
+adds the ``oauth2`` passdb: XOAUTH2 logins whose token that URL says is active.
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ def dovecot_lmtp_unavailable_reason() -> str | None:
 class Dovecot:
     """Start with ``with Dovecot() as server:``; ``server.port``, ``server.client()``."""
 
-    def __init__(self, capabilities: str | None = None, *, lmtp: bool = False) -> None:
+    def __init__(
+        self, capabilities: str | None = None, *, lmtp: bool = False, oauth2_introspection_url: str = ""
+    ) -> None:
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.port = free_port()
         self.lmtp_port = free_port() if lmtp else None
         self.capabilities = capabilities
@@ -100,14 +104,16 @@ protocols = imap{" lmtp" if self.lmtp_port else ""}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if self.oauth2_introspection_url else ""}
 default_internal_user = dovecot
 default_login_user = dovenull
 first_valid_uid = 1
 mail_location = maildir:{base}/mail/%u
 {capability}
+{self._oauth2_passdb()}
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {base}/passwd
 }}
 userdb {{
@@ -133,6 +139,26 @@ protocol imap {{
   mail_max_userip_connections = 200
 }}
 """
+
+    def _oauth2_passdb(self) -> str:
+        """With ``oauth2_introspection_url``: XOAUTH2/OAUTHBEARER logins checked by RFC 7662
+        introspection there (tests/support/token_endpoint.py); the token's username must match."""
+        if not self.oauth2_introspection_url:
+            return ""
+        (self.base / "dovecot-oauth2.conf.ext").write_text(
+            f"""introspection_mode = post
+introspection_url = {self.oauth2_introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+        )
+        return f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {self.base}/dovecot-oauth2.conf.ext
+}}"""
 
     def start(self) -> None:
         base = self.base

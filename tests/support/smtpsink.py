@@ -79,6 +79,11 @@ class SmtpSink:
                 self.logins.append(data.login.decode("utf-8"))
         return AuthResult(success=ok)
 
+    @property
+    def offers_auth(self) -> bool:
+        """Whether sessions offer AUTH (without TLS); subclasses with their own mechanism say so."""
+        return self.login is not None
+
     def start(self) -> SmtpSink:
         ready = threading.Event()
 
@@ -89,7 +94,7 @@ class SmtpSink:
             async def serve() -> None:
                 def session() -> SMTP:
                     auth: dict[str, Any] = {}
-                    if self.login is not None:
+                    if self.offers_auth:
                         auth = {  # offered, not required: aiosmtpd warns on requiring AUTH without TLS
                             "auth_require_tls": False,
                             "authenticator": self._authenticate,

@@ -29,8 +29,8 @@ from intaked.config.loader import (
 )
 from intaked.config.mail import ImapMailboxSettings, IntakeSettings, SmtpIntakeSettings
 from intaked.config.model import Settings, effective_database_url
-from intaked.config.observability import DEFAULT_METRICS_LISTEN, MetricsSettings
 from intaked.config.oauth2 import DEFAULT_SCOPE, AuthMode, OAuth2Settings
+from intaked.config.observability import DEFAULT_METRICS_LISTEN, MetricsSettings
 from intaked.config.outbound import AcknowledgementSettings, OutboundMailSettings, OutboxSettings
 from intaked.config.paging import (
     DEFAULT_ROTATION_START,

@@ -15,16 +15,16 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
-TS = sa.DateTime(timezone=True)
-
 
 def upgrade() -> None:
+    times = [
+        sa.Column(name, sa.DateTime(timezone=True), nullable=name != "opened_at")
+        for name in ("opened_at", "notified_at", "resolved_at")
+    ]
     op.create_table(
         "alarms",
         sa.Column("key", sa.String(128), nullable=False),
-        sa.Column("opened_at", TS, nullable=False),
-        sa.Column("notified_at", TS, nullable=True),
-        sa.Column("resolved_at", TS, nullable=True),
+        *times,
         sa.Column("detail", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_alarms")),
     )

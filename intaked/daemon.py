@@ -50,6 +50,7 @@ from intaked.store.settle import describe_error
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from intaked.health import HealthWorkers
     from intaked.hotline.fetcher import VoicemailFetcher
     from intaked.intake.parsepool import ParsePool
     from intaked.intake.processor import IntakeProcessor
@@ -98,6 +99,7 @@ class Daemon:
     keeper: LivenessKeeper | None = None
     metrics: MetricsServer | None = None
     metrics_address: tuple[str, int] | None = None
+    health: HealthWorkers | None = None
 
     async def start(self) -> None:
         """Start the front, then the back office beside it; returns once the front is listening
@@ -123,6 +125,7 @@ class Daemon:
             await self._start_webhooks(engine)
         if self.settings.metrics.enabled:
             await self._start_metrics(engine)
+        self._start_health(engine)
 
         def wake_from_thread() -> None:
             loop.call_soon_threadsafe(self._wake_intake)
@@ -171,6 +174,21 @@ class Daemon:
             log.error("metrics_listen_failed", listen=self.settings.metrics.listen, error=str(exc))
             return
         self.metrics = server
+
+    def _start_health(self, engine: Engine) -> None:
+        """The stall alarm and the heartbeat (intaked/health/): the alarm goes straight through the
+        relay and the phone provider, never through the back office it watches."""
+        from intaked.health import HealthWorkers
+        from intaked.outbound.mailer import SmtpMailer  # as the dispatcher's smtp_relay, lighter
+
+        phone = None
+        if self.settings.health.alarm_person:
+            from intaked.twilio.client import phone_provider
+
+            phone = phone_provider(self.settings)
+        relay = self.settings.outbound_mail
+        self.health = HealthWorkers(self.settings, engine, self.executor, lambda: SmtpMailer(relay), phone)
+        self.health.start()
 
     async def start_back_office(self) -> None:
         """Start the processor and the dispatchers: spawn the back office process and go on (its
@@ -284,6 +302,8 @@ class Daemon:
             await self.webhooks.stop()
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.health is not None:
+            await self.health.stop()
         loop = asyncio.get_running_loop()
         for worker in self.imap_workers:  # a worker finishes the batch it is committing and moving
             await loop.run_in_executor(None, worker.join, 60.0)

@@ -8,7 +8,7 @@ The package imports nothing else of intaked. Its modules:
   (smtp_intake, imap, intake), ``outbound`` (outbound_mail, outbox, acknowledgements), ``service``
   (tickets, calendars, sla, triage, lifecycle), ``routing`` (routing, directory, trust), ``paging``
   (people, oncall, teams, paging), ``telephony`` (twilio, webhooks, hotline), ``observability``
-  (metrics);
+  (metrics, health);
 - ``oauth2``: the ``auth`` mode and ``oauth2`` table of a mailbox and of the relay (Microsoft 365);
 - ``model``: :class:`Settings`, the whole file, with the checks that look across sections;
 - ``loader``: the file, systemd credentials and the environment layered with pydantic-settings;
@@ -30,7 +30,7 @@ from intaked.config.loader import (
 from intaked.config.mail import ImapMailboxSettings, IntakeSettings, SmtpIntakeSettings
 from intaked.config.model import Settings, effective_database_url
 from intaked.config.oauth2 import DEFAULT_SCOPE, AuthMode, OAuth2Settings
-from intaked.config.observability import DEFAULT_METRICS_LISTEN, MetricsSettings
+from intaked.config.observability import DEFAULT_METRICS_LISTEN, HealthSettings, MetricsSettings
 from intaked.config.outbound import AcknowledgementSettings, OutboundMailSettings, OutboxSettings
 from intaked.config.paging import (
     DEFAULT_ROTATION_START,
@@ -96,6 +96,7 @@ __all__ = [
     "DatabaseSettings",
     "DirectorySettings",
     "Duration",
+    "HealthSettings",
     "HotlineSettings",
     "ImapMailboxSettings",
     "IntakeSettings",

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from intaked.config.fields import NAME, Section, unique_names
 from intaked.config.mail import ImapMailboxSettings, IntakeSettings, SmtpIntakeSettings
-from intaked.config.observability import MetricsSettings
+from intaked.config.observability import HealthSettings, MetricsSettings
 from intaked.config.outbound import AcknowledgementSettings, OutboundMailSettings, OutboxSettings
 from intaked.config.paging import OncallScheduleSettings, PagingSettings, PersonSettings, TeamSettings
 from intaked.config.routing import DirectorySettings, RoutingSettings, TrustSettings
@@ -62,6 +62,17 @@ class Settings(Section):
                         _must_exist(f"{key}.oncall", "schedule", target.oncall, self.oncall)
                     if target.person:
                         _must_exist(f"{key}.person", "person", target.person, self.people)
+        return self
+
+    @model_validator(mode="after")
+    def _alarm_person_exists(self) -> Settings:
+        if name := self.health.alarm_person:
+            _must_exist("health.alarm_person", "person", name, self.people)
+            if not self.twilio.enabled:
+                raise ValueError(
+                    "health.alarm_person: the alarm's SMS needs [twilio] (account_sid); "
+                    "leave it empty to send the alarm by mail only"
+                )
         return self
 
     @model_validator(mode="after")
@@ -131,6 +142,7 @@ class Settings(Section):
     oncall: dict[Annotated[str, Field(pattern=NAME)], OncallScheduleSettings] = Field(default_factory=dict)
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
+    health: HealthSettings = HealthSettings()
 
 
 def effective_database_url(settings: Settings) -> str:

@@ -13,6 +13,7 @@ from typing import cast
 
 from sqlalchemy import Table
 
+from intaked.store.tables.alarms import Alarm
 from intaked.store.tables.base import (
     ATTEMPT_STATUSES,
     CALL_OUTCOMES,
@@ -48,6 +49,7 @@ __all__ = [
     "PRIORITIES",
     "TICKET_STATUSES",
     "WORKER_STATES",
+    "Alarm",
     "Attachment",
     "Base",
     "Blob",
@@ -67,6 +69,7 @@ __all__ = [
     "TicketEvent",
     "WebhookReceipt",
     "Worker",
+    "alarm_table",
     "attachment_table",
     "blob_table",
     "calendar_override_table",
@@ -104,3 +107,4 @@ webhook_receipt_table = cast(Table, WebhookReceipt.__table__)
 call_table = cast(Table, Call.__table__)
 hotline_checkpoint_table = cast(Table, HotlineCheckpoint.__table__)
 worker_table = cast(Table, Worker.__table__)
+alarm_table = cast(Table, Alarm.__table__)

@@ -113,7 +113,7 @@ mail_location = maildir:{base}/mail/%u
 {self._oauth2_passdb()}
 passdb {{
   driver = passwd-file
-  mechanisms = plain login
+{"  mechanisms = plain login" if self.oauth2_introspection_url else ""}
   args = scheme=PLAIN username_format=%u {base}/passwd
 }}
 userdb {{

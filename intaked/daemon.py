@@ -40,11 +40,11 @@ from intaked.config import Settings
 from intaked.descriptors import prepare_descriptors
 from intaked.intake.capture import CaptureWriter
 from intaked.loop_errors import LoopErrorHandler
+from intaked.metrics.status import status_line
 from intaked.notify import Notifier, sd_notify
 from intaked.store.engine import engine_for
 from intaked.store.liveness import LivenessKeeper, set_node_name
 from intaked.store.migrate import ensure_schema
-from intaked.store.queries import pipeline_status
 from intaked.store.settle import describe_error
 
 if TYPE_CHECKING:
@@ -273,7 +273,7 @@ class Daemon:
         mailboxes = [mailbox.name for mailbox in self.settings.imap if mailbox.enabled]
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor, pipeline_status, engine, mailboxes)
+            return await loop.run_in_executor(self.executor, status_line, engine, mailboxes)
         except Exception as exc:  # the daemon rides out an outage: say so, and carry on
             return f"accepting mail; the store cannot be read: {describe_error(exc)}"[:200]
 

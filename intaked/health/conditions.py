@@ -20,10 +20,10 @@ import datetime as dt
 import socket
 from dataclasses import dataclass
 
-from sqlalchemy import Column, ColumnElement, Connection, Engine, Table, and_, func, not_, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, not_, select
 
 from intaked.config import Settings
-from intaked.metrics.figures import UNFINISHED_ITEM_STATES, UNSENT_OUTBOX_STATES, read_workers
+from intaked.metrics.figures import UNFINISHED_ITEM_STATES, UNSENT_OUTBOX_STATES, read_workers, waiting
 from intaked.metrics.readiness import expected_roles, workers_check
 from intaked.store.engine import read_only
 from intaked.store.models import imap_mailbox_table, inbound_item_table, outbox_table
@@ -62,16 +62,9 @@ def read_conditions(settings: Settings, engine: Engine, now: dt.datetime | None 
     return found
 
 
-def _oldest(
-    conn: Connection, table: Table, since: Column[dt.datetime], where: ColumnElement[bool]
-) -> tuple[int, dt.datetime | None]:
-    row = conn.execute(select(func.count(), func.min(since)).select_from(table).where(where)).one()
-    return int(row[0]), row[1]
-
-
 def _ledger(conn: Connection, settings: Settings) -> Condition:
     items = inbound_item_table
-    count, oldest = _oldest(conn, items, items.c.received_at, items.c.state.in_(UNFINISHED_ITEM_STATES))
+    count, oldest = waiting(conn, items, items.c.received_at, items.c.state.in_(UNFINISHED_ITEM_STATES))
     return Condition(
         "ledger",
         "the intake ledger",
@@ -95,7 +88,7 @@ def _twilio_failing() -> ColumnElement[bool]:
 def _outbox(conn: Connection, settings: Settings) -> Condition:
     out = outbox_table
     where = and_(out.c.state.in_(UNSENT_OUTBOX_STATES), not_(_twilio_failing()))
-    count, oldest = _oldest(conn, out, out.c.created_at, where)
+    count, oldest = waiting(conn, out, out.c.created_at, where)
     return Condition(
         "outbox",
         "the outbox",
@@ -109,7 +102,7 @@ def _outbox(conn: Connection, settings: Settings) -> Condition:
 
 
 def _twilio(conn: Connection, settings: Settings) -> Condition:
-    count, oldest = _oldest(conn, outbox_table, outbox_table.c.created_at, _twilio_failing())
+    count, oldest = waiting(conn, outbox_table, outbox_table.c.created_at, _twilio_failing())
     error = ""
     if oldest is not None:
         query = select(outbox_table.c.last_error).where(_twilio_failing()).order_by(outbox_table.c.created_at)

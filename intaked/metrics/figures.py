@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, Connection, Engine, Table, func, select
+from sqlalchemy import Column, ColumnElement, Connection, Engine, Table, func, select
 
 from intaked.store.engine import read_only
 from intaked.store.models import (
@@ -92,7 +92,7 @@ def read_figures(engine: Engine, now: dt.datetime | None = None) -> StoreFigures
     with read_only(engine).connect() as conn:
         items = inbound_item_table
         figures.inbound_items = _grouped(conn, items, items.c.channel, items.c.state)
-        figures.ledger_backlog, figures.ledger_oldest_age = _waiting(
+        figures.ledger_backlog, figures.ledger_oldest_age = _waiting_age(
             conn, items, items.c.received_at, UNFINISHED_ITEM_STATES, now
         )
         figures.quarantined = sum(
@@ -100,7 +100,7 @@ def read_figures(engine: Engine, now: dt.datetime | None = None) -> StoreFigures
         )
         figures.tickets = _seeded(TICKET_STATUSES, _grouped(conn, ticket_table, ticket_table.c.status))
         figures.outbox_rows = _grouped(conn, outbox_table, outbox_table.c.kind, outbox_table.c.state)
-        _, figures.outbox_oldest_age = _waiting(
+        _, figures.outbox_oldest_age = _waiting_age(
             conn, outbox_table, outbox_table.c.created_at, UNSENT_OUTBOX_STATES, now
         )
         figures.pages = _seeded(PAGE_STATES, _grouped(conn, page_table, page_table.c.state))
@@ -123,15 +123,20 @@ def _seeded(values: tuple[str, ...], counts: Counts) -> Counts:
     return {(value,): 0 for value in values} | counts
 
 
-def _waiting(
+def waiting(
+    conn: Connection, table: Table, since: Column[dt.datetime], where: ColumnElement[bool]
+) -> tuple[int, dt.datetime | None]:
+    """How many rows of ``table`` match ``where``, and the oldest ``since`` among them (None: none)."""
+    row = conn.execute(select(func.count(), func.min(since)).select_from(table).where(where)).one()
+    return int(row[0]), row[1]
+
+
+def _waiting_age(
     conn: Connection, table: Table, since: Column[dt.datetime], states: tuple[str, ...], now: dt.datetime
 ) -> tuple[int, float]:
-    """How many rows of ``table`` are in ``states``, and the age of the oldest (by ``since``)."""
-    row = conn.execute(
-        select(func.count(), func.min(since)).select_from(table).where(table.c.state.in_(states))
-    ).one()
-    oldest: dt.datetime | None = row[1]
-    return int(row[0]), _age(now, oldest) if oldest is not None else 0.0
+    """How many rows of ``table`` are in ``states``, and the age of the oldest (0 when none)."""
+    count, oldest = waiting(conn, table, since, table.c.state.in_(states))
+    return count, _age(now, oldest) if oldest is not None else 0.0
 
 
 def _stamped(conn: Connection, columns: dict[str, str]) -> Counts:

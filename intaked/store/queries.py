@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from intaked.store.engine import read_only
 from intaked.store.models import (
     attachment_table,
     call_table,
-    imap_mailbox_table,
     inbound_item_table,
     message_table,
-    outbox_table,
     ticket_event_table,
     ticket_table,
 )
@@ -125,48 +122,3 @@ def list_calls(
         }
         for row in found
     ]
-
-
-def pipeline_status(engine: Engine, mailboxes: Sequence[str]) -> str:
-    """The line systemd shows as the daemon's status (``systemctl status``): the ledger backlog
-    (items captured, not yet tickets), quarantined items, outbox rows waiting or being sent, and
-    how each of ``mailboxes`` (IMAP) stands."""
-    items = inbound_item_table
-    with read_only(engine).connect() as conn:
-        counted = conn.execute(
-            select(items.c.state, func.count())
-            .where(items.c.state.in_(["received", "processing", "quarantined"]))
-            .group_by(items.c.state)
-        )
-        by_state: dict[str, int] = {state: count for state, count in counted}
-        outbox = conn.execute(
-            select(func.count())
-            .select_from(outbox_table)
-            .where(outbox_table.c.state.in_(["pending", "sending"]))
-        ).scalar_one()
-        polled = {row.name: row for row in conn.execute(select(imap_mailbox_table))}
-    queued = by_state.get("received", 0) + by_state.get("processing", 0)
-    parts = [
-        f"{queued} items queued",
-        f"{by_state.get('quarantined', 0)} quarantined",
-        f"{outbox} outbox pending",
-    ]
-    if mailboxes:
-        parts.append(_imap_status(mailboxes, polled))
-    return ", ".join(parts)
-
-
-def _imap_status(mailboxes: Sequence[str], polled: dict[str, Any]) -> str:
-    """``IMAP ok`` when every mailbox's last poll succeeded, else each mailbox's state."""
-    states: dict[str, str] = {}
-    for name in mailboxes:
-        row = polled.get(name)
-        if row is not None and row.last_error:
-            states[name] = "failing"
-        elif row is None or row.last_poll_at is None:
-            states[name] = "connecting"
-        else:
-            states[name] = "ok"
-    if all(state == "ok" for state in states.values()):
-        return "IMAP ok"
-    return "IMAP " + ", ".join(f"{name} {state}" for name, state in states.items())

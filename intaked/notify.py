@@ -91,6 +91,8 @@ class Notifier:
         self._withheld: str | None = None
 
     def start(self) -> None:
+        if not os.environ.get("NOTIFY_SOCKET"):
+            return  # not under systemd: nobody to tell, so nothing is read for it
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._report_status(), name="sd-notify-status"))
         interval = watchdog_seconds()

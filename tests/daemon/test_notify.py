@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from intaked.daemon import Daemon
-from intaked.notify import watchdog_seconds
+from intaked.notify import Notifier, watchdog_seconds
 from intaked.store.engine import engine_for
 from tests.support.daemon import make_settings
 from tests.support.dovecot import free_port
@@ -223,3 +223,23 @@ def test_a_store_that_cannot_be_read_gives_a_status_saying_so(tmp_path: Path) ->
         daemon.executor.shutdown()
         daemon.engine.dispose()
     assert line.startswith("accepting mail; the store cannot be read"), line
+
+
+def test_outside_systemd_the_store_is_not_read_for_a_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without NOTIFY_SOCKET nobody reads the STATUS line: no query runs for it, no ping is sent."""
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")
+    reads: list[int] = []
+
+    async def status() -> str:
+        reads.append(1)
+        return "read"
+
+    async def run() -> None:
+        notifier = Notifier(status, lambda: None, status_seconds=0.01)
+        notifier.start()
+        await asyncio.sleep(0.2)
+        await notifier.stop()
+
+    asyncio.run(run())
+    assert reads == []

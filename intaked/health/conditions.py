@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, not_, select
 from intaked.config import Settings
 from intaked.metrics.figures import UNFINISHED_ITEM_STATES, UNSENT_OUTBOX_STATES, read_workers, waiting
 from intaked.metrics.readiness import expected_roles, workers_check
-from intaked.store.engine import read_only
+from intaked.store.engine import read_snapshot
 from intaked.store.models import imap_mailbox_table, inbound_item_table, outbox_table
 from intaked.store.types import utcnow
 
@@ -51,7 +51,7 @@ class Condition:
 def read_conditions(settings: Settings, engine: Engine, now: dt.datetime | None = None) -> list[Condition]:
     """Every condition this front watches (blocking: call it off the event loop)."""
     now = now or utcnow()
-    with read_only(engine).connect() as conn:
+    with read_snapshot(engine).connect() as conn:
         found = [
             _ledger(conn, settings),
             _outbox(conn, settings),

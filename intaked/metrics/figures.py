@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Column, ColumnElement, Connection, Engine, Table, func, select
 
-from intaked.store.engine import read_only
+from intaked.store.engine import read_snapshot
 from intaked.store.models import (
     call_table,
     imap_mailbox_table,
@@ -89,7 +89,7 @@ def read_figures(engine: Engine, now: dt.datetime | None = None) -> StoreFigures
     """Count everything in one read-only connection (raises what the database raises)."""
     now = now or utcnow()
     figures = StoreFigures()
-    with read_only(engine).connect() as conn:
+    with read_snapshot(engine).connect() as conn:
         items = inbound_item_table
         figures.inbound_items = _grouped(conn, items, items.c.channel, items.c.state)
         figures.ledger_backlog, figures.ledger_oldest_age = _waiting_age(

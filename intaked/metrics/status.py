@@ -16,7 +16,7 @@ from intaked.metrics.figures import (
     read_mailboxes,
     waiting,
 )
-from intaked.store.engine import read_only
+from intaked.store.engine import read_snapshot
 from intaked.store.models import inbound_item_table, outbox_table
 from intaked.store.types import utcnow
 
@@ -24,7 +24,7 @@ from intaked.store.types import utcnow
 def status_line(engine: Engine, mailboxes: Sequence[str]) -> str:
     """E.g. ``3 items queued, 0 quarantined, 0 outbox pending, IMAP ok``."""
     items, out = inbound_item_table, outbox_table
-    with read_only(engine).connect() as conn:
+    with read_snapshot(engine).connect() as conn:
         queued, _ = waiting(conn, items, items.c.received_at, items.c.state.in_(UNFINISHED_ITEM_STATES))
         quarantined, _ = waiting(conn, items, items.c.received_at, items.c.state == "quarantined")
         unsent, _ = waiting(conn, out, out.c.created_at, out.c.state.in_(UNSENT_OUTBOX_STATES))

@@ -214,3 +214,14 @@ def close_instead_of_pooling(conn: Connection) -> None:
     """
     if conn.dialect.name == "sqlite":
         conn.detach()
+
+
+def read_snapshot(engine: Engine) -> Engine:
+    """For reads whose several statements must agree (figures counted table by table): one
+    snapshot for the whole transaction. SQLite's read transaction is one already; PostgreSQL's
+    default, READ COMMITTED, gives each statement its own (a ticket could be counted while the
+    item it was filed from still counted as waiting), so these ask for REPEATABLE READ."""
+    reading = read_only(engine)
+    if engine.dialect.name == "postgresql":
+        return reading.execution_options(isolation_level="REPEATABLE READ")
+    return reading

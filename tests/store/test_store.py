@@ -13,10 +13,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from intaked.cli import EXIT_UNAVAILABLE, main
-from intaked.store.engine import make_engine
+from intaked.store.engine import make_engine, read_snapshot
 from intaked.store.migrate import (
     MIGRATIONS_DIR,
     SchemaError,
@@ -26,7 +26,7 @@ from intaked.store.migrate import (
     head_revision,
     upgrade,
 )
-from intaked.store.models import Base, Ticket
+from intaked.store.models import Base, Ticket, ticket_counter_table
 from intaked.store.numbering import next_ticket_number, ticket_period
 
 
@@ -183,7 +183,7 @@ def test_unreachable_store_is_reported_not_a_traceback(
 REPO = Path(__file__).resolve().parents[2]
 OPEN_AND_MIGRATE = """
 import sys, time
-from intaked.store.engine import make_engine
+from intaked.store.engine import make_engine, read_snapshot
 from intaked.store.migrate import ensure_schema
 url, start_at = sys.argv[1], float(sys.argv[2])
 time.sleep(max(0.0, start_at - time.time()))
@@ -213,3 +213,22 @@ def test_two_processes_opening_a_new_sqlite_database_at_once_both_start(tmp_path
         ]
         assert failures == [], f"trial {trial}"
         assert [out.decode().strip().splitlines()[-1] for out, _ in results] == [head_revision()] * 2
+
+
+def test_a_snapshot_read_sees_one_state_of_the_store_across_its_statements(db_url: str) -> None:
+    """Figures counted table by table (metrics, the STATUS line, the stall alarm) read one
+    snapshot: a commit between two of their statements is not half seen."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    counters = ticket_counter_table
+    count = select(func.count()).select_from(counters)
+    try:
+        with read_snapshot(engine).connect() as reading:
+            assert reading.execute(count).scalar_one() == 0
+            with engine.begin() as writing:
+                writing.execute(insert(counters).values(period="202612", last_value=1))
+            assert reading.execute(count).scalar_one() == 0, "the second statement sees the first's state"
+        with read_snapshot(engine).connect() as reading:
+            assert reading.execute(count).scalar_one() == 1
+    finally:
+        engine.dispose()

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -40,12 +42,14 @@ from intaked.config import Settings
 from intaked.descriptors import prepare_descriptors
 from intaked.intake.capture import CaptureWriter
 from intaked.loop_errors import LoopErrorHandler
+from intaked.metrics.observed import MULTIPROCESS_DIR_ENV, count_failed_pass
 from intaked.metrics.status import status_line
 from intaked.notify import Notifier, sd_notify
 from intaked.store.engine import engine_for
 from intaked.store.liveness import LivenessKeeper, set_node_name
 from intaked.store.migrate import ensure_schema
 from intaked.store.settle import describe_error
+from intaked.worker import WakeableWorker
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -98,6 +102,7 @@ class Daemon:
     webhooks_address: tuple[str, int] | None = None
     keeper: LivenessKeeper | None = None
     metrics: MetricsServer | None = None
+    observed_dir: str | None = None  # the back office's metrics files (intaked/metrics/observed.py)
     metrics_address: tuple[str, int] | None = None
     health: HealthWorkers | None = None
 
@@ -166,7 +171,9 @@ class Daemon:
         as an error and left off: taking mail matters more than being watched."""
         from intaked.metrics.server import MetricsServer
 
-        server = MetricsServer(self.settings, engine, self.executor)
+        if self.settings.daemon.back_office == "process":
+            self.observed_dir = new_observed_dir()
+        server = MetricsServer(self.settings, engine, self.executor, self.observed_dir, self.trouble)
         try:
             self.metrics_address = await server.start()
         except OSError as exc:
@@ -194,7 +201,8 @@ class Daemon:
         """Start the processor and the dispatchers: spawn the back office process and go on (its
         supervisor waits for it and restarts it), or, inline, start them here."""
         if self.settings.daemon.back_office == "process":
-            self.back_office = BackOfficeProcess(self.settings)
+            environment = None if self.observed_dir is None else {MULTIPROCESS_DIR_ENV: self.observed_dir}
+            self.back_office = BackOfficeProcess(self.settings, environment=environment)
             self.back_office.start()
         else:
             await self._start_inline_back_office()
@@ -211,6 +219,7 @@ class Daemon:
         from intaked.twilio.dispatcher import TwilioDispatcher
 
         assert self.engine is not None and self.keeper is not None
+        WakeableWorker.count_failed_pass = count_failed_pass  # served by this front's /metrics
         intake = self.settings.intake
         self.dispatcher = OutboxDispatcher(
             self.engine, self.executor, self.settings, smtp_relay(self.settings)
@@ -321,7 +330,16 @@ class Daemon:
             self.parser.close()
         if self.engine is not None:
             self.engine.dispose()
+        if self.observed_dir is not None:
+            shutil.rmtree(self.observed_dir, ignore_errors=True)
         log.info("stopped")
+
+
+def new_observed_dir() -> str:
+    """A fresh directory (0700) for the back office processes' metrics files: under systemd's
+    ``RuntimeDirectory=`` when the unit sets one, else the temporary directory (private to the
+    unit with ``PrivateTmp=``)."""
+    return tempfile.mkdtemp(prefix="intaked-metrics-", dir=os.environ.get("RUNTIME_DIRECTORY"))
 
 
 async def run_daemon(settings: Settings) -> int:

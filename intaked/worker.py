@@ -16,6 +16,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from typing import ClassVar
 
 import structlog
 
@@ -28,9 +29,18 @@ FAILURE_LOG_SECONDS = 30.0
 STOP_SETTLE_TRIES = 3
 
 
+def _not_counted(worker: str) -> None:
+    """No one counts failed passes (a test, a command)."""
+
+
 class WakeableWorker:
     """Runs ``work`` (blocking; returns how much it did) in ``executor`` on demand, in ``loops``
-    loops; without ``work``, a subclass's :meth:`_pass`."""
+    loops; without ``work``, a subclass's :meth:`_pass`.
+
+    :attr:`count_failed_pass` is told the worker's name at each pass that failed; a process that
+    serves metrics sets it once at its start (this layer imports no metrics)."""
+
+    count_failed_pass: ClassVar[Callable[[str], None]] = staticmethod(_not_counted)
 
     def __init__(
         self,
@@ -123,6 +133,7 @@ class WakeableWorker:
             except Exception as exc:  # the store is down: keep the daemon up, try again soon
                 now = time.monotonic()
                 failures += 1
+                WakeableWorker.count_failed_pass(self.name)
                 if failing_since is None:
                     failing_since = last_logged = now
                     log.error(f"{self.name}_pass_failed", error=describe_error(exc))

@@ -76,9 +76,12 @@ Stopper = Callable[[], Awaitable[None]]
 class BackOfficeProcess:
     """A parent's handle on a back office process: start, wake, supervise, stop."""
 
-    def __init__(self, settings: Settings, role: str = ROLE_INTAKE) -> None:
+    def __init__(
+        self, settings: Settings, role: str = ROLE_INTAKE, environment: dict[str, str] | None = None
+    ) -> None:
         self._settings = settings
         self.role = role
+        self._environment = environment  # added to ours for the process (None: ours as it is)
         self._proc: subprocess.Popen[bytes] | None = None
         self._wake_fd: int | None = None
         self._stopping = asyncio.Event()
@@ -114,6 +117,7 @@ class BackOfficeProcess:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 pass_fds=(read_fd,),
+                env={**os.environ, **self._environment} if self._environment else None,
             )
         except OSError:
             os.close(write_fd)

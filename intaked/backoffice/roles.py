@@ -26,8 +26,10 @@ from intaked.backoffice import (
     Stopper,
 )
 from intaked.config import Settings
+from intaked.metrics.observed import count_failed_pass
 from intaked.store.engine import engine_for
 from intaked.store.liveness import LivenessKeeper
+from intaked.worker import WakeableWorker
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -49,6 +51,7 @@ async def run_back_office(settings: Settings, role: str, wake_fd: int) -> None:
     Twilio, and the voicemail fetcher, when ``twilio.account_sid`` is set).
     """
     loop = asyncio.get_running_loop()
+    WakeableWorker.count_failed_pass = count_failed_pass  # served by the front's /metrics
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="intaked-db")
     engine = engine_for(settings, sqlite_synchronous="NORMAL" if role == ROLE_OUTBOX else "FULL")
     stop = asyncio.Event()

@@ -34,6 +34,7 @@ from intaked.intake.ledger import (
 )
 from intaked.intake.parsepool import ParsePool, parse_in_process
 from intaked.memory import LARGE_WORK_BYTES, WorkMeter
+from intaked.metrics.observed import PARSE_PROBLEMS
 from intaked.parsing import ParsedMessage
 from intaked.store.engine import close_instead_of_pooling
 from intaked.store.liveness import Recovery
@@ -201,6 +202,8 @@ def _log_outcomes(outcomes: Sequence[IngestOutcome], parsed: Sequence[ParsedItem
         bound = log.bind(ticket=outcome.ticket_number, message_id=outcome.message_id, inbound_item=item.id)
         name, why = outcome_event(outcome)
         bound.info(name, channel=item.channel, problems=len(message.problems) if message else None, **why)
+        if outcome.state == "done" and message is not None and message.problems:
+            PARSE_PROBLEMS.inc()
         if outcome.message_id_also_on:
             bound.warning("message_id_reused", also_on=outcome.message_id_also_on)
 

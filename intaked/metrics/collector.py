@@ -57,6 +57,22 @@ class ReadinessCollector(Collector):
         yield checks
 
 
+class WatchdogCollector(Collector):
+    """Yields whether every process of the daemon is alive and making progress: the condition
+    on which the front pings systemd's watchdog (intaked/notify.py), whether or not it runs
+    under systemd. ``trouble()`` answers why not, or None."""
+
+    def __init__(self, trouble: Callable[[], str | None]) -> None:
+        self._trouble = trouble
+
+    def collect(self) -> Iterator[Metric]:
+        yield _gauge(
+            "intaked_processes_well",
+            "1 while every process of the daemon is alive and making progress (systemd's watchdog)",
+            0 if self._trouble() else 1,
+        )
+
+
 def figure_families(f: StoreFigures) -> Iterator[Metric]:
     """Every metric family of one reading of the store."""
     yield _labelled(

@@ -2,7 +2,8 @@
 small ``aiohttp`` app of its own on the front process's event loop.
 
 - ``GET /metrics``: Prometheus text format: the front's own counters
-  (intaked/metrics/counters.py) and the store's figures (intaked/metrics/collector.py);
+  (intaked/metrics/counters.py), the store's figures (intaked/metrics/collector.py) and what the
+  back office observed (intaked/metrics/observed.py);
 - ``GET /healthz``: 200 ``ok`` (the process answers);
 - ``GET /readyz``: 200 when every readiness check passed, else 503; a JSON body names each check
   and whether it passed (intaked/metrics/readiness.py).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from concurrent.futures import Executor
 from http import HTTPStatus
 
@@ -24,8 +26,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine
 
 from intaked.config import Settings
-from intaked.metrics.collector import ReadinessCollector, StoreCollector
+from intaked.metrics.collector import ReadinessCollector, StoreCollector, WatchdogCollector
 from intaked.metrics.counters import DATABASE_ERRORS, FRONT_REGISTRY
+from intaked.metrics.observed import OBSERVED_REGISTRY, ObservedCollector
 from intaked.metrics.readiness import Readiness, check_readiness
 
 log = structlog.get_logger(__name__)
@@ -34,15 +37,30 @@ SHUTDOWN_TIMEOUT_SECONDS = 2.0
 
 
 class MetricsServer:
-    """The listener; ``start()`` returns the bound (host, port), ``stop()`` closes it."""
+    """The listener; ``start()`` returns the bound (host, port), ``stop()`` closes it.
+    ``observed_dir``: the back office processes' multiprocess directory; None when the back
+    office runs inline, in this process. ``trouble``: why a process of the daemon is not well
+    (the watchdog's check), or None."""
 
-    def __init__(self, settings: Settings, engine: Engine, executor: Executor) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        executor: Executor,
+        observed_dir: str | None = None,
+        trouble: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._settings = settings
         self._engine = engine
         self._executor = executor
         self._store = CollectorRegistry(auto_describe=False)
         self._store.register(StoreCollector(engine))
         self._store.register(ReadinessCollector(self.readiness))
+        self._store.register(WatchdogCollector(trouble))
+        self._observed = OBSERVED_REGISTRY
+        if observed_dir is not None:
+            self._observed = CollectorRegistry(auto_describe=False)
+            self._observed.register(ObservedCollector(observed_dir))
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> tuple[str, int]:
@@ -69,7 +87,9 @@ class MetricsServer:
 
     def exposition(self) -> bytes:
         """The text of a scrape (blocking: it reads the store)."""
-        return generate_latest(FRONT_REGISTRY) + generate_latest(self._store)
+        return (
+            generate_latest(FRONT_REGISTRY) + generate_latest(self._observed) + generate_latest(self._store)
+        )
 
     def readiness(self) -> Readiness:
         """The readiness checks (blocking: they read the store)."""

@@ -131,5 +131,6 @@ def _ack_row(candidate: AckCandidate, settings: Settings, purpose: str, recipien
             message_id=message_id,
             in_reply_to=original,
             references=references[-20:],
-        ),
+        )
+        | {"received_at": candidate.received_at.isoformat()},
     }

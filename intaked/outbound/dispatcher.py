@@ -13,6 +13,8 @@ blocking unit of work, also usable from tests and tools.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import queue
 from concurrent.futures import Executor
 
@@ -21,6 +23,7 @@ from sqlalchemy import Engine
 
 from intaked.config import Settings
 from intaked.config.addresses import parse_sender
+from intaked.metrics.observed import ACK_LATENCY, seconds_since
 from intaked.outbound.compose import build_message
 from intaked.outbound.mailer import SmtpMailer
 from intaked.outbound.outbox import OutboxRow, claim_due, defer, hand_back, mark_failed, mark_sent
@@ -119,8 +122,18 @@ def _send_row(
     else:
         if unsettled.record(f"mail {row.id} sent", lambda: mark_sent(engine, row, reply)):
             bound.info("mail_sent", to=row.recipient, relay_reply=reply)
+            _observe_ack(row)
         else:
             bound.warning("mail_sent_but_claim_lost", to=row.recipient)
+
+
+def _observe_ack(row: OutboxRow) -> None:
+    """An acknowledgement the relay accepted: how long since its mail was taken in
+    (``intaked_ack_latency_seconds``; rows queued by other tools carry no ``received_at``)."""
+    received = row.payload.get("received_at") if row.purpose == "ack" else None
+    if isinstance(received, str):
+        with contextlib.suppress(ValueError):
+            ACK_LATENCY.observe(seconds_since(dt.datetime.fromisoformat(received), utcnow()))
 
 
 def smtp_relay(settings: Settings) -> RelayFactory:

@@ -36,6 +36,7 @@ import structlog
 from sqlalchemy import Connection, Engine, select
 
 from intaked.config import Settings
+from intaked.metrics.observed import PAGE_LATENCY
 from intaked.outbound.attempts import (
     AttemptListener,
     lock_attempt,
@@ -188,12 +189,15 @@ class TwilioSender:
             bound.exception("twilio_row_unsendable", error=str(exc))
             return
         bound = bound.bind(sid=sid)
+        first_of_page: list[tuple[str, float]] = []
+        within = on_success(attempt_id, sid, self._on_attempt, first_of_page)
         recorded = self.unsettled.record(
-            f"twilio row {row.id} accepted as {sid}",
-            lambda: mark_sent(self._engine, row, sid, within=on_success(attempt_id, sid, self._on_attempt)),
+            f"twilio row {row.id} accepted as {sid}", lambda: mark_sent(self._engine, row, sid, within=within)
         )
         if recorded:
             bound.info("twilio_accepted", to=row.payload.get("to"), adopted=adopted, attempts=row.attempts)
+            for channel, seconds in first_of_page:
+                PAGE_LATENCY.labels(channel=channel).observe(seconds)
         else:
             bound.warning("twilio_accepted_but_claim_lost", to=row.payload.get("to"))
 

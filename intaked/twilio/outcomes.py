@@ -4,11 +4,13 @@ back about a row's earlier tries (intaked/twilio/dispatcher.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, select, update
 
+from intaked.metrics.observed import seconds_since
 from intaked.outbound.attempts import (
     AttemptListener,
     lock_attempt,
@@ -19,7 +21,7 @@ from intaked.outbound.attempts import (
 from intaked.outbound.outbox import OutboxRow
 from intaked.ports.phone import PermanentFailure
 from intaked.store.engine import read_only
-from intaked.store.models import outbox_table, page_attempt_table
+from intaked.store.models import outbox_table, page_attempt_table, page_table
 from intaked.store.types import utcnow
 
 
@@ -33,12 +35,26 @@ def _locked_attempt(conn: Connection, attempt_id: int | None) -> Row[Any] | None
     return None if attempt_id is None else lock_attempt(conn, attempt_id)
 
 
-def on_success(attempt_id: int | None, sid: str, listener: AttemptListener) -> Callable[[Connection], None]:
+def on_success(
+    attempt_id: int | None,
+    sid: str,
+    listener: AttemptListener,
+    first_of_page: list[tuple[str, float]] | None = None,
+) -> Callable[[Connection], None]:
+    """Record the acceptance on the attempt. When it is the first SMS (or call) of its page
+    Twilio accepted, ``first_of_page`` gets its channel and the seconds since the page started,
+    for ``intaked_page_latency_seconds`` once this transaction is committed."""
+
     def record(conn: Connection) -> None:
         attempt = _locked_attempt(conn, attempt_id)
         if attempt is None:
             return
         now = utcnow()
+        if first_of_page is not None:
+            first_of_page.clear()  # a record written again after a database outage says it again
+            started = _first_acceptance(conn, attempt)
+            if started is not None:
+                first_of_page.append((str(attempt.channel), seconds_since(started, now)))
         if not move_attempt(conn, attempt, "sent", now, listener=listener, provider_sid=sid):
             conn.execute(
                 update(page_attempt_table)
@@ -48,6 +64,28 @@ def on_success(attempt_id: int | None, sid: str, listener: AttemptListener) -> C
         mark_provider_up(conn, int(attempt.page_id), now)
 
     return record
+
+
+def _first_acceptance(conn: Connection, attempt: Row[Any]) -> dt.datetime | None:
+    """When ``attempt`` is its page's first of its channel Twilio accepted: the page's start."""
+    if attempt.sent_at is not None or attempt.provider_sid is not None:
+        return None
+    earlier = conn.execute(
+        select(page_attempt_table.c.id)
+        .where(
+            page_attempt_table.c.page_id == attempt.page_id,
+            page_attempt_table.c.channel == attempt.channel,
+            page_attempt_table.c.id != attempt.id,
+            page_attempt_table.c.provider_sid.is_not(None),
+        )
+        .limit(1)
+    ).first()
+    if earlier is not None:
+        return None
+    started: dt.datetime | None = conn.execute(
+        select(page_table.c.started_at).where(page_table.c.id == attempt.page_id)
+    ).scalar()
+    return started
 
 
 def on_permanent(

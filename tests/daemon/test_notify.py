@@ -21,6 +21,7 @@ import pytest
 from intaked.daemon import Daemon
 from intaked.notify import Notifier, watchdog_seconds
 from intaked.store.engine import engine_for
+from tests.metrics.scrape import scrape, value
 from tests.support.daemon import make_settings
 from tests.support.dovecot import free_port
 from tests.support.processes import DaemonProcess
@@ -81,8 +82,9 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
 
 def start(
     tmp_path: Path, url: str, sink: SmtpSink, notify: NotifySocket, watchdog_usec: int | None
-) -> tuple[DaemonProcess, int]:
-    port = free_port()
+) -> tuple[DaemonProcess, int, int]:
+    """The daemon, its SMTP port and its metrics port."""
+    port, metrics_port = free_port(), free_port()
     config = tmp_path / "intaked.toml"
     config.write_text(
         f'[database]\nurl = "{url}"\nsqlite_busy_timeout_ms = 5000\n'
@@ -91,13 +93,14 @@ def start(
         f'[outbound_mail]\nhost = "127.0.0.1"\nport = {sink.port}\n'
         'from_address = "helpdesk@example.com"\n'
         "[outbox]\npoll_seconds = 0.5\n"
+        f'[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n'
         '[logging]\nlevel = "info"\nformat = "json"\n',
         encoding="utf-8",
     )
     env = {"NOTIFY_SOCKET": str(notify.path)}
     if watchdog_usec is not None:
         env["WATCHDOG_USEC"] = str(watchdog_usec)
-    return DaemonProcess(config, tmp_path / "intaked.log", env=env), port
+    return DaemonProcess(config, tmp_path / "intaked.log", env=env), port, metrics_port
 
 
 def report(n: int) -> bytes:
@@ -124,7 +127,7 @@ def test_ready_after_the_listener_status_with_figures_and_stopping_on_sigterm(
     """READY=1 comes once SMTP accepts (a connection made as it arrives is greeted); the STATUS
     line counts what waits in the ledger (3 mails while the back office is stopped, none once it
     runs again); STOPPING=1 on SIGTERM; no WATCHDOG=1 without WATCHDOG_USEC."""
-    daemon, port = start(tmp_path, sqlite_url, sink, notify, watchdog_usec=None)
+    daemon, port, _ = start(tmp_path, sqlite_url, sink, notify, watchdog_usec=None)
     try:
         wait_until(lambda: notify.lines("READY=1") or daemon.proc.poll() is not None, what="READY=1")
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:  # at once: it must be listening
@@ -155,9 +158,11 @@ def test_ready_after_the_listener_status_with_figures_and_stopping_on_sigterm(
     assert notify.lines("STOPPING=1")[0][0] > ready_at
 
 
-def watchdog_stops_while_stopped(daemon: DaemonProcess, notify: NotifySocket, role: str) -> None:
+def watchdog_stops_while_stopped(
+    daemon: DaemonProcess, notify: NotifySocket, role: str, metrics_port: int
+) -> None:
     """SIGSTOP the back office process of ``role``: the pings stop (within a lease and a tick or
-    so), none come for a while, and they come back after SIGCONT."""
+    so), none come for a while, and they come back after SIGCONT; /metrics says so meanwhile."""
     pid = daemon.child(role)
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -170,11 +175,13 @@ def watchdog_stops_while_stopped(daemon: DaemonProcess, notify: NotifySocket, ro
         quiet_from = time.monotonic()
         time.sleep(3.0)
         assert notify.pings(quiet_from) == 0, f"pings while {role} is stopped"
+        assert value(scrape(metrics_port), "intaked_processes_well") == 0
         assert time.monotonic() - stopped_at < 25
     finally:
         os.kill(pid, signal.SIGCONT)
     resumed = time.monotonic()
     wait_until(lambda: notify.pings(resumed) >= 2, timeout=20, what=f"the pings back after SIGCONT of {role}")
+    assert value(scrape(metrics_port), "intaked_processes_well") == 1
     withheld = [e for e in daemon.events() if e.get("event") == "watchdog_withheld"]
     assert withheld, "the front says why it withholds the pings"
 
@@ -184,15 +191,16 @@ def test_watchdog_pings_at_the_interval_and_stop_while_a_back_office_process_is_
 ) -> None:
     """WATCHDOG_USEC = 1 s: about two pings a second (counted over 4 s, generously); none while
     the outbox sender, then the intake process, is stopped with SIGSTOP; back after SIGCONT."""
-    daemon, _ = start(tmp_path, sqlite_url, sink, notify, watchdog_usec=1_000_000)
+    daemon, _, metrics_port = start(tmp_path, sqlite_url, sink, notify, watchdog_usec=1_000_000)
     try:
         wait_until(lambda: notify.lines("READY=1") or daemon.proc.poll() is not None, what="READY=1")
         daemon.wait_back_office_ready()
         window = time.monotonic()
         time.sleep(4.0)
         assert 4 <= notify.pings(window) <= 12, notify.pings(window)
-        watchdog_stops_while_stopped(daemon, notify, "outbox")
-        watchdog_stops_while_stopped(daemon, notify, "intake")
+        assert value(scrape(metrics_port), "intaked_processes_well") == 1
+        watchdog_stops_while_stopped(daemon, notify, "outbox", metrics_port)
+        watchdog_stops_while_stopped(daemon, notify, "intake", metrics_port)
     finally:
         code = daemon.stop()
     assert code == 0

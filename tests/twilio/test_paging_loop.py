@@ -19,6 +19,7 @@ from intaked.config import Settings
 from intaked.sla.context import load_context
 from intaked.store.models import outbox_table, page_attempt_table, page_table, ticket_table
 from intaked.tickets.lifecycle import triage
+from tests.metrics.scrape import scrape, value
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.waiting import wait_until
@@ -29,11 +30,17 @@ NUMBER = "IT-202611-00042"
 
 
 def paging_settings(
-    db_url: str, twilio_api_url: str, *, step_after: str, paging: dict[str, Any] | None = None
+    db_url: str,
+    twilio_api_url: str,
+    *,
+    step_after: str,
+    paging: dict[str, Any] | None = None,
+    **sections: Any,
 ) -> Settings:
     paging = paging or {}
     return make_settings(
         db_url,
+        **sections,
         daemon={"back_office": "inline"},
         smtp_intake={"enabled": False},
         twilio={
@@ -137,9 +144,12 @@ def test_the_commander_does_not_answer_the_backup_presses_1(
 ) -> None:
     phone.script(CHEN, Script.NO_ANSWER)
     phone.script(LIN, Script.ANSWERS_PRESSES_1)
-    settings = paging_settings(db, twilio_api_url, step_after="10m")
+    settings = paging_settings(db, twilio_api_url, step_after="10m", metrics={"listen": "127.0.0.1:0"})
     daemon = start(settings, phone, running)
     engine = daemon.engine
+    assert daemon.daemon.metrics_address is not None
+    metrics_port = daemon.daemon.metrics_address[1]
+    before = scrape(metrics_port)  # the back office runs inline: counted in this process, since its start
     ticket_id = new_ticket(engine)
     triage(engine, load_context(engine, settings), NUMBER, priority="P1", by="field-service")
 
@@ -167,6 +177,11 @@ def test_the_commander_does_not_answer_the_backup_presses_1(
     assert main(["page", "show", NUMBER, "--config", write_config(settings)]) == 0
     shown = capsys.readouterr().out
     assert "acknowledged by lin (call)" in shown and "call to chen" in shown
+    # the page's latency is its first call's (chen's), not lin's after the escalation
+    after = scrape(metrics_port)
+    calls = "intaked_page_latency_seconds_count"
+    assert value(after, calls, channel="call") - value(before, calls, channel="call") == 1
+    assert value(after, calls, channel="sms") == value(before, calls, channel="sms")
 
 
 def write_config(settings: Settings) -> str:

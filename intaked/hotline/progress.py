@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, select, update
 
 from intaked.config import Settings
 from intaked.hotline.callmessage import UnknownCall, call_row, call_subject, first_call_id, refresh_message
@@ -32,9 +32,9 @@ def _flag_callback(
     kind: str,
     outcome: str,
     now: dt.datetime,
-) -> None:
+) -> str:
     """Someone must call the caller back: the ticket's flag, its subject when this call filed it,
-    and an event (``missed_call`` or ``voicemail_left``)."""
+    and an event (``missed_call`` or ``voicemail_left``). Returns the ticket's number."""
     ticket_id = int(call["ticket_id"])
     values: dict[str, Any] = {"callback_requested": True, "updated_at": now}
     if first_call_id(conn, ticket_id) == call["id"]:
@@ -48,6 +48,7 @@ def _flag_callback(
     )
     detail = {"call_sid": call["call_sid"], "from": caller, "summary": summary}
     record_events(conn, [event(ticket_id, kind, now, detail=detail)])
+    return str(conn.execute(select(_tickets.c.number).where(_tickets.c.id == ticket_id)).scalar_one())
 
 
 def voicemail_left(
@@ -70,9 +71,9 @@ def voicemail_left(
             updated_at=now,
         )
     )
-    _flag_callback(conn, settings, call, "voicemail_left", "voicemail", now)
+    number = _flag_callback(conn, settings, call, "voicemail_left", "voicemail", now)
     refresh_message(conn, settings, call_sid)
-    log.info("hotline_voicemail_left", call_sid=call_sid, seconds=seconds)
+    log.info("hotline_voicemail_left", ticket=number, call_sid=call_sid, seconds=seconds)
     return True
 
 
@@ -132,7 +133,7 @@ def call_status(
         outcome = values["outcome"] = "missed"
     conn.execute(update(_calls).where(_calls.c.id == call["id"]).values(**values))
     if missed:
-        _flag_callback(conn, settings, call, "missed_call", "missed", now)
-        log.info("hotline_call_missed", call_sid=call_sid, status=status)
+        number = _flag_callback(conn, settings, call, "missed_call", "missed", now)
+        log.info("hotline_call_missed", ticket=number, call_sid=call_sid, status=status)
     refresh_message(conn, settings, call_sid)
     return str(outcome)

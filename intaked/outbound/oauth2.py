@@ -26,6 +26,7 @@ from typing import TypeVar
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
 
 from intaked.config import OAuth2Settings
 
@@ -37,6 +38,7 @@ _ERROR_KEYS = {
     "unauthorized_client": "client_id",
     "invalid_scope": "scope",
 }
+_CERTIFICATE_ERROR_KEYS = {**_ERROR_KEYS, "invalid_client": "certificate_file"}
 
 T = TypeVar("T")
 
@@ -84,7 +86,7 @@ class TokenProvider:
     def _fetch(self) -> AccessToken:
         cfg = self.settings
         secret = cfg.client_secret.get_secret_value()
-        session = OAuth2Session(cfg.client_id, secret, token_endpoint_auth_method="client_secret_post")
+        session = self._session(secret)
         started = time.monotonic()
         try:
             token = session.fetch_token(
@@ -109,9 +111,31 @@ class TokenProvider:
         margin = min(RENEW_MARGIN_SECONDS, lifetime / 2)
         return AccessToken(value, started + lifetime - margin)
 
+    def _session(self, secret: str) -> OAuth2Session:
+        """A session that proves who we are by the secret (``client_secret_post``) or by a
+        client assertion signed with the certificate's key (``private_key_jwt``, RS256, the
+        certificate named by its thumbprint in ``x5t``)."""
+        cfg = self.settings
+        try:
+            certificate = cfg.certificate()
+        except ValueError as exc:  # the file changed since the configuration was read
+            raise TokenUnavailable(f"{self.key}.{exc}") from None
+        if certificate is None:
+            return OAuth2Session(cfg.client_id, secret, token_endpoint_auth_method="client_secret_post")
+        session = OAuth2Session(
+            cfg.client_id,
+            certificate.private_key_pem.decode("ascii"),
+            token_endpoint_auth_method="private_key_jwt",
+        )
+        session.register_client_auth_method(
+            PrivateKeyJWT(cfg.effective_token_url, headers={"x5t": certificate.thumbprint}, alg="RS256")
+        )
+        return session
+
     def _refusal(self, error: str | None, description: str | None, secret: str) -> str:
         code = error or "error"
-        message = f"{self.key}.{_ERROR_KEYS.get(code, '')}".rstrip(".")
+        keys = _ERROR_KEYS if not self.settings.certificate_file else _CERTIFICATE_ERROR_KEYS
+        message = f"{self.key}.{keys.get(code, '')}".rstrip(".")
         message += f" refused by the token endpoint: {code}"
         if description:
             message += f" ({_without(description, secret)[:300]})"

@@ -6,9 +6,11 @@ records them. A breach once recorded stays recorded."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, select
 
 from intaked.outbound.compose import new_message_id, render_notice
@@ -23,6 +25,7 @@ from intaked.store.types import utcnow
 
 CHECK_LOCK = 0x1A7AED01  # PostgreSQL advisory lock keys: one checker / sweeper at a time
 _t = ticket_table
+log = structlog.get_logger(__name__)
 
 
 def check_due(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None, limit: int = 500) -> int:
@@ -51,7 +54,25 @@ def check_due(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None, l
             mails.extend(row_mails)
         write_changes(conn, updates, events)
         enqueue(conn, mails, now)
+    _log_events(events, {row["id"]: row for row in rows})
     return len(rows)
+
+
+def _log_events(events: list[dict[str, Any]], rows: Mapping[int, Mapping[Any, Any]]) -> None:
+    """One log line per warning (``sla_warning``) and breach (``sla_breach``) once committed, with
+    the ticket's number, priority and the target (docs/operations.md, "Log events and fields")."""
+    for item in events:
+        row = rows[item["ticket_id"]]
+        detail = json.loads(item["detail"]) if isinstance(item["detail"], str) else item["detail"]
+        emit = log.warning if item["kind"] == "sla_breach" else log.info
+        emit(
+            item["kind"],
+            ticket=row["number"],
+            priority=row["priority"],
+            team=row["team"],
+            target=detail.get("target"),
+            due_at=detail.get("due_at"),
+        )
 
 
 def _enforce(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from intaked.channels.imap import ImapMailboxWorker, mailbox_status
 from intaked.config import settings_from_mapping
 from tests.channels.test_imap import count_messages, imap, report, start
 from tests.support.dovecot import USER, Dovecot, dovecot_unavailable_reason
-from tests.support.token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint
+from tests.support.token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint, self_signed_certificate
 from tests.support.waiting import wait_until
 
 
@@ -98,3 +99,54 @@ def test_a_refused_token_request_names_the_key_and_never_the_secret(
     assert "imap.helpdesk.oauth2.client_secret refused" in output.out + output.err
     assert wrong not in error + output.out + output.err
     assert not endpoint.issued and not endpoint.introspected
+
+
+def with_certificate(server: Dovecot, endpoint: TokenEndpoint, pem_file: Path) -> dict[str, Any]:
+    oauth2 = {"tenant": "contoso.test", "client_id": CLIENT_ID, "certificate_file": str(pem_file)}
+    return imap(server, password="", auth="xoauth2", oauth2={**oauth2, "token_url": endpoint.token_url})
+
+
+def test_the_mailbox_drains_with_a_certificate_instead_of_a_secret(
+    sqlite_url: str, dovecot: Dovecot, endpoint: TokenEndpoint, tmp_path: Path
+) -> None:
+    """The app proves itself with a client assertion signed by the certificate's key, as Entra
+    ID asks of an app with a certificate; no secret is sent."""
+    key_pem, certificate_pem = self_signed_certificate()
+    endpoint.certificate_pem = certificate_pem
+    pem_file = tmp_path / "m365.pem"
+    pem_file.write_bytes(key_pem + certificate_pem)
+    dovecot.append([report(1)])
+    daemon = start(sqlite_url, with_certificate(dovecot, endpoint, pem_file))
+    try:
+        wait_until(lambda: count_messages(daemon) == 1, what="the message filed")
+    finally:
+        daemon.stop()
+    request = endpoint.requests[0]
+    assert request["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assert "client_secret" not in request
+    assert endpoint.issued and set(endpoint.introspected) <= set(endpoint.issued)
+
+
+def test_a_certificate_the_app_does_not_have_is_refused_naming_the_key(
+    sqlite_url: str, dovecot: Dovecot, endpoint: TokenEndpoint, tmp_path: Path
+) -> None:
+    _, registered = self_signed_certificate()
+    endpoint.certificate_pem = registered
+    key_pem, other = self_signed_certificate()
+    pem_file = tmp_path / "m365.pem"
+    pem_file.write_bytes(key_pem + other)
+    daemon = start(sqlite_url, with_certificate(dovecot, endpoint, pem_file))
+    try:
+        wait_until(
+            lambda: (
+                "TokenRefused" in (mailbox_status(daemon.engine).get("helpdesk", {}).get("last_error") or "")
+            ),
+            what="the refused token request recorded",
+        )
+        error = mailbox_status(daemon.engine)["helpdesk"]["last_error"]
+    finally:
+        daemon.stop()
+    assert "imap.helpdesk.oauth2.certificate_file refused by the token endpoint: invalid_client" in error
+    assert "AADSTS700027" in error
+    assert "PRIVATE KEY" not in error
+    assert not endpoint.issued

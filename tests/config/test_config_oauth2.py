@@ -94,3 +94,50 @@ def test_errors_name_the_key(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as raised:
         settings_from_mapping(data, source="intaked.toml", environ={})
     assert f"intaked.toml: {message}" in str(raised.value)
+
+
+def certificate_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A good PEM (key and certificate), one whose key is another's, and one without a key."""
+    from tests.support.token_endpoint import self_signed_certificate
+
+    key, certificate = self_signed_certificate()
+    other_key, _ = self_signed_certificate()
+    good, mismatched, no_key = directory / "good.pem", directory / "mismatched.pem", directory / "nokey.pem"
+    good.write_bytes(key + certificate)
+    mismatched.write_bytes(other_key + certificate)
+    no_key.write_bytes(certificate)
+    return good, mismatched, no_key
+
+
+def test_a_certificate_file_in_the_credentials_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read where systemd puts it (``LoadCredential=``), also when the token is fetched later."""
+    good, _, _ = certificate_files(tmp_path)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    oauth2 = {**OAUTH2, "certificate_file": good.name}
+    settings = settings_from_mapping({"imap": [{**MAILBOX, "auth": "xoauth2", "oauth2": oauth2}]})
+    assert settings.imap[0].oauth2 is not None
+    certificate = settings.imap[0].oauth2.certificate()
+    assert certificate is not None and certificate.private_key_pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert len(certificate.thumbprint) == 27  # a SHA-1 digest, base64url without padding
+
+
+@pytest.mark.parametrize(
+    ("which", "extra", "message"),
+    [
+        ("missing", {}, "cannot be read: No such file or directory"),
+        ("mismatched", {}, "the private key is not the certificate's"),
+        ("nokey", {}, "holds no unencrypted PEM private key"),
+        ("good", {"client_secret": "s"}, "set client_secret or certificate_file, not both"),
+    ],
+)
+def test_a_certificate_file_that_cannot_sign_is_a_config_error(
+    tmp_path: Path, which: str, extra: dict[str, str], message: str
+) -> None:
+    certificate_files(tmp_path)
+    oauth2 = {**OAUTH2, "certificate_file": str(tmp_path / f"{which}.pem"), **extra}
+    with pytest.raises(ConfigError) as error:
+        settings_from_mapping({"imap": [{**MAILBOX, "auth": "xoauth2", "oauth2": oauth2}]}, environ={})
+    assert "imap[0].oauth2" in str(error.value) and message in str(error.value)
+    assert "BEGIN" not in str(error.value)

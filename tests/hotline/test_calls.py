@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from intaked.config import Settings
 from intaked.hotline.calls import CallFacts, record_call
+from intaked.hotline.progress import call_status, voicemail_left
 from intaked.ports.phone import INCOMING_PATH
 from intaked.store.models import (
     call_table,
@@ -292,6 +293,35 @@ def test_a_call_filing_a_ticket_and_a_repeat_call_are_logged_as_what_they_did(
         ("ticket_created", number, sids[0], "phone"),
         ("message_added", number, sids[1], "phone"),
     ]
+
+
+def test_a_missed_call_and_a_voicemail_are_logged_with_the_ticket_number(
+    engine: Engine, settings: Settings
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    missed, recorded = "CA" + "e" * 32, "CA" + "f" * 32
+    with capture_logs() as lines:
+        for n, sid in enumerate((missed, recorded)):
+            at = now + dt.timedelta(hours=n)  # apart: the second call files a ticket of its own
+            with engine.begin() as conn:
+                record_call(
+                    conn, settings, CallFacts(sid, f"+88691200000{n}", HOTLINE, None, at, "ringing"), at
+                )
+        with engine.begin() as conn:
+            call_status(conn, settings, missed, "no-answer", 0, False, now)
+            voicemail_left(conn, settings, recorded, 12, now)
+    with engine.connect() as conn:
+        numbers = dict(
+            conn.execute(
+                select(call_table.c.call_sid, ticket_table.c.number).join(
+                    ticket_table, ticket_table.c.id == call_table.c.ticket_id
+                )
+            ).all()
+        )
+    logged = {line["event"]: (line.get("ticket"), line.get("call_sid")) for line in lines}
+    assert logged["hotline_call_missed"] == (numbers[missed], missed)
+    assert logged["hotline_voicemail_left"] == (numbers[recorded], recorded)
+    assert numbers[missed] != numbers[recorded]
 
 
 def test_the_same_callsid_twice_files_one_ticket(

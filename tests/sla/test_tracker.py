@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text, update
+from structlog.testing import capture_logs
 
 from intaked.config import Settings
 from intaked.intake.capture import RawItem, insert_items
@@ -248,8 +249,11 @@ def test_an_untriaged_ticket_breaches_triage_and_the_triage_team_lead_is_told(db
     desk = teams_desk(db_url)
     try:
         number = desk.report()
-        check_due(desk.engine, desk.ctx, now=at(24, 16, 16))
+        with capture_logs() as lines:
+            check_due(desk.engine, desk.ctx, now=at(24, 16, 16))
         assert local(desk.ticket(number)["triage_breached_at"]) == at(24, 16, 15)
+        (logged,) = [line for line in lines if line["event"] == "sla_breach"]
+        assert (logged["ticket"], logged["target"], logged["log_level"]) == (number, "triage", "warning")
         assert "net-lead@example.com" in [b["recipient"] for b in desk.outbox("sla_breach")]
         assert desk.ticket(number)["sla_next_check_at"] is None, "nothing else is due until it is triaged"
     finally:

@@ -1,6 +1,6 @@
-"""``intaked status [--json]``: the readiness checks of ``/readyz`` and the main figures of
-``/metrics``, for an operator without Prometheus. Exit code 0 when ready, 1 when a check failed
-(:data:`EXIT_NOT_READY`)."""
+"""``intaked status [--json]``: the readiness checks of ``/readyz``, the main figures of
+``/metrics`` and the nodes sharing the store (intaked/metrics/nodes.py), for an operator without
+Prometheus. Exit code 0 when ready, 1 when a check failed (:data:`EXIT_NOT_READY`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from typing import Any
 from intaked.commands.shared import open_engine, print_json
 from intaked.config import Settings
 from intaked.metrics.figures import StoreFigures, read_figures
+from intaked.metrics.nodes import NodeView, read_nodes
 from intaked.metrics.readiness import Readiness, check_readiness
+from intaked.store.engine import read_snapshot
+from intaked.store.types import utcnow
 
 EXIT_READY = 0
 EXIT_NOT_READY = 1
@@ -28,14 +31,41 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     engine = open_engine(settings)
     try:
         readiness = check_readiness(settings, engine)
-        figures = read_figures(engine) if readiness.checks[1].passed else None
+        figures = nodes = None
+        if readiness.checks[1].passed:
+            figures = read_figures(engine)
+            with read_snapshot(engine).connect() as conn:
+                nodes = read_nodes(conn, utcnow())
     finally:
         engine.dispose()
     if args.json:
-        print_json({**readiness.as_json(), "figures": _figures_json(figures)})
+        print_json(
+            {
+                **readiness.as_json(),
+                "figures": _figures_json(figures),
+                "nodes": None if nodes is None else [asdict(node) for node in nodes],
+            }
+        )
     else:
         _print(readiness, figures)
+        _print_nodes(nodes)
     return EXIT_READY if readiness.ready else EXIT_NOT_READY
+
+
+def _print_nodes(nodes: list[NodeView] | None) -> None:
+    if not nodes:
+        return
+    print("nodes:")
+    for node in nodes:
+        age = (
+            "" if node.heartbeat_age_seconds is None else f", heartbeat {node.heartbeat_age_seconds:.0f}s ago"
+        )
+        if node.state == "gone":
+            print(f"  {node.name}: gone ({node.gone_reason or 'stopped'}){age}")
+            continue
+        version = f" {'/'.join(node.versions)}" if node.versions else ""
+        holds = f"; holds {', '.join(node.holds)}" if node.holds else ""
+        print(f"  {node.name}: {node.state}{version} ({', '.join(node.roles)}){age}{holds}")
 
 
 def _figures_json(figures: StoreFigures | None) -> dict[str, Any] | None:

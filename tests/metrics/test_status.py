@@ -83,3 +83,46 @@ def test_status_names_an_unreachable_store_and_exits_1(
     assert answer["ready"] is False
     assert checks(answer) == {"database": False, "schema": False, "workers": False}
     assert answer["figures"] is None
+
+
+def test_status_lists_the_nodes_and_a_killed_one_as_gone(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two whole daemons on one PostgreSQL database: both alive with their processes; node-b
+    killed (SIGKILL to its tree, as a dead host) is shown gone once node-a has judged it."""
+    from tests.support.cluster import Node
+
+    nodes = [Node(name, tmp_path / name, pg_url) for name in ("node-a", "node-b")]
+    try:
+        for node in nodes:
+            node.start()
+        config = config_file(tmp_path, pg_url)
+
+        def listed() -> dict[str, dict[str, object]]:
+            _, out = status(capsys, config, "--json")
+            return {node["name"]: node for node in json.loads(out)["nodes"] or []}
+
+        roles = ["back_office.intake", "back_office.outbox", "front"]
+        both = wait_until(
+            lambda: (
+                (found := listed())
+                and all(found.get(n.name, {}).get("roles") == roles for n in nodes)
+                and found
+            ),
+            timeout=60,
+            what="both nodes alive with their three processes",
+        )
+        assert {both[n.name]["state"] for n in nodes} == {"alive"}
+        nodes[1].kill()
+        gone = wait_until(
+            lambda: (found := listed())["node-b"]["state"] == "gone" and found,
+            timeout=30,
+            what="node-b judged gone",
+        )
+        assert gone["node-a"]["state"] == "alive"
+        assert "no heartbeat" in str(gone["node-b"]["gone_reason"])
+        _, text = status(capsys, config)
+        assert "  node-a: alive" in text and "  node-b: gone (no heartbeat" in text
+    finally:
+        for node in nodes:
+            node.stop()

@@ -1,0 +1,89 @@
+"""The nodes of a cluster as an operator sees them (``intaked status``): every daemon that shares
+the store, from the ``workers`` rows of its processes, and what each holds.
+
+A node is ``alive`` while one of its processes beats within its lease, ``silent`` when its
+processes are still marked alive but none beat within a lease (a frozen or cut-off node, about to
+be taken for dead), and ``gone`` when every process of it was marked gone (stopped, or found dead
+by another node; its claims and leases were released then). Gone nodes are listed until their
+rows are forgotten (a day after).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, select
+
+from intaked.store.models import worker_table
+
+
+@dataclass(slots=True)
+class NodeView:
+    """One node: its state, its processes' roles (alive ones), version(s), the age of its
+    freshest heartbeat, and what it holds (e.g. ``mailbox helpdesk``)."""
+
+    name: str
+    state: str
+    roles: list[str] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    heartbeat_age_seconds: float | None = None
+    gone_reason: str | None = None
+    holds: list[str] = field(default_factory=list)
+
+
+def read_nodes(conn: Connection, now: dt.datetime) -> list[NodeView]:
+    """Every node with a ``workers`` row, alive ones first, then by name."""
+    w = worker_table
+    rows = conn.execute(
+        select(
+            w.c.node, w.c.role, w.c.state, w.c.version, w.c.heartbeat_at, w.c.lease_seconds, w.c.gone_reason
+        ).order_by(w.c.node, w.c.heartbeat_at)
+    ).all()
+    by_node: dict[str, list[Row]] = {}
+    for row in rows:
+        by_node.setdefault(row.node, []).append(
+            Row(
+                row.role,
+                row.state,
+                row.version,
+                _age(now, row.heartbeat_at),
+                row.lease_seconds,
+                row.gone_reason,
+            )
+        )
+    nodes = [_node(name, members) for name, members in by_node.items()]
+    order = {"alive": 0, "silent": 1, "gone": 2}
+    return sorted(nodes, key=lambda node: (order[node.state], node.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    role: str
+    state: str
+    version: str | None
+    age: float
+    lease: float
+    gone_reason: str | None
+
+
+def _node(name: str, rows: Sequence[Row]) -> NodeView:
+    alive = [row for row in rows if row.state == "alive"]
+    if not alive:
+        last = min(rows, key=lambda row: row.age)
+        return NodeView(name, "gone", heartbeat_age_seconds=last.age, gone_reason=last.gone_reason)
+    fresh = any(row.age <= row.lease for row in alive)
+    return NodeView(
+        name,
+        "alive" if fresh else "silent",
+        roles=sorted({row.role for row in alive}),
+        versions=sorted({row.version for row in alive if row.version}),
+        heartbeat_age_seconds=min(row.age for row in alive),
+    )
+
+
+def _age(now: dt.datetime, then: dt.datetime) -> float:
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=dt.UTC)
+    return max(0.0, round((now - then).total_seconds(), 1))

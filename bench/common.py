@@ -76,12 +76,12 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def intaked_process(config_toml: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A real ``intaked run`` with this configuration, its log in a temporary file; stopped with
-    SIGTERM (and waited for) on exit."""
+def intaked_process(config_toml: str, daemon_keys: str = "") -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``intaked run`` with this configuration (``daemon_keys``: more lines of its
+    ``[daemon]`` table), its log in a temporary file; stopped with SIGTERM (and waited for) on exit."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "intaked.toml"
-        config.write_text(config_toml + f'[daemon]\nback_office = "{BACK_OFFICE[0]}"\n')
+        config.write_text(config_toml + f'[daemon]\nback_office = "{BACK_OFFICE[0]}"\n{daemon_keys}')
         with (Path(tmp) / "log").open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "intaked", "run", "--config", str(config)],

@@ -121,7 +121,7 @@ def test_nodes_carry_on_on_the_promoted_standby_and_lose_nothing_answered(tmp_pa
                 node, port = start_node(tmp_path, name, pair.multi_host_url())
                 nodes.append(node)
                 streams.append(MailStream(name, port))
-            for node in nodes:  # every process of both nodes connected to the primary
+            for node in nodes:  # every process of both nodes is connected to the primary
                 node.wait_back_office_ready()
             wait_until(
                 lambda: all(len(s.accepted) >= 5 for s in streams), what="mail taken before the failover"
@@ -132,9 +132,8 @@ def test_nodes_carry_on_on_the_promoted_standby_and_lose_nothing_answered(tmp_pa
             wait_until(
                 lambda: all(s.deferred for s in streams), timeout=20, what="451s while there is no primary"
             )
-            time.sleep(
-                max(0.0, stopped_at + OUTAGE_SECONDS - time.monotonic())
-            )  # as a failover manager takes
+            outage_left = stopped_at + OUTAGE_SECONDS - time.monotonic()
+            time.sleep(max(0.0, outage_left))  # a failover manager takes a while too
             promoted_at = time.monotonic()
             pair.standby.promote()
             wait_until(

@@ -49,10 +49,8 @@ def _bindir_candidates() -> list[Path]:
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True)
         found.append(Path(out.stdout.strip()))
-    versions = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
-    )
-    found.extend(Path(p) for p in versions if Path(p).parent.name.isdigit())
+    versioned = [Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin") if Path(p).parent.name.isdigit()]
+    found.extend(sorted(versioned, key=lambda bindir: int(bindir.parent.name), reverse=True))
     return found
 
 

@@ -10,6 +10,7 @@ The package imports nothing else of intaked. Its modules:
   (people, oncall, teams, paging), ``telephony`` (twilio, webhooks, hotline), ``observability``
   (metrics, health);
 - ``oauth2``: the ``auth`` mode and ``oauth2`` table of a mailbox and of the relay (Microsoft 365);
+- ``dburl``: ``database.url`` as SQLAlchemy needs it (libpq's several PostgreSQL hosts);
 - ``model``: :class:`Settings`, the whole file, with the checks that look across sections;
 - ``loader``: the file, systemd credentials and the environment layered with pydantic-settings;
   ``errors``: :class:`ConfigError` and its messages; ``redaction``: which values are secrets.
@@ -18,6 +19,7 @@ Unknown keys are errors; every error names the key and the reason, never a secre
 """
 
 from intaked.config.addresses import DEFAULT_DISPLAY_NAME, SenderAddress, parse_sender
+from intaked.config.dburl import connectable_url, host_count, masked_url
 from intaked.config.errors import ConfigError
 from intaked.config.fields import Duration, TimeZoneName
 from intaked.config.loader import (
@@ -131,11 +133,14 @@ __all__ = [
     "TwilioSettings",
     "WebhookSettings",
     "Weekday",
+    "connectable_url",
     "default_state_dir",
     "effective_database_url",
     "find_config_path",
+    "host_count",
     "load_settings",
     "masked_dump",
+    "masked_url",
     "parse_sender",
     "parse_shift",
     "settings_from_mapping",

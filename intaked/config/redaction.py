@@ -7,8 +7,8 @@ from functools import lru_cache
 from typing import Any, get_args
 
 from pydantic import BaseModel, SecretStr
-from sqlalchemy.engine import make_url
 
+from intaked.config.dburl import connectable_url, masked_url
 from intaked.config.model import Settings, effective_database_url
 
 #: Keys whose values may come from a credential file or an environment variable.
@@ -65,8 +65,9 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
         if table["oauth2"] and table["oauth2"]["client_secret"]:
             table["oauth2"]["client_secret"] = "********"
     url = settings.database.url
-    data["database"]["url"] = make_url(url).render_as_string(hide_password=True) if url else ""
-    data["database"]["effective_url"] = make_url(effective_database_url(settings)).render_as_string(
+    data["database"]["url"] = masked_url(url) if url else ""
+    # What SQLAlchemy is given: several hosts as host=/port= parameters, the driver named.
+    data["database"]["effective_url"] = connectable_url(effective_database_url(settings)).render_as_string(
         hide_password=True
     )
     return data

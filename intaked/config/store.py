@@ -8,16 +8,18 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
+from intaked.config.dburl import connectable_url
 from intaked.config.fields import Section
 
 
 class DatabaseSettings(Section):
     """``[database]``: where the ticket store lives."""
 
-    url: str = Field(default="", description="SQLAlchemy URL; empty means the embedded SQLite file")
+    url: str = Field(
+        default="",
+        description="SQLAlchemy URL (PostgreSQL: libpq's several hosts too); empty: the embedded SQLite file",
+    )
     auto_migrate: bool = True
     sqlite_busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 5000
     pool_size: Annotated[int, Field(ge=1, le=100)] = 5
@@ -27,10 +29,7 @@ class DatabaseSettings(Section):
     def _check_url(cls, value: str) -> str:
         if not value:
             return value
-        try:
-            url = make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(f"not a database URL: {exc}") from None
+        url = connectable_url(value)  # ValueError: what is wrong, never the URL itself
         backend = url.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")

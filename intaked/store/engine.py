@@ -7,6 +7,11 @@ Read-only work uses :func:`read_only` connections that begin with a plain deferr
 The outbox sender's engine alone uses ``synchronous=NORMAL``: marking a mail sent then survives a
 crash of any process (WAL), and a power cut can at worst forget the last marks, so those mails go
 out once more: repeated, never lost, since the send came before the mark.
+
+PostgreSQL connections are tested before each use and give up on a dead server within seconds
+(:data:`PG_CONNECT_DEFAULTS`); a URL may name several hosts, and then a connection goes to
+whichever is the primary (``target_session_attrs=read-write``), so after a failover the pool
+finds the new one by itself.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from intaked.config import Settings, effective_database_url
+from intaked.config import Settings, connectable_url, effective_database_url, host_count
 from intaked.store.files import prepare_database_files
 
 READ_ONLY_OPTION = "intaked_read_only"
@@ -36,25 +42,69 @@ SQLITE_ROWS_PER_INSERT = 25
 #: Prepared statements Python's sqlite3 keeps per connection (its default: 128).
 SQLITE_CACHED_STATEMENTS = 32
 WAL_SWITCH_RETRY_SECONDS = 0.02
+#: libpq settings for PostgreSQL connections, each unless the URL sets it. A connection attempt
+#: gives up on a host after 4 s and tries the next one the URL names; an open connection whose
+#: server vanished without closing it (its machine died) fails once data it sent has gone
+#: unacknowledged for 8 s, or after 10 s of silence and 3 unanswered keepalives 3 s apart.
+PG_CONNECT_DEFAULTS: dict[str, int] = {
+    "connect_timeout": 4,
+    "tcp_user_timeout": 8000,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+}
+
+log = structlog.get_logger(__name__)
 
 
 def make_engine(
     url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 5, sqlite_synchronous: str = "FULL"
 ) -> Engine:
-    """Create the engine for ``url`` with intaked's connection settings."""
-    parsed = make_url(url)
+    """Create the engine for ``url`` with intaked's connection settings (libpq's several hosts
+    accepted: intaked/config/dburl.py)."""
+    parsed = connectable_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, busy_timeout_ms, sqlite_synchronous)
-    connect_args: dict[str, Any] = {"connect_timeout": 10}
-    if "application_name" not in parsed.query:  # a URL may name its node's connections
+    return _postgresql_engine(parsed, pool_size)
+
+
+def _postgresql_engine(url: URL, pool_size: int) -> Engine:
+    """Connections that notice a dead server within seconds, so that after a failover the pool
+    reconnects to the new primary (see docs/operations.md, "PostgreSQL: replication and
+    failover"): each connection is tested before use (``pool_pre_ping``; a disconnect empties
+    the whole pool), and what the URL does not set itself comes from :data:`PG_CONNECT_DEFAULTS`."""
+    connect_args: dict[str, Any] = {k: v for k, v in PG_CONNECT_DEFAULTS.items() if k not in url.query}
+    if "application_name" not in url.query:  # a URL may name its node's connections
         connect_args["application_name"] = "intaked"
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         connect_args=connect_args,
     )
+    if host_count(url) > 1:
+        event.listen(engine, "connect", _ServerWatch())
+    return engine
+
+
+class _ServerWatch:
+    """On each new connection of an engine whose URL names several hosts: logs ``store_server``
+    with the server it reached, when that is the first or a different one than before (after a
+    failover, each process says once where it now writes)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: str | None = None
+
+    def __call__(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        info = dbapi_connection.info
+        server = f"{info.host}:{info.port}"
+        with self._lock:
+            previous, self._server = self._server, server
+        if server != previous:
+            log.info("store_server", server=server, previous=previous)
 
 
 def _sqlite_engine(url: str, busy_timeout_ms: int, synchronous: str = "FULL") -> Engine:

@@ -14,6 +14,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.engine import make_url
+from structlog.testing import capture_logs
 
 from intaked.cli import EXIT_UNAVAILABLE, main
 from intaked.store.engine import make_engine, read_snapshot
@@ -28,6 +30,7 @@ from intaked.store.migrate import (
 )
 from intaked.store.models import Base, Ticket, ticket_counter_table
 from intaked.store.numbering import next_ticket_number, ticket_period
+from tests.support.workers import free_port
 
 
 def test_migrations_build_exactly_the_models(db_url: str) -> None:
@@ -232,3 +235,27 @@ def test_a_snapshot_read_sees_one_state_of_the_store_across_its_statements(db_ur
             assert reading.execute(count).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_a_url_naming_several_hosts_uses_the_one_that_answers_and_says_which(pg_url: str) -> None:
+    """libpq's host list: a host that refuses is skipped; the connection is the primary's, with
+    intaked's timeouts, and the engine logs the server it reached."""
+    parsed = make_url(pg_url)
+    server = f"{parsed.host}:{parsed.port or 5432}"
+    written = pg_url.replace(f"@{parsed.host}:{parsed.port}/", f"@127.0.0.1:{free_port()},{server}/")
+    assert written != pg_url, "the test database's URL names one host and port"
+    with capture_logs() as logs:
+        engine = make_engine(written)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT current_setting('port')")).scalar_one() == str(
+                    parsed.port or 5432
+                )
+                parameters = conn.connection.dbapi_connection.info.get_parameters()
+        finally:
+            engine.dispose()
+    assert parameters["target_session_attrs"] == "read-write"
+    assert (parameters["connect_timeout"], parameters["tcp_user_timeout"]) == ("4", "8000")
+    assert [(e["server"], e["previous"]) for e in logs if e["event"] == "store_server"] == [
+        (f"{parameters['host']}:{parsed.port or 5432}", None)
+    ]

@@ -42,6 +42,7 @@ RUNS_ALONE: dict[str, str] = {
     "test_notify.py": "watchdog pings counted over windows of seconds, none while a child is stopped",
     "test_crash.py": "kill -9 within 0.15 s of connecting must land mid-drain",
     "test_cluster_chaos.py": "three whole daemons, one killed every few seconds, steps due within 30 s",
+    "test_failover.py": "two PostgreSQL clusters and two daemons; a 250 within 15 s of a promotion",
 }
 
 # Tests that need a fixed port (``intaked run`` without a config listens on 127.0.0.1:2525): the

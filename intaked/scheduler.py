@@ -1,11 +1,41 @@
-"""Timed work: APScheduler wakes the working-time workers; the database decides what is due.
+"""Timed work: APScheduler wakes the working-time workers; the database decides what is due, and
+which node does it.
 
 Jobs do nothing but wake a worker (``sla.check_seconds``: deadlines and warnings;
 ``lifecycle.sweep_interval``: the auto-close sweep; ``paging.check_seconds``: pages to start and
 escalation steps that are due; ``hotline.reconcile_interval``: calls whose webhooks were lost,
-from Twilio's Calls list). The workers run their passes on database
-threads; a pass that runs twice, or on two daemons at once, does no harm (advisory locks on
-PostgreSQL, conditional updates, outbox idempotency keys).
+from Twilio's Calls list). The workers run their passes on database threads.
+
+Several daemons ("nodes") may share one PostgreSQL database with the same configuration, and
+each wakes its own workers. **Once per slot** (the job's interval, counted from the epoch:
+intaked/store/jobruns.py), on the one node whose ``job_runs`` row landed, run the passes that
+notify people or spend a provider's budget, where a second run only repeats work:
+
+- ``sla_check`` (``sla.check_seconds``): the warnings and breaches (``check_due``, in batches):
+  the holder goes on in its slot while its passes still find tickets due;
+- ``sweep`` (``lifecycle.sweep_interval``): the auto-close sweep, and the pruning of
+  ``job_runs`` rows older than 7 days;
+- ``hotline_reconcile`` (``hotline.reconcile_interval``): reading Twilio's Calls and Recordings
+  lists, requests against the account's API budget.
+
+A node that dies mid-pass leaves its slot unfinished, and nobody runs that slot again: the next
+slot's node does what is still due. Each of these passes would still be harmless twice (check_due's
+advisory lock, ``*_warned_at``/``*_breached_at`` and outbox idempotency keys; the sweep's
+conditional UPDATE; reconciliation's CallSid and receipt keys): the slot saves the work and the
+requests, it does not carry correctness.
+
+**Anywhere, on every pass**, in or out of schedule:
+
+- the calendar overrides are read and, when they changed, the open tickets' deadlines recomputed:
+  each node keeps its calendars in memory, so each must notice; the recomputation locks the rows
+  it rewrites, so a second node finds them current and writes no event twice;
+- the SLA sync of changed tickets (``sync_tickets``): a new ticket's triage deadline, a priority
+  another tool wrote, must not wait a whole interval; it takes the changed rows ``FOR UPDATE SKIP
+  LOCKED``, so nodes syncing at once split them and each change is recorded once;
+- the paging worker (:class:`PagingWorker`): starting pages and running due escalation steps is
+  not slotted, since a step must not wait an interval and is fenced already: one active page per
+  ticket (a unique index), and every transition holds the page's row and bumps its fencing token
+  (intaked/paging/steps.py), so a step that two nodes run at once happens once.
 """
 
 from __future__ import annotations
@@ -13,7 +43,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,6 +61,8 @@ from intaked.sla.sweeper import sweep
 from intaked.sla.targets import wall_time
 from intaked.sla.tracker import recompute_open, sync_tickets
 from intaked.store.engine import read_only
+from intaked.store.jobruns import OncePerSlot, prune_job_runs
+from intaked.store.types import utcnow
 from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
@@ -42,13 +74,17 @@ def seconds(duration: str) -> float:
 
 @dataclass(frozen=True)
 class _Parts:
-    """What every timed pass works with: the store, the database threads, the settings, and the
-    wake-up of the senders of the outbox rows it queued."""
+    """What every timed pass works with: the store, the database threads, the settings, the
+    wake-up of the senders of the outbox rows it queued, and the clock the slots are counted in."""
 
     engine: Engine
     executor: Executor
     settings: Settings
     on_queued: Callable[[], None]
+    clock: Callable[[], dt.datetime] = field(default=utcnow)
+
+    def once_per_slot(self, job: str, interval_seconds: float, *, drain: bool = False) -> OncePerSlot:
+        return OncePerSlot(self.engine, job, interval_seconds, drain=drain, clock=self.clock)
 
 
 class _QueuingWorker(WakeableWorker):
@@ -65,13 +101,16 @@ class _QueuingWorker(WakeableWorker):
 
 
 class SlaWorker(_QueuingWorker):
-    """Keeps every ticket's deadlines current and enforces them (intaked/sla/tracker.py)."""
+    """Keeps every ticket's deadlines current (every pass) and enforces them (once per slot of
+    ``sla.check_seconds`` across the nodes) (intaked/sla/tracker.py, intaked/sla/enforcement.py)."""
 
     def __init__(self, parts: _Parts) -> None:
         self._context: SlaContext | None = None
+        self._clock = parts.clock
+        self.checks = parts.once_per_slot("sla_check", parts.settings.sla.check_seconds, drain=True)
         super().__init__("sla", parts, poll_seconds=max(60.0, parts.settings.sla.check_seconds))
 
-    def _pass(self) -> int:
+    def _current_context(self) -> SlaContext:
         with read_only(self._engine).connect() as conn:
             overrides = load_overrides(conn)
         if self._context is None or overrides != self._context.overrides:
@@ -81,30 +120,43 @@ class SlaWorker(_QueuingWorker):
             log.info(
                 "calendars_loaded" if first else "calendar_overrides_changed", tickets_recomputed=changed
             )
-        synced = sync_tickets(self._engine, self._context)
-        checked = check_due(self._engine, self._context)
+        return self._context
+
+    def _pass(self) -> int:
+        context = self._current_context()
+        synced = sync_tickets(self._engine, context, self._clock())
+        checked = self.checks.run(lambda now: check_due(self._engine, context, now)) or 0
         if checked:
             self._on_queued()
         return synced + checked
 
 
 class SweepWorker(WakeableWorker):
-    """Closes resolved tickets whose time has come (intaked/sla/sweeper.py)."""
+    """Closes resolved tickets whose time has come (intaked/sla/sweeper.py), once per slot of
+    ``lifecycle.sweep_interval`` across the nodes, and prunes old ``job_runs`` rows."""
 
     def __init__(self, parts: _Parts) -> None:
         self._engine = parts.engine
-        poll = max(60.0, seconds(parts.settings.lifecycle.sweep_interval))
-        super().__init__("sweep", parts.executor, self._pass, poll_seconds=poll)
+        interval = seconds(parts.settings.lifecycle.sweep_interval)
+        self.runs = parts.once_per_slot("sweep", interval)
+        super().__init__("sweep", parts.executor, self._pass, poll_seconds=max(60.0, interval))
 
     def _pass(self) -> int:
-        closed = sweep(self._engine)
+        return self.runs.run(self._sweep) or 0
+
+    def _sweep(self, now: dt.datetime) -> int:
+        closed = sweep(self._engine, now)
         for ticket in closed:
             log.info("auto_closed", ticket=ticket.number, auto_close_at=ticket.auto_close_at.isoformat())
+        pruned = prune_job_runs(self._engine, now)
+        if pruned:
+            log.debug("job_runs_pruned", rows=pruned)
         return len(closed)
 
 
 class PagingWorker(_QueuingWorker):
-    """Starts pages for tickets that became P1/P2 and runs due escalation steps (intaked/paging/steps.py)."""
+    """Starts pages for tickets that became P1/P2 and runs due escalation steps (intaked/paging/steps.py)
+    on every node, in no slot: each step is fenced by its page's row and token (see above)."""
 
     def __init__(self, parts: _Parts) -> None:
         super().__init__("paging", parts, poll_seconds=max(10.0, parts.settings.paging.check_seconds))
@@ -121,18 +173,24 @@ class PagingWorker(_QueuingWorker):
 
 class HotlineReconcileWorker(_QueuingWorker):
     """Ingests hotline calls whose webhooks were lost, from Twilio's Calls list, on start and every
-    ``hotline.reconcile_interval`` (intaked/hotline/reconcile.py)."""
+    ``hotline.reconcile_interval``, once per slot across the nodes (intaked/hotline/reconcile.py)."""
 
     def __init__(self, parts: _Parts, phone: PhoneProvider) -> None:
         self._client = phone
         poll = seconds(parts.settings.hotline.reconcile_interval)
+        self.runs = parts.once_per_slot("hotline_reconcile", poll)
         super().__init__("hotline_reconcile", parts, poll_seconds=poll)
 
     def _pass(self) -> int:
-        filed = reconcile_calls(self._engine, self._settings, self._client)
-        if filed + reconcile_recordings(self._engine, self._settings, self._client):
-            self._on_queued()  # the acknowledgements of the calls it filed, the downloads it queued
+        self.runs.run(self._reconcile)
         return 0  # the next pass waits for the interval
+
+    def _reconcile(self, now: dt.datetime) -> int:
+        filed = reconcile_calls(self._engine, self._settings, self._client, now)
+        applied = reconcile_recordings(self._engine, self._settings, self._client, now)
+        if filed + applied:
+            self._on_queued()  # the acknowledgements of the calls it filed, the downloads it queued
+        return filed + applied
 
 
 def on_the_loop(wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
@@ -156,9 +214,12 @@ class Scheduler:
         settings: Settings,
         on_queued: Callable[[], None],
         phone: PhoneProvider | None = None,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
-        """``phone``: the process's phone provider (hotline reconciliation runs with it only)."""
-        parts = _Parts(engine, executor, settings, on_queued)
+        """``phone``: the process's phone provider (hotline reconciliation runs with it only);
+        ``clock``: the time the timed passes run at and their slots are counted in."""
+        parts = _Parts(engine, executor, settings, on_queued, clock)
         self.sla = SlaWorker(parts)
         self.sweeper = SweepWorker(parts)
         # Always: without any policy it still marks tool-written P1/P2 tickets ``page_not_started``.

@@ -69,6 +69,10 @@ class WakeableWorker:
         """One pass of a subclass's work (blocking): how much it did."""
         raise NotImplementedError
 
+    def pass_once(self) -> int:
+        """One pass now, on the calling thread (blocking), as a loop would run it: how much it did."""
+        return self._settle_then_work()
+
     def wake(self) -> None:
         """Safe from any thread: a database thread (a pass that queued work for another worker)
         hands the wake-up to the worker's event loop."""

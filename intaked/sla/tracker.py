@@ -11,6 +11,9 @@ waits on the requester, and recomputes the deadlines. :func:`check_due` sends th
 come, each once per ticket and target (outbox idempotency keys; in ``enforcement.py``).
 :func:`recompute_open` redoes every
 open ticket's deadlines after a calendar changed. A breach once recorded stays recorded.
+
+Every node sharing the store runs the sync and the recomputation (intaked/scheduler.py): both
+lock the rows they rewrite, so a change is recorded once whichever nodes look at it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, case, literal, or_, 
 
 from intaked.sla.context import SlaContext
 from intaked.sla.deadlines import Deadlines, compute
+from intaked.store.dialect import locked
 from intaked.store.models import message_table, ticket_event_table, ticket_table
 from intaked.store.types import utcnow
 
@@ -35,6 +39,8 @@ OPEN_STATUSES = ("new", "open", "pending", "resolved")
 #: Quarantined: no deadlines, but a release written by another tool is noticed (sla_status "spam").
 WATCHED_STATUSES = (*OPEN_STATUSES, "spam")
 _t = ticket_table
+RELOCK_CHUNK = 500  # ids per IN list when recompute_open locks the rows it rewrites
+_RECOMPUTED_KEYS = ("triage_due_at", "response_due_at", "resolution_due_at", "auto_close_at")
 COMPUTED_COLUMNS = (
     "calendar",
     "triage_due_at",
@@ -176,7 +182,12 @@ def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None
     """Bring up to ``limit`` changed tickets up to date; returns how many were."""
     now = now or utcnow()
     with engine.begin() as conn:
-        rows = conn.execute(select(_t).where(_changed(ctx)).order_by(_t.c.id).limit(limit)).mappings().all()
+        # Locked, skipping rows another node's sync holds: nodes syncing at once split the changed
+        # tickets, and one that comes after a commit finds them current (each change once).
+        changed = locked(
+            conn, select(_t).where(_changed(ctx)).order_by(_t.c.id).limit(limit), skip_locked=True
+        )
+        rows = conn.execute(changed).mappings().all()
         updates: list[tuple[int, dict[str, Any]]] = []
         events: list[dict[str, Any]] = []
         for row in rows:
@@ -226,7 +237,8 @@ def _first_replies_by_people(conn: Connection, ctx: SlaContext, now: dt.datetime
             first[row.id] = row
     if not first:
         return 0
-    tickets = conn.execute(select(_t).where(_t.c.id.in_(list(first)))).mappings().all()
+    still_new = select(_t).where(_t.c.id.in_(list(first)), _t.c.first_response_at.is_(None))
+    tickets = conn.execute(locked(conn, still_new, skip_locked=True)).mappings().all()
     updates = []
     events = []
     for ticket in tickets:
@@ -248,7 +260,6 @@ def recompute_open(
     now = now or utcnow()
     changed = 0
     last_id = 0
-    keys = ("triage_due_at", "response_due_at", "resolution_due_at", "auto_close_at")
     while True:
         with engine.begin() as conn:
             rows = (
@@ -264,30 +275,49 @@ def recompute_open(
             if not rows:
                 return changed
             last_id = rows[-1]["id"]
-            batch: list[dict[str, Any]] = []
-            events: list[dict[str, Any]] = []
-            for row in rows:
-                if calendar is not None and ctx.calendar_name_for(row["team"]) != calendar:
-                    continue
-                deadlines = compute(ctx, row)
-                columns = deadlines.columns()
-                if not any(_differs(row[key], columns[key]) for key in keys):
-                    continue
-                batch.append({"b_id": row["id"], **{f"b_{k}": v for k, v in columns.items()}})
-                events.append(
-                    event(
-                        row["id"],
-                        "deadlines_set",
-                        {**deadline_detail(deadlines), "reason": "calendar changed"},
-                        now,
-                    )
-                )
-            if batch:
-                conn.execute(
-                    update(_t)
-                    .where(_t.c.id == bindparam("b_id"))
-                    .values({key: bindparam(f"b_{key}") for key in COMPUTED_COLUMNS}),
-                    batch,
-                )
-                conn.execute(ticket_event_table.insert(), events)
-                changed += len(batch)
+            stale = [row["id"] for row in rows if _recomputed(ctx, row, calendar) is not None]
+            for start in range(0, len(stale), RELOCK_CHUNK):
+                # Read again, locked: a node recomputing at the same time waits for this one's
+                # commit, then finds the rows current and writes no event twice.
+                chunk = select(_t).where(_t.c.id.in_(stale[start : start + RELOCK_CHUNK])).order_by(_t.c.id)
+                held = conn.execute(locked(conn, chunk)).mappings().all()
+                changed += _write_recomputed(conn, ctx, held, calendar, now)
+
+
+def _recomputed(ctx: SlaContext, row: Mapping[Any, Any], calendar: str | None) -> Deadlines | None:
+    """The ticket's deadlines recomputed, when they differ from its columns (on ``calendar``, or any)."""
+    if calendar is not None and ctx.calendar_name_for(row["team"]) != calendar:
+        return None
+    deadlines = compute(ctx, row)
+    columns = deadlines.columns()
+    if not any(_differs(row[key], columns[key]) for key in _RECOMPUTED_KEYS):
+        return None
+    return deadlines
+
+
+def _write_recomputed(
+    conn: Connection,
+    ctx: SlaContext,
+    rows: Sequence[Mapping[Any, Any]],
+    calendar: str | None,
+    now: dt.datetime,
+) -> int:
+    """Write the recomputed deadlines of the ``rows`` that still need them, with their events."""
+    batch: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for row in rows:
+        deadlines = _recomputed(ctx, row, calendar)
+        if deadlines is None:
+            continue
+        batch.append({"b_id": row["id"], **{f"b_{k}": v for k, v in deadlines.columns().items()}})
+        detail = {**deadline_detail(deadlines), "reason": "calendar changed"}
+        events.append(event(row["id"], "deadlines_set", detail, now))
+    if batch:
+        conn.execute(
+            update(_t)
+            .where(_t.c.id == bindparam("b_id"))
+            .values({key: bindparam(f"b_{key}") for key in COMPUTED_COLUMNS}),
+            batch,
+        )
+        conn.execute(ticket_event_table.insert(), events)
+    return len(batch)

@@ -8,6 +8,7 @@ serialises what PostgreSQL serialises with ``FOR UPDATE`` and advisory locks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table, text
@@ -27,6 +28,21 @@ def insert_or_merge(conn: Connection, table: Table) -> postgresql.Insert | sqlit
     if is_postgresql(conn):
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def insert_or_nothing(
+    conn: Connection, table: Table, values: Mapping[str, Any], conflict: Sequence[str]
+) -> bool:
+    """Insert one row unless a row with the same ``conflict`` columns (its primary key or a unique
+    constraint) exists; True when this insert landed. On PostgreSQL a concurrent insert of the same
+    key waits for the other transaction: it lands only if that one rolled back."""
+    statement = (
+        insert_or_merge(conn, table)
+        .values(dict(values))
+        .on_conflict_do_nothing(index_elements=list(conflict))
+        .returning(*(table.c[name] for name in conflict))  # no row back: nothing inserted
+    )
+    return conn.execute(statement).first() is not None
 
 
 def locked(conn: Connection, query: _S, *, skip_locked: bool = False) -> _S:

@@ -29,6 +29,7 @@ from intaked.store.tables.base import (
     Base,
     IdType,
 )
+from intaked.store.tables.cluster import JOB_OUTCOMES, JobRun, RateBucket
 from intaked.store.tables.ledger import ImapMailbox, InboundItem
 from intaked.store.tables.paging import Page, PageAttempt
 from intaked.store.tables.schedules import CalendarOverride, OncallOverride
@@ -41,6 +42,7 @@ __all__ = [
     "CALL_OUTCOMES",
     "CATEGORIES",
     "ITEM_STATES",
+    "JOB_OUTCOMES",
     "NAMING_CONVENTION",
     "OUTBOX_STATES",
     "OVERRIDE_KINDS",
@@ -59,11 +61,13 @@ __all__ = [
     "IdType",
     "ImapMailbox",
     "InboundItem",
+    "JobRun",
     "Message",
     "OncallOverride",
     "OutboxEntry",
     "Page",
     "PageAttempt",
+    "RateBucket",
     "Ticket",
     "TicketCounter",
     "TicketEvent",
@@ -77,11 +81,13 @@ __all__ = [
     "hotline_checkpoint_table",
     "imap_mailbox_table",
     "inbound_item_table",
+    "job_run_table",
     "message_table",
     "oncall_override_table",
     "outbox_table",
     "page_attempt_table",
     "page_table",
+    "rate_bucket_table",
     "ticket_counter_table",
     "ticket_event_table",
     "ticket_table",
@@ -108,3 +114,5 @@ call_table = cast(Table, Call.__table__)
 hotline_checkpoint_table = cast(Table, HotlineCheckpoint.__table__)
 worker_table = cast(Table, Worker.__table__)
 alarm_table = cast(Table, Alarm.__table__)
+job_run_table = cast(Table, JobRun.__table__)
+rate_bucket_table = cast(Table, RateBucket.__table__)

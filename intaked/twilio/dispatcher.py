@@ -9,7 +9,9 @@ Payloads (docs/schema.md, ``outbox``):
 Sent through the phone provider it is given (intaked/ports/phone.py; the daemon builds one
 :class:`~intaked.twilio.client.TwilioClient` per process). Status callbacks go to
 ``webhooks.public_url`` + ``/twilio/status/sms`` or ``/twilio/status/call``, with
-``?attempt=<id>`` when the row carries an attempt (intaked/twilio/status_webhooks.py).
+``?attempt=<id>`` when the row carries an attempt (intaked/twilio/status_webhooks.py). Calls are
+created no faster than ``twilio.calls_per_second`` across every daemon on the store: each waits
+for a token of the account's bucket in the database (intaked/twilio/rate.py).
 
 Outcomes, each in the transaction that records the row's own (fenced) outcome: accepted → the
 row is ``sent`` with the Sid as ``provider_id``; its attempt gets the Sid, ``sent_at`` and status
@@ -75,7 +77,7 @@ from intaked.twilio.outcomes import (
     on_success,
     on_temporary,
 )
-from intaked.twilio.rate import TokenBucket
+from intaked.twilio.rate import RateLimit, SharedTokenBucket, call_bucket_name
 
 log = structlog.get_logger(__name__)
 
@@ -94,14 +96,15 @@ def callback_url(settings: Settings, path: str, attempt_id: int | None) -> str |
 
 class TwilioSender:
     """Sends claimed rows through one phone provider (blocking; on database threads) and tells
-    ``on_attempt`` of every page attempt it moves."""
+    ``on_attempt`` of every page attempt it moves. Calls wait for ``bucket`` (by default the
+    account's bucket in the store, shared by every daemon: intaked/twilio/rate.py)."""
 
     def __init__(
         self,
         engine: Engine,
         settings: Settings,
         client: PhoneProvider,
-        bucket: TokenBucket | None = None,
+        bucket: RateLimit | None = None,
         unsettled: Unsettled | None = None,
         *,
         on_attempt: AttemptListener,
@@ -110,7 +113,10 @@ class TwilioSender:
         self._settings = settings
         self._client = client
         self._on_attempt = on_attempt
-        self._bucket = bucket or TokenBucket(settings.twilio.calls_per_second)
+        twilio = settings.twilio  # calls: one budget for every daemon on this store
+        self._bucket = bucket or SharedTokenBucket(
+            engine, call_bucket_name(twilio.account_sid), twilio.calls_per_second
+        )
         self.unsettled = Unsettled("twilio") if unsettled is None else unsettled
 
     def _defer(self, rows: list[OutboxRow], error: str, *, cancel_wait: bool = False) -> list[str]:
@@ -344,7 +350,7 @@ class TwilioSender:
 class TwilioDispatcher(OutboxSender):
     """Runs the :class:`TwilioSender` for every kind in ``outbox.senders`` loops whenever there
     may be something to send; pauses after Twilio was unavailable. One rate limit for calls is
-    shared by the loops."""
+    shared by the loops, and by the other daemons on the store."""
 
     def __init__(
         self,

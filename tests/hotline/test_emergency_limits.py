@@ -25,7 +25,8 @@ from intaked.sla.context import load_context
 from intaked.store.models import call_table, outbox_table, page_table, ticket_event_table, ticket_table
 from intaked.tickets.lifecycle import triage
 from intaked.twilio.client import TwilioClient
-from intaked.twilio.dispatcher import TokenBucket, TwilioSender
+from intaked.twilio.dispatcher import TwilioSender
+from intaked.twilio.rate import TokenBucket
 from tests.hotline.conftest import CHEN, HOTLINE, MOBILE_KNOWN, MOBILE_UNKNOWN, hotline_settings
 from tests.support.incoming_calls import CallerScript
 from tests.support.phone import FakePhoneNetwork, Script

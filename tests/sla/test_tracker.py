@@ -67,7 +67,7 @@ class Desk:
             pass
         with self.engine.begin() as conn:
             number = conn.execute(
-                select(ticket_table.c.number).order_by(ticket_table.c.id.desc())
+                select(ticket_table.c.number).order_by(ticket_table.c.id.desc()).limit(1)
             ).scalar_one()
             conn.execute(
                 update(ticket_table)

@@ -15,7 +15,8 @@ from intaked.paging.outcomes import attempt_updated
 from intaked.ports.phone import TemporaryFailure
 from intaked.store.models import outbox_table, page_attempt_table, page_table
 from intaked.twilio.client import TwilioClient
-from intaked.twilio.dispatcher import TokenBucket, TwilioSender
+from intaked.twilio.dispatcher import TwilioSender
+from intaked.twilio.rate import TokenBucket
 from intaked.twilio.routes import STATUS, build_routes
 from tests.support.liveness import this_worker_died
 from tests.support.phone import FakePhoneNetwork, Script

@@ -19,7 +19,8 @@ from intaked.ports.phone import PermanentFailure, PhoneProvider, TemporaryFailur
 from intaked.store.engine import make_engine
 from intaked.store.migrate import upgrade
 from intaked.store.models import outbox_table, page_attempt_table, page_table
-from intaked.twilio.dispatcher import TokenBucket, TwilioSender
+from intaked.twilio.dispatcher import TwilioSender
+from intaked.twilio.rate import TokenBucket
 from tests.support.fake_phone import FakePhoneProvider
 from tests.twilio.conftest import PUBLIC_URL, attempt, make_attempt, make_page, page, twilio_settings
 

@@ -1,4 +1,4 @@
-"""What the daemons sharing one database share beyond claims (0013): the slot each periodic job
+"""What the daemons sharing one database share beyond claims (0012): the slot each periodic job
 ran in, so that a job runs once per interval across the cluster, and the rate budgets they spend
 together (Twilio's calls per second)."""
 

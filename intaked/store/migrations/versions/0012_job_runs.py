@@ -2,7 +2,7 @@
 periodic job (SLA checks, the auto-close sweep, hotline reconciliation) ran in and which node ran
 it; ``rate_buckets``, token buckets the nodes spend together (Twilio's calls per second).
 
-Revision ID: 0013
+Revision ID: 0012
 Revises: 0011
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None

@@ -6,6 +6,10 @@ processes are still marked alive but none beat within a lease (a frozen or cut-o
 be taken for dead), and ``gone`` when every process of it was marked gone (stopped, or found dead
 by another node; its claims and leases were released then). Gone nodes are listed until their
 rows are forgotten (a day after).
+
+What a node holds: the periodic jobs whose latest slot it took (``job_runs``: ``sla_check`` and
+the like run on one node per interval), shown as ``job sla_check``, with ``(running)`` while that
+pass has not finished.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
-from intaked.store.models import worker_table
+from intaked.store.models import job_run_table, worker_table
 
 
 @dataclass(slots=True)
@@ -54,6 +58,9 @@ def read_nodes(conn: Connection, now: dt.datetime) -> list[NodeView]:
             )
         )
     nodes = [_node(name, members) for name, members in by_node.items()]
+    holds = _latest_jobs(conn)
+    for node in nodes:
+        node.holds.extend(holds.get(node.name, []))
     order = {"alive": 0, "silent": 1, "gone": 2}
     return sorted(nodes, key=lambda node: (order[node.state], node.name))
 
@@ -66,6 +73,22 @@ class Row:
     age: float
     lease: float
     gone_reason: str | None
+
+
+def _latest_jobs(conn: Connection) -> dict[str, list[str]]:
+    """Node → the jobs whose latest slot it took."""
+    runs = job_run_table
+    latest = select(runs.c.job, func.max(runs.c.slot_start).label("slot")).group_by(runs.c.job).subquery()
+    rows = conn.execute(
+        select(runs.c.job, runs.c.node, runs.c.finished_at)
+        .join(latest, (latest.c.job == runs.c.job) & (latest.c.slot == runs.c.slot_start))
+        .order_by(runs.c.job)
+    )
+    held: dict[str, list[str]] = {}
+    for row in rows:
+        running = " (running)" if row.finished_at is None else ""
+        held.setdefault(row.node, []).append(f"job {row.job}{running}")
+    return held
 
 
 def _node(name: str, rows: Sequence[Row]) -> NodeView:

@@ -113,6 +113,11 @@ def test_status_lists_the_nodes_and_a_killed_one_as_gone(
             what="both nodes alive with their three processes",
         )
         assert {both[n.name]["state"] for n in nodes} == {"alive"}
+        held = wait_until(
+            lambda: [h for node in listed().values() for h in node["holds"]],  # type: ignore[attr-defined]
+            what="a node holding a periodic job",
+        )
+        assert any(h.startswith("job sweep") for h in held), held
         nodes[1].kill()
         gone = wait_until(
             lambda: (found := listed())["node-b"]["state"] == "gone" and found,

@@ -41,6 +41,7 @@ RUNS_ALONE: dict[str, str] = {
     "test_store_cuts.py": "cut connections during a page",
     "test_notify.py": "watchdog pings counted over windows of seconds, none while a child is stopped",
     "test_crash.py": "kill -9 within 0.15 s of connecting must land mid-drain",
+    "test_imap_failover.py": "a frozen node's mailbox taken over within 30 s",
 }
 
 # Tests that need a fixed port (``intaked run`` without a config listens on 127.0.0.1:2525): the

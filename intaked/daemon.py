@@ -135,14 +135,10 @@ class Daemon:
         def wake_from_thread() -> None:
             loop.call_soon_threadsafe(self._wake_intake)
 
-        for mailbox in self.settings.imap:
-            if mailbox.enabled:
-                worker = ImapMailboxWorker(mailbox, engine, on_captured=wake_from_thread)
-                worker.start()
-                self.imap_workers.append(worker)
         # This process's heartbeat (intaked/store/liveness.py): it also marks the workers of this
-        # node whose processes are gone (a back office killed with the front before this start),
-        # and, inline, takes up what they held.
+        # node whose processes are gone (a back office killed with the front before this start,
+        # a front killed with its mailbox leases), and, inline, takes up what they held. Before
+        # the mailboxes: the leases a gone worker held are free, and ours name this worker.
         set_node_name(self.settings.daemon.node_name)
         keeper = self.keeper = LivenessKeeper(
             engine,
@@ -151,6 +147,11 @@ class Daemon:
             lease_seconds=self.settings.daemon.lease_seconds,
         )
         await loop.run_in_executor(self.executor, lambda: keeper.start(required=False))
+        for mailbox in self.settings.imap:
+            if mailbox.enabled:
+                worker = ImapMailboxWorker(mailbox, engine, on_captured=wake_from_thread, holder=keeper.id)
+                worker.start()
+                self.imap_workers.append(worker)
 
     async def _start_webhooks(self, engine: Engine) -> None:
         from intaked.paging.outcomes import attempt_updated

@@ -10,6 +10,12 @@ happens there too, never on the event loop. A pass over the folder:
    in one transaction, and only then moved to the processed folder (MOVE, else COPY + \\Deleted +
    UID EXPUNGE).
 
+Only the node holding the mailbox's lease pulls it (intaked/channels/imaplease.py): several
+daemons sharing one database may be configured with the same mailbox. The worker takes the lease
+before it connects (a thread of the lease renews it from then on), commits captured mail only
+while the lease is still its own with the same fence (in the same transaction), and moves nothing
+once it lost it. Without the lease it does not connect, and tries again every third of the lease.
+
 A changed UIDVALIDITY makes every message look new; the ingest step recognises them by Message-ID
 (or raw digest) and stores none twice. Network errors reconnect with backoff; a refused login is
 logged and retried slowly (so is a refused OAuth2 token request: ``auth = "xoauth2"`` logs in
@@ -25,21 +31,21 @@ import imaplib
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine
 
+from intaked.channels.imaplease import MailboxLease
+from intaked.channels.imapstate import MailboxState, source_ref
 from intaked.config import ImapMailboxSettings
 from intaked.intake.capture import RawItem, insert_items
 from intaked.outbound.oauth2 import TokenRefused, TokenUnavailable, token_provider, with_token
-from intaked.store.dialect import insert_or_merge
-from intaked.store.models import imap_mailbox_table, inbound_item_table
+from intaked.store.leases import LeaseLost
+from intaked.store.liveness import worker_id
 from intaked.store.settle import describe_error
-from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -59,13 +65,9 @@ class TlsRefused(Exception):
     """The server does not offer the TLS we require; we do not log in in plaintext."""
 
 
-def source_ref(mailbox: str, uidvalidity: int, uid: int) -> str:
-    """The ledger's unique reference for one message of one mailbox generation."""
-    return f"imap:{mailbox}:{uidvalidity}:{uid}"
-
-
 class ImapMailboxWorker:
-    """Pulls one mailbox into the ledger until stopped."""
+    """Pulls one mailbox into the ledger until stopped, while ``holder`` (default: this process's
+    worker id) holds its lease."""
 
     def __init__(
         self,
@@ -74,12 +76,16 @@ class ImapMailboxWorker:
         *,
         on_captured: Callable[[], None] = lambda: None,
         stop: threading.Event | None = None,
+        holder: str | None = None,
     ) -> None:
         self.settings = settings
         self._engine = engine
         self._on_captured = on_captured
         self.stop = stop or threading.Event()
-        self.log = log.bind(mailbox=settings.name)
+        holder = holder or worker_id()
+        self.log = log.bind(mailbox=settings.name, holder=holder)
+        self._state = MailboxState(engine, settings.name)
+        self.lease = MailboxLease(engine, settings.name, holder, settings.lease_seconds, self.log)
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None  # also kept here: the store may be what fails
 
@@ -95,13 +101,19 @@ class ImapMailboxWorker:
             self._thread.join(timeout)
 
     def run(self) -> None:
-        """Connect, drain, wait for news; reconnect after failures, until ``stop`` is set."""
+        """Take the lease, connect, drain, wait for news; reconnect after failures, until ``stop``
+        is set; then give the lease back."""
         backoff = 1.0
         while not self.stop.is_set():
             try:
+                if not self.lease.acquire():  # another node pulls the mailbox
+                    self.stop.wait(self.lease.renew_seconds)
+                    continue
                 with self._connect() as client:
                     backoff = 1.0
                     self._session(client)
+            except LeaseLost as exc:
+                self.lease.lost(exc)
             except (LoginError, TlsRefused, TokenRefused) as exc:
                 self._record_error(f"{type(exc).__name__}: {exc}")
                 self.log.error(
@@ -118,6 +130,7 @@ class ImapMailboxWorker:
                 self.log.exception("imap_pass_failed", error=str(exc), retry_in=round(backoff, 1))
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, self.settings.reconnect_max_seconds)
+        self.lease.release()
 
     # -- one connection --------------------------------------------------------------------------
 
@@ -176,8 +189,15 @@ class ImapMailboxWorker:
             if use_idle:
                 self._idle(client, IDLE_SETTLE_SECONDS if settling else cfg.poll_seconds)
             else:
-                self.stop.wait(cfg.poll_seconds)
+                self._wait(cfg.poll_seconds)
             settling = False
+
+    def _wait(self, seconds: float) -> None:
+        """Wait ``seconds`` (or until stopped), renewing the lease meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            self.stop.wait(min(left, self.lease.renew_seconds))
+            self.lease.keep()
 
     def _idle(self, client: IMAPClient, seconds: float) -> None:
         """Wait in IDLE until the folder changes, we are stopped, or ``seconds`` passed.
@@ -196,6 +216,7 @@ class ImapMailboxWorker:
             limit = min(seconds, self.settings.idle_renew_seconds)
             started = time.monotonic()
             while not self.stop.is_set() and time.monotonic() - started < limit:
+                self.lease.keep()
                 responses = client.idle_check(timeout=IDLE_TICK_SECONDS)
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     return
@@ -205,11 +226,11 @@ class ImapMailboxWorker:
     # -- the pass over the folder ----------------------------------------------------------------
 
     def drain(self, client: IMAPClient, uidvalidity: int) -> int:
-        """Capture every message in the folder and move it; returns how many it captured or moved."""
-        name = self.settings.name
+        """Capture every message in the folder and move it; returns how many it captured or moved.
+        Raises LeaseLost, having stored and moved nothing more, when another node took over."""
         _forget_announcements(client)  # what arrives from here on is looked at before idling
         uids = sorted(int(uid) for uid in client.search(["NOT", "DELETED"]))
-        known = self._known_uids(uidvalidity, uids)
+        known = self._state.known_uids(uidvalidity, uids)
         if known:
             self.log.info("imap_moving_already_stored", count=len(known))
             self._move(client, sorted(known))
@@ -220,28 +241,16 @@ class ImapMailboxWorker:
         for start in range(0, len(new), batch_size):
             if self.stop.is_set():
                 break
+            self.lease.keep()
             batch = new[start : start + batch_size]
-            fetched = client.fetch(batch, ["BODY.PEEK[]", "INTERNALDATE"])
-            items = []
-            for uid in batch:
-                data = fetched.get(uid)
-                if data is None or b"BODY[]" not in data:
-                    continue  # expunged meanwhile (by another client or daemon)
-                items.append(
-                    RawItem(
-                        channel="imap",
-                        raw=bytes(data[b"BODY[]"]),
-                        envelope_to=[self.settings.username],
-                        peer=self.settings.host,
-                        source_ref=source_ref(name, uidvalidity, uid),
-                    )
-                )
+            items = self._fetch(client, batch, uidvalidity)
             backlog, last_uid = len(new) - start - len(batch), batch[-1]
 
             def progress(
-                conn: Connection | None = None, backlog: int = backlog, last_uid: int = last_uid
+                conn: Connection, backlog: int = backlog, last_uid: int = last_uid, fetched: int = len(items)
             ) -> None:
-                self._save_state(uidvalidity, backlog=backlog, last_uid=last_uid, conn=conn)
+                # fenced: committed only while the lease is still ours with the same fence
+                self._save_state(uidvalidity, backlog=backlog, last_uid=last_uid, conn=conn, fetched=fetched)
 
             if items:
                 # committed, with the mailbox's progress: only now may the server forget them
@@ -250,14 +259,34 @@ class ImapMailboxWorker:
                 self._on_captured()
                 self.log.info("imap_captured", count=len(items), last_uid=last_uid)
             else:
-                progress()
+                self._save_state(uidvalidity, backlog=backlog, last_uid=last_uid)
             self._move(client, batch)
         self._save_state(uidvalidity, polled=True)
         return captured + len(known)
 
+    def _fetch(self, client: IMAPClient, batch: Sequence[int], uidvalidity: int) -> list[RawItem]:
+        """The raw messages of ``batch`` (those expunged meanwhile left out), unread."""
+        fetched = client.fetch(batch, ["BODY.PEEK[]", "INTERNALDATE"])
+        items = []
+        for uid in batch:
+            data = fetched.get(uid)
+            if data is None or b"BODY[]" not in data:
+                continue  # expunged meanwhile (by another client or daemon)
+            items.append(
+                RawItem(
+                    channel="imap",
+                    raw=bytes(data[b"BODY[]"]),
+                    envelope_to=[self.settings.username],
+                    peer=self.settings.host,
+                    source_ref=source_ref(self.settings.name, uidvalidity, uid),
+                )
+            )
+        return items
+
     def _move(self, client: IMAPClient, uids: Sequence[int]) -> None:
         if not uids:
             return
+        self.lease.confirm()  # a node that lost the lease moves nothing
         target = self.settings.processed_folder
         if client.has_capability("MOVE"):
             client.move(uids, target)
@@ -271,19 +300,6 @@ class ImapMailboxWorker:
 
     # -- the store -------------------------------------------------------------------------------
 
-    def _known_uids(self, uidvalidity: int, uids: Iterable[int]) -> set[int]:
-        refs = {source_ref(self.settings.name, uidvalidity, uid): uid for uid in uids}
-        known: set[int] = set()
-        keys = list(refs)
-        items = inbound_item_table
-        with self._engine.connect() as conn:
-            for start in range(0, len(keys), 500):
-                rows = conn.execute(
-                    select(items.c.source_ref).where(items.c.source_ref.in_(keys[start : start + 500]))
-                )
-                known.update(refs[row.source_ref] for row in rows)
-        return known
-
     def _save_state(
         self,
         uidvalidity: int,
@@ -292,54 +308,23 @@ class ImapMailboxWorker:
         last_uid: int | None = None,
         polled: bool = False,
         conn: Connection | None = None,
+        fetched: int = 0,
     ) -> None:
-        now = utcnow()
-        values: dict[str, Any] = {"uidvalidity": uidvalidity, "updated_at": now}
-        if backlog is not None:
-            values["backlog"] = backlog
-        if polled:
-            values.update(last_poll_at=now, last_error=None, last_error_at=None)
-        self._upsert(values, last_uid=last_uid, uidvalidity=uidvalidity, conn=conn)
+        """Record the pass's progress, in ``conn``'s transaction or one of its own, only while the
+        lease is ours (else LeaseLost, with ``fetched`` messages left unstored)."""
+        if conn is None:
+            with self._engine.begin() as own:
+                self._save_state(uidvalidity, backlog=backlog, last_uid=last_uid, polled=polled, conn=own)
+            return
+        self.lease.confirm(conn, not_stored=fetched)
+        self._state.save(conn, uidvalidity, backlog=backlog, last_uid=last_uid, polled=polled)
 
     def _record_error(self, error: str) -> None:
         self.last_error = error
         try:
-            self._upsert({"last_error": error[:2000], "last_error_at": utcnow(), "updated_at": utcnow()})
+            self._state.record_error(error)
         except Exception as exc:  # the store may be what failed
             self.log.warning("imap_state_not_saved", error=describe_error(exc))
-
-    def _upsert(
-        self,
-        values: dict[str, Any],
-        *,
-        last_uid: int | None = None,
-        uidvalidity: int | None = None,
-        conn: Connection | None = None,
-    ) -> None:
-        if conn is None:
-            with self._engine.begin() as own:
-                self._upsert(values, last_uid=last_uid, uidvalidity=uidvalidity, conn=own)
-            return
-        table = imap_mailbox_table
-        conn.execute(
-            insert_or_merge(conn, table)
-            .values(name=self.settings.name, last_uid=0, **values)
-            .on_conflict_do_nothing(index_elements=[table.c.name])
-        )
-        if uidvalidity is not None:
-            # A new mailbox generation starts counting UIDs again.
-            conn.execute(
-                update(table)
-                .where(table.c.name == self.settings.name, table.c.uidvalidity.is_distinct_from(uidvalidity))
-                .values(last_uid=0)
-            )
-        conn.execute(update(table).where(table.c.name == self.settings.name).values(**values))
-        if last_uid is not None:
-            conn.execute(
-                update(table)
-                .where(table.c.name == self.settings.name, table.c.last_uid < last_uid)
-                .values(last_uid=last_uid)
-            )
 
 
 def _untagged(client: IMAPClient) -> dict[str, list[bytes]]:
@@ -365,10 +350,3 @@ def _news_announced(client: IMAPClient) -> bool:
 def _close_quietly(client: IMAPClient) -> None:
     with contextlib.suppress(Exception):  # closing a broken connection may fail too; it is gone anyway
         client.shutdown()
-
-
-def mailbox_status(engine: Engine) -> dict[str, dict[str, Any]]:
-    """What ``intaked imap status`` shows, per mailbox name."""
-    table = imap_mailbox_table
-    with engine.connect() as conn:
-        return {row.name: dict(row._mapping) for row in conn.execute(select(table))}

@@ -1,14 +1,17 @@
-"""``intaked imap status``: where each configured IMAP mailbox stands (UID, backlog, last poll)."""
+"""``intaked imap status``: where each configured IMAP mailbox stands (UID, backlog, last poll)
+and which node pulls it (the holder of its lease, and until when)."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from typing import Any
 
-from intaked.channels.imap import mailbox_status
+from intaked.channels.imapstate import mailbox_status
 from intaked.commands.shared import iso, open_engine, print_json
 from intaked.config import Settings
 from intaked.store.migrate import current_revision
+from intaked.store.types import utcnow
 
 
 def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
@@ -32,6 +35,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             f"backlog {row['backlog'] if row['backlog'] is not None else '-'}"
         )
         print(f"  last successful poll: {row['last_poll_at'] or 'never'}")
+        print(f"  {_lease_line(row)}")
         if row["last_error"]:
             print(f"  last error ({row['last_error_at']}): {row['last_error']}")
     return 0
@@ -58,6 +62,26 @@ def _mailboxes(settings: Settings) -> list[dict[str, Any]]:
                 "last_poll_at": iso(state.get("last_poll_at")),
                 "last_error": state.get("last_error"),
                 "last_error_at": iso(state.get("last_error_at")),
+                "lease_holder": state.get("lease_holder"),
+                "lease_expires_at": iso(state.get("lease_expires_at")),
+                "lease_fence": state.get("lease_fence"),
+                "lease_expired": _expired(state.get("lease_holder"), state.get("lease_expires_at")),
             }
         )
     return rows
+
+
+def _expired(holder: str | None, until: dt.datetime | None) -> bool | None:
+    """Whether the holder's lease ran out (it is anyone's to take); None when nobody holds it."""
+    if holder is None:
+        return None
+    return until is None or until <= utcnow()
+
+
+def _lease_line(row: dict[str, Any]) -> str:
+    """Who pulls the mailbox: ``pulled by HOLDER until T (fence N)``, or that nobody does."""
+    if row["lease_holder"] is None:
+        return "pulled by: nobody (no daemon holds its lease)"
+    ran_out = " (ran out: the next node to look takes it over)" if row["lease_expired"] else ""
+    until = row["lease_expires_at"]
+    return f"pulled by {row['lease_holder']} until {until}{ran_out} (fence {row['lease_fence']})"

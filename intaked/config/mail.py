@@ -59,6 +59,9 @@ class ImapMailboxSettings(Section):
     timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
     reconnect_max_seconds: Annotated[float, Field(gt=0)] = 300.0
     auth_retry_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # Several daemons on one database: the mailbox is pulled by one of them at a time, under a
+    # lease of this many seconds renewed every third of it (intaked/store/leases.py).
+    lease_seconds: Annotated[float, Field(ge=1, le=600)] = 15.0
 
     @model_validator(mode="after")
     def _oauth2_when_needed(self) -> ImapMailboxSettings:

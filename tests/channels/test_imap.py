@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from intaked.channels.imap import mailbox_status
+from intaked.channels.imapstate import mailbox_status
 from intaked.cli import main
 from intaked.store.models import imap_mailbox_table, inbound_item_table, message_table
 from tests.support.daemon import DaemonThread, make_settings

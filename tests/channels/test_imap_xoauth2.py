@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from intaked.channels.imap import ImapMailboxWorker, mailbox_status
+from intaked.channels.imap import ImapMailboxWorker
+from intaked.channels.imapstate import mailbox_status
 from intaked.config import settings_from_mapping
 from tests.channels.test_imap import count_messages, imap, report, start
 from tests.support.dovecot import USER, Dovecot, dovecot_unavailable_reason

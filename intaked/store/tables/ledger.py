@@ -47,7 +47,8 @@ class InboundItem(Base):
 
 
 class ImapMailbox(Base):
-    """Where each configured IMAP mailbox stands: the last committed UID under its UIDVALIDITY."""
+    """Where each configured IMAP mailbox stands: the last committed UID under its UIDVALIDITY; and
+    which node pulls it, under a lease with a fencing token (0013, intaked/store/leases.py)."""
 
     __tablename__ = "imap_mailboxes"
 
@@ -59,3 +60,6 @@ class ImapMailbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    lease_holder: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[dt.datetime | None]
+    lease_fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -7,9 +7,10 @@ be taken for dead), and ``gone`` when every process of it was marked gone (stopp
 by another node; its claims and leases were released then). Gone nodes are listed until their
 rows are forgotten (a day after).
 
-What a node holds: the periodic jobs whose latest slot it took (``job_runs``: ``sla_check`` and
-the like run on one node per interval), shown as ``job sla_check``, with ``(running)`` while that
-pass has not finished.
+What a node holds: the IMAP mailboxes whose lease one of its processes holds and has not let run
+out (``mailbox helpdesk``), and the periodic jobs whose latest slot it took (``job_runs``:
+``sla_check`` and the like run on one node per interval), shown as ``job sla_check``, with
+``(running)`` while that pass has not finished.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, func, select
 
-from intaked.store.models import job_run_table, worker_table
+from intaked.store.models import imap_mailbox_table, job_run_table, worker_table
 
 
 @dataclass(slots=True)
@@ -58,7 +59,9 @@ def read_nodes(conn: Connection, now: dt.datetime) -> list[NodeView]:
             )
         )
     nodes = [_node(name, members) for name, members in by_node.items()]
-    holds = _latest_jobs(conn)
+    holds = _leases(conn, now)
+    for node_name, jobs in _latest_jobs(conn).items():
+        holds.setdefault(node_name, []).extend(jobs)
     for node in nodes:
         node.holds.extend(holds.get(node.name, []))
     order = {"alive": 0, "silent": 1, "gone": 2}
@@ -73,6 +76,21 @@ class Row:
     age: float
     lease: float
     gone_reason: str | None
+
+
+def _leases(conn: Connection, now: dt.datetime) -> dict[str, list[str]]:
+    """Node → the mailboxes whose unexpired lease a process of it holds."""
+    boxes, w = imap_mailbox_table, worker_table
+    rows = conn.execute(
+        select(boxes.c.name, w.c.node, boxes.c.lease_expires_at)
+        .join(w, w.c.id == boxes.c.lease_holder)
+        .order_by(boxes.c.name)
+    )
+    held: dict[str, list[str]] = {}
+    for row in rows:
+        if row.lease_expires_at is not None and _age(now, row.lease_expires_at) == 0:
+            held.setdefault(row.node, []).append(f"mailbox {row.name}")
+    return held
 
 
 def _latest_jobs(conn: Connection) -> dict[str, list[str]]:

@@ -1,13 +1,16 @@
 """Three whole daemons on one PostgreSQL database, one of them killed (SIGKILL to its process tree,
 as a dead host) every few seconds and started again, while mail arrives over SMTP spread over the
 three (an MTA trying another MX on failure), hotline calls come in through a load balancer in
-front of their webhook listeners, and a P1 page escalates on the fake phone network (Prism checking
-every request against Twilio's spec). At the end: every mail answered 250 is exactly one ticket,
-every call exactly one ticket, the page's SMS and calls each reached Twilio once, and the
-escalation's second step came at most 30 s after it was due."""
+front of their webhook listeners, mail is APPENDed to one IMAP mailbox (a real Dovecot) all three
+are configured with, and a P1 page escalates on the fake phone network (Prism checking every
+request against Twilio's spec). At the end: every mail answered 250 or APPENDed is exactly one
+ticket and every APPENDed mail was moved once, every call is exactly one ticket, the page's SMS
+and calls each reached Twilio once, and the escalation's second step came at most 30 s after it
+was due."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import random
@@ -28,6 +31,7 @@ from intaked.store.migrate import upgrade
 from intaked.store.models import (
     call_table,
     inbound_item_table,
+    job_run_table,
     message_table,
     outbox_table,
     page_table,
@@ -36,6 +40,9 @@ from intaked.store.models import (
 from intaked.tickets.lifecycle import triage
 from tests.support.balancer import Balancer
 from tests.support.cluster import ClusterMailer, Node, report
+from tests.support.dovecot import PASSWORD as IMAP_PASSWORD
+from tests.support.dovecot import USER as IMAP_USER
+from tests.support.dovecot import Dovecot, dovecot_unavailable_reason
 from tests.support.incoming_calls import CallerScript
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.smtpsink import SmtpSink
@@ -47,13 +54,25 @@ CHEN, LIN = "+886911111111", "+886922222222"
 HOTLINE = "+886225551234"
 NUMBER = "IT-202612-09001"
 MAILS = 120
+APPENDED = 40
 CALLS = 8
 CHAOS_SECONDS = 40.0
 STEP_AFTER = 20.0  # the page's second step is due this long after it started
 
 
-def shared_config(sink: SmtpSink, twilio_api_url: str) -> str:
+def shared_config(sink: SmtpSink, twilio_api_url: str, dovecot: Dovecot) -> str:
     return f"""
+[[imap]]
+name = "helpdesk"
+host = "127.0.0.1"
+port = {dovecot.port}
+tls = "none"
+username = "{IMAP_USER}"
+password = "{IMAP_PASSWORD}"
+poll_seconds = 0.5
+reconnect_max_seconds = 0.5
+auth_retry_seconds = 0.5
+timeout_seconds = 10
 [outbound_mail]
 host = "127.0.0.1"
 port = {sink.port}
@@ -80,6 +99,8 @@ phone = "{LIN}"
 people = ["chen"]
 [oncall.qrc_backup]
 people = ["lin"]
+[sla]
+check_seconds = 2
 [paging]
 check_seconds = 0.5
 call_retries = 0
@@ -93,13 +114,26 @@ steps = [
 
 
 @pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    if reason := dovecot_unavailable_reason():
+        pytest.skip(reason)
+    with Dovecot() as server:
+        yield server
+
+
+@pytest.fixture
 def cluster(
-    pg_url: str, sink: SmtpSink, twilio_api_url: str, phone: FakePhoneNetwork, tmp_path: Path
+    pg_url: str,
+    sink: SmtpSink,
+    twilio_api_url: str,
+    phone: FakePhoneNetwork,
+    dovecot: Dovecot,
+    tmp_path: Path,
 ) -> Iterator[list[Node]]:
     engine = make_engine(pg_url)
     upgrade(engine)  # once, before three daemons start on it
     engine.dispose()
-    extra = shared_config(sink, twilio_api_url)
+    extra = shared_config(sink, twilio_api_url, dovecot)
     nodes = [
         Node(f"node-{name}", tmp_path / name, pg_url, extra=extra, public_url=PUBLIC_URL)
         for name in ("a", "b", "c")
@@ -155,6 +189,14 @@ def place_calls(phone: FakePhoneNetwork, placed: list[str]) -> None:
         time.sleep(2.0)
 
 
+def append_mail(dovecot: Dovecot, appended: list[str]) -> None:
+    for n in range(APPENDED):
+        message_id, raw = report(n, "imap-chaos")
+        dovecot.append([raw])
+        appended.append(message_id)
+        time.sleep(0.8)
+
+
 def counts(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         per_mid = dict(  # stored without the angle brackets
@@ -179,7 +221,7 @@ def counts(engine: Engine) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_three_nodes_with_one_killed_every_few_seconds_lose_and_double_nothing(
-    cluster: list[Node], pg_url: str, phone: FakePhoneNetwork
+    cluster: list[Node], pg_url: str, phone: FakePhoneNetwork, dovecot: Dovecot
 ) -> None:
     phone.script(CHEN, Script.RINGS)
     phone.script(LIN, Script.RINGS)
@@ -199,11 +241,15 @@ def test_three_nodes_with_one_killed_every_few_seconds_lose_and_double_nothing(
         placed: list[str] = []
         calling = threading.Thread(target=place_calls, args=(phone, placed), daemon=True)
         calling.start()
+        appended: list[str] = []
+        appending = threading.Thread(target=append_mail, args=(dovecot, appended), daemon=True)
+        appending.start()
         kills: list[str] = []
         chaos(cluster, time.monotonic() + CHAOS_SECONDS, kills)
         sending.join(180)
         calling.join(120)
-        assert not sending.is_alive() and not calling.is_alive()
+        appending.join(60)
+        assert not sending.is_alive() and not calling.is_alive() and not appending.is_alive()
         assert len(kills) >= 4, kills
 
         # the escalation's second step: at most 30 s after it was due, whatever was killed
@@ -220,14 +266,15 @@ def test_three_nodes_with_one_killed_every_few_seconds_lose_and_double_nothing(
 
         def settled() -> dict[str, Any] | None:
             found = counts(engine)
-            done = set(mailer.accepted) <= set(found["per_mid"]) and set(placed) <= set(found["calls"])
+            mail = set(mailer.accepted) | set(appended)
+            done = mail <= set(found["per_mid"]) and set(placed) <= set(found["calls"])
             return found if done and found["waiting"] == 0 else None
 
         try:
             final = wait_until(settled, timeout=120, what="every mail and call filed")
         except AssertionError:
             found = counts(engine)
-            missing_mail = sorted(set(mailer.accepted) - set(found["per_mid"]))
+            missing_mail = sorted((set(mailer.accepted) | set(appended)) - set(found["per_mid"]))
             missing_calls = sorted(set(placed) - set(found["calls"]))
             raise AssertionError(
                 f"not filed: mail {missing_mail}, calls {missing_calls}; waiting items {found['waiting']}"
@@ -241,11 +288,30 @@ def test_three_nodes_with_one_killed_every_few_seconds_lose_and_double_nothing(
         time.sleep(1.0)
         assert len(to_chen()) == 2 and "已由 lin 確認" in to_chen()[1], "the page's SMS and one confirmation"
     engine.dispose()
-    doubled = {mid: n for mid, n in final["per_mid"].items() if mid in mailer.accepted and n != 1}
-    assert doubled == {}, "a mail answered 250 stored more than once"
+    sent = set(mailer.accepted) | set(appended)
+    doubled = {mid: n for mid, n in final["per_mid"].items() if mid in sent and n != 1}
+    assert doubled == {}, "a mail answered 250 or APPENDed stored more than once"
     assert len(mailer.accepted) == MAILS
+    wait_until(lambda: dovecot.count("INBOX") == 0, what="the mailbox drained")
+    assert dovecot.count("Processed") == APPENDED, "every APPENDed mail moved once"
     assert len(set(final["calls"][sid] for sid in placed)) == CALLS, "each call its own ticket"
     assert page_row_state(pg_url) == "acknowledged"
+    runs = job_runs(pg_url)
+    slots = collections.Counter((job, slot) for job, slot, _ in runs)
+    assert [key for key, n in slots.items() if n > 1] == [], "a periodic job ran twice in one interval"
+    ran_sla = {node for job, _, node in runs if job == "sla_check"}
+    assert len(ran_sla) >= 2, f"the SLA checks stayed on one node through the kills: {ran_sla}"
+
+
+def job_runs(url: str) -> list[tuple[str, dt.datetime, str]]:
+    """Every (job, slot, node that ran it)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            runs = job_run_table
+            return [tuple(row) for row in conn.execute(select(runs.c.job, runs.c.slot_start, runs.c.node))]
+    finally:
+        engine.dispose()
 
 
 def page_row_state(url: str) -> str:

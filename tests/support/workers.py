@@ -41,9 +41,6 @@ RUNS_ALONE: dict[str, str] = {
     "test_store_cuts.py": "cut connections during a page",
     "test_notify.py": "watchdog pings counted over windows of seconds, none while a child is stopped",
     "test_crash.py": "kill -9 within 0.15 s of connecting must land mid-drain",
-    "test_cluster_chaos.py": "three whole daemons, one killed every few seconds, steps due within 30 s",
-    "test_failover.py": "two PostgreSQL clusters and two daemons; a 250 within 15 s of a promotion",
-    "test_imap_failover.py": "a frozen node's mailbox taken over within 30 s",
 }
 
 # Tests that need a fixed port (``intaked run`` without a config listens on 127.0.0.1:2525): the

@@ -46,7 +46,7 @@ from intaked.metrics.observed import MULTIPROCESS_DIR_ENV, count_failed_pass
 from intaked.metrics.status import status_line
 from intaked.notify import Notifier, sd_notify
 from intaked.store.engine import engine_for
-from intaked.store.liveness import LivenessKeeper, set_node_name
+from intaked.store.liveness import NODE_NAME_ENV, LivenessKeeper, default_node_name, node_name, set_node_name
 from intaked.store.migrate import ensure_schema
 from intaked.store.settle import describe_error
 from intaked.worker import WakeableWorker
@@ -115,6 +115,7 @@ class Daemon:
     async def start_front(self) -> None:
         """Connect, check the schema, open the listeners and start the IMAP mailboxes."""
         loop = asyncio.get_running_loop()
+        set_node_name(self.settings.daemon.node_name or default_node_name())
         db = self.settings.database
         engine = self.engine = engine_for(self.settings)
         revision = await loop.run_in_executor(
@@ -139,7 +140,6 @@ class Daemon:
         # node whose processes are gone (a back office killed with the front before this start,
         # a front killed with its mailbox leases), and, inline, takes up what they held. Before
         # the mailboxes: the leases a gone worker held are free, and ours name this worker.
-        set_node_name(self.settings.daemon.node_name)
         keeper = self.keeper = LivenessKeeper(
             engine,
             role="front",
@@ -202,7 +202,9 @@ class Daemon:
         """Start the processor and the dispatchers: spawn the back office process and go on (its
         supervisor waits for it and restarts it), or, inline, start them here."""
         if self.settings.daemon.back_office == "process":
-            environment = None if self.observed_dir is None else {MULTIPROCESS_DIR_ENV: self.observed_dir}
+            environment = {NODE_NAME_ENV: node_name()}  # the name this front resolved
+            if self.observed_dir is not None:
+                environment[MULTIPROCESS_DIR_ENV] = self.observed_dir
             self.back_office = BackOfficeProcess(self.settings, environment=environment)
             self.back_office.start()
         else:

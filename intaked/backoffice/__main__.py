@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import signal
 import sys
@@ -16,7 +17,7 @@ from intaked.config import Settings
 from intaked.logs import configure_logging
 from intaked.memory import tune_allocator
 from intaked.processes import die_with_parent
-from intaked.store.liveness import set_node_name
+from intaked.store.liveness import NODE_NAME_ENV, set_node_name
 
 log = structlog.get_logger("intaked.backoffice")
 
@@ -31,7 +32,7 @@ def main(argv: list[str]) -> int:
     if role not in ROLES:
         raise SystemExit(f"unknown back office role {role!r}: one of {', '.join(ROLES)}")
     configure_logging(settings.logging.level, settings.logging.format, process=f"back_office.{role}")
-    set_node_name(settings.daemon.node_name)
+    set_node_name(settings.daemon.node_name or os.environ.get(NODE_NAME_ENV, ""))
     try:
         asyncio.run(run_back_office(settings, role, int(wake_fd)))
     except Exception:  # the parent logs our exit and starts us again; say why here

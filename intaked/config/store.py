@@ -47,7 +47,7 @@ class DaemonSettings(Section):
     # Liveness (intaked/store/liveness.py): each process that claims work writes a heartbeat
     # every ``heartbeat_seconds``; one silent for ``lease_seconds`` is taken for dead and its
     # claims are taken up again. A process this node sees exit is known dead at once.
-    node_name: Annotated[str, Field(max_length=64, pattern=r"^[^\s/]*$")] = ""  # "" = the host name
+    node_name: Annotated[str, Field(max_length=64, pattern=r"^[^\s/]*$")] = ""  # "" = host-pid
     heartbeat_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     lease_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
 

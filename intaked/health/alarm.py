@@ -13,7 +13,6 @@ incident, and whether it was told already, the ``alarms`` table decides
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -25,6 +24,7 @@ from intaked.health.conditions import Condition, read_conditions
 from intaked.health.incidents import claim_alarm, open_incidents, release_claim, resolve
 from intaked.ports.mail import RelayFactory
 from intaked.ports.phone import PhoneProvider
+from intaked.store.liveness import node_name
 from intaked.store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -52,7 +52,7 @@ class AlarmMonitor:
         self._engine = engine
         self._relay = relay
         self._phone = phone
-        self._node = settings.daemon.node_name or socket.gethostname()
+        self._node = settings.daemon.node_name or node_name()
         # When this front first saw a condition failing whose start the store does not know.
         self._first_seen: dict[str, dt.datetime] = {}
 

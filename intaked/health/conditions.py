@@ -17,7 +17,6 @@ knows it, since when (the oldest waiting row; a mailbox's last good poll). The m
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, not_, select
@@ -26,6 +25,7 @@ from intaked.config import Settings
 from intaked.metrics.figures import UNFINISHED_ITEM_STATES, UNSENT_OUTBOX_STATES, read_workers, waiting
 from intaked.metrics.readiness import expected_roles, workers_check
 from intaked.store.engine import read_snapshot
+from intaked.store.liveness import node_name
 from intaked.store.models import imap_mailbox_table, inbound_item_table, outbox_table
 from intaked.store.types import utcnow
 
@@ -146,7 +146,7 @@ def _mailboxes(conn: Connection, settings: Settings) -> list[Condition]:
 
 
 def _workers(conn: Connection, settings: Settings, now: dt.datetime) -> Condition:
-    node = settings.daemon.node_name or socket.gethostname()
+    node = settings.daemon.node_name or node_name()
     check = workers_check(expected_roles(settings), node, read_workers(conn, now))
     return Condition(
         f"workers:{node}",

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from intaked.config import Settings
 from intaked.metrics.readiness import check_readiness
+from intaked.store.liveness import node_name
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +44,7 @@ class HeartbeatPinger:
 
     def ping_once(self) -> int:
         """One readiness check, and the ping if ready; always 0."""
-        readiness = check_readiness(self._settings, self._engine)
+        readiness = check_readiness(self._settings, self._engine, node_name())
         if not readiness.ready:
             if self._pinging:
                 log.warning("heartbeat_paused", failed=readiness.failed())

@@ -50,6 +50,7 @@ class WorkerBeat:
     role: str
     age_seconds: float
     lease_seconds: float
+    host: str | None = None  # its machine (0014; None in rows written before)
 
     @property
     def fresh(self) -> bool:
@@ -161,12 +162,14 @@ def read_workers(conn: Connection, now: dt.datetime) -> list[WorkerBeat]:
     """Every worker row still alive, with the age of its heartbeat."""
     w = worker_table
     rows = conn.execute(
-        select(w.c.id, w.c.node, w.c.role, w.c.heartbeat_at, w.c.lease_seconds)
+        select(w.c.id, w.c.node, w.c.role, w.c.heartbeat_at, w.c.lease_seconds, w.c.host)
         .where(w.c.state == "alive")
         .order_by(w.c.role, w.c.id)
     )
     return [
-        WorkerBeat(row.id, row.node, row.role, _age(now, row.heartbeat_at), float(row.lease_seconds))
+        WorkerBeat(
+            row.id, row.node, row.role, _age(now, row.heartbeat_at), float(row.lease_seconds), row.host
+        )
         for row in rows
     ]
 

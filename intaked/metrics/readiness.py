@@ -68,8 +68,10 @@ def expected_roles(settings: Settings) -> tuple[str, ...]:
     return (FRONT_ROLE, INTAKE_ROLE, OUTBOX_ROLE)
 
 
-def check_readiness(settings: Settings, engine: Engine) -> Readiness:
-    """Run every check (blocking: call it off the event loop)."""
+def check_readiness(settings: Settings, engine: Engine, node: str | None = None) -> Readiness:
+    """Run every check (blocking: call it off the event loop). ``node``: the node whose workers
+    are checked (a daemon passes its own); None: ``daemon.node_name``, or when that is empty
+    (a command run beside the daemons) every node whose workers run on this machine."""
     try:
         with read_only(engine).connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -88,12 +90,25 @@ def check_readiness(settings: Settings, engine: Engine) -> Readiness:
         checks.append(Check("workers", False, error))
         checks += [Check(name, False, error) for name in _mailbox_checks(settings)]
         return Readiness(tuple(checks))
-    node = settings.daemon.node_name or socket.gethostname()
-    checks.append(workers_check(expected_roles(settings), node, workers))
+    checks.append(_workers_of(settings, node or settings.daemon.node_name or None, workers))
     checks += [
         mailbox_check(name, mailboxes.get(name.removeprefix("imap."))) for name in _mailbox_checks(settings)
     ]
     return Readiness(tuple(checks))
+
+
+def _workers_of(settings: Settings, node: str | None, workers: list[WorkerBeat]) -> Check:
+    """The ``workers`` check of ``node``, or of every node on this machine."""
+    roles = expected_roles(settings)
+    if node is not None:
+        return workers_check(roles, node, workers)
+    host = socket.gethostname()
+    nodes = sorted({w.node for w in workers if (w.host or w.node) == host})
+    if not nodes:
+        return Check("workers", False, f"no live worker on this machine ({host})")
+    found = [(name, workers_check(roles, name, workers)) for name in nodes]
+    detail = "; ".join(f"{name}: {check.detail}" for name, check in found)
+    return Check("workers", all(check.passed for _, check in found), detail)
 
 
 def _schema_check(engine: Engine) -> Check:

@@ -30,6 +30,7 @@ from intaked.metrics.collector import ReadinessCollector, StoreCollector, Watchd
 from intaked.metrics.counters import DATABASE_ERRORS, FRONT_REGISTRY
 from intaked.metrics.observed import OBSERVED_REGISTRY, ObservedCollector
 from intaked.metrics.readiness import Readiness, check_readiness
+from intaked.store.liveness import node_name
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +94,7 @@ class MetricsServer:
 
     def readiness(self) -> Readiness:
         """The readiness checks (blocking: they read the store)."""
-        result = check_readiness(self._settings, self._engine)
+        result = check_readiness(self._settings, self._engine, node_name())
         if not result.checks[0].passed:
             DATABASE_ERRORS.labels(source="readiness").inc()
         return result

@@ -51,15 +51,29 @@ _node: str | None = None
 _identity: tuple[int, str] | None = None  # (pid, worker id): a forked child gets its own
 
 
+#: How the front tells its back office processes the node name it resolved.
+NODE_NAME_ENV = "INTAKED_NODE_NAME"
+
+
 def set_node_name(name: str) -> None:
-    """This node's name (``daemon.node_name``; empty: the host name), set once at process start."""
+    """This process's node name, set once at process start: ``daemon.node_name``, else the
+    front's :func:`default_node_name` (its back office processes get it through
+    :data:`NODE_NAME_ENV`)."""
     global _node, _identity
     with _identity_lock:
         _node = name or None
         _identity = None
 
 
+def default_node_name() -> str:
+    """A node's name when ``daemon.node_name`` is empty: the host name plus this (the front's)
+    process id, so that two daemons on one machine are two nodes."""
+    pid = str(os.getpid())
+    return f"{socket.gethostname()[: 63 - len(pid)]}-{pid}"
+
+
 def node_name() -> str:
+    """This process's node name; a process that set none (a command, a test) is its host."""
     return _node or socket.gethostname()
 
 
@@ -249,6 +263,7 @@ class LivenessKeeper:
                 _workers.insert().values(
                     id=self.id,
                     node=node_name(),
+                    host=socket.gethostname()[:255],
                     role=self.role,
                     pid=pid,
                     process_started=process_start_time(pid),
@@ -282,7 +297,7 @@ class LivenessKeeper:
                 recovery.wake()
 
     def _dead_workers(self, now: dt.datetime) -> list[tuple[str, str]]:
-        """Workers of this node whose process is gone; and, once we have been connected for a
+        """Workers on this machine whose process is gone; and, once we have been connected for a
         whole lease, workers anywhere that have been silent for longer than a lease."""
         judge_silence = (
             self._connected_since is not None
@@ -294,15 +309,17 @@ class LivenessKeeper:
                 select(
                     _workers.c.id,
                     _workers.c.node,
+                    _workers.c.host,
                     _workers.c.pid,
                     _workers.c.process_started,
                     _workers.c.heartbeat_at,
                 ).where(_workers.c.state == "alive", _workers.c.id != self.id)
             ).all()
         dead: list[tuple[str, str]] = []
-        here = node_name()
+        host = socket.gethostname()
         for row in rows:
-            if row.node == here and not process_exists(row.pid, row.process_started):
+            on_this_machine = (row.host or row.node) == host  # rows of before 0014 have no host
+            if on_this_machine and not process_exists(row.pid, row.process_started):
                 dead.append((row.id, "its process exited"))
             elif judge_silence and row.heartbeat_at < silent_since:
                 dead.append((row.id, f"no heartbeat for more than {self._lease_seconds:g}s"))

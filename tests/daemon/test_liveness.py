@@ -4,6 +4,7 @@ that is alive, or only cut off from the database for a while, keeps its work (is
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,13 +31,16 @@ def mail(n: int) -> bytes:
     ).encode()
 
 
-def add_worker(engine: Engine, worker: str, *, node: str, pid: int, started: str | None) -> None:
+def add_worker(
+    engine: Engine, worker: str, *, node: str, pid: int, started: str | None, host: str | None = None
+) -> None:
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(
             worker_table.insert().values(
                 id=worker,
                 node=node,
+                host=host or socket.gethostname(),
                 role="back_office.intake",
                 pid=pid,
                 process_started=started,
@@ -109,7 +113,7 @@ def test_a_worker_of_another_node_that_stopped_beating_is_taken_for_dead_after_i
 ) -> None:
     engine = daemon.engine
     worker = "node-b:4242:0b0b0b0b"
-    add_worker(engine, worker, node="node-b", pid=4242, started=None)
+    add_worker(engine, worker, node="node-b", host="host-b", pid=4242, started=None)
     insert_items(engine, [RawItem("smtp", mail(n)) for n in range(2)], also=claimed_by(worker))
     silent = time.monotonic()
     wait_until(lambda: states(engine) == ["done"] * 2, timeout=10, what="the silent node's items filed")
@@ -138,6 +142,7 @@ def test_two_workers_found_dead_in_one_pass_each_keep_their_own_reason(daemon: D
                 {
                     "id": local,
                     "node": node_name(),
+                    "host": socket.gethostname(),
                     "pid": victim.pid,
                     "process_started": started,
                     "heartbeat_at": utcnow(),
@@ -146,6 +151,7 @@ def test_two_workers_found_dead_in_one_pass_each_keep_their_own_reason(daemon: D
                 {
                     "id": remote,
                     "node": "node-c",
+                    "host": "host-c",
                     "pid": 4343,
                     "process_started": None,
                     "heartbeat_at": long_ago,
@@ -215,7 +221,7 @@ def test_a_hung_worker_loses_its_claims_only_after_the_claim_timeout(db_url: str
     upgrade(engine)
     try:
         worker = f"{node_name()}:1:0a11ve00"
-        add_worker(engine, worker, node="elsewhere", pid=1, started=None)
+        add_worker(engine, worker, node="elsewhere", host="elsewhere", pid=1, started=None)
         insert_items(engine, [RawItem("smtp", mail(1))], also=claimed_by(worker))
         later = utcnow() + dt.timedelta(seconds=30)
         assert recover_abandoned_claims(engine, max_attempts=5, lease_seconds=5, timeout_seconds=600) == 0

@@ -8,13 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import smtplib
-import socket
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert
 
+from intaked.store.liveness import node_name
 from intaked.store.models import worker_table
 from intaked.store.types import utcnow
 from tests.metrics.scrape import Samples, checks, get, readyz, scrape, total, value
@@ -133,7 +133,7 @@ def test_readyz_names_a_worker_whose_heartbeat_is_stale(daemon: DaemonThread) ->
         conn.execute(
             insert(worker_table).values(
                 id="stuck-worker",
-                node=socket.gethostname(),
+                node=node_name(),
                 role="back_office.intake",
                 pid=os.getpid(),  # a process that exists: only its silence gives it away
                 state="alive",
@@ -155,7 +155,7 @@ def test_readyz_names_a_worker_whose_heartbeat_is_stale(daemon: DaemonThread) ->
     age = value(
         samples,
         "intaked_worker_heartbeat_age_seconds",
-        node=socket.gethostname(),
+        node=node_name(),
         role="back_office.intake",
         worker="stuck-worker",
     )

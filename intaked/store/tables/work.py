@@ -59,6 +59,7 @@ class Worker(Base):
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     node: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255))  # 0014
     role: Mapped[str] = mapped_column(String(32))
     pid: Mapped[int] = mapped_column(Integer)
     process_started: Mapped[str | None] = mapped_column(String(32))

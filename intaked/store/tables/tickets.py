@@ -8,11 +8,13 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
 )
@@ -36,6 +38,11 @@ class Ticket(Base):
         Index(None, "sla_status"),
         Index(None, "status", "auto_close_at"),
         Index(None, "priority", "status"),
+        Index(None, "resolved_at"),
+        Index(None, "closed_at"),
+        CheckConstraint(
+            "satisfaction_score IS NULL OR satisfaction_score BETWEEN 1 AND 5", name="satisfaction_score"
+        ),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -90,6 +97,17 @@ class Ticket(Base):
     incident_commander: Mapped[str | None] = mapped_column(String(128))
     # Hotline (0006): someone must call the requester back (a missed call, a voicemail).
     callback_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Service levels (0015, docs/service-levels.md): the standard completion time, the first and
+    # the current commitment, extensions and escalations, and the requester's satisfaction.
+    standard_due_at: Mapped[dt.datetime | None]
+    first_commitment_at: Mapped[dt.datetime | None]
+    commitment_at: Mapped[dt.datetime | None]
+    sla_commitment_at: Mapped[dt.datetime | None]
+    extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    escalation_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    satisfaction_score: Mapped[int | None] = mapped_column(SmallInteger)
+    satisfaction_comment: Mapped[str | None] = mapped_column(Text)
+    satisfaction_at: Mapped[dt.datetime | None]
 
     messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
     events: Mapped[list[TicketEvent]] = relationship(order_by="TicketEvent.id")

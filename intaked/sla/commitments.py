@@ -39,7 +39,8 @@ def differs(a: Instant, b: Instant) -> bool:
 
 
 def iso(value: Instant) -> str | None:
-    return value.isoformat() if value is not None else None
+    """``value`` in ISO 8601, in UTC (as the store keeps it); None stays None."""
+    return value.astimezone(dt.UTC).isoformat() if value is not None else None
 
 
 def commitment_event(

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select
 from intaked.config import Settings
 from intaked.outbound.compose import new_message_id, render_notice
 from intaked.outbound.notices import notice_mail, requester_notice_mail
+from intaked.routing.directory import directory_for
 from intaked.store.models import message_table
 from intaked.tickets.lifecycle import InvalidChange
 
@@ -58,7 +59,8 @@ class Recipient:
     @classmethod
     def named(cls, settings: Settings, to: str) -> Recipient:
         """``to``: a ``[teams.<name>]`` (its ``lead_email``, else its ``email``), a
-        ``[people.<name>]`` (their ``email``) or an e-mail address; else :class:`InvalidChange`."""
+        ``[people.<name>]`` (their ``email``), a name in the employee directory (``[directory]``)
+        or an e-mail address; else :class:`InvalidChange`."""
         team = settings.teams.get(to)
         if team is not None:
             if not (team.lead_email or team.email):
@@ -69,6 +71,9 @@ class Recipient:
             if not person.email:
                 raise InvalidChange(f"person {to!r} has no email to tell")
             return cls(to, person.email, "person")
+        listed = [p for p in directory_for(settings).people() if p.name.casefold() == to.casefold()]
+        if len(listed) == 1:
+            return cls(to, listed[0].email, "person")
         if "@" in to and not any(c.isspace() for c in to):
             return cls(to, to, "address")
         teams = ", ".join(sorted(settings.teams)) or "none"

@@ -141,6 +141,7 @@ def test_extend_prints_mails_and_counts(store: Store) -> None:
     shown = store.run("ticket", "show", number)
     assert shown.returncode == 0 and "commitment: 2099-01-05T17:00:00+08:00" in shown.stdout
     assert "first commitment: 2026-12-30T16:00:00+08:00" in shown.stdout
+    refused(store.run("ticket", "show", "IT-209901-00001"), 1, "intaked: no ticket IT-209901-00001")
     detail = store.run("tickets", "show", number)
     assert "extension_count:" in detail.stdout and "commitment_at:" in detail.stdout
 
@@ -203,6 +204,10 @@ def test_escalate_tells_the_team_lead_and_refuses_nobody(store: Store) -> None:
         "ticket", "escalate", number, "--to", "network", "--reason", "x", "--by", "W", "--until", "2026-12-29"
     )
     refused(earlier, 2, "must be later than the current one, 2026-12-30T16:00:00+08:00")
+    bad = store.run(
+        "ticket", "escalate", number, "--to", "network", "--reason", "x", "--by", "W", "--until", "soon"
+    )
+    refused(bad, 2, "argument --until: 'soon' is not an ISO 8601 date and time")
     assert store.ticket()["escalation_count"] == 0
     done = store.run("ticket", "escalate", number, "--to", "network", "--reason", "主管核准", "--by", "Wang")
     assert done.returncode == 0, done.stderr

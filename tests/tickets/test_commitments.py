@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +178,17 @@ def test_escalate_to_nobody_configured_is_refused(desk: Desk) -> None:
     ):
         escalate(desk.engine, desk.ctx, number, to="helpdesk", reason="x", by="Wang", now=at(28, 10))
     assert state(desk, number) == before
+
+
+def test_escalate_to_a_name_in_the_employee_directory(db_url: str, tmp_path: Path) -> None:
+    listing = tmp_path / "directory.csv"
+    listing.write_text("name,email,phone\n王大明,wang.dm@example.com,0912345678\n", encoding="utf-8")
+    desk = Desk(db_url, directory={"path": str(listing)})
+    try:
+        number = desk.report()
+        changed = escalate(
+            desk.engine, desk.ctx, number, to="王大明", reason="x", by="Lin", now=at(24, 16, 5)
+        )
+        assert changed.mailed == ("wang.dm@example.com",) and changed.escalation_count == 1
+    finally:
+        desk.engine.dispose()

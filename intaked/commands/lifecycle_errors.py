@@ -1,6 +1,8 @@
 """How the working-time commands (calendar, sla, ticket, sweep) report a ticket that does not exist
-(exit 1) and a change the ticket's lifecycle refuses (exit 2), and the store and SLA context the
-ones acting on tickets run with."""
+(exit 1) and a change the ticket's lifecycle or its commitments refuse (exit 2: a closed ticket, a
+first commitment once work started, an extension not later than the current commitment, an
+escalation to nobody configured), and the store and SLA context the ones acting on tickets run
+with."""
 
 from __future__ import annotations
 

@@ -22,6 +22,11 @@ DETAIL_FIELDS = (
     "requester_phone",
     "created_at",
     "updated_at",
+    "standard_due_at",
+    "first_commitment_at",
+    "commitment_at",
+    "extension_count",
+    "escalation_count",
 )
 
 
@@ -79,7 +84,7 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
 
 def _print_detail(ticket: dict[str, Any]) -> None:
     for key in DETAIL_FIELDS:
-        print(f"{key + ':':<17} {ticket[key] if ticket[key] is not None else '-'}")
+        print(f"{key + ':':<20} {ticket[key] if ticket[key] is not None else '-'}")
     for message in ticket["messages"]:
         _print_message(message)
     print("\n--- events")

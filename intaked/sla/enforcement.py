@@ -1,7 +1,9 @@
 """Enforcing the deadlines: a pass over the tickets whose next check has come sends the warnings
 (``sla.warn_at`` of a target, to the team) and records the breaches (mailed to the team's lead and
 the team), each once per ticket and target (outbox idempotency keys), in the transaction that
-records them. A breach once recorded stays recorded."""
+records them. A breach once recorded stays recorded. A breach notice sent to a team's lead is an
+escalation (seed 003's 升級, a manager steps in): ``escalation_count`` + 1 and an ``escalated``
+event, once per breach."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from sqlalchemy import Engine, select
 from intaked.outbound.compose import new_message_id, render_notice
 from intaked.outbound.notices import notice_mail
 from intaked.outbound.outbox import enqueue
+from intaked.sla.commitments import commitment_event
 from intaked.sla.context import SlaContext
 from intaked.sla.deadlines import compute
 from intaked.sla.tracker import event, iso, write_changes
@@ -62,6 +65,8 @@ def _log_events(events: list[dict[str, Any]], rows: Mapping[int, Mapping[Any, An
     """One log line per warning (``sla_warning``) and breach (``sla_breach``) once committed, with
     the ticket's number, priority and the target (docs/operations.md, "Log events and fields")."""
     for item in events:
+        if not item["kind"].startswith("sla_"):
+            continue  # the escalation a breach notice to a lead is: the breach's line says it
         row = rows[item["ticket_id"]]
         detail = json.loads(item["detail"]) if isinstance(item["detail"], str) else item["detail"]
         emit = log.warning if item["kind"] == "sla_breach" else log.info
@@ -94,6 +99,11 @@ def _enforce(
         detail = {"target": target, "due_at": iso(deadline)}
         events.append(event(row["id"], f"sla_{what}", detail, now))
         mails.extend(notifications(ctx, row, target, what, deadline))
+        lead = breach_lead(ctx, row) if what == "breach" else None
+        if lead is not None:
+            count = values.get("escalation_count", row["escalation_count"])
+            values["escalation_count"] = count + 1
+            events.append(_escalated(row["id"], lead, count, target, deadline, now))
 
     if row["priority"] is None and row["triage_breached_at"] is None and due(deadlines.triage_due_at):
         happened("triage", "breach", deadlines.triage_due_at, "triage_breached_at", deadlines.triage_due_at)
@@ -121,6 +131,43 @@ def _enforce(
     after = compute(ctx, {**row, **values})
     values["sla_next_check_at"] = after.next_check_at
     return values, events, mails
+
+
+def breach_lead(ctx: SlaContext, row: Mapping[Any, Any]) -> tuple[str, str] | None:
+    """The team (its name) whose lead a breach of ``row`` is mailed to, and the lead's address;
+    None when the ticket's team (else the triage team) is not configured or has no lead."""
+    team_name = row["team"] or ctx.settings.triage.team
+    team = ctx.settings.teams.get(team_name)
+    if team is None or not team.lead_email:
+        return None
+    return team_name, team.lead_email
+
+
+def _escalated(
+    ticket_id: int,
+    lead: tuple[str, str],
+    count: int,
+    target: str,
+    deadline: dt.datetime | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The ``escalated`` event of a breach notice sent to the team's lead (count: before it)."""
+    team, address = lead
+    detail = {
+        "to": team,
+        "address": address,
+        "reason": f"{target} target breached",
+        "target": target,
+        "due_at": iso(deadline),
+    }
+    return commitment_event(
+        ticket_id,
+        "escalated",
+        now,
+        before={"escalation_count": count},
+        after={"escalation_count": count + 1},
+        detail=detail,
+    )
 
 
 def notifications(

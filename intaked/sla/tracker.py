@@ -6,7 +6,9 @@ directly): the snapshot columns ``sla_priority``, ``sla_status`` and ``sla_occur
 the deadlines were computed from, and ``calendar`` the calendar they were counted on, so a ``team``
 written by another tool whose calendar differs is noticed too. It records first response,
 resolution, reopening and closing times, pauses and resumes the resolution clock while the ticket
-waits on the requester, and recomputes the deadlines. :func:`check_due` sends the warnings
+waits on the requester, and recomputes the deadlines and the commitments that follow them
+(intaked/sla/commitments.py); a ``commitment_at`` another tool wrote differs from
+``sla_commitment_at`` and is noticed the same way. :func:`check_due` sends the warnings
 (``sla.warn_at`` of a target) and records the breaches of tickets whose ``sla_next_check_at`` has
 come, each once per ticket and target (outbox idempotency keys; in ``enforcement.py``).
 :func:`recompute_open` redoes every
@@ -27,6 +29,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, and_, bindparam, case, literal, or_, select, update
 
+from intaked.sla.commitments import keep_current
 from intaked.sla.context import SlaContext
 from intaked.sla.deadlines import Deadlines, compute
 from intaked.store.dialect import locked
@@ -74,6 +77,10 @@ def _changed(ctx: SlaContext) -> Any:
             _t.c.occurred_at != _t.c.sla_occurred_at,
             _t.c.calendar.is_(None),
             _t.c.calendar != _team_calendar(ctx),  # the team (or its calendar) changed
+            # another tool wrote the commitment (intaked/sla/commitments.py)
+            and_(_t.c.commitment_at.is_(None), _t.c.sla_commitment_at.is_not(None)),
+            and_(_t.c.commitment_at.is_not(None), _t.c.sla_commitment_at.is_(None)),
+            _t.c.commitment_at != _t.c.sla_commitment_at,
         ),
     )
 
@@ -86,6 +93,8 @@ def event(
         "at": now,
         "actor": actor,
         "kind": kind,
+        "before": None,
+        "after": None,
         "detail": json.dumps(detail, ensure_ascii=False, default=str),
     }
 
@@ -152,7 +161,9 @@ def apply_changes(
         sla_priority=row["priority"],
         sla_occurred_at=row["occurred_at"],
     )
-    return values, events
+    commitments, commitment_events = keep_current(row, deadlines.resolution_due_at, now)
+    values.update(commitments)
+    return values, events + commitment_events
 
 
 def _differs(a: dt.datetime | None, b: dt.datetime | None) -> bool:
@@ -209,7 +220,8 @@ def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None
 
 # The Message-IDs intaked gives its own mail (outbound/compose.new_message_id): "<purpose>.<hex>@domain".
 _OUR_MESSAGE_ID = re.compile(r"^[a-z_-]+\.[0-9a-f]{32}@")
-OUR_PURPOSES = ("ack", "reply_notice", "sla-warning", "sla-breach", "resolved")  # skipped in SQL already
+# skipped in SQL already
+OUR_PURPOSES = ("ack", "reply_notice", "sla-warning", "sla-breach", "resolved", "extension", "escalation")
 
 
 def _first_replies_by_people(conn: Connection, ctx: SlaContext, now: dt.datetime) -> int:
@@ -302,22 +314,18 @@ def _write_recomputed(
     calendar: str | None,
     now: dt.datetime,
 ) -> int:
-    """Write the recomputed deadlines of the ``rows`` that still need them, with their events."""
-    batch: list[dict[str, Any]] = []
+    """Write the recomputed deadlines of the ``rows`` that still need them, and the commitments
+    that follow them, with their events."""
+    updates: list[tuple[int, dict[str, Any]]] = []
     events: list[dict[str, Any]] = []
     for row in rows:
         deadlines = _recomputed(ctx, row, calendar)
         if deadlines is None:
             continue
-        batch.append({"b_id": row["id"], **{f"b_{k}": v for k, v in deadlines.columns().items()}})
+        commitments, commitment_events = keep_current(row, deadlines.resolution_due_at, now)
+        updates.append((row["id"], {**deadlines.columns(), **commitments}))
         detail = {**deadline_detail(deadlines), "reason": "calendar changed"}
         events.append(event(row["id"], "deadlines_set", detail, now))
-    if batch:
-        conn.execute(
-            update(_t)
-            .where(_t.c.id == bindparam("b_id"))
-            .values({key: bindparam(f"b_{key}") for key in COMPUTED_COLUMNS}),
-            batch,
-        )
-        conn.execute(ticket_event_table.insert(), events)
-    return len(batch)
+        events.extend(commitment_events)
+    write_changes(conn, updates, events)
+    return len(updates)

@@ -18,6 +18,7 @@ from intaked.config import Settings
 from intaked.paging.pages import start_page
 from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.routing.decide import RoutedReport
+from intaked.sla.commitments import keep_current
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute
 from intaked.store.models import ticket_table
@@ -38,6 +39,11 @@ _NOT_YET: dict[str, Any] = {
     "resolution_warned_at": None,
     "resolution_breached_at": None,
     "sla_paused_seconds": 0.0,
+    "standard_due_at": None,
+    "first_commitment_at": None,
+    "commitment_at": None,
+    "sla_commitment_at": None,
+    "extension_count": 0,
 }
 
 
@@ -75,14 +81,18 @@ def apply_routing(
 
 
 def with_deadlines(conn: Connection, ticket_rows: Sequence[dict[str, Any]], settings: Settings) -> None:
-    """New tickets are born with their triage deadline (intaked/sla/deadlines.py), so the SLA
-    tracker has nothing to catch up on for them."""
+    """New tickets are born with their triage deadline (intaked/sla/deadlines.py) and their
+    standard completion time and commitments (intaked/sla/commitments.py: NULL until a priority
+    gives them a resolution deadline), so the SLA tracker has nothing to catch up on for them."""
     if not ticket_rows:
         return
     ctx = current_context(conn, settings)
     for row in ticket_rows:
-        deadlines = compute(ctx, {**_NOT_YET, **row})
+        ticket = {**_NOT_YET, **row}
+        deadlines = compute(ctx, ticket)
         row.update(deadlines.columns(), sla_status=row["status"], sla_priority=None, sla_occurred_at=None)
+        commitments, _ = keep_current(ticket, deadlines.resolution_due_at, row["created_at"])
+        row.update(commitments)
 
 
 def open_tickets(conn: Connection, settings: Settings, ticket_rows: Sequence[dict[str, Any]]) -> list[int]:

@@ -51,7 +51,8 @@ class Changed:
     deadlines: Deadlines
 
 
-def _locked_row(conn: Connection, number: str) -> Any:
+def locked_row(conn: Connection, number: str) -> Any:
+    """Ticket ``number``'s row, locked until the transaction ends; :class:`TicketNotFound` if none."""
     query = select(_t).where(_t.c.number == number)
     query = locked(conn, query)
     row = conn.execute(query).mappings().first()
@@ -75,15 +76,15 @@ def _change(
     """Apply ``values`` to ticket ``number`` with its SLA consequences and event, and ``also``'s
     writes (side effects of the change), in one transaction."""
     with engine.begin() as conn:
-        row = _locked_row(conn, number)
+        row = locked_row(conn, number)
         if check is not None:
             check(row)
         conn.execute(update(_t).where(_t.c.id == row["id"]).values(**values, updated_at=now))
-        row = _locked_row(conn, number)
+        row = locked_row(conn, number)
         sla_values, sla_events = apply_changes(ctx, row, now)
         conn.execute(update(_t).where(_t.c.id == row["id"]).values(**sla_values))
         record_events(conn, [event(row["id"], kind, now, actor=actor, detail=detail), *sla_events])
-        row = _locked_row(conn, number)
+        row = locked_row(conn, number)
         if also is not None:
             also(conn, row)
         return Changed(number, compute(ctx, row))

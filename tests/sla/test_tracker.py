@@ -134,7 +134,8 @@ def test_triage_sets_the_seed_deadlines_worked_example(desk: Desk) -> None:
         "from": "occurred_at",
         "paused_seconds": 0.0,
     }
-    assert [e["kind"] for e in desk.events(number)][-2:] == ["triaged", "deadlines_set"]
+    kinds = [e["kind"] for e in desk.events(number)][-3:]
+    assert kinds == ["triaged", "deadlines_set", "commitment_set"], "the commitments follow the new standard"
 
 
 def test_a_priority_written_directly_by_another_tool_is_noticed(desk: Desk) -> None:
@@ -388,8 +389,9 @@ def test_a_team_written_directly_by_another_tool_moves_the_deadlines_to_its_cale
         # P3 response: 4 working hours of the night calendar from Thu 24 Dec 16:00: Thu
         # 20:00-23:00 gives 3, Fri 25 Dec is Constitution Day, the weekend is off: Mon 21:00.
         assert local(after["response_due_at"]) == at(28, 21)
-        last = desk.events(number)[-1]
+        last, following = desk.events(number)[-2:]
         assert last["kind"] == "deadlines_set" and json.loads(last["detail"])["calendar"] == "night"
+        assert following["kind"] == "commitment_set", "work has not started: the commitments follow"
         assert sync_tickets(desk.engine, desk.ctx, now=at(24, 16, 31)) == 0, "nothing changed since"
     finally:
         desk.engine.dispose()

@@ -315,3 +315,12 @@ def test_a_period_ending_before_it_starts_or_an_unknown_grouping_is_refused(
         build_report(engine, settings, dt.date(2026, 11, 9), dt.date(2026, 11, 8))
     with pytest.raises(ReportError, match="team, handler, priority"):
         build_report(engine, settings, *WEEK2, by="site")
+
+
+def test_while_the_period_runs_only_deadlines_already_past_count_as_missed() -> None:
+    running = period_bounds(*WEEK2, "Asia/Taipei", now=dt.datetime(2026, 11, 12, 4, tzinfo=dt.UTC))
+    assert running.decided_before == dt.datetime(2026, 11, 12, 4, tzinfo=dt.UTC)
+    ahead = period_bounds(*WEEK2, "Asia/Taipei", now=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+    assert ahead.decided_before == ahead.start
+    past = period_bounds(*WEEK2, "Asia/Taipei", now=dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
+    assert past.decided_before == past.end

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from intaked.config import Settings
 from intaked.reports.hotline import hotline_figures
 from intaked.reports.measures import CLOCKS, GROUPINGS, UNTRIAGED, Bounds, report_query
-from intaked.store.engine import read_only
+from intaked.store.engine import read_snapshot
 from intaked.store.models import PRIORITIES
 
 __all__ = ["GROUPINGS", "ROW_KEYS", "SLA_PRIORITIES", "ReportError", "build_report", "period_bounds"]
@@ -81,7 +81,7 @@ def build_report(
         raise ReportError(f"unknown grouping {by!r}: choose one of {', '.join(GROUPINGS)}")
     zone = settings.tickets.timezone
     bounds = period_bounds(start, end, zone)
-    with read_only(engine).connect() as conn:
+    with read_snapshot(engine).connect() as conn:  # the tickets and the calls in one snapshot
         result = conn.execute(report_query(by, bounds)).mappings().all()
         hotline = hotline_figures(conn, bounds)
     groups, sla = _fold(result, GROUPINGS[by][1])

@@ -129,3 +129,12 @@ def test_wrong_usage_exits_2_with_a_clear_message(
     assert code == 2
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
+
+
+def test_a_store_without_its_schema_is_told_and_exits_69(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "empty.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "empty.db"}"\n', encoding="utf-8")
+    assert main([*WEEK2_ARGS, "--config", str(config)]) == 69
+    assert "intaked db upgrade" in capsys.readouterr().err

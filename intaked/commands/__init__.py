@@ -41,6 +41,7 @@ VERBS: dict[str, str] = {
     "rules": "rules",
     "directory": "directory",
     "calls": "calls",
+    "report": "report",
     "status": "status",
 }
 

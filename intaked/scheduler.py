@@ -137,6 +137,7 @@ class SweepWorker(WakeableWorker):
 
     def __init__(self, parts: _Parts) -> None:
         self._engine = parts.engine
+        self._settings = parts.settings
         interval = seconds(parts.settings.lifecycle.sweep_interval)
         self.runs = parts.once_per_slot("sweep", interval)
         super().__init__("sweep", parts.executor, self._pass, poll_seconds=max(60.0, interval))
@@ -145,7 +146,7 @@ class SweepWorker(WakeableWorker):
         return self.runs.run(self._sweep) or 0
 
     def _sweep(self, now: dt.datetime) -> int:
-        closed = sweep(self._engine, now)
+        closed = sweep(self._engine, now, settings=self._settings)
         for ticket in closed:
             log.info("auto_closed", ticket=ticket.number, auto_close_at=ticket.auto_close_at.isoformat())
         pruned = prune_job_runs(self._engine, now)

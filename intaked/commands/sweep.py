@@ -1,4 +1,5 @@
-"""``intaked sweep``: close the resolved tickets whose auto-close time has come (or list them)."""
+"""``intaked sweep``: close the resolved tickets whose auto-close time has come (or list them);
+their requesters get the satisfaction survey (``[surveys]``)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     engine = open_engine(settings)
     try:
-        closed = sweep(engine, args.now, dry_run=args.dry_run)
+        closed = sweep(engine, args.now, dry_run=args.dry_run, settings=settings)
     finally:
         engine.dispose()
     if args.json:

@@ -8,7 +8,7 @@ The package imports nothing else of intaked. Its modules:
   (smtp_intake, imap, intake), ``outbound`` (outbound_mail, outbox, acknowledgements), ``service``
   (tickets, calendars, sla, triage, lifecycle), ``routing`` (routing, directory, trust), ``paging``
   (people, oncall, teams, paging), ``telephony`` (twilio, webhooks, hotline), ``observability``
-  (metrics, health);
+  (metrics, health), ``surveys`` (surveys);
 - ``oauth2``: the ``auth`` mode and ``oauth2`` table of a mailbox and of the relay (Microsoft 365);
 - ``dburl``: ``database.url`` as SQLAlchemy needs it (libpq's several PostgreSQL hosts);
 - ``model``: :class:`Settings`, the whole file, with the checks that look across sections;
@@ -69,6 +69,7 @@ from intaked.config.service import (
     Weekday,
 )
 from intaked.config.store import DaemonSettings, DatabaseSettings, LoggingSettings, default_state_dir
+from intaked.config.surveys import SurveyChannel, SurveySettings
 from intaked.config.telephony import (
     DEFAULT_GREETING_EN,
     DEFAULT_GREETING_ZH,
@@ -124,6 +125,8 @@ __all__ = [
     "SpamRuleSettings",
     "SpamSettings",
     "SuggestedPriority",
+    "SurveyChannel",
+    "SurveySettings",
     "TargetSettings",
     "TeamSettings",
     "TicketSettings",

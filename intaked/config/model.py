@@ -23,6 +23,7 @@ from intaked.config.service import (
     TriageSettings,
 )
 from intaked.config.store import DaemonSettings, DatabaseSettings, LoggingSettings, default_state_dir
+from intaked.config.surveys import SurveySettings
 from intaked.config.telephony import HotlineSettings, TwilioSettings, WebhookSettings
 
 #: The table that defines each kind of name the sections refer to.
@@ -143,6 +144,7 @@ class Settings(Section):
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
     health: HealthSettings = HealthSettings()
+    surveys: SurveySettings = SurveySettings()
 
 
 def effective_database_url(settings: Settings) -> str:

@@ -45,6 +45,7 @@ from intaked.parsing import ParsedMessage
 from intaked.routing.decide import RoutedReport, route_mail
 from intaked.routing.reply_threading import Decision
 from intaked.store.models import inbound_item_table, ticket_table
+from intaked.surveys.answering import Reply, record_answer
 from intaked.tickets.events import TicketEvent, clean_text, events_from_acks, record_events
 from intaked.tickets.filing import (
     apply_routing,
@@ -141,6 +142,7 @@ def ingest_mail_batch(
         events += routed_events(plans[i].ticket, report, now)
     events += _acknowledge(conn, entries, plans, storing, opened.rows, settings, now)
     record_events(conn, events)
+    _answer_surveys(conn, entries, plans, storing, settings, now)
     page_trusted_suggestions(conn, settings, list(opened.rows.values()), opened.ids, now)
     return _finish(conn, entries, plans, now)
 
@@ -233,6 +235,8 @@ def _acknowledge(
     for i in storing:
         item, parsed, _ = entries[i]
         plan = plans[i]
+        if plan.survey is not None:
+            continue  # a survey answer: no acknowledgement, no reply notice
         row = ticket_rows.get(i)
         sender = parsed.sender if parsed else None
         candidates.append(
@@ -257,6 +261,26 @@ def _acknowledge(
             )
         )
     return events_from_acks(queue_acknowledgements(conn, candidates, settings, now), now)
+
+
+def _answer_surveys(
+    conn: Connection,
+    entries: Sequence[ParsedItem],
+    plans: Sequence[Plan],
+    storing: Sequence[int],
+    settings: Settings,
+    now: dt.datetime,
+) -> None:
+    """Store the survey answers of the batch (stored as messages already): intaked/surveys/."""
+    for i in storing:
+        plan = plans[i]
+        if plan.survey is None:
+            continue
+        item, parsed, _ = entries[i]
+        text = parsed.body_text if parsed else ""
+        message_id = parsed.message_id if parsed else None
+        reply = Reply(plan.survey, text, item.received_at, plan.machine, message_id)
+        record_answer(conn, settings, reply, now)
 
 
 def _touch_tickets(conn: Connection, plans: Sequence[Plan], now: dt.datetime) -> None:

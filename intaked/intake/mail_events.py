@@ -86,7 +86,7 @@ def _added(entry: ParsedItem, plan: Plan, via: dict[str, Any], now: dt.datetime)
     added = {
         "from": _sender(entry),
         "subject": parsed.subject if parsed else "",
-        "threaded_by": "reply" if plan.earlier is not None else "lookup",
+        "threaded_by": "survey" if plan.survey else "reply" if plan.earlier is not None else "lookup",
         **via,
     }
     if plan.machine is not None:

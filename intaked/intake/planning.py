@@ -34,6 +34,7 @@ from intaked.routing.reply_threading import (
 from intaked.routing.spam import spam_verdict
 from intaked.routing.trust import assess_mail
 from intaked.store.models import message_table, ticket_table
+from intaked.surveys.inbound import MailLook, SurveyHit, find_mail_answers
 
 _tickets = ticket_table
 _messages = message_table
@@ -60,6 +61,7 @@ class Plan:
     machine: str | None = None  # why it is machine mail (joins, never changes the ticket)
     spam: str | None = None  # why it is spam (a quarantined ticket of its own)
     parent_number: str | None = None  # the number of ``parent``, or of the closed ticket followed up
+    survey: int | None = None  # the survey it answers (joins the surveyed ticket, changes nothing)
 
     @property
     def parent_id(self) -> int | None:
@@ -232,6 +234,7 @@ def plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Settin
     threads = _thread_lookups(conn, entries, prefix)
     on_ticket = _ticket_addresses(conn, sorted(set(threads.by_number.values())))
     ours = our_addresses(settings)
+    surveyed = _survey_answers(conn, entries, prefix)
     status_now = {ticket_id: status for ticket_id, (_, status) in threads.tickets.items()}
     plans: list[Plan] = []
     first_with_key: dict[str, int] = {}
@@ -249,12 +252,39 @@ def plan_batch(conn: Connection, entries: Sequence[ParsedItem], settings: Settin
             continue
         first_with_key[plan.key] = index
         plan.decision = Decision.NEW
+        if index in surveyed and _answers_survey(plan, entries[index], surveyed[index], settings):
+            continue
         tagged: int | None = None
         if parsed is not None:
             tagged = threads.thread(plan, parsed, index)
         _plan_threading(plan, entries[index], tagged, on_ticket, settings, ours)
         _decide(plan, threads.tickets, status_now)
     return plans
+
+
+def _survey_answers(conn: Connection, entries: Sequence[ParsedItem], prefix: str) -> dict[int, SurveyHit]:
+    """The entries that answer a satisfaction survey (intaked/surveys/inbound.py), looked at
+    before threading: a reply to a closed ticket's survey must not open a follow-up ticket."""
+    looks: list[MailLook | None] = []
+    for item, parsed, _ in entries:
+        if parsed is None:
+            looks.append(None)
+            continue
+        sender = parsed.sender.address if parsed.sender and parsed.sender.address else item.envelope_from
+        tags = subject_ticket_numbers(parsed.subject, prefix)
+        looks.append(MailLook(referenced_ids(parsed), tags, parsed.subject, (sender or "").lower() or None))
+    return find_mail_answers(conn, looks)
+
+
+def _answers_survey(plan: Plan, entry: ParsedItem, hit: SurveyHit, settings: Settings) -> bool:
+    """Make ``plan`` a survey answer joining the surveyed ticket, unless the mail is spam."""
+    item, parsed, _ = entry
+    if spam_verdict(parsed, settings.trust.spam):
+        return False
+    plan.survey, plan.existing, plan.number = hit.survey_id, hit.ticket_id, hit.number
+    plan.decision = Decision.JOIN
+    plan.machine = machine_mail_reason(parsed, item.envelope_from)
+    return True
 
 
 def _held_by(

@@ -5,6 +5,8 @@ lifecycle clock from ``resolved_at``) and cleared when a reply reopens it, so on
 the tickets that are due (index on ``status, auto_close_at``): its cost grows with the number due,
 not with the size of the table. On PostgreSQL an advisory lock lets one daemon sweep at a time;
 a pass run twice closes nothing twice (the UPDATE only takes tickets still ``resolved``).
+Given the settings, it queues each closed ticket's satisfaction survey in the same transaction
+(intaked/surveys/sending.py).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Engine, select, update
 
+from intaked.config import Settings
 from intaked.sla.tracker import event
 from intaked.store.dialect import try_lock_key
 from intaked.store.engine import read_only
 from intaked.store.models import ticket_event_table, ticket_table
 from intaked.store.types import utcnow
+from intaked.surveys.sending import queue_surveys
 
 SWEEP_LOCK = 0x1A7AED02
 _t = ticket_table
@@ -35,8 +39,11 @@ def _due(now: dt.datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (_t.c.status == "resolved", _t.c.auto_close_at <= now)
 
 
-def sweep(engine: Engine, now: dt.datetime | None = None, *, dry_run: bool = False) -> list[Closed]:
-    """Close every resolved ticket due at ``now``; returns them (with ``dry_run``: what would close)."""
+def sweep(
+    engine: Engine, now: dt.datetime | None = None, *, dry_run: bool = False, settings: Settings | None = None
+) -> list[Closed]:
+    """Close every resolved ticket due at ``now``; returns them (with ``dry_run``: what would close).
+    With ``settings``, their requesters' surveys are queued too."""
     now = now or utcnow()
     columns = (_t.c.id, _t.c.number, _t.c.auto_close_at)
     if dry_run:
@@ -62,4 +69,6 @@ def sweep(engine: Engine, now: dt.datetime | None = None, *, dry_run: bool = Fal
                     for row in rows
                 ],
             )
+            if settings is not None:
+                queue_surveys(conn, settings, [row.id for row in rows], now)
     return sorted((Closed(*row) for row in rows), key=lambda c: c.auto_close_at)

@@ -35,6 +35,7 @@ from intaked.sla.deadlines import Deadlines, compute
 from intaked.store.dialect import locked
 from intaked.store.models import message_table, ticket_event_table, ticket_table
 from intaked.store.types import utcnow
+from intaked.surveys.sending import queue_closed_surveys
 
 log = structlog.get_logger(__name__)
 ACTOR = "intaked"
@@ -206,6 +207,7 @@ def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None
             updates.append((row["id"], values))
             events.extend(row_events)
         write_changes(conn, updates, events)
+        queue_closed_surveys(conn, ctx.settings, rows, now)  # a status written "closed" (intaked/surveys/)
         replied = _first_replies_by_people(conn, ctx, now)
     numbers = {row["id"]: row["number"] for row in rows}
     for ticket_id, values in updates:

@@ -33,6 +33,7 @@ from intaked.store.tables.cluster import JOB_OUTCOMES, JobRun, RateBucket
 from intaked.store.tables.ledger import ImapMailbox, InboundItem
 from intaked.store.tables.paging import Page, PageAttempt
 from intaked.store.tables.schedules import CalendarOverride, OncallOverride
+from intaked.store.tables.surveys import SURVEY_CHANNELS, SURVEY_STATES, Survey
 from intaked.store.tables.telephony import Call, HotlineCheckpoint, WebhookReceipt
 from intaked.store.tables.tickets import Attachment, Blob, Message, Ticket, TicketCounter, TicketEvent
 from intaked.store.tables.work import OUTBOX_STATES, OutboxEntry, Worker
@@ -49,6 +50,8 @@ __all__ = [
     "PAGE_CHANNELS",
     "PAGE_STATES",
     "PRIORITIES",
+    "SURVEY_CHANNELS",
+    "SURVEY_STATES",
     "TICKET_STATUSES",
     "WORKER_STATES",
     "Alarm",
@@ -68,6 +71,7 @@ __all__ = [
     "Page",
     "PageAttempt",
     "RateBucket",
+    "Survey",
     "Ticket",
     "TicketCounter",
     "TicketEvent",
@@ -88,6 +92,7 @@ __all__ = [
     "page_attempt_table",
     "page_table",
     "rate_bucket_table",
+    "survey_table",
     "ticket_counter_table",
     "ticket_event_table",
     "ticket_table",
@@ -116,3 +121,4 @@ worker_table = cast(Table, Worker.__table__)
 alarm_table = cast(Table, Alarm.__table__)
 job_run_table = cast(Table, JobRun.__table__)
 rate_bucket_table = cast(Table, RateBucket.__table__)
+survey_table = cast(Table, Survey.__table__)

@@ -32,6 +32,7 @@ from intaked.store.models import (
 )
 from intaked.store.rawbytes import decompress_raw
 from intaked.store.types import utcnow
+from intaked.surveys.sending import queue_closed_surveys
 from intaked.tickets.events import event, events_from_acks, record_events
 
 _t = ticket_table
@@ -82,6 +83,7 @@ def _change(
         conn.execute(update(_t).where(_t.c.id == row["id"]).values(**values, updated_at=now))
         row = locked_row(conn, number)
         sla_values, sla_events = apply_changes(ctx, row, now)
+        queue_closed_surveys(conn, ctx.settings, [row], now)  # a command that closed it
         conn.execute(update(_t).where(_t.c.id == row["id"]).values(**sla_values))
         record_events(conn, [event(row["id"], kind, now, actor=actor, detail=detail), *sla_events])
         row = locked_row(conn, number)

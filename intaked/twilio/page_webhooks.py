@@ -5,7 +5,8 @@ intaked/twilio/routes.py), which has checked the request's signature before any 
 - ``/twilio/voice/page?attempt=<id>[&repeat=<n>]``: the TwiML of an answered page call
   (``AnsweredBy`` from answering-machine detection: a machine gets the summary and no menu);
 - ``/twilio/voice/page/keypress?attempt=<id>``: the ``<Gather>`` action (1, 9, *);
-- ``/twilio/sms/incoming``: an SMS to our number (``1 <code>``, ``ack <code>``, ``確認 <code>``).
+- ``/twilio/sms/incoming``: an SMS to our number (``1 <code>``, ``ack <code>``, ``確認 <code>``),
+  or the answer to a satisfaction survey (a score and the survey's letter code, ``5 KMPX``).
 
 Each runs in one transaction; a replayed keypress or SMS (same CallSid and key, same MessageSid)
 finds its receipt and changes nothing.
@@ -18,6 +19,7 @@ from http import HTTPStatus
 from sqlalchemy import Engine
 
 from intaked.store.receipts import record_receipt
+from intaked.surveys.inbound import answer_by_sms
 from intaked.twilio.context import WebhookContext
 from intaked.twilio.page_replies import PageCall, sms_reply
 from intaked.twilio.server import WebhookRequest, WebhookResponse
@@ -72,5 +74,7 @@ def sms_incoming(context: WebhookContext, engine: Engine, request: WebhookReques
             conn, "sms_incoming", sid, "received", request.params, request.received_at
         ):
             return WebhookResponse.twiml(sms_twiml(None))
+        if answer_by_sms(conn, context.settings, sender, body, sid=sid, now=request.received_at):
+            return WebhookResponse.twiml(sms_twiml(None))  # a survey answer (intaked/surveys/)
         answer = sms_reply(conn, context.settings, sender, body, now=request.received_at)
     return WebhookResponse.twiml(sms_twiml(answer))

@@ -4,18 +4,24 @@ real SMTP from the daemon; none for spam, none for a team that did not ask."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import smtplib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from intaked.hotline.calls import CallFacts, record_call
 from intaked.intake.capture import RawItem, insert_items
 from intaked.intake.processor import process_once
+from intaked.store.engine import make_engine
+from intaked.store.migrate import upgrade
 from intaked.store.models import outbox_table, ticket_table
 from intaked.tickets.team_notice import first_lines
+from tests.hotline.conftest import HOTLINE, MOBILE_KNOWN, hotline_settings
 from tests.sla.test_tracker import Desk
 from tests.support.daemon import DaemonThread, make_settings
 from tests.support.smtpsink import Received, SmtpSink
@@ -136,3 +142,25 @@ def test_the_team_gets_the_notice_by_mail_and_none_for_spam(db_url: str, sink: S
     assert msg["Auto-Submitted"] == "auto-generated"
     body = msg.get_content()
     assert number in body and "VPN 連不上，從早上開始。\n錯誤代碼 809。" in body
+
+
+def test_a_phone_ticket_routed_when_the_call_comes_in(db_url: str, tmp_path: Path) -> None:
+    settings = hotline_settings(
+        tmp_path,
+        teams={"network": {"email": "net@example.com", "notify_new": True}},
+        routing={"rules": [{"name": "hotline", "channel": ["phone"], "team": "network"}]},
+    )
+    engine = make_engine(db_url)
+    upgrade(engine)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        with engine.begin() as conn:
+            facts = CallFacts("CA" + "1" * 32, MOBILE_KNOWN, HOTLINE, None, now, "ringing")
+            filed = record_call(conn, settings, facts, now)
+        (notice,) = notices(engine)
+    finally:
+        engine.dispose()
+    payload = json.loads(notice["payload"])
+    assert notice["ticket_id"] == filed.ticket_id and filed.ticket_number in payload["subject"]
+    assert "管道：電話" in payload["text"] and "Channel: phone" in payload["text"]
+    assert f"報案人：王小明 wang@example.com {MOBILE_KNOWN}" in payload["text"]

@@ -16,13 +16,16 @@ notify people or spend a provider's budget, where a second run only repeats work
 - ``sweep`` (``lifecycle.sweep_interval``): the auto-close sweep, and the pruning of
   ``job_runs`` rows older than 7 days;
 - ``hotline_reconcile`` (``hotline.reconcile_interval``): reading Twilio's Calls and Recordings
-  lists, requests against the account's API budget.
+  lists, requests against the account's API budget;
+- ``reports`` (``reports.check_seconds``, only with ``[reports]`` recipients): the scheduled
+  service-level reports by mail (intaked/reports/schedule.py), built once a period is over and
+  its send time has come, unless their outbox rows exist already.
 
 A node that dies mid-pass leaves its slot unfinished, and nobody runs that slot again: the next
 slot's node does what is still due. Each of these passes would still be harmless twice (check_due's
 advisory lock, ``*_warned_at``/``*_breached_at`` and outbox idempotency keys; the sweep's
-conditional UPDATE; reconciliation's CallSid and receipt keys): the slot saves the work and the
-requests, it does not carry correctness.
+conditional UPDATE; reconciliation's CallSid and receipt keys; a report's outbox key per period
+and recipient): the slot saves the work and the requests, it does not carry correctness.
 
 **Anywhere, on every pass**, in or out of schedule:
 
@@ -55,6 +58,7 @@ from intaked.paging.pages import start_pages_for_priorities
 from intaked.paging.queries import page_sends_due
 from intaked.paging.steps import run_due
 from intaked.ports.phone import PhoneProvider
+from intaked.reports.schedule import queue_due_reports
 from intaked.sla.context import SlaContext, build_context, load_overrides
 from intaked.sla.enforcement import check_due
 from intaked.sla.sweeper import sweep
@@ -194,6 +198,22 @@ class HotlineReconcileWorker(_QueuingWorker):
         return filed + applied
 
 
+class ReportWorker(_QueuingWorker):
+    """Queues the scheduled service-level reports that are due (intaked/reports/schedule.py), once
+    per slot of ``reports.check_seconds`` across the nodes."""
+
+    def __init__(self, parts: _Parts) -> None:
+        interval = parts.settings.reports.check_seconds
+        self.runs = parts.once_per_slot("reports", interval)
+        super().__init__("reports", parts, poll_seconds=interval)
+
+    def _pass(self) -> int:
+        queued = self.runs.run(lambda now: queue_due_reports(self._engine, self._settings, now)) or 0
+        if queued:
+            self._on_queued()
+        return queued
+
+
 def on_the_loop(wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
     """A job that calls ``wake`` on the event loop. APScheduler runs a plain function on a thread
     of the loop's default executor, a hop for nothing, and one cancelled by the shutdown is logged
@@ -230,17 +250,21 @@ class Scheduler:
             if phone is not None and settings.twilio.enabled and settings.hotline.enabled
             else None
         )
+        self.reports = ReportWorker(parts) if settings.reports.enabled else None
         self._settings = settings
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
 
     def _timed(self) -> list[tuple[WakeableWorker, float]]:
         """The workers an APScheduler job wakes, each with its interval in seconds (the hotline
         reconciliation is not one: its own poll interval times it)."""
-        return [
+        timed: list[tuple[WakeableWorker, float]] = [
             (self.sla, self._settings.sla.check_seconds),
             (self.sweeper, seconds(self._settings.lifecycle.sweep_interval)),
             (self.paging, self._settings.paging.check_seconds),
         ]
+        if self.reports is not None:
+            timed.append((self.reports, self._settings.reports.check_seconds))
+        return timed
 
     def start(self) -> None:
         for worker, interval in self._timed():

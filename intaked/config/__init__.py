@@ -8,7 +8,7 @@ The package imports nothing else of intaked. Its modules:
   (smtp_intake, imap, intake), ``outbound`` (outbound_mail, outbox, acknowledgements), ``service``
   (tickets, calendars, sla, triage, lifecycle), ``routing`` (routing, directory, trust), ``paging``
   (people, oncall, teams, paging), ``telephony`` (twilio, webhooks, hotline), ``observability``
-  (metrics, health), ``surveys`` (surveys);
+  (metrics, health), ``surveys`` (surveys); ``reports`` (the scheduled reports by mail);
 - ``oauth2``: the ``auth`` mode and ``oauth2`` table of a mailbox and of the relay (Microsoft 365);
 - ``dburl``: ``database.url`` as SQLAlchemy needs it (libpq's several PostgreSQL hosts);
 - ``model``: :class:`Settings`, the whole file, with the checks that look across sections;
@@ -48,6 +48,7 @@ from intaked.config.paging import (
     parse_shift,
 )
 from intaked.config.redaction import SECRET_KEYS, masked_dump
+from intaked.config.reports import ReportGrouping, ReportsSettings, ScheduledReportSettings
 from intaked.config.routing import (
     DEFAULT_SPAM_RULES,
     Category,
@@ -116,8 +117,11 @@ __all__ = [
     "PageTargetSettings",
     "PagingSettings",
     "PersonSettings",
+    "ReportGrouping",
+    "ReportsSettings",
     "RoutingRuleSettings",
     "RoutingSettings",
+    "ScheduledReportSettings",
     "SenderAddress",
     "Settings",
     "SlaSettings",

@@ -14,6 +14,7 @@ from intaked.config.mail import ImapMailboxSettings, IntakeSettings, SmtpIntakeS
 from intaked.config.observability import HealthSettings, MetricsSettings
 from intaked.config.outbound import AcknowledgementSettings, OutboundMailSettings, OutboxSettings
 from intaked.config.paging import OncallScheduleSettings, PagingSettings, PersonSettings, TeamSettings
+from intaked.config.reports import ReportsSettings
 from intaked.config.routing import DirectorySettings, RoutingSettings, TrustSettings
 from intaked.config.service import (
     CalendarSettings,
@@ -145,6 +146,7 @@ class Settings(Section):
     metrics: MetricsSettings = MetricsSettings()
     health: HealthSettings = HealthSettings()
     surveys: SurveySettings = SurveySettings()
+    reports: ReportsSettings = ReportsSettings()
 
 
 def effective_database_url(settings: Settings) -> str:

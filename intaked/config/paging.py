@@ -141,11 +141,19 @@ class OncallScheduleSettings(Section):
 
 
 class TeamSettings(Section):
-    """``[teams.<name>]``: who is told about a ticket's deadlines."""
+    """``[teams.<name>]``: who is told about a ticket's deadlines, and (``notify_new``) about each
+    new ticket routed to the team (intaked/tickets/team_notice.py), at the team's ``email``."""
 
     email: str = ""
     lead_email: str = ""
     calendar: str = ""
+    notify_new: bool = False
+
+    @model_validator(mode="after")
+    def _notice_has_an_address(self) -> TeamSettings:
+        if self.notify_new and not self.email.strip():
+            raise ValueError("notify_new = true needs the team's email (the address the notice goes to)")
+        return self
 
 
 PageChannel = Literal["sms", "call", "email"]

@@ -161,7 +161,8 @@ def _open_tickets(
         i: _ticket_row(entries[i][0], entries[i][1], numbers[n], plans[i], now) for n, i in enumerate(opening)
     }
     routed = _route_new_tickets(entries, rows, settings)
-    new_ids = open_tickets(conn, settings, list(rows.values()))
+    bodies = [parsed.body_text if (parsed := entries[i][1]) else None for i in opening]
+    new_ids = open_tickets(conn, settings, list(rows.values()), bodies)
     for n, i in enumerate(opening):
         plans[i].ticket_id, plans[i].number = new_ids[n], numbers[n]
     for plan in plans:  # in order: an earlier entry is always resolved before a later one

@@ -8,6 +8,7 @@ encoded-word that decodes to one can never add a header.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import uuid
@@ -156,8 +157,11 @@ def build_message(payload: dict[str, Any], now: dt.datetime) -> bytes:
     ``email.policy.SMTP`` header registry at the same safety: every value is one line (no CR/LF),
     non-ASCII text becomes RFC 2047 encoded-words, bodies are UTF-8 in base64. A mail to a UTF-8
     address (:func:`needs_smtputf8`) is built with the SMTPUTF8 policy instead: its headers are
-    UTF-8 as they are, for a relay that offers SMTPUTF8.
+    UTF-8 as they are, for a relay that offers SMTPUTF8. A payload with ``mime`` (base64) is a
+    mail composed whole when it was queued: those bytes are sent as they are.
     """
+    if payload.get("mime"):  # composed whole when queued (a report and its chart: intaked/reports/)
+        return base64.b64decode(payload["mime"], validate=True)
     sender = parse_sender(one_line(payload["from"]))  # a bare address; "Name <address>" in old rows
     from_name = one_line(payload.get("from_name"), 200) or sender.display_name or DEFAULT_DISPLAY_NAME
     if needs_smtputf8(payload):

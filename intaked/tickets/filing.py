@@ -24,6 +24,7 @@ from intaked.sla.deadlines import compute
 from intaked.store.models import ticket_table
 from intaked.store.numbering import allocate_ticket_numbers, ticket_period
 from intaked.tickets.events import ACTOR, TicketEvent, clean_text, event
+from intaked.tickets.team_notice import queue_team_notices
 
 _INSERT_TICKETS = insert(ticket_table).returning(ticket_table.c.id, sort_by_parameter_order=True)
 
@@ -95,12 +96,20 @@ def with_deadlines(conn: Connection, ticket_rows: Sequence[dict[str, Any]], sett
         row.update(commitments)
 
 
-def open_tickets(conn: Connection, settings: Settings, ticket_rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Give the routed rows their deadlines and insert them (one ``executemany``); their ids, in order."""
+def open_tickets(
+    conn: Connection,
+    settings: Settings,
+    ticket_rows: Sequence[dict[str, Any]],
+    bodies: Sequence[str | None] = (),
+) -> list[int]:
+    """Give the routed rows their deadlines and insert them (one ``executemany``); their ids, in
+    order. The teams that want it get a notice of each (``bodies``: the reports' text, in order)."""
     if not ticket_rows:
         return []
     with_deadlines(conn, ticket_rows, settings)
-    return [row.id for row in conn.execute(_INSERT_TICKETS, list(ticket_rows))]
+    ids = [row.id for row in conn.execute(_INSERT_TICKETS, list(ticket_rows))]
+    queue_team_notices(conn, settings, ticket_rows, ids, bodies)
+    return ids
 
 
 def created_event(ticket_id: int, row: dict[str, Any], now: dt.datetime, **more: Any) -> TicketEvent:

@@ -11,7 +11,8 @@ each wakes its own workers. **Once per slot** (the job's interval, counted from 
 intaked/store/jobruns.py), on the one node whose ``job_runs`` row landed, run the passes that
 notify people or spend a provider's budget, where a second run only repeats work:
 
-- ``sla_check`` (``sla.check_seconds``): the warnings and breaches (``check_due``, in batches):
+- ``sla_check`` (``sla.check_seconds``): the warnings and breaches (``check_due``, in batches),
+  then the security incidents' clocks, chains, warnings and breaches (``check_security``):
   the holder goes on in its slot while its passes still find tickets due;
 - ``sweep`` (``lifecycle.sweep_interval``): the auto-close sweep, and the pruning of
   ``job_runs`` rows older than 7 days;
@@ -59,6 +60,7 @@ from intaked.paging.queries import page_sends_due
 from intaked.paging.steps import run_due
 from intaked.ports.phone import PhoneProvider
 from intaked.reports.schedule import queue_due_reports
+from intaked.security.tracker import check_security
 from intaked.sla.context import SlaContext, build_context, load_overrides
 from intaked.sla.enforcement import check_due
 from intaked.sla.sweeper import sweep
@@ -129,10 +131,14 @@ class SlaWorker(_QueuingWorker):
     def _pass(self) -> int:
         context = self._current_context()
         synced = sync_tickets(self._engine, context, self._clock())
-        checked = self.checks.run(lambda now: check_due(self._engine, context, now)) or 0
+        checked = self.checks.run(lambda now: self._check(context, now)) or 0
         if checked:
             self._on_queued()
         return synced + checked
+
+    def _check(self, context: SlaContext, now: dt.datetime) -> int:
+        """The SLA's warnings and breaches, then the security incidents' (intaked/security/)."""
+        return check_due(self._engine, context, now) + check_security(self._engine, self._settings, now)
 
 
 class SweepWorker(WakeableWorker):

@@ -42,6 +42,7 @@ VERBS: dict[str, str] = {
     "directory": "directory",
     "calls": "calls",
     "report": "report",
+    "security": "security",
     "status": "status",
 }
 

@@ -16,6 +16,7 @@ from intaked.config.outbound import AcknowledgementSettings, OutboundMailSetting
 from intaked.config.paging import OncallScheduleSettings, PagingSettings, PersonSettings, TeamSettings
 from intaked.config.reports import ReportsSettings
 from intaked.config.routing import DirectorySettings, RoutingSettings, TrustSettings
+from intaked.config.security import SecuritySettings
 from intaked.config.service import (
     CalendarSettings,
     LifecycleSettings,
@@ -147,6 +148,7 @@ class Settings(Section):
     health: HealthSettings = HealthSettings()
     surveys: SurveySettings = SurveySettings()
     reports: ReportsSettings = ReportsSettings()
+    security: SecuritySettings = SecuritySettings()
 
 
 def effective_database_url(settings: Settings) -> str:

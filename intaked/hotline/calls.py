@@ -47,6 +47,7 @@ from intaked.hotline.repeats import joinable_ticket
 from intaked.hotline.security import queue_security_notice
 from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.routing.decide import RoutedReport, route_call
+from intaked.security.mails import team_notice
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute
 from intaked.store.dialect import lock_name, locked
@@ -287,6 +288,8 @@ def set_menu_choice(
             paged = _page_choice(held, settings, report, choice)
     if security and settings.hotline.security_notify:
         events.append(queue_security_notice(held, settings))
+    if security:  # the security team's notice, once per ticket (intaked/security/mails.py)
+        team_notice(conn, settings, {**ticket, "category": SECURITY_CATEGORY}, ticket_id, now)
     record_events(conn, events)
     refresh_message(conn, settings, call_sid)
     log.info("hotline_menu_choice", call_sid=call_sid, ticket=ticket["number"], choice=choice, paged=paged)

@@ -33,6 +33,7 @@ from intaked.store.tables.cluster import JOB_OUTCOMES, JobRun, RateBucket
 from intaked.store.tables.ledger import ImapMailbox, InboundItem
 from intaked.store.tables.paging import Page, PageAttempt
 from intaked.store.tables.schedules import CalendarOverride, OncallOverride
+from intaked.store.tables.security import DAMAGES, INCIDENT_CATEGORIES, SecurityForm
 from intaked.store.tables.surveys import SURVEY_CHANNELS, SURVEY_STATES, Survey
 from intaked.store.tables.telephony import Call, HotlineCheckpoint, WebhookReceipt
 from intaked.store.tables.tickets import Attachment, Blob, Message, Ticket, TicketCounter, TicketEvent
@@ -42,6 +43,8 @@ __all__ = [
     "ATTEMPT_STATUSES",
     "CALL_OUTCOMES",
     "CATEGORIES",
+    "DAMAGES",
+    "INCIDENT_CATEGORIES",
     "ITEM_STATES",
     "JOB_OUTCOMES",
     "NAMING_CONVENTION",
@@ -71,6 +74,7 @@ __all__ = [
     "Page",
     "PageAttempt",
     "RateBucket",
+    "SecurityForm",
     "Survey",
     "Ticket",
     "TicketCounter",
@@ -92,6 +96,7 @@ __all__ = [
     "page_attempt_table",
     "page_table",
     "rate_bucket_table",
+    "security_form_table",
     "survey_table",
     "ticket_counter_table",
     "ticket_event_table",
@@ -122,3 +127,4 @@ alarm_table = cast(Table, Alarm.__table__)
 job_run_table = cast(Table, JobRun.__table__)
 rate_bucket_table = cast(Table, RateBucket.__table__)
 survey_table = cast(Table, Survey.__table__)
+security_form_table = cast(Table, SecurityForm.__table__)

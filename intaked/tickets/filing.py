@@ -18,6 +18,7 @@ from intaked.config import Settings
 from intaked.paging.pages import start_page
 from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.routing.decide import RoutedReport
+from intaked.security.mails import team_notice
 from intaked.sla.commitments import keep_current
 from intaked.sla.context import current_context
 from intaked.sla.deadlines import compute
@@ -103,12 +104,16 @@ def open_tickets(
     bodies: Sequence[str | None] = (),
 ) -> list[int]:
     """Give the routed rows their deadlines and insert them (one ``executemany``); their ids, in
-    order. The teams that want it get a notice of each (``bodies``: the reports' text, in order)."""
+        order. The teams that want it get a notice of each (``bodies``: the reports' text, in order), and
+    the security team one of each security incident (intaked/security/mails.py)."""
     if not ticket_rows:
         return []
     with_deadlines(conn, ticket_rows, settings)
     ids = [row.id for row in conn.execute(_INSERT_TICKETS, list(ticket_rows))]
     queue_team_notices(conn, settings, ticket_rows, ids, bodies)
+    for row, ticket_id in zip(ticket_rows, ids, strict=True):
+        if row.get("category") == "security_incident":  # the security team hears of it at once
+            team_notice(conn, settings, {**row, "id": ticket_id}, ticket_id, row["created_at"])
     return ids
 
 

@@ -43,6 +43,8 @@ class Ticket(Base):
         CheckConstraint(
             "satisfaction_score IS NULL OR satisfaction_score BETWEEN 1 AND 5", name="satisfaction_score"
         ),
+        CheckConstraint("security_level IS NULL OR security_level BETWEEN 1 AND 4", name="security_level"),
+        Index(None, "security_next_check_at"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -108,6 +110,21 @@ class Ticket(Base):
     satisfaction_score: Mapped[int | None] = mapped_column(SmallInteger)
     satisfaction_comment: Mapped[str | None] = mapped_column(Text)
     satisfaction_at: Mapped[dt.datetime | None]
+    # Security incidents (0017, docs/security-incidents.md): level 1-4 (4 the most severe), the
+    # notification and damage-control clocks from security_aware_at, the authority notified.
+    security_level: Mapped[int | None] = mapped_column(SmallInteger)
+    security_aware_at: Mapped[dt.datetime | None]
+    security_notify_due_at: Mapped[dt.datetime | None]
+    security_notify_warned_at: Mapped[dt.datetime | None]
+    security_notify_breached_at: Mapped[dt.datetime | None]
+    security_notified_at: Mapped[dt.datetime | None]
+    security_contain_due_at: Mapped[dt.datetime | None]
+    security_contain_warned_at: Mapped[dt.datetime | None]
+    security_contain_breached_at: Mapped[dt.datetime | None]
+    security_next_check_at: Mapped[dt.datetime | None]
+    security_seen_aware_at: Mapped[dt.datetime | None]
+    security_seen_level: Mapped[int | None] = mapped_column(SmallInteger)
+    security_chain_level: Mapped[int | None] = mapped_column(SmallInteger)
 
     messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
     events: Mapped[list[TicketEvent]] = relationship(order_by="TicketEvent.id")

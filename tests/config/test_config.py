@@ -77,6 +77,7 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
             "twilio",
             "webhooks",
             "oauth2",
+            "levels",  # [security.levels.N]
         ):  # commented
             continue
         if name == "calendars":  # one calendar, "default", by default

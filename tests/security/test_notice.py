@@ -7,7 +7,10 @@ from __future__ import annotations
 import datetime as dt
 
 from intaked.hotline.calls import CallFacts, record_call, set_menu_choice
-from tests.security.conftest import SOC, Desk
+from intaked.outbound.dispatcher import dispatch_once
+from intaked.security.tracker import check_security
+from tests.security.conftest import FRIDAY_17, SOC, SOC_LEAD, Desk
+from tests.support.fake_relay import FakeRelay
 
 HOTLINE = "+886225551234"
 CALLER = "+886223456789"
@@ -57,3 +60,17 @@ def test_the_hotline_list_being_the_team_mailbox_is_mailed_once(db_url: str) -> 
     assert desk.mails("security_team") == []
     assert [m["recipient"] for m in desk.mails("hotline_security")] == [SOC]
     desk.engine.dispose()
+
+
+def test_the_team_receives_the_notice_and_a_breach_as_mail(desk: Desk) -> None:
+    number = desk.report()
+    check_security(desk.engine, desk.settings, FRIDAY_17 + dt.timedelta(hours=2))
+    relay = FakeRelay()
+    while dispatch_once(desk.engine, desk.settings, relay):
+        pass
+    got = {(m.rcpt_tos[0], str(m.message["Subject"])) for m in relay.handed}
+    subjects = {subject for to, subject in got if to == SOC}
+    assert any(s.startswith(f"[{number}] 資通安全事件") for s in subjects)
+    assert any("通報主管機關已逾期" in s for s in subjects), subjects
+    assert any("通報主管機關即將逾期" in s for s in subjects), "the warning came in the same pass"
+    assert (SOC_LEAD, next(s for s in subjects if "已逾期" in s)) in got

@@ -196,8 +196,10 @@ def test_one_grouped_sms_per_interval_at_the_fake_network(
     send_everything(engine, settings)
     number = tickets(engine)[0]["number"]
     assert grouped_at_chen(phone) == [
-        f"[重大事件] {number} 另有 3 件通報併入，最新：產線停工 #4 / 3 more reports linked to {number}, latest: 產線停工 #4",
-        f"[重大事件] {number} 另有 1 件通報併入，最新：產線停工 #5 / 1 more report linked to {number}, latest: 產線停工 #5",
+        f"[重大事件] {number} 另有 3 件通報併入，最新：產線停工 #4 / "
+        f"3 more reports linked to {number}, latest: 產線停工 #4",
+        f"[重大事件] {number} 另有 1 件通報併入，最新：產線停工 #5 / "
+        f"1 more report linked to {number}, latest: 產線停工 #5",
     ]
     assert all(row["major_incident_id"] == major for row in tickets(engine)[1:])
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from intaked.commands.shared import EXIT_USAGE, iso_in, open_engine
 from intaked.config import Settings
 from intaked.incidents.links import LinkRefused, link, show, unlink
+from intaked.incidents.updates import send_update
 
 
 class Subcommand(NamedTuple):
@@ -43,6 +44,12 @@ def _show_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("number", help="the major incident")
 
 
+def _update_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("number", help="the major incident")
+    parser.add_argument("--text", required=True, help="the update, as the requesters will read it")
+    parser.add_argument("--by", default="operator", help="who sends it (recorded in the events)")
+
+
 def _run_link(settings: Settings, engine: Engine, args: argparse.Namespace) -> int:
     print(link(engine, args.number, args.to, by=args.by))
     return 0
@@ -66,11 +73,18 @@ def _run_show(settings: Settings, engine: Engine, args: argparse.Namespace) -> i
     return 0
 
 
+def _run_update(settings: Settings, engine: Engine, args: argparse.Namespace) -> int:
+    sent = send_update(engine, settings, args.number, args.text, by=args.by)
+    print(f"{sent.number}: update {sent.update} queued to {sent.mails} by mail and {sent.sms} by SMS")
+    return 0
+
+
 #: The subcommands, in the order ``intaked incident --help`` lists them.
 SUBCOMMANDS: dict[str, Subcommand] = {
     "link": Subcommand("link a report to a major incident", _link_arguments, _run_link),
     "unlink": Subcommand("unlink a report from its major incident", _unlink_arguments, _run_unlink),
     "show": Subcommand("a major incident and its linked tickets", _show_arguments, _run_show),
+    "update": Subcommand("send every linked requester a status update", _update_arguments, _run_update),
 }
 
 

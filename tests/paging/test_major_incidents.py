@@ -19,7 +19,7 @@ from intaked.intake.capture import RawItem, insert_items
 from intaked.intake.processor import process_once
 from intaked.paging.grouping import GROUPED_PURPOSE
 from intaked.paging.outcomes import attempt_updated
-from intaked.store.models import outbox_table, page_table, ticket_table
+from intaked.store.models import call_table, outbox_table, page_table, ticket_table
 from intaked.tickets.filing import page_trusted
 from intaked.twilio.client import TwilioClient
 from intaked.twilio.dispatcher import TwilioSender
@@ -45,7 +45,8 @@ POWER_RULE = {
 }
 
 
-def grouping_settings(tmp_path: Path, api_url: str, **paging: Any) -> Settings:
+def grouping_settings(tmp_path: Path, api_url: str, mail_port: int = 25, **paging: Any) -> Settings:
+    """Two P1 rules (production-down, power-cut), trusted internal mail, QRC duty chen by SMS."""
     directory = tmp_path / "people.csv"
     directory.write_text(DIRECTORY, encoding="utf-8")
     return twilio_settings(
@@ -53,7 +54,7 @@ def grouping_settings(tmp_path: Path, api_url: str, **paging: Any) -> Settings:
         routing={"rules": [*RULES, POWER_RULE]},
         directory={"path": str(directory)},
         trust={"internal_domains": [DOMAIN], "authserv_id": OUR_MTA},
-        outbound_mail={"from_address": "helpdesk@example.com"},
+        outbound_mail={"from_address": "helpdesk@example.com", "host": "127.0.0.1", "port": mail_port},
         people={"chen": {"phone": CHEN}},
         oncall={"qrc_duty": {"people": ["chen"]}},
         paging={
@@ -128,8 +129,10 @@ def report(
     *,
     rule: str = "production-down",
     site: str | None = None,
+    caller: str | None = None,
 ) -> int:
-    """A trusted P1 report filed at ``at`` (the fake clock), paged or grouped as filing does."""
+    """A trusted P1 report filed at ``at`` (the fake clock), paged or grouped as filing does; a
+    hotline call from ``caller`` (no e-mail address) if given."""
     with engine.begin() as conn:
         count = len(conn.execute(select(ticket_table.c.id)).all())
         ticket_id = int(
@@ -138,9 +141,10 @@ def report(
                 .values(
                     number=f"IT-202611-{count + 1:05d}",
                     status="new",
-                    channel="email",
+                    channel="phone" if caller else "email",
                     subject=f"產線停工 #{count + 1}",
-                    requester_email=f"user{count + 1:02d}@{DOMAIN}",
+                    requester_email=None if caller else f"user{count + 1:02d}@{DOMAIN}",
+                    requester_phone=caller,
                     requester_site=site,
                     suggested_priority="P1",
                     suggested_by=f"rule:{rule}",
@@ -151,6 +155,10 @@ def report(
                 .returning(ticket_table.c.id)
             ).scalar_one()
         )
+        if caller:
+            call = {"from_number": caller, "to_number": "+886225551234", "menu_choice": "1"}
+            values = {"call_sid": f"CA{ticket_id:032d}", "ticket_id": ticket_id, "started_at": at, **call}
+            conn.execute(insert(call_table).values(**values, created_at=at, updated_at=at))
         page_trusted(conn, settings, ticket_id, "P1", f"rule:{rule}", at)
     return ticket_id
 

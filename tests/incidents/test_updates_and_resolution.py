@@ -19,7 +19,9 @@ from intaked.config import Settings
 from intaked.incidents.links import LinkRefused
 from intaked.incidents.updates import send_update
 from intaked.outbound.dispatcher import dispatch_once
+from intaked.sla.context import load_context
 from intaked.store.models import outbox_table, ticket_event_table, ticket_table
+from intaked.tickets.lifecycle import InvalidChange, resolve
 from tests.paging import test_major_incidents as grouping
 from tests.paging.test_major_incidents import T0, grouping_settings, report, send_everything
 from tests.support.phone import FakePhoneNetwork
@@ -104,3 +106,32 @@ def test_an_update_on_a_linked_ticket_or_without_text_is_refused(engine: Engine,
             conn.execute(select(outbox_table).where(outbox_table.c.purpose == "incident_update")).first()
             is None
         )
+
+
+def test_resolving_the_incident_resolves_its_linked_tickets_with_one_notice_each(
+    engine: Engine, settings: Settings, sink: SmtpSink
+) -> None:
+    number, ids = incident_of_thirty(engine, settings)
+    with engine.connect() as conn:
+        first_linked = conn.execute(
+            select(ticket_table.c.number).where(ticket_table.c.id == ids[1])
+        ).scalar_one()
+    resolve(engine, load_context(engine, settings), first_linked, by="chen", now=T0 + dt.timedelta(minutes=8))
+    resolve(engine, load_context(engine, settings), number, note="主機已恢復", by="chen")
+    with pytest.raises(InvalidChange):
+        resolve(engine, load_context(engine, settings), number, by="chen")
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(select(ticket_table.c.id, ticket_table.c.status)).all())
+        resolved = conn.execute(
+            select(ticket_event_table.c.ticket_id, ticket_event_table.c.detail).where(
+                ticket_event_table.c.kind == "resolved"
+            )
+        ).all()
+    assert set(statuses.values()) == {"resolved"}
+    by_major = [row.ticket_id for row in resolved if json.loads(row.detail).get("major_incident") == number]
+    assert sorted(by_major) == sorted(ids[2:]), "the one resolved earlier is not resolved again"
+    for _ in range(2):
+        send_mail(engine, settings)
+    notices = mails_at_sink(sink, "案件已解決")
+    assert len(notices) == 31, "the 31 with an e-mail address, once each (the hotline callers have none)"
+    assert len({m["To"].addresses[0].addr_spec for m in notices}) == 31

@@ -202,3 +202,6 @@ class PagingSettings(Section):
     call_retries: Annotated[int, Field(ge=0, le=5)] = 1
     call_retry_after: Duration = "1m"
     gather_seconds: Annotated[int, Field(ge=3, le=60)] = 8
+    group_window: Duration = "30m"
+    group_by_site: bool = False
+    group_notify_interval: Duration = "5m"

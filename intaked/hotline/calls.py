@@ -340,11 +340,13 @@ def _page_choice(held: HeldCall, settings: Settings, report: RoutedReport, choic
 
 
 def _has_page(conn: Connection, ticket_id: int) -> bool:
-    from intaked.store.models import page_table
+    """The ticket has a page, or was linked to a major incident being paged (the QRC knows)."""
+    from intaked.store.models import page_table, ticket_table
 
-    return (
-        conn.execute(select(page_table.c.id).where(page_table.c.ticket_id == ticket_id)).first() is not None
-    )
+    if conn.execute(select(page_table.c.id).where(page_table.c.ticket_id == ticket_id)).first() is not None:
+        return True
+    linked = select(ticket_table.c.major_incident_id).where(ticket_table.c.id == ticket_id)
+    return conn.execute(linked).scalar() is not None
 
 
 def desk_available(conn: Connection, settings: Settings, now: dt.datetime) -> bool:

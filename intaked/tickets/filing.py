@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 
 from intaked.config import Settings
+from intaked.paging.grouping import group_report
 from intaked.paging.pages import start_page
 from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.routing.decide import RoutedReport
@@ -156,8 +157,12 @@ def page_trusted(
 ) -> int | None:
     """A P1/P2 suggested by a trusted source pages QRC in this same transaction, marked
     unconfirmed until a person sets the priority (intaked/paging/engine.py); without a policy for
-    it the ticket gets a ``page_not_started`` event instead. The page's id, None if none started."""
+    it the ticket gets a ``page_not_started`` event instead. A report of an outage already being
+    paged is linked to that major incident instead (intaked/paging/grouping.py). The page's id,
+    None if none started."""
     if priority not in PAGED_PRIORITIES or priority is None:
+        return None
+    if group_report(conn, settings, ticket_id, now) is not None:
         return None
     return start_page(
         conn,

@@ -160,7 +160,8 @@ def resolve(
     now: dt.datetime | None = None,
 ) -> Changed:
     """Resolve the ticket; the requester is told (through the outbox) that it closes by itself
-    after ``lifecycle.auto_close_after`` unless they reply."""
+    after ``lifecycle.auto_close_after`` unless they reply. A major incident's open linked
+    tickets are resolved with it, each requester told likewise."""
     now = now or utcnow()
 
     def resolvable(row: Any) -> None:
@@ -171,11 +172,38 @@ def resolve(
         if row["requester_email"]:
             enqueue(conn, [_resolved_notice(conn, ctx, row, note)], now)
         cancel_page(conn, row["id"], reason=f"resolved by {by}", actor=by, now=now)
+        _resolve_linked(conn, ctx, row, note=note, by=by, now=now)
 
     values = {"status": "resolved", "resolved_at": now, "resolved_by": by}
     return _change(
         engine, ctx, number, values, "resolved", {"by": by, "note": note}, by, now, resolvable, notify
     )
+
+
+def _resolve_linked(
+    conn: Connection, ctx: SlaContext, incident: Any, *, note: str, by: str, now: dt.datetime
+) -> int:
+    """Resolving a major incident (docs/paging.md) resolves its open linked tickets, each with its
+    SLA consequences, its ``resolved`` event (naming the incident) and its own resolved notice."""
+    open_linked = select(_t.c.id).where(
+        _t.c.major_incident_id == incident["id"], _t.c.status.in_(("new", "open", "pending"))
+    )
+    ids = list(conn.execute(open_linked.order_by(_t.c.id)).scalars())
+    values = {"status": "resolved", "resolved_at": now, "resolved_by": by, "updated_at": now}
+    detail = {"by": by, "note": note, "major_incident": incident["number"]}
+    for ticket_id in ids:
+        conn.execute(update(_t).where(_t.c.id == ticket_id).values(**values))
+        row = conn.execute(select(_t).where(_t.c.id == ticket_id)).mappings().one()
+        sla_values, sla_events = apply_changes(ctx, row, now)
+        conn.execute(update(_t).where(_t.c.id == ticket_id).values(**sla_values))
+        record_events(conn, [event(ticket_id, "resolved", now, actor=by, detail=detail), *sla_events])
+        row = conn.execute(select(_t).where(_t.c.id == ticket_id)).mappings().one()
+        if row["requester_email"]:
+            enqueue(conn, [_resolved_notice(conn, ctx, row, note)], now)
+        cancel_page(
+            conn, ticket_id, reason=f"major incident {incident['number']} resolved", actor=by, now=now
+        )
+    return len(ids)
 
 
 def release(

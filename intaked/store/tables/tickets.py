@@ -40,6 +40,7 @@ class Ticket(Base):
         Index(None, "priority", "status"),
         Index(None, "resolved_at"),
         Index(None, "closed_at"),
+        Index(None, "major_incident_id"),
         CheckConstraint(
             "satisfaction_score IS NULL OR satisfaction_score BETWEEN 1 AND 5", name="satisfaction_score"
         ),
@@ -125,6 +126,9 @@ class Ticket(Base):
     security_seen_aware_at: Mapped[dt.datetime | None]
     security_seen_level: Mapped[int | None] = mapped_column(SmallInteger)
     security_chain_level: Mapped[int | None] = mapped_column(SmallInteger)
+    # Major incidents (0018, docs/paging.md): the paged ticket this report of the same outage is
+    # linked to (not ``parent_id``, which means follow-ups and stranger tags).
+    major_incident_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
 
     messages: Mapped[list[Message]] = relationship(back_populates="ticket", order_by="Message.id")
     events: Mapped[list[TicketEvent]] = relationship(order_by="TicketEvent.id")

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from intaked.config.fields import E164, Duration, PersonName, Section, TimeZoneName
+from intaked.config.fields import E164, Duration, PersonName, Section, TimeZoneName, checked_by
+from intaked.config.warroom import parse_war_room
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _SHIFT = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
@@ -202,3 +203,5 @@ class PagingSettings(Section):
     call_retries: Annotated[int, Field(ge=0, le=5)] = 1
     call_retry_after: Duration = "1m"
     gather_seconds: Annotated[int, Field(ge=3, le=60)] = 8
+    #: The major-incident bridge named in every P1/P2 page (intaked/config/warroom.py); "" = none.
+    war_room: Annotated[str, checked_by(parse_war_room, optional=True)] = ""

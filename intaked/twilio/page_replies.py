@@ -1,7 +1,8 @@
 """What paged people send back: keypresses on a page call and SMS replies.
 
 Each function runs in the caller's transaction (a handler of intaked/twilio/page_webhooks.py,
-after the signature was checked) and returns the TwiML to answer with. Only a keypress of 1, an SMS reply
+after the signature was checked) and returns the TwiML to answer with. Only a keypress of 1 (or 2,
+which also joins the war-room bridge), an SMS reply
 (``1``, ``ack``, ``確認`` with the page's reply code), or ``intaked page ack`` acknowledges; a call
 that ends without a key (voicemail, an answering machine) is not an acknowledgement.
 """
@@ -18,11 +19,19 @@ import structlog
 from sqlalchemy import Connection, select, update
 
 from intaked.config import Settings
+from intaked.config.warroom import parse_war_room
 from intaked.paging.outcomes import acknowledge, escalate_now
 from intaked.paging.rows import AckResult, lock_page, page_facts, previous_position, ticket_row
 from intaked.ports.phone import KEYPRESS_PATH, page_call_path
 from intaked.store.models import page_attempt_table, page_table
-from intaked.twilio.twiml import VoiceSettings, page_twiml, redirect_twiml, say_twiml
+from intaked.twilio.twiml import (
+    JOIN_BRIDGE_KEY,
+    VoiceSettings,
+    dial_bridge_twiml,
+    page_twiml,
+    redirect_twiml,
+    say_twiml,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +112,8 @@ class PageCall:
         return page_twiml(facts, voice, action, repeat_url=again)
 
     def keypress(self, digits: str) -> str:
-        """A key pressed: 1 acknowledges, 9 escalates now, * (or anything else) repeats."""
+        """A key pressed: 1 acknowledges, 2 acknowledges and joins the war-room bridge, 9
+        escalates now, * (or anything else) repeats."""
         attempt = self._attempt()
         if attempt is None:
             return self._unknown()
@@ -112,6 +122,8 @@ class PageCall:
         )
         if digits == "1":
             return self._acknowledge(attempt, bound)
+        if digits == JOIN_BRIDGE_KEY:
+            return self._join_bridge(attempt, bound)
         if digits == "9":
             return self._escalate(attempt, bound)
         return redirect_twiml(self.base_url + page_call_path(self.attempt_id))
@@ -135,6 +147,30 @@ class PageCall:
             )
         zh, en = not_acknowledged_text(result)
         return say_twiml(self._voice, zh, en)
+
+    def _join_bridge(self, attempt: Any, bound: Any) -> str:
+        """2: acknowledge as 1 does, then dial the bridge (also when someone else was first: the
+        bridge is where the incident is worked). Without a phone bridge, 2 repeats the menu."""
+        page = self.conn.execute(select(_pages.c.policy).where(_pages.c.id == attempt["page_id"])).scalar()
+        bridge = parse_war_room(str(json.loads(page or "{}").get("war_room") or ""))
+        if bridge is None or not bridge.number:
+            return redirect_twiml(self.base_url + page_call_path(self.attempt_id))
+        result = acknowledge(
+            self.conn,
+            self.settings,
+            attempt["page_id"],
+            by=attempt["person"],
+            channel="call",
+            now=self.now,
+            attempt_id=self.attempt_id,
+        )
+        if result.acknowledged:
+            bound.info("page_ack_by_keypress", bridge=True)
+            zh, en = "已確認，你是事件指揮官。正在接通作戰會議。", "Acknowledged. Joining the bridge."
+        else:
+            zh, en = not_acknowledged_text(result)
+            zh, en = zh + "正在接通作戰會議。", en + " Joining the bridge."
+        return dial_bridge_twiml(self._voice, zh, en, bridge)
 
     def _escalate(self, attempt: Any, bound: Any) -> str:
         page = lock_page(self.conn, attempt["page_id"])

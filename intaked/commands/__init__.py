@@ -37,6 +37,7 @@ VERBS: dict[str, str] = {
     "ticket": "ticket",
     "sweep": "sweep",
     "page": "page",
+    "incident": "incident",
     "oncall": "oncall",
     "rules": "rules",
     "directory": "directory",

@@ -89,6 +89,25 @@ def page_sms(facts: PageFacts, *, english: bool = False) -> str:
     return text
 
 
+def convene_sms(facts: PageFacts, team: str, *, english: bool = False) -> str:
+    """The SMS convening ``team`` to an incident: its priority, number, subject, the war room and
+    the reply that says they joined (the subject is shortened to fit one segment where possible)."""
+    bridge = war_room_text(facts.war_room, english=english)
+    if english:
+        head, tail = (
+            f"[{facts.priority}] Convened ({team}): {facts.number}",
+            f" Reply 1 {facts.reply_code} to join",
+        )
+    else:
+        head, tail = f"[{facts.priority}] 召集 {team}: {facts.number}", f" 回覆 1 {facts.reply_code} 加入"
+    subject = " ".join(facts.subject.split())
+    for limit in (len(subject), 24, 12):  # the summary keeps a subject even over one segment
+        text = f"{head} {_shorten(subject, limit)}".rstrip() + tail + bridge
+        if sms_segments(text) == 1:
+            return text
+    return text
+
+
 def war_room_text(war_room: str, *, english: bool = False) -> str:
     """`` 會議 <bridge>`` / `` Bridge <bridge>``: the part of an SMS naming the war room ("" for none)."""
     bridge = parse_war_room(war_room)

@@ -20,10 +20,12 @@ from sqlalchemy import Connection, select, update
 
 from intaked.config import Settings
 from intaked.config.warroom import parse_war_room
+from intaked.paging.convene import CONVENE_STEP, is_convene, record_join
 from intaked.paging.outcomes import acknowledge, escalate_now
 from intaked.paging.rows import AckResult, lock_page, page_facts, previous_position, ticket_row
 from intaked.ports.phone import KEYPRESS_PATH, page_call_path
 from intaked.store.models import page_attempt_table, page_table
+from intaked.twilio.convene_replies import convene_call, convene_keypress
 from intaked.twilio.twiml import (
     JOIN_BRIDGE_KEY,
     VoiceSettings,
@@ -87,6 +89,8 @@ class PageCall:
                 .where(_attempts.c.id == self.attempt_id, _attempts.c.status.in_(_NOT_ANSWERED))
                 .values(status="answered", answered_at=self.now)
             )
+        if is_convene(attempt):
+            return convene_call(conn, voice, attempt, self.base_url, repeats)
         facts = page_facts(ticket, page)
         if page["state"] != "active":
             by = page["acknowledged_by"] or ""
@@ -117,6 +121,9 @@ class PageCall:
         attempt = self._attempt()
         if attempt is None:
             return self._unknown()
+        if is_convene(attempt):
+            voice = self._voice
+            return convene_keypress(self.conn, voice, attempt, digits, base_url=self.base_url, now=self.now)
         bound = log.bind(
             attempt=self.attempt_id, page=attempt["page_id"], person=attempt["person"], digits=digits
         )
@@ -207,10 +214,17 @@ def sms_reply(
     if not tokens or tokens[0] not in ACK_WORDS:
         return None  # not a page reply (the hotline issue handles other texts)
     codes = [t for t in tokens[1:] if t.isdigit()]
+    convened = _convene_reply(conn, sender, codes, now)
+    if convened is not None:
+        return convened
     sender_pages = (
         select(_attempts.c.page_id, _attempts.c.person, _attempts.c.id, _attempts.c.channel)
         .join(_pages, _pages.c.id == _attempts.c.page_id)
-        .where(_attempts.c.address == sender, _attempts.c.channel.in_(("sms", "call")))
+        .where(
+            _attempts.c.address == sender,
+            _attempts.c.channel.in_(("sms", "call")),
+            _attempts.c.step != CONVENE_STEP,
+        )
     )
     if codes:
         sender_pages = sender_pages.where(_pages.c.reply_code == codes[0])
@@ -234,6 +248,33 @@ def sms_reply(
         return None
     zh, en = not_acknowledged_text(result)
     return f"{zh} / {en}"
+
+
+def _convene_reply(conn: Connection, sender: str, codes: list[str], now: dt.datetime) -> str | None:
+    """A reply from someone convened to an incident (intaked/paging/convene.py): with the code
+    of its page, or without one while they have a convene not yet answered, they joined; None
+    when the reply is not about a convene."""
+    query = (
+        select(_attempts)
+        .join(_pages, _pages.c.id == _attempts.c.page_id)
+        .where(
+            _attempts.c.address == sender,
+            _attempts.c.step == CONVENE_STEP,
+            _attempts.c.channel.in_(("sms", "call")),
+        )
+    )
+    if codes:
+        query = query.where(_pages.c.reply_code == codes[0])
+    else:
+        query = query.where(_attempts.c.acknowledged_at.is_(None))
+    rows = conn.execute(query.order_by(_attempts.c.id)).mappings().all()
+    if not rows:
+        return None
+    if len({row["page_id"] for row in rows}) > 1:
+        return "你有多個召集，請附上代碼，例如：1 1234 / Several incidents: reply 1 <code>."
+    carried = [row for row in rows if row["channel"] == "sms"] or list(rows)
+    joined = record_join(conn, dict(carried[-1]), channel="sms", now=now)
+    return f"已加入 {joined.number} 的處理，謝謝。 / Joined {joined.number}."
 
 
 def not_acknowledged_text(result: AckResult) -> tuple[str, str]:

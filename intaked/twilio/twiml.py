@@ -69,6 +69,36 @@ def page_twiml(facts: PageFacts, voice: VoiceSettings, action_url: str, *, repea
     return str(response.to_xml())
 
 
+def convene_twiml(
+    facts: PageFacts, team: str, voice: VoiceSettings, action_url: str, *, repeat_url: str
+) -> str:
+    """TwiML for a convene call: the incident's summary, then 1 to join (acknowledge), 2 to join
+    and dial the war-room bridge, * to repeat."""
+    spelled = spell_digits(facts.number)
+    bridge_zh, bridge_en = _bridge_menu(parse_war_room(facts.war_room))
+    bridge_zh, bridge_en = bridge_zh.replace("確認並", ""), bridge_en.replace("acknowledge and ", "")
+    zh = (
+        f"重大事件召集 {team} 團隊，優先等級 {' '.join(facts.priority)}。工單號碼 {spelled}。"
+        f"{facts.subject}。加入處理請按 1，{bridge_zh}重聽請按星號。"
+    )
+    en = (
+        f"Major incident: the {team} team is convened, priority {' '.join(facts.priority)}. "
+        f"Ticket {spelled}. Press 1 to join, {bridge_en}star to repeat."
+    )
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf",
+        num_digits=1,
+        timeout=voice.gather_seconds,
+        action=action_url,
+        method="POST",
+        finish_on_key="",
+    )
+    say_both(gather, voice, zh, en)
+    response.redirect(repeat_url, method="POST")
+    return str(response.to_xml())
+
+
 def _bridge_menu(bridge: WarRoom | None) -> tuple[str, str]:
     """The war-room part of a page call's menu, in Chinese and English ("" without a bridge)."""
     if bridge is None:

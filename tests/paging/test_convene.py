@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from intaked.cli import main
-from intaked.config import Settings, load_settings, settings_from_mapping
+from intaked.config import ConfigError, Settings, load_settings, settings_from_mapping
 from intaked.paging.convene import convene
 from intaked.paging.outcomes import acknowledge_ticket, attempt_updated
 from intaked.ports.phone import KEYPRESS_PATH, SMS_INCOMING_PATH, VOICE_PAGE_PATH
@@ -177,3 +177,12 @@ def test_the_command_convenes_and_refuses_clearly(
         assert "no team named 'network'" in capsys.readouterr().err
     finally:
         eng.dispose()
+
+
+@pytest.mark.parametrize(
+    ("team", "key"),
+    [({"oncall": "nobody_oncall"}, "teams.server.oncall"), ({"policy": "P3"}, "teams.server.policy")],
+)
+def test_a_team_naming_an_unknown_schedule_or_policy_names_the_key(team: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        settings_from_mapping(convene_config() | {"teams": {"server": team}}, environ={})

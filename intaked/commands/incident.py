@@ -1,6 +1,7 @@
-"""``intaked incident link|unlink|show|update``: major incidents (docs/paging.md): link a report
-to the paged ticket of its outage or unlink it, list an incident's linked tickets, and send every
-linked requester a status update.
+"""``intaked incident link|unlink|show|update|convene``: major incidents (docs/paging.md): link a
+report to the paged ticket of its outage or unlink it, list an incident's linked tickets, send
+every linked requester a status update, and page other teams' on-call into the war room
+(``convene``, its own module: intaked/commands/convene.py).
 
 Each subcommand is one row of :data:`SUBCOMMANDS`: its help, a function adding its arguments and
 one carrying it out (settings, engine, arguments → exit code). A new subcommand is a new row."""
@@ -15,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
+from intaked.commands.convene import SUBCOMMAND as CONVENE
+from intaked.commands.convene import add_convene, run_convene
 from intaked.commands.shared import EXIT_USAGE, iso_in, open_engine
 from intaked.config import Settings
 from intaked.incidents.links import LinkRefused, link, show, unlink
@@ -93,9 +96,12 @@ def add_parser(sub: Any, config_parent: argparse.ArgumentParser) -> None:
     commands = incident.add_subparsers(dest="incident_command", required=True)
     for name, subcommand in SUBCOMMANDS.items():
         subcommand.arguments(commands.add_parser(name, parents=[config_parent], help=subcommand.help))
+    add_convene(commands, config_parent)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.incident_command == CONVENE:
+        return run_convene(settings, args)
     engine = open_engine(settings)
     try:
         return SUBCOMMANDS[args.incident_command].run(settings, engine, args)

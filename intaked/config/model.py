@@ -68,6 +68,19 @@ class Settings(Section):
         return self
 
     @model_validator(mode="after")
+    def _team_pagers_exist(self) -> Settings:
+        for team, cfg in self.teams.items():
+            if cfg.oncall:
+                _must_exist(f"teams.{team}.oncall", "schedule", cfg.oncall, self.oncall)
+            if cfg.policy and cfg.policy not in self.paging.policies:
+                known = ", ".join(sorted(self.paging.policies)) or "none"
+                raise ValueError(
+                    f"teams.{team}.policy: no [paging.policies.{cfg.policy}] is configured "
+                    f"(configured: {known})"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _alarm_person_exists(self) -> Settings:
         if name := self.health.alarm_person:
             _must_exist("health.alarm_person", "person", name, self.people)

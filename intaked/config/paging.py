@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from intaked.config.fields import E164, Duration, PersonName, Section, TimeZoneName
+from intaked.config.fields import E164, Duration, PersonName, Section, TimeZoneName, checked_by
+from intaked.config.warroom import parse_war_room
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _SHIFT = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
@@ -142,12 +143,18 @@ class OncallScheduleSettings(Section):
 
 class TeamSettings(Section):
     """``[teams.<name>]``: who is told about a ticket's deadlines, and (``notify_new``) about each
-    new ticket routed to the team (intaked/tickets/team_notice.py), at the team's ``email``."""
+    new ticket routed to the team (intaked/tickets/team_notice.py), at the team's ``email``; who
+    ``intaked incident convene`` pages for the team (intaked/paging/convene.py): whoever the
+    ``oncall`` schedule names, on the channels of the first step of the paging ``policy`` (the
+    key of a ``[paging.policies.<P>]``; SMS and call without one), or that step's targets when
+    the team names no schedule."""
 
     email: str = ""
     lead_email: str = ""
     calendar: str = ""
     notify_new: bool = False
+    oncall: str = ""
+    policy: Literal["", "P1", "P2", "P3", "P4"] = ""
 
     @model_validator(mode="after")
     def _notice_has_an_address(self) -> TeamSettings:
@@ -205,3 +212,9 @@ class PagingSettings(Section):
     group_window: Duration = "30m"
     group_by_site: bool = False
     group_notify_interval: Duration = "5m"
+    #: The major-incident bridge named in every P1/P2 page (intaked/config/warroom.py); "" = none.
+    war_room: Annotated[str, checked_by(parse_war_room, optional=True)] = ""
+    #: The QRC's team name: the team of the RCA follow-ups (intaked/tickets/rca.py).
+    qrc_team: str = "qrc"
+    #: When an RCA follow-up is due after its incident was resolved, on the QRC team's calendar.
+    rca_due: Duration = "5 working days"

@@ -36,6 +36,7 @@ def freeze_policy(settings: Settings, priority: str) -> dict[str, Any] | None:
         "call_retry_after_seconds": seconds(settings.paging.call_retry_after),
         "callback_base": _callback_base(settings),
         "from_address": settings.outbound_mail.from_address,
+        "war_room": settings.paging.war_room,
         "steps": [
             {
                 "after_seconds": seconds(step.after),

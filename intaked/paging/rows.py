@@ -87,6 +87,7 @@ def page_facts(ticket: Mapping[str, Any], page: Any) -> PageFacts:
         requester=requester,
         reply_code=page["reply_code"],
         unconfirmed=bool(page["unconfirmed"]),
+        war_room=str(json.loads(page.get("policy") or "{}").get("war_room") or ""),
     )
 
 

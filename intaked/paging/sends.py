@@ -46,8 +46,10 @@ def queue_attempt(
     step: int,
     retry: int,
     not_before: dt.datetime | None = None,
+    body: str | None = None,
 ) -> int | None:
-    """Write one attempt and the outbox row that carries it; None if it already exists."""
+    """Write one attempt and the outbox row that carries it; None if it already exists.
+    ``body``: the SMS (and mail) text instead of the page's (a convene's, intaked/paging/convene.py)."""
     address = person.email if channel == "email" else person.phone
     if not address:
         return None
@@ -71,7 +73,7 @@ def queue_attempt(
     if attempt_id is None:
         return None
     key = f"page:{page['id']}:{round_}:{step}:{person.name}:{channel}:{retry}"
-    row = _attempt_row(held.policy, page_facts(ticket, page), person, channel, address, attempt_id)
+    row = _attempt_row(held.policy, page_facts(ticket, page), person, channel, address, attempt_id, body)
     enqueue(
         conn,
         [{**row, "purpose": "page", "idempotency_key": key, "ticket_id": ticket["id"], "recipient": address}],
@@ -90,12 +92,18 @@ def queue_attempt(
 
 
 def _attempt_row(
-    policy: Mapping[str, Any], facts: PageFacts, person: Any, channel: str, address: str, attempt_id: int
+    policy: Mapping[str, Any],
+    facts: PageFacts,
+    person: Any,
+    channel: str,
+    address: str,
+    attempt_id: int,
+    body: str | None = None,
 ) -> dict[str, Any]:
     """The outbox row's kind and payload for one attempt on ``channel``."""
     if channel == "sms":
         english = str(getattr(person, "language", "")).startswith("en")
-        body = page_sms(facts, english=english)
+        body = body or page_sms(facts, english=english)
         return {"kind": "sms", "payload": {"to": address, "body": body, "attempt_id": attempt_id}}
     if channel == "call":
         url = policy.get("callback_base", "") + page_call_path(attempt_id)
@@ -103,7 +111,7 @@ def _attempt_row(
     from_address = policy.get("from_address", "")
     rendered = {
         "subject": f"[{facts.priority}] {facts.number} {facts.subject}"[:200],
-        "text": page_sms(facts),
+        "text": body or page_sms(facts),
     }
     return {
         "kind": "mail",
@@ -121,11 +129,12 @@ def _attempt_row(
 
 
 def cancel_outstanding(held: HeldPage) -> int:
-    """Cancel unsent SMS and calls; hang up calls that are queued or ringing at the provider."""
+    """Cancel unsent SMS and calls; hang up calls that are queued or ringing at the provider (the
+    page's own: a convene's attempts, step -1, are left alone)."""
     conn, page, ticket, now = held.conn, held.page, held.ticket, held.now
     queued = conn.execute(
         select(_attempts.c.id, _attempts.c.outbox_id).where(
-            _attempts.c.page_id == page["id"], _attempts.c.status == "queued"
+            _attempts.c.page_id == page["id"], _attempts.c.status == "queued", _attempts.c.step >= 0
         )
     ).all()
     outbox_ids = [o for _, o in queued if o is not None]
@@ -143,6 +152,7 @@ def cancel_outstanding(held: HeldPage) -> int:
             .where(
                 _attempts.c.page_id == page["id"],
                 _attempts.c.status == "queued",
+                _attempts.c.step >= 0,
                 outbox_table.c.state == "cancelled",
             )
         ).scalars()
@@ -154,6 +164,7 @@ def cancel_outstanding(held: HeldPage) -> int:
     live_calls = conn.execute(
         select(_attempts.c.id, _attempts.c.address).where(
             _attempts.c.page_id == page["id"],
+            _attempts.c.step >= 0,  # a convene's calls (step -1) are not the page's
             _attempts.c.channel == "call",
             _attempts.c.status.in_(("queued", "sent", "ringing")),
         )
@@ -184,6 +195,7 @@ def confirm_acknowledged(held: HeldPage, settings: Settings, by: str) -> list[st
         select(_attempts.c.person, func.min(_attempts.c.address))
         .where(
             _attempts.c.page_id == page["id"],
+            _attempts.c.step >= 0,
             _attempts.c.channel.in_(("sms", "call")),
             or_(_attempts.c.status.in_(REACHED_STATUSES), _attempts.c.sent_at.is_not(None)),
         )

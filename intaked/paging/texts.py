@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from intaked.config.warroom import parse_war_room
+
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -49,6 +51,7 @@ class PageFacts:
     requester: str
     reply_code: str
     unconfirmed: bool
+    war_room: str = ""  # ``[paging] war_room`` as frozen on the page ("" = none)
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -60,13 +63,15 @@ def _shorten(text: str, limit: int) -> str:
 
 def page_sms(facts: PageFacts, *, english: bool = False) -> str:
     """The page SMS: priority (and 未確認/unconfirmed), ticket number, subject, requester, reply
-    code; in English for people whose language is English (the subject stays as written)."""
+        code, and the war-room bridge when one is configured (never shortened: the page may then take
+    two segments); in English for people whose language is English (the subject stays as written)."""
+    bridge = war_room_text(facts.war_room, english=english)
     if english:
         head = f"[{facts.priority}{' UNCONFIRMED' if facts.unconfirmed else ''}] {facts.number}"
-        tail = f" Reply 1 {facts.reply_code} to ack"
+        tail = f" Reply 1 {facts.reply_code} to ack{bridge}"
     else:
         head = f"[{facts.priority}{' 未確認' if facts.unconfirmed else ''}] {facts.number}"
-        tail = f" 回覆 1 {facts.reply_code} 確認"
+        tail = f" 回覆 1 {facts.reply_code} 確認{bridge}"
     subject, requester = " ".join(facts.subject.split()), " ".join(facts.requester.split())
     for subject_limit, requester_limit in (
         (len(subject), len(requester)),
@@ -82,6 +87,33 @@ def page_sms(facts: PageFacts, *, english: bool = False) -> str:
         if sms_segments(text) == 1:
             return text
     return text
+
+
+def convene_sms(facts: PageFacts, team: str, *, english: bool = False) -> str:
+    """The SMS convening ``team`` to an incident: its priority, number, subject, the war room and
+    the reply that says they joined (the subject is shortened to fit one segment where possible)."""
+    bridge = war_room_text(facts.war_room, english=english)
+    if english:
+        head, tail = (
+            f"[{facts.priority}] Convened ({team}): {facts.number}",
+            f" Reply 1 {facts.reply_code} to join",
+        )
+    else:
+        head, tail = f"[{facts.priority}] 召集 {team}: {facts.number}", f" 回覆 1 {facts.reply_code} 加入"
+    subject = " ".join(facts.subject.split())
+    for limit in (len(subject), 24, 12):  # the summary keeps a subject even over one segment
+        text = f"{head} {_shorten(subject, limit)}".rstrip() + tail + bridge
+        if sms_segments(text) == 1:
+            return text
+    return text
+
+
+def war_room_text(war_room: str, *, english: bool = False) -> str:
+    """`` 會議 <bridge>`` / `` Bridge <bridge>``: the part of an SMS naming the war room ("" for none)."""
+    bridge = parse_war_room(war_room)
+    if bridge is None:
+        return ""
+    return f" Bridge {bridge.dial_text}" if english else f" 會議 {bridge.dial_text}"
 
 
 def confirmation_sms(number: str, priority: str, by: str, *, to_acknowledger: bool) -> str:

@@ -54,6 +54,13 @@ HOTLINE_LINES: Final = (
     ("missed_rate", "未接率", "missed rate", "%"),
     ("avg_answer_seconds", "平均接聽秒數", "average answer (s)", "avg"),
 )
+RCA_HEADINGS: Final = (
+    ("根本原因分析", "RCA"),
+    ("事件", "incident"),
+    ("期限", "due"),
+    ("狀態", "status"),
+    ("逾期", "overdue"),
+)
 GROUP_HEADINGS: Final = {
     "team": ("團隊", "team"),
     "handler": ("處理人", "handler"),
@@ -115,8 +122,23 @@ def _sla_table(total: dict[str, Any]) -> list[str]:
     return aligned(header, body)
 
 
+def _rca_cells(report: dict[str, Any]) -> list[list[str]]:
+    """The RCA follow-ups as table cells (``rca`` may be missing from an older document)."""
+    return [
+        [
+            r["number"],
+            r["incident"],
+            (r["due"] or "")[:16].replace("T", " "),
+            r["status"],
+            "*" if r["overdue"] else "",
+        ]
+        for r in report.get("rca", [])
+    ]
+
+
 def as_text(report: dict[str, Any]) -> str:
-    """The report for a terminal: counts, rates, the SLA by priority (all groups), the hotline."""
+    """The report for a terminal: counts, rates, the SLA by priority (all groups), the hotline,
+    the RCA follow-ups."""
     period = report["period"]
     lines = [
         f"服務水準報表 Service-level report {period['from']} .. {period['to']} ({report['timezone']})",
@@ -134,6 +156,9 @@ def as_text(report: dict[str, Any]) -> str:
         *aligned(
             [], [[f"{zh} {en}", shown(report["hotline"][key], kind)] for key, zh, en, kind in HOTLINE_LINES]
         ),
+        "",
+        "事後根本原因分析 RCA follow-ups",
+        *(aligned([[zh for zh, _ in RCA_HEADINGS], [en for _, en in RCA_HEADINGS]], _rca_cells(report))),
     ]
     return "\n".join(lines) + "\n"
 
@@ -183,7 +208,7 @@ def _html_table(headings: Sequence[tuple[str, str]], rows: Sequence[tuple[Sequen
 
 
 def html_tables(report: dict[str, Any]) -> str:
-    """The report's tables as an HTML fragment (every text escaped): groups, SLA, hotline."""
+    """The report's tables as an HTML fragment (every text escaped): groups, SLA, hotline, RCA."""
     group = GROUP_HEADINGS[report["by"]]
     rows = [(r, False) for r in report["rows"]] + [(report["total"], True)]
     main = _html_table(
@@ -202,7 +227,8 @@ def html_tables(report: dict[str, Any]) -> str:
         [(zh, en) for _, zh, en, _ in HOTLINE_LINES],
         [([shown(hotline[key], kind) for key, _, _, kind in HOTLINE_LINES], False)],
     )
-    return main + _html_table(sla_headings, sla_rows) + calls
+    rca = _html_table(RCA_HEADINGS, [(cells, False) for cells in _rca_cells(report)])
+    return main + _html_table(sla_headings, sla_rows) + calls + rca
 
 
 def as_html(report: dict[str, Any]) -> str:

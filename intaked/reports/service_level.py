@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from intaked.config import Settings
 from intaked.reports.hotline import hotline_figures
 from intaked.reports.measures import CLOCKS, GROUPINGS, UNTRIAGED, Bounds, report_query
+from intaked.reports.rca import rca_followups
 from intaked.store.engine import read_snapshot
 from intaked.store.models import PRIORITIES
 
@@ -76,7 +77,8 @@ def build_report(
 ) -> dict[str, Any]:
     """The service-level report of the days ``start`` .. ``end`` (inclusive, in
     ``tickets.timezone``), one row per ``by`` group (``team``, ``handler`` or ``priority``),
-    their total (group ``all``) and the hotline's figures. Raises :class:`ReportError`."""
+    their total (group ``all``), the hotline's figures and the RCA follow-ups (``rca``). Raises
+    :class:`ReportError`."""
     if by not in GROUPINGS:
         raise ReportError(f"unknown grouping {by!r}: choose one of {', '.join(GROUPINGS)}")
     zone = settings.tickets.timezone
@@ -84,6 +86,7 @@ def build_report(
     with read_snapshot(engine).connect() as conn:  # the tickets and the calls in one snapshot
         result = conn.execute(report_query(by, bounds)).mappings().all()
         hotline = hotline_figures(conn, bounds)
+        rca = rca_followups(conn, bounds, zone)
     groups, sla = _fold(result, GROUPINGS[by][1])
     total: Counts = defaultdict(int)
     total_sla: dict[str, Counts] = defaultdict(lambda: defaultdict(int))
@@ -98,6 +101,7 @@ def build_report(
         "rows": [_row(name, groups[name], sla[name]) for name in sorted(groups)],
         "total": _row(TOTAL_GROUP, total, total_sla),
         "hotline": hotline,
+        "rca": rca,
     }
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -43,6 +43,9 @@ OPEN_STATUSES = ("new", "open", "pending", "resolved")
 #: Quarantined: no deadlines, but a release written by another tool is noticed (sla_status "spam").
 WATCHED_STATUSES = (*OPEN_STATUSES, "spam")
 _t = ticket_table
+#: What an upper layer does, in the sync's transaction, with tickets it finds newly resolved by
+#: another tool (their rows with the sync's values): the RCA follow-ups (intaked/tickets/rca.py).
+ResolvedHook = Callable[[Connection, Any, Sequence[Mapping[str, Any]], dt.datetime], object]
 RELOCK_CHUNK = 500  # ids per IN list when recompute_open locks the rows it rewrites
 _RECOMPUTED_KEYS = ("triage_due_at", "response_due_at", "resolution_due_at", "auto_close_at")
 COMPUTED_COLUMNS = (
@@ -190,8 +193,15 @@ def write_changes(
         conn.execute(ticket_event_table.insert(), list(events))
 
 
-def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None, limit: int = 500) -> int:
-    """Bring up to ``limit`` changed tickets up to date; returns how many were."""
+def sync_tickets(
+    engine: Engine,
+    ctx: SlaContext,
+    now: dt.datetime | None = None,
+    limit: int = 500,
+    on_resolved: ResolvedHook | None = None,
+) -> int:
+    """Bring up to ``limit`` changed tickets up to date; returns how many were. ``on_resolved``
+    is given the tickets whose status became ``resolved``."""
     now = now or utcnow()
     with engine.begin() as conn:
         # Locked, skipping rows another node's sync holds: nodes syncing at once split the changed
@@ -208,6 +218,14 @@ def sync_tickets(engine: Engine, ctx: SlaContext, now: dt.datetime | None = None
             events.extend(row_events)
         write_changes(conn, updates, events)
         queue_closed_surveys(conn, ctx.settings, rows, now)  # a status written "closed" (intaked/surveys/)
+        if on_resolved is not None:
+            resolved = [
+                {**row, **values}
+                for row, (_, values) in zip(rows, updates, strict=True)
+                if values["sla_status"] == "resolved" and row["sla_status"] != "resolved"
+            ]
+            if resolved:
+                on_resolved(conn, ctx.settings, resolved, now)
         replied = _first_replies_by_people(conn, ctx, now)
     numbers = {row["id"]: row["number"] for row in rows}
     for ticket_id, values in updates:

@@ -34,6 +34,7 @@ from intaked.store.rawbytes import decompress_raw
 from intaked.store.types import utcnow
 from intaked.surveys.sending import queue_closed_surveys
 from intaked.tickets.events import event, events_from_acks, record_events
+from intaked.tickets.rca import open_rca_followups
 
 _t = ticket_table
 
@@ -173,6 +174,7 @@ def resolve(
             enqueue(conn, [_resolved_notice(conn, ctx, row, note)], now)
         cancel_page(conn, row["id"], reason=f"resolved by {by}", actor=by, now=now)
         _resolve_linked(conn, ctx, row, note=note, by=by, now=now)
+        open_rca_followups(conn, ctx.settings, [row], now)  # a P1/P2: the QRC's RCA (intaked/tickets/rca.py)
 
     values = {"status": "resolved", "resolved_at": now, "resolved_by": by}
     return _change(

@@ -54,6 +54,7 @@ from intaked.outbound.outbox import (
     mark_sent,
 )
 from intaked.outbound.senders import OutboxSender
+from intaked.paging.convene import CONVENE_STEP
 from intaked.ports.phone import (
     CALL_STATUS_PATH,
     SMS_STATUS_PATH,
@@ -220,14 +221,16 @@ class TwilioSender:
 
     def _page_ended(self, row: OutboxRow, attempt_id: int, bound: Any) -> bool:
         """A page SMS or call whose page was acknowledged, cancelled or given up while the row
-        waited (in flight at that moment, or deferred after a temporary failure) is not sent."""
+        waited (in flight at that moment, or deferred after a temporary failure) is not sent. A
+        convene's attempts (step -1, intaked/paging/convene.py) go out whatever the page's state."""
         with read_only(self._engine).connect() as conn:
-            state = conn.execute(
-                select(page_table.c.state)
+            found = conn.execute(
+                select(page_table.c.state, page_attempt_table.c.step)
                 .join(page_attempt_table, page_attempt_table.c.page_id == page_table.c.id)
                 .where(page_attempt_table.c.id == attempt_id)
-            ).scalar()
-        if state is None or state == "active":
+            ).first()
+        state = found.state if found is not None else None
+        if found is None or state == "active" or found.step == CONVENE_STEP:
             return False
 
         def cancel_attempt(conn: Connection) -> None:

@@ -1,7 +1,8 @@
 """What paged people send back: keypresses on a page call and SMS replies.
 
 Each function runs in the caller's transaction (a handler of intaked/twilio/page_webhooks.py,
-after the signature was checked) and returns the TwiML to answer with. Only a keypress of 1, an SMS reply
+after the signature was checked) and returns the TwiML to answer with. Only a keypress of 1 (or 2,
+which also joins the war-room bridge), an SMS reply
 (``1``, ``ack``, ``確認`` with the page's reply code), or ``intaked page ack`` acknowledges; a call
 that ends without a key (voicemail, an answering machine) is not an acknowledgement.
 """
@@ -18,11 +19,21 @@ import structlog
 from sqlalchemy import Connection, select, update
 
 from intaked.config import Settings
+from intaked.config.warroom import parse_war_room
+from intaked.paging.convene import CONVENE_STEP, is_convene, record_join
 from intaked.paging.outcomes import acknowledge, escalate_now
 from intaked.paging.rows import AckResult, lock_page, page_facts, previous_position, ticket_row
 from intaked.ports.phone import KEYPRESS_PATH, page_call_path
 from intaked.store.models import page_attempt_table, page_table
-from intaked.twilio.twiml import VoiceSettings, page_twiml, redirect_twiml, say_twiml
+from intaked.twilio.convene_replies import convene_call, convene_keypress
+from intaked.twilio.twiml import (
+    JOIN_BRIDGE_KEY,
+    VoiceSettings,
+    dial_bridge_twiml,
+    page_twiml,
+    redirect_twiml,
+    say_twiml,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +89,8 @@ class PageCall:
                 .where(_attempts.c.id == self.attempt_id, _attempts.c.status.in_(_NOT_ANSWERED))
                 .values(status="answered", answered_at=self.now)
             )
+        if is_convene(attempt):
+            return convene_call(conn, voice, attempt, self.base_url, repeats)
         facts = page_facts(ticket, page)
         if page["state"] != "active":
             by = page["acknowledged_by"] or ""
@@ -103,15 +116,21 @@ class PageCall:
         return page_twiml(facts, voice, action, repeat_url=again)
 
     def keypress(self, digits: str) -> str:
-        """A key pressed: 1 acknowledges, 9 escalates now, * (or anything else) repeats."""
+        """A key pressed: 1 acknowledges, 2 acknowledges and joins the war-room bridge, 9
+        escalates now, * (or anything else) repeats."""
         attempt = self._attempt()
         if attempt is None:
             return self._unknown()
+        if is_convene(attempt):
+            voice = self._voice
+            return convene_keypress(self.conn, voice, attempt, digits, base_url=self.base_url, now=self.now)
         bound = log.bind(
             attempt=self.attempt_id, page=attempt["page_id"], person=attempt["person"], digits=digits
         )
         if digits == "1":
             return self._acknowledge(attempt, bound)
+        if digits == JOIN_BRIDGE_KEY:
+            return self._join_bridge(attempt, bound)
         if digits == "9":
             return self._escalate(attempt, bound)
         return redirect_twiml(self.base_url + page_call_path(self.attempt_id))
@@ -135,6 +154,30 @@ class PageCall:
             )
         zh, en = not_acknowledged_text(result)
         return say_twiml(self._voice, zh, en)
+
+    def _join_bridge(self, attempt: Any, bound: Any) -> str:
+        """2: acknowledge as 1 does, then dial the bridge (also when someone else was first: the
+        bridge is where the incident is worked). Without a phone bridge, 2 repeats the menu."""
+        page = self.conn.execute(select(_pages.c.policy).where(_pages.c.id == attempt["page_id"])).scalar()
+        bridge = parse_war_room(str(json.loads(page or "{}").get("war_room") or ""))
+        if bridge is None or not bridge.number:
+            return redirect_twiml(self.base_url + page_call_path(self.attempt_id))
+        result = acknowledge(
+            self.conn,
+            self.settings,
+            attempt["page_id"],
+            by=attempt["person"],
+            channel="call",
+            now=self.now,
+            attempt_id=self.attempt_id,
+        )
+        if result.acknowledged:
+            bound.info("page_ack_by_keypress", bridge=True)
+            zh, en = "已確認，你是事件指揮官。正在接通作戰會議。", "Acknowledged. Joining the bridge."
+        else:
+            zh, en = not_acknowledged_text(result)
+            zh, en = zh + "正在接通作戰會議。", en + " Joining the bridge."
+        return dial_bridge_twiml(self._voice, zh, en, bridge)
 
     def _escalate(self, attempt: Any, bound: Any) -> str:
         page = lock_page(self.conn, attempt["page_id"])
@@ -171,10 +214,17 @@ def sms_reply(
     if not tokens or tokens[0] not in ACK_WORDS:
         return None  # not a page reply (the hotline issue handles other texts)
     codes = [t for t in tokens[1:] if t.isdigit()]
+    convened = _convene_reply(conn, sender, codes, now)
+    if convened is not None:
+        return convened
     sender_pages = (
         select(_attempts.c.page_id, _attempts.c.person, _attempts.c.id, _attempts.c.channel)
         .join(_pages, _pages.c.id == _attempts.c.page_id)
-        .where(_attempts.c.address == sender, _attempts.c.channel.in_(("sms", "call")))
+        .where(
+            _attempts.c.address == sender,
+            _attempts.c.channel.in_(("sms", "call")),
+            _attempts.c.step != CONVENE_STEP,
+        )
     )
     if codes:
         sender_pages = sender_pages.where(_pages.c.reply_code == codes[0])
@@ -198,6 +248,33 @@ def sms_reply(
         return None
     zh, en = not_acknowledged_text(result)
     return f"{zh} / {en}"
+
+
+def _convene_reply(conn: Connection, sender: str, codes: list[str], now: dt.datetime) -> str | None:
+    """A reply from someone convened to an incident (intaked/paging/convene.py): with the code
+    of its page, or without one while they have a convene not yet answered, they joined; None
+    when the reply is not about a convene."""
+    query = (
+        select(_attempts)
+        .join(_pages, _pages.c.id == _attempts.c.page_id)
+        .where(
+            _attempts.c.address == sender,
+            _attempts.c.step == CONVENE_STEP,
+            _attempts.c.channel.in_(("sms", "call")),
+        )
+    )
+    if codes:
+        query = query.where(_pages.c.reply_code == codes[0])
+    else:
+        query = query.where(_attempts.c.acknowledged_at.is_(None))
+    rows = conn.execute(query.order_by(_attempts.c.id)).mappings().all()
+    if not rows:
+        return None
+    if len({row["page_id"] for row in rows}) > 1:
+        return "你有多個召集，請附上代碼，例如：1 1234 / Several incidents: reply 1 <code>."
+    carried = [row for row in rows if row["channel"] == "sms"] or list(rows)
+    joined = record_join(conn, dict(carried[-1]), channel="sms", now=now)
+    return f"已加入 {joined.number} 的處理，謝謝。 / Joined {joined.number}."
 
 
 def not_acknowledged_text(result: AckResult) -> tuple[str, str]:

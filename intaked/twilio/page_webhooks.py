@@ -4,7 +4,7 @@ intaked/twilio/routes.py), which has checked the request's signature before any 
 
 - ``/twilio/voice/page?attempt=<id>[&repeat=<n>]``: the TwiML of an answered page call
   (``AnsweredBy`` from answering-machine detection: a machine gets the summary and no menu);
-- ``/twilio/voice/page/keypress?attempt=<id>``: the ``<Gather>`` action (1, 9, *);
+- ``/twilio/voice/page/keypress?attempt=<id>``: the ``<Gather>`` action (1, 2 for the bridge, 9, *);
 - ``/twilio/sms/incoming``: an SMS to our number (``1 <code>``, ``ack <code>``, ``確認 <code>``),
   or the answer to a satisfaction survey (a score and the survey's letter code, ``5 KMPX``).
 
@@ -48,14 +48,14 @@ def voice_page(context: WebhookContext, engine: Engine, request: WebhookRequest)
 
 
 def voice_keypress(context: WebhookContext, engine: Engine, request: WebhookRequest) -> WebhookResponse:
-    """A key pressed on a page call; 1 and 9 act once per call and attempt."""
+    """A key pressed on a page call; 1, 2 and 9 act once per call and attempt."""
     attempt = _attempt_id(request)
     if attempt is None:
         return NO_ATTEMPT
     digits = (request.get("Digits") or "").strip()
     call_sid = request.get("CallSid") or f"attempt-{attempt}"
     with engine.begin() as conn:
-        if digits in ("1", "9") and not record_receipt(
+        if digits in ("1", "2", "9") and not record_receipt(
             conn, "page_keypress", call_sid, f"{attempt}:{digits}", request.params, request.received_at
         ):
             return WebhookResponse.twiml(empty_twiml())  # a replay: already acted on

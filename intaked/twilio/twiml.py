@@ -13,7 +13,11 @@ from typing import Any
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
+from intaked.config.warroom import WarRoom, parse_war_room
 from intaked.paging.texts import PageFacts, spell_digits
+
+#: The key of a page call that acknowledges and joins the war-room bridge.
+JOIN_BRIDGE_KEY = "2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +39,21 @@ def say_both(verb: Any, voice: VoiceSettings, zh: str, en: str) -> None:
 
 def page_twiml(facts: PageFacts, voice: VoiceSettings, action_url: str, *, repeat_url: str) -> str:
     """TwiML for a page call: the summary in Chinese then English, the ticket number digit by
-    digit, then 1 to acknowledge, 9 to escalate now, * to repeat; no key: say it once more."""
+    digit, then 1 to acknowledge, 2 to acknowledge and join the war-room bridge (a phone bridge;
+    a meeting URL is said to be in the SMS), 9 to escalate now, * to repeat; no key: say it once
+    more."""
     spelled = spell_digits(facts.number)
     state_zh = "未確認的" if facts.unconfirmed else ""
     state_en = "unconfirmed " if facts.unconfirmed else ""
+    bridge_zh, bridge_en = _bridge_menu(parse_war_room(facts.war_room))
     zh = (
         f"資訊緊急事件，{state_zh}優先等級 {' '.join(facts.priority)}。"
         f"工單號碼 {spelled}。{facts.subject}。報案人 {facts.requester}。"
-        "確認請按 1，立即升級請按 9，重聽請按星號。"
+        f"確認請按 1，{bridge_zh}立即升級請按 9，重聽請按星號。"
     )
     en = (
         f"IT emergency, {state_en}priority {' '.join(facts.priority)}. Ticket {spelled}. "
-        "Press 1 to acknowledge, 9 to escalate now, star to repeat."
+        f"Press 1 to acknowledge, {bridge_en}9 to escalate now, star to repeat."
     )
     response = VoiceResponse()
     gather = response.gather(
@@ -59,6 +66,58 @@ def page_twiml(facts: PageFacts, voice: VoiceSettings, action_url: str, *, repea
     )
     say_both(gather, voice, zh, en)
     response.redirect(repeat_url, method="POST")
+    return str(response.to_xml())
+
+
+def convene_twiml(
+    facts: PageFacts, team: str, voice: VoiceSettings, action_url: str, *, repeat_url: str
+) -> str:
+    """TwiML for a convene call: the incident's summary, then 1 to join (acknowledge), 2 to join
+    and dial the war-room bridge, * to repeat."""
+    spelled = spell_digits(facts.number)
+    bridge_zh, bridge_en = _bridge_menu(parse_war_room(facts.war_room))
+    bridge_zh, bridge_en = bridge_zh.replace("確認並", ""), bridge_en.replace("acknowledge and ", "")
+    zh = (
+        f"重大事件召集 {team} 團隊，優先等級 {' '.join(facts.priority)}。工單號碼 {spelled}。"
+        f"{facts.subject}。加入處理請按 1，{bridge_zh}重聽請按星號。"
+    )
+    en = (
+        f"Major incident: the {team} team is convened, priority {' '.join(facts.priority)}. "
+        f"Ticket {spelled}. Press 1 to join, {bridge_en}star to repeat."
+    )
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf",
+        num_digits=1,
+        timeout=voice.gather_seconds,
+        action=action_url,
+        method="POST",
+        finish_on_key="",
+    )
+    say_both(gather, voice, zh, en)
+    response.redirect(repeat_url, method="POST")
+    return str(response.to_xml())
+
+
+def _bridge_menu(bridge: WarRoom | None) -> tuple[str, str]:
+    """The war-room part of a page call's menu, in Chinese and English ("" without a bridge)."""
+    if bridge is None:
+        return "", ""
+    if bridge.url:
+        return "作戰會議室連結已用簡訊傳送，", "the war room link was sent by SMS, "
+    return "確認並加入作戰會議請按 2，", "2 to acknowledge and join the bridge, "
+
+
+def dial_bridge_twiml(voice: VoiceSettings, zh: str, en: str, bridge: WarRoom) -> str:
+    """Say ``zh`` and ``en``, then ``<Dial>`` the war-room bridge, sending its conference code
+    (``<Number sendDigits>``) once it answers."""
+    response = VoiceResponse()
+    say_both(response, voice, zh, en)
+    dial = response.dial()
+    if bridge.send_digits:
+        dial.number(bridge.number, send_digits=bridge.send_digits)
+    else:
+        dial.number(bridge.number)
     return str(response.to_xml())
 
 

@@ -16,7 +16,7 @@ from intaked.cli import main
 from intaked.commands import VERBS
 
 COMMANDS_DIR = Path(__file__).resolve().parents[2] / "intaked" / "commands"
-SHARED_MODULES = {"__init__", "shared", "lifecycle_errors"}
+SHARED_MODULES = {"__init__", "shared", "lifecycle_errors", "convene"}
 
 
 def listed_verbs(capsys: pytest.CaptureFixture[str]) -> list[str]:

@@ -211,6 +211,7 @@ def test_week_two_by_team_every_figure(engine: Engine, settings: Settings) -> No
             "missed_rate": 0.3333,
             "avg_answer_seconds": 30.0,
         },
+        "rca": [],  # no major incident was resolved
     }
 
 

@@ -63,6 +63,7 @@ class Script(enum.Enum):
     NO_ANSWER = "no_answer"  # initiated → ringing → no-answer
     ANSWERS_PRESSES_1 = "answers_presses_1"  # answered; fetches our TwiML; presses 1; completed
     ANSWERS_PRESSES_9 = "answers_presses_9"
+    ANSWERS_PRESSES_2 = "answers_presses_2"  # the war room: acknowledge and join the bridge
     VOICEMAIL = "voicemail"  # answered by a machine, no key: answered → completed
     BUSY = "busy"  # initiated → busy
     INVALID = "invalid"  # REST 400, error 21211: not a valid phone number
@@ -453,7 +454,11 @@ class FakePhoneNetwork:
             return
         call.answered_by = "machine_end_beep" if script is Script.VOICEMAIL else "human"
         self._call_event(call, "answered", "in-progress")
-        digits = {Script.ANSWERS_PRESSES_1: "1", Script.ANSWERS_PRESSES_9: "9"}.get(script)
+        digits = {
+            Script.ANSWERS_PRESSES_1: "1",
+            Script.ANSWERS_PRESSES_2: "2",
+            Script.ANSWERS_PRESSES_9: "9",
+        }.get(script)
         self._run_twiml(call, digits)
         time.sleep(step)
         call.status = "completed"

@@ -80,7 +80,7 @@ def test_a_stalled_ledger_is_told_once_and_its_recovery_once(daemon: DaemonThrea
     os.kill(intake, signal.SIGSTOP)
     try:
         send(daemon, 2)  # the front takes it; nobody files it
-        mails = wait_until(lambda: alarm_mails(sink), timeout=20, what="the alarm mail")
+        mails = wait_until(lambda: alarm_mails(sink), timeout=60, what="the alarm mail")
         subject = str(mails[0]["Subject"])
         assert subject.startswith("intaked: the intake ledger stalled since"), subject
         body = mails[0].get_content()
@@ -98,7 +98,7 @@ def test_a_stalled_ledger_is_told_once_and_its_recovery_once(daemon: DaemonThrea
         assert row.notified_at is not None and row.resolved_at is None
     finally:
         os.kill(intake, signal.SIGCONT)
-    wait_until(lambda: len(alarm_mails(sink)) == 2, timeout=20, what="the recovery mail")
+    wait_until(lambda: len(alarm_mails(sink)) == 2, timeout=60, what="the recovery mail")
     assert str(alarm_mails(sink)[1]["Subject"]) == "intaked: the intake ledger recovered"
     time.sleep(1.0)
     assert len(alarm_mails(sink)) == 2

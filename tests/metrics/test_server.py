@@ -211,7 +211,7 @@ def test_a_database_cut_from_a_running_daemon_shows_and_heals(pg_url: str, sink:
             down = wait_until(failed_passes, timeout=30, what="a failed back office pass in /metrics")
             assert value(down, "intaked_store_up") == 0
             assert value(down, "intaked_ready") == 0
-            assert value(down, "intaked_smtp_deferred_replies_total") == 1
+            assert value(down, "intaked_smtp_deferred_replies_total") >= 1  # the 451 we saw
             assert value(down, "intaked_front_database_errors_total", source="capture") >= 1
             assert ("intaked_tickets", frozenset({("status", "new")})) not in down  # left out, not 0
             proxy.up()

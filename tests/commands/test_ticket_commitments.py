@@ -1,18 +1,20 @@
-"""`intaked ticket commit|extend|escalate|show` as an operator runs them (real processes on a real
-SQLite store): what they print, what they refuse (the message and the exit code), and the ticket
-left unchanged by a refusal."""
+"""`intaked ticket commit|extend|escalate|show` as an operator runs them (the command line's own
+entry point, in this process, on a real SQLite store): what they print, what they refuse (the
+message and the exit code), and the ticket left unchanged by a refusal."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
+from intaked.cli import main
 from intaked.intake.capture import RawItem, insert_items
 from intaked.intake.processor import process_once
 from intaked.store.engine import make_engine
@@ -35,12 +37,16 @@ lead_email = "net-lead@example.com"
 
 
 def intaked(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "intaked", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """Run the command as ``python -m intaked`` would, in this process (a start-up per command
+    costs seconds on a slow machine): its exit code and what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    argv = [*args, "--config", str(config)]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse refusing an argument
+            code = int(exc.code or 0)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 class Store:

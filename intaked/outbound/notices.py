@@ -25,9 +25,12 @@ def notice_mail(
     key: str,
     ticket_id: int,
     message_id: str,
+    to_name: str | None = None,
+    in_reply_to: str | None = None,
 ) -> dict[str, Any]:
     """The outbox row (kind ``mail``) of the notice ``rendered`` (its subject and text) to ``to``,
-    under the idempotency ``key``, with our Message-ID ``message_id``."""
+    under the idempotency ``key``, with our Message-ID ``message_id``; ``in_reply_to``: the
+    message it answers (it then lands in that thread)."""
     return {
         "kind": "mail",
         "purpose": purpose,
@@ -37,11 +40,11 @@ def notice_mail(
         "payload": mail_payload(
             from_address=settings.outbound_mail.from_address,
             to_address=to,
-            to_name=None,
+            to_name=to_name,
             rendered=rendered,
             message_id=message_id,
-            in_reply_to=None,
-            references=[],
+            in_reply_to=in_reply_to,
+            references=[in_reply_to] if in_reply_to else [],
             auto_submitted="auto-generated",
         ),
     }
@@ -62,20 +65,14 @@ def requester_notice_mail(
     """The outbox row (kind ``mail``) of a notice to the ticket's requester (e.g. a new commitment):
     unlike :func:`notice_mail` it answers the ticket's last message (``in_reply_to``), so that it
     lands in the requester's thread and their reply joins the ticket."""
-    return {
-        "kind": "mail",
-        "purpose": purpose,
-        "idempotency_key": key,
-        "ticket_id": ticket_id,
-        "recipient": to,
-        "payload": mail_payload(
-            from_address=settings.outbound_mail.from_address,
-            to_address=to,
-            to_name=to_name,
-            rendered=rendered,
-            message_id=message_id,
-            in_reply_to=in_reply_to,
-            references=[in_reply_to] if in_reply_to else [],
-            auto_submitted="auto-generated",
-        ),
-    }
+    return notice_mail(
+        settings,
+        to,
+        rendered,
+        purpose=purpose,
+        key=key,
+        ticket_id=ticket_id,
+        message_id=message_id,
+        to_name=to_name,
+        in_reply_to=in_reply_to,
+    )

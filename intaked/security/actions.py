@@ -71,37 +71,39 @@ def set_level(
         return _write(conn, settings, row, values, "security_level_set", by, now)
 
 
+Instant = dt.datetime | None
+
+
 def set_aware(
-    engine: Engine,
-    settings: Settings,
-    number: str,
-    at: dt.datetime,
-    *,
-    by: str,
-    now: dt.datetime | None = None,
+    engine: Engine, settings: Settings, number: str, at: dt.datetime, *, by: str, now: Instant = None
 ) -> Mapping[Any, Any]:
     """Set when the organisation became aware of the incident (the clocks count from it)."""
-    now = now or utcnow()
-    with engine.begin() as conn:
-        row = _held(conn, number)
-        if row["category"] != CATEGORY:
-            raise NotSecurityIncident(f"ticket {number} is not a security incident (set its level first)")
-        return _write(conn, settings, row, {"security_aware_at": at}, "security_aware_set", by, now)
+    hint = " (set its level first)"
+    return _set_time(engine, settings, number, "security_aware_at", at, "security_aware_set", by, now, hint)
 
 
 def set_notified(
+    engine: Engine, settings: Settings, number: str, at: dt.datetime, *, by: str, now: Instant = None
+) -> Mapping[Any, Any]:
+    """Record that the authority was notified at ``at`` (the notification clock stops)."""
+    return _set_time(engine, settings, number, "security_notified_at", at, "security_notified", by, now, "")
+
+
+def _set_time(
     engine: Engine,
     settings: Settings,
     number: str,
+    column: str,
     at: dt.datetime,
-    *,
+    kind: str,
     by: str,
-    now: dt.datetime | None = None,
+    now: dt.datetime | None,
+    hint: str,
 ) -> Mapping[Any, Any]:
-    """Record that the authority was notified at ``at`` (the notification clock stops)."""
+    """Write one of a security incident's times (``column``), with its event ``kind``."""
     now = now or utcnow()
     with engine.begin() as conn:
         row = _held(conn, number)
         if row["category"] != CATEGORY:
-            raise NotSecurityIncident(f"ticket {number} is not a security incident")
-        return _write(conn, settings, row, {"security_notified_at": at}, "security_notified", by, now)
+            raise NotSecurityIncident(f"ticket {number} is not a security incident{hint}")
+        return _write(conn, settings, row, {column: at}, kind, by, now)

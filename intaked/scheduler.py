@@ -69,7 +69,7 @@ from intaked.sla.tracker import recompute_open, sync_tickets
 from intaked.store.engine import read_only
 from intaked.store.jobruns import OncePerSlot, prune_job_runs
 from intaked.store.types import utcnow
-from intaked.tickets.rca import open_rca_followups
+from intaked.tickets.lifecycle import resolved_elsewhere
 from intaked.worker import WakeableWorker
 
 log = structlog.get_logger(__name__)
@@ -131,7 +131,7 @@ class SlaWorker(_QueuingWorker):
 
     def _pass(self) -> int:
         context = self._current_context()
-        synced = sync_tickets(self._engine, context, self._clock(), on_resolved=open_rca_followups)
+        synced = sync_tickets(self._engine, context, self._clock(), on_resolved=resolved_elsewhere)
         checked = self.checks.run(lambda now: self._check(context, now)) or 0
         if checked:
             self._on_queued()

@@ -3,10 +3,12 @@ sink that stands for the mail relay."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.support.databases import pg_schema, pg_unavailable_reason
 from tests.support.smtpsink import SmtpSink
@@ -16,6 +18,20 @@ SHARED = REPO_ROOT.parent / "shared"
 
 # Running on several pytest-xdist workers: fixed-port groups, tests that run alone.
 pytest_plugins = ["tests.support.parallel"]
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A test that runs ``intaked.cli.main`` in this process configures logging for the run
+    (a level filter, the root handler): put it back, so that a later test's ``capture_logs``
+    sees every line whichever tests ran before it on the same worker."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,6 +10,7 @@ from typing import Any
 
 from intaked.commands.shared import EXIT_NOT_FOUND, EXIT_USAGE, iso, iso_in, open_engine
 from intaked.config import Settings
+from intaked.paging.convene import is_convene
 from intaked.paging.outcomes import acknowledge_ticket
 from intaked.paging.queries import timeline
 from intaked.paging.rows import PageNotFound
@@ -88,11 +89,14 @@ def _print_timeline(number: str, page: Any, attempts: list[Any], *, as_json: boo
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return
     flag = " (unconfirmed)" if page["unconfirmed"] else ""
+    team = json.loads(page["policy"]).get("team")
+    flag += f" of team {team}" if team else ""
     print(f"{number}: {page['priority']} page{flag}, {page['state']}; reply code {page['reply_code']}")
     print(f"  started {iso_in(page['started_at'])}: {page['reason']}")
     events: list[tuple[Any, str]] = []
     for a in attempts:
-        who = f"round {a['round'] + 1} step {a['step'] + 1}: {a['channel']} to {a['person']} ({a['address']})"
+        when = "convened" if is_convene(a) else f"round {a['round'] + 1} step {a['step'] + 1}"
+        who = f"{when}: {a['channel']} to {a['person']} ({a['address']})"
         if a["retry"]:
             who += f" re-dial {a['retry']}"
         for column in times:

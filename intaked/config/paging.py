@@ -147,7 +147,9 @@ class TeamSettings(Section):
     ``intaked incident convene`` pages for the team (intaked/paging/convene.py): whoever the
     ``oncall`` schedule names, on the channels of the first step of the paging ``policy`` (the
     key of a ``[paging.policies.<P>]``; SMS and call without one), or that step's targets when
-    the team names no schedule."""
+    the team names no schedule. A security level that pages (``[security.levels.N] page``)
+    pages the security team the same way, escalating through the rest of that policy
+    (intaked/paging/policy.py ``freeze_policy``)."""
 
     email: str = ""
     lead_email: str = ""
@@ -211,6 +213,8 @@ class PagingSettings(Section):
     gather_seconds: Annotated[int, Field(ge=3, le=60)] = 8
     group_window: Duration = "30m"
     group_by_site: bool = False
+    #: A hotline emergency call (menu 1) joins the major incident being paged (intaked/paging/grouping.py).
+    group_hotline_emergencies: bool = True
     group_notify_interval: Duration = "5m"
     #: The major-incident bridge named in every P1/P2 page (intaked/config/warroom.py); "" = none.
     war_room: Annotated[str, checked_by(parse_war_room, optional=True)] = ""

@@ -44,7 +44,7 @@ class SecurityLevelSettings(Section):
     # Told by mail when the level is first set or raised to N: addresses, or names of [people.*]
     # (their email) or [teams.*] (their lead_email and email).
     notify: list[str] = Field(default_factory=list)
-    page: bool = False  # page the on-call (the P1 escalation policy) when the level is set to N
+    page: bool = False  # page the security team's on-call (intaked/security/chain.py) at level N
 
 
 class SecuritySettings(Section):

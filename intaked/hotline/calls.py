@@ -45,6 +45,7 @@ from intaked.hotline.callmessage import (
 from intaked.hotline.emergencies import emergency_to_join, join_emergency, lock_emergencies
 from intaked.hotline.repeats import joinable_ticket
 from intaked.hotline.security import queue_security_notice
+from intaked.paging.grouping import group_report
 from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.routing.decide import RoutedReport, route_call
 from intaked.security.mails import team_notice
@@ -324,13 +325,16 @@ def _route_ticket(held: HeldCall, settings: Settings, report: RoutedReport, choi
 
 
 def _page_choice(held: HeldCall, settings: Settings, report: RoutedReport, choice: str) -> bool:
-    """A trusted P1/P2 from the menu pages QRC (intaked/tickets/filing.py), unless it joins an
-    emergency already being paged (intaked/hotline/emergencies.py). Whether someone is paged."""
+    """A trusted P1/P2 from the menu pages QRC (intaked/tickets/filing.py), unless it is linked to
+    the major incident being paged or joins an emergency already being paged
+    (intaked/hotline/emergencies.py). Whether someone is paged."""
     suggested = report.result.suggested_priority
     if suggested not in PAGED_PRIORITIES or suggested is None:
         return False
     conn, ticket_id = held.conn, int(held.ticket["id"])
     if choice == settings.trust.hotline_emergency_choice:
+        if group_report(conn, settings, ticket_id, held.now) is not None:
+            return True  # a report of the outage being paged: linked to it (intaked/paging/grouping.py)
         joins = emergency_to_join(held, settings)
         if joins is not None:  # a repeat or a flood: the QRC is told, not paged again
             join_emergency(held, joins)

@@ -1,7 +1,8 @@
 """Status updates of a major incident (``intaked incident update``): the text goes to the
 requester of the incident and of every ticket linked to it, by mail (template ``incident_update``,
 Traditional Chinese then English) and by SMS to hotline callers whose caller id is a mobile
-(``hotline.sms_ack_prefixes``, intaked/hotline/caller_acks.py).
+(``hotline.sms_ack_prefixes``, intaked/hotline/caller_acks.py). A linked ticket settled on its
+own before the incident (resolved or closed) is left out (:func:`following`).
 
 One update is one transaction: the ``incident_update`` event on the incident (its ``update``
 number: the how-manieth update of the incident) and an ``incident_update_queued`` event on each
@@ -48,6 +49,18 @@ class UpdateSent:
     update: int
     mails: int
     sms: int
+
+
+def following(incident: Mapping[str, Any], ticket: Mapping[str, Any]) -> bool:
+    """Whether a linked ticket's requester still gets the incident's updates: while the ticket is
+    open, or when it was resolved with the incident (or after it); not once it was settled on its
+    own before the incident was, nor when it is spam."""
+    if ticket["status"] in ("new", "open", "pending"):
+        return True
+    settled, with_incident = ticket["resolved_at"], incident["resolved_at"]
+    if ticket["status"] == "spam" or settled is None or with_incident is None:
+        return False
+    return bool(settled >= with_incident)
 
 
 def sms_text(incident_number: str, text: str) -> str:
@@ -184,7 +197,7 @@ def send_update(
         update = int(earlier) + 1
         at_local = now.astimezone(ZoneInfo(settings.tickets.timezone)).strftime("%Y-%m-%d %H:%M")
         context = {"text": text, "by": by, "at_local": at_local}
-        tickets = [incident, *linked_tickets(conn, incident["id"])]
+        tickets = [incident, *(t for t in linked_tickets(conn, incident["id"]) if following(incident, t))]
         mails, sms, events = _queue(conn, settings, incident, tickets, update, context, now)
         detail = {
             "update": update,

@@ -14,6 +14,12 @@ end of the interval: "N more reports linked to IT-..., latest: <subject>". Its o
 idempotency key names the page and the interval, so several nodes queue it once; a row not sent
 yet is rewritten with the newer count.
 
+A hotline emergency call (menu 1) that no routing rule marked is linked likewise to the newest
+live major incident a rule started, within the window (and site): a caller pressing 1 during a
+paged outage is most likely reporting it (:func:`incident_for_emergency_call`;
+``paging.group_hotline_emergencies = false`` turns it off). Without such an incident the
+hotline's own emergency rules apply (intaked/hotline/emergencies.py).
+
 Every function runs in the caller's transaction; :func:`lock_grouping` serialises the decisions
 per rule on PostgreSQL (SQLite has one writer), so that two nodes filing reports of one outage
 at once do not both page.
@@ -51,6 +57,8 @@ GROUPED_PURPOSE = "major_incident_more"
 LINKED_EVENT = "incident_report_linked"
 LINKED_TO_EVENT = "linked_to_incident"
 OPEN_STATUSES = ("new", "open", "pending")
+#: ``tickets.suggested_by`` of a hotline emergency call (menu 1) no routing rule marked.
+EMERGENCY_SOURCE = "hotline:emergency"
 _SUBJECT_CHARS = 40
 
 _t = ticket_table
@@ -83,40 +91,6 @@ def live_page() -> Any:
     )
 
 
-def incident_to_join(
-    conn: Connection, settings: Settings, ticket: Mapping[str, Any], now: dt.datetime
-) -> MajorIncident | None:
-    """The major incident the new ``ticket`` (its row) belongs to (module docstring), or None."""
-    rule = grouping_rule(ticket["suggested_by"])
-    window = wall_time(settings.paging.group_window)
-    if rule is None or not window:
-        return None
-    reports = aliased(_t)
-    recent = exists().where(
-        or_(reports.c.id == _t.c.id, reports.c.major_incident_id == _t.c.id),
-        reports.c.id != ticket["id"],
-        reports.c.created_at >= now - window,
-    )
-    query = (
-        select(page_table.c.id, _t.c.id.label("ticket_id"), _t.c.number)
-        .join(_t, _t.c.id == page_table.c.ticket_id)
-        .where(
-            live_page(),
-            _t.c.suggested_by == rule,
-            _t.c.major_incident_id.is_(None),
-            _t.c.id != ticket["id"],
-            recent,
-        )
-        .order_by(page_table.c.id.desc())
-        .limit(1)
-    )
-    if settings.paging.group_by_site:
-        site = ticket["requester_site"]
-        query = query.where(_t.c.requester_site.is_(None) if site is None else _t.c.requester_site == site)
-    row = conn.execute(query).first()
-    return None if row is None else MajorIncident(int(row.ticket_id), str(row.number), int(row.id))
-
-
 def link_report(
     conn: Connection,
     ticket: Mapping[str, Any],
@@ -136,13 +110,67 @@ def link_report(
     page_event(conn, incident_id, LINKED_EVENT, detail, now, actor)
 
 
+def incident_for_emergency_call(
+    conn: Connection, settings: Settings, ticket: Mapping[str, Any], now: dt.datetime
+) -> MajorIncident | None:
+    """The major incident a hotline emergency call's ticket (menu 1, no rule of its own) joins:
+    the newest live page of a report a routing rule marked, whose latest report came within
+    ``paging.group_window`` (and from the caller's site, with ``paging.group_by_site``); None
+    when ``paging.group_hotline_emergencies`` is off or there is none. A caller pressing 1 says
+    nothing of what is wrong: during a paged outage the likeliest is that outage, and the
+    commander sees the call in the grouped SMS (``intaked incident unlink`` undoes it)."""
+    window = wall_time(settings.paging.group_window)
+    if not settings.paging.group_hotline_emergencies or not window:
+        return None
+    return _newest_incident(conn, settings, ticket, _t.c.suggested_by.like("rule:%"), now - window)
+
+
+def incident_to_join(
+    conn: Connection, settings: Settings, ticket: Mapping[str, Any], now: dt.datetime
+) -> MajorIncident | None:
+    """The major incident the new ``ticket`` (its row) belongs to (module docstring), or None."""
+    if ticket["suggested_by"] == EMERGENCY_SOURCE:
+        return incident_for_emergency_call(conn, settings, ticket, now)
+    rule = grouping_rule(ticket["suggested_by"])
+    window = wall_time(settings.paging.group_window)
+    if rule is None or not window:
+        return None
+    return _newest_incident(conn, settings, ticket, _t.c.suggested_by == rule, now - window)
+
+
+def _newest_incident(
+    conn: Connection, settings: Settings, ticket: Mapping[str, Any], source: Any, since: dt.datetime
+) -> MajorIncident | None:
+    """The newest live page whose ticket matches ``source``, is no linked report itself, and
+    has a report (itself or one linked to it) filed since ``since``."""
+    reports = aliased(_t)
+    recent = exists().where(
+        or_(reports.c.id == _t.c.id, reports.c.major_incident_id == _t.c.id),
+        reports.c.id != ticket["id"],
+        reports.c.created_at >= since,
+    )
+    query = (
+        select(page_table.c.id, _t.c.id.label("ticket_id"), _t.c.number)
+        .join(_t, _t.c.id == page_table.c.ticket_id)
+        .where(live_page(), source, _t.c.major_incident_id.is_(None), _t.c.id != ticket["id"], recent)
+        .order_by(page_table.c.id.desc())
+        .limit(1)
+    )
+    if settings.paging.group_by_site:
+        site = ticket["requester_site"]
+        query = query.where(_t.c.requester_site.is_(None) if site is None else _t.c.requester_site == site)
+    row = conn.execute(query).first()
+    return None if row is None else MajorIncident(int(row.ticket_id), str(row.number), int(row.id))
+
+
 def group_report(
     conn: Connection, settings: Settings, ticket_id: int, now: dt.datetime
 ) -> MajorIncident | None:
     """Link the new trusted report ``ticket_id`` to the major incident of its outage and queue the
     commander's grouped SMS; None (nothing done) when it belongs to none: it pages then."""
     ticket: Any = conn.execute(select(_t).where(_t.c.id == ticket_id)).mappings().one()
-    rule = grouping_rule(ticket["suggested_by"])
+    source = ticket["suggested_by"]
+    rule = source if source == EMERGENCY_SOURCE else grouping_rule(source)
     if rule is None:
         return None
     lock_grouping(conn, rule)

@@ -46,8 +46,10 @@ def start_page(
     unconfirmed: bool,
     actor: str,
     now: dt.datetime,
+    team: str = "",
 ) -> int | None:
-    """Start paging for ``ticket_id`` in the caller's transaction and run the first step at once.
+    """Start paging for ``ticket_id`` in the caller's transaction and run the first step at once;
+    with ``team``, the page is that team's (:func:`intaked.paging.policy.freeze_policy`).
 
     Returns the new page's id; None when the priority is not paged (a P1/P2 without a policy:
     event ``page_not_started`` and an error in the log), the ticket has an active
@@ -55,7 +57,7 @@ def start_page(
     command. A ticket whose earlier page was cancelled or given up is paged again."""
     if priority not in PAGED_PRIORITIES:
         return None
-    policy = freeze_policy(settings, priority)
+    policy = freeze_policy(settings, priority, team)
     if policy is None:
         _not_started(conn, ticket_id, priority, missing_policy_reason(priority), actor=actor, now=now)
         return None

@@ -4,7 +4,8 @@
   資通安全事件通報及應變辦法 art. 4); it stops when ``security_notified_at`` is set.
 - **contain**: damage control or recovery within ``[security.levels.N] contain_within`` (72 h
   for levels 1-2, 36 h for levels 3-4 by default); it runs once a level is set and stops when
-  the ticket is resolved.
+  the ticket is resolved or the form's ``repaired_at`` is set (``security_repaired_at`` in the
+  row given, read from ``security_forms`` by the tracker).
 
 Each warns at ``sla.warn_at`` of its window (as the SLA targets do) and breaches at its deadline.
 """
@@ -53,7 +54,8 @@ def clocks(settings: Settings, row: Mapping[Any, Any]) -> tuple[Clock, Clock]:
         return notify, Clock("contain", None, None, False)
     window = settings.security.contain_within(int(level))
     resolved = row["resolved_at"] is not None or row["status"] in ("resolved", "closed")
-    return notify, Clock("contain", start + window * warn, start + window, not resolved)
+    repaired = row.get("security_repaired_at") is not None  # the form's 已修護時間
+    return notify, Clock("contain", start + window * warn, start + window, not (resolved or repaired))
 
 
 def next_check(row: Mapping[Any, Any], pair: tuple[Clock, ...]) -> dt.datetime | None:

@@ -21,11 +21,11 @@ from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from intaked.config import Settings
 from intaked.outbound.outbox import enqueue
-from intaked.security.chain import run_chain
+from intaked.security.chain import run_chain, run_lowering
 from intaked.security.clocks import Clock, aware_at, clocks, next_check
 from intaked.security.mails import local, mail, ticket_event
 from intaked.store.dialect import locked
-from intaked.store.models import ticket_event_table, ticket_table
+from intaked.store.models import security_form_table, ticket_event_table, ticket_table
 from intaked.store.types import utcnow
 
 CATEGORY = "security_incident"
@@ -74,7 +74,10 @@ def bring_up_to_date(conn: Connection, settings: Settings, row: Mapping[Any, Any
     mails: list[dict[str, Any]] = []
     if row["security_aware_at"] is None:
         values["security_aware_at"] = row["created_at"]
-    current = {**row, **values}
+    repaired = conn.execute(
+        select(security_form_table.c.repaired_at).where(security_form_table.c.ticket_id == row["id"])
+    ).scalar()
+    current = {**row, **values, "security_repaired_at": repaired}
     notify, contain = clocks(settings, current)
     changed = row["security_seen_level"] != row["security_level"] or row[
         "security_seen_aware_at"
@@ -93,15 +96,19 @@ def bring_up_to_date(conn: Connection, settings: Settings, row: Mapping[Any, Any
             "contain_due_at": contain.due_at.isoformat() if contain.due_at else None,
         }
         events.append(ticket_event(row["id"], "security_clocks_set", now, detail))
-    level = row["security_level"]
+    level, seen = row["security_level"], row["security_seen_level"]
     if level is not None and level > (row["security_chain_level"] or 0):
         values["security_chain_level"] = level
         chain_mails, chain_events = run_chain(conn, settings, {**row, **values}, int(level), now)
         mails.extend(chain_mails)
         events.extend(chain_events)
+    elif level is not None and seen is not None and level < seen:
+        low_mails, low_events = run_lowering(conn, settings, {**row, **values}, int(seen), int(level), now)
+        mails.extend(low_mails)
+        events.extend(low_events)
     for clock in (notify, contain):
         _enforce(settings, {**row, **values}, clock, now, values, events, mails)
-    values["security_next_check_at"] = next_check({**row, **values}, (notify, contain))
+    values["security_next_check_at"] = next_check({**current, **values}, (notify, contain))
     conn.execute(update(_t).where(_t.c.id == row["id"]).values(**values))
     if events:
         conn.execute(ticket_event_table.insert(), events)

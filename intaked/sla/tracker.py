@@ -44,7 +44,8 @@ OPEN_STATUSES = ("new", "open", "pending", "resolved")
 WATCHED_STATUSES = (*OPEN_STATUSES, "spam")
 _t = ticket_table
 #: What an upper layer does, in the sync's transaction, with tickets it finds newly resolved by
-#: another tool (their rows with the sync's values): the RCA follow-ups (intaked/tickets/rca.py).
+#: another tool (their rows with the sync's values): a major incident's linked tickets resolved with it
+#: and the RCA follow-ups (intaked/tickets/lifecycle.py ``resolved_elsewhere``).
 ResolvedHook = Callable[[Connection, Any, Sequence[Mapping[str, Any]], dt.datetime], object]
 RELOCK_CHUNK = 500  # ids per IN list when recompute_open locks the rows it rewrites
 _RECOMPUTED_KEYS = ("triage_due_at", "response_due_at", "resolution_due_at", "auto_close_at")

@@ -7,7 +7,7 @@ changes: deadlines recomputed in the same transaction, every change recorded in 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from intaked.outbound.outbox import enqueue
 from intaked.paging.pages import cancel_page, start_page
 from intaked.paging.policy import PAGED_PRIORITIES
 from intaked.parsing import parse_message
-from intaked.sla.context import SlaContext, load_context
+from intaked.sla.context import SlaContext, current_context, load_context
 from intaked.sla.deadlines import Deadlines, compute
 from intaked.sla.tracker import apply_changes, recompute_open
 from intaked.store.dialect import insert_or_merge, locked
@@ -180,6 +180,20 @@ def resolve(
     return _change(
         engine, ctx, number, values, "resolved", {"by": by, "note": note}, by, now, resolvable, notify
     )
+
+
+def resolved_elsewhere(
+    conn: Connection, settings: Any, rows: Sequence[Mapping[str, Any]], now: dt.datetime
+) -> None:
+    """What :func:`resolve` does after the status, for tickets another tool wrote ``resolved``
+    (the SLA sync found them, intaked/sla/tracker.py ``on_resolved``, in its transaction): a
+    major incident's open linked tickets are resolved with it, each requester told, and a P1/P2
+    gets its RCA follow-up."""
+    ctx = current_context(conn, settings)
+    for row in rows:
+        by = str(row["resolved_by"] or "another tool")
+        _resolve_linked(conn, ctx, row, note="", by=by, now=now)
+    open_rca_followups(conn, settings, rows, now)
 
 
 def _resolve_linked(

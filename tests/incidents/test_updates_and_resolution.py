@@ -1,7 +1,8 @@
 """A major incident's status updates reach every linked requester once (mail at the SMTP sink,
 SMS at the fake phone network for hotline mobile callers), however often the outbox runs; and
-resolving the incident resolves its open linked tickets with one resolved notice each (SQLite and
-PostgreSQL)."""
+resolving the incident (by intaked or by another tool writing the status) resolves its open linked
+tickets with one resolved notice each; a linked ticket settled on its own hears no more (SQLite
+and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from intaked.config import Settings
 from intaked.incidents.links import LinkRefused
 from intaked.incidents.updates import send_update
 from intaked.outbound.dispatcher import dispatch_once
 from intaked.sla.context import load_context
+from intaked.sla.tracker import sync_tickets
 from intaked.store.models import outbox_table, ticket_event_table, ticket_table
-from intaked.tickets.lifecycle import InvalidChange, resolve
+from intaked.tickets.lifecycle import InvalidChange, resolve, resolved_elsewhere
 from tests.paging import test_major_incidents as grouping
 from tests.paging.test_major_incidents import T0, grouping_settings, report, send_everything
 from tests.support.phone import FakePhoneNetwork
@@ -135,3 +137,49 @@ def test_resolving_the_incident_resolves_its_linked_tickets_with_one_notice_each
     notices = mails_at_sink(sink, "案件已解決")
     assert len(notices) == 31, "the 31 with an e-mail address, once each (the hotline callers have none)"
     assert len({m["To"].addresses[0].addr_spec for m in notices}) == 31
+
+
+def test_an_update_leaves_out_a_linked_ticket_settled_on_its_own(
+    engine: Engine, settings: Settings, sink: SmtpSink
+) -> None:
+    number, ids = incident_of_thirty(engine, settings)
+    with engine.connect() as conn:
+        settled = conn.execute(select(ticket_table.c.number).where(ticket_table.c.id == ids[1])).scalar_one()
+    resolve(engine, load_context(engine, settings), settled, by="chen", now=T0 + dt.timedelta(minutes=8))
+    sent = send_update(engine, settings, number, "備援線路已啟用", by="chen")
+    assert (sent.mails, sent.sms) == (30, 1), "not the requester whose ticket was resolved on its own"
+    resolve(engine, load_context(engine, settings), number, note="主機已恢復", by="chen")
+    after = send_update(engine, settings, number, "根因：UPS 故障，已更換", by="chen")
+    assert (after.mails, after.sms) == (30, 1), "those resolved with the incident still hear of it"
+    send_mail(engine, settings)
+    told = {m["To"].addresses[0].addr_spec for m in mails_at_sink(sink, "重大事件進度更新")}
+    assert len(told) == 30 and "user02@corp.example.com.tw" not in told
+
+
+def test_a_resolution_written_by_another_tool_resolves_the_linked_tickets(
+    engine: Engine, settings: Settings, sink: SmtpSink
+) -> None:
+    number, ids = incident_of_thirty(engine, settings)
+    context = load_context(engine, settings)
+    sync_tickets(engine, context, on_resolved=resolved_elsewhere)
+    with engine.begin() as conn:  # the agent UI writes the status
+        conn.execute(update(ticket_table).where(ticket_table.c.id == ids[0]).values(status="resolved"))
+    sync_tickets(engine, context, on_resolved=resolved_elsewhere)
+    sync_tickets(engine, context, on_resolved=resolved_elsewhere)  # again: nothing more
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(select(ticket_table.c.id, ticket_table.c.status)).all())
+        resolved = conn.execute(
+            select(ticket_event_table.c.ticket_id, ticket_event_table.c.detail).where(
+                ticket_event_table.c.kind == "resolved"
+            )
+        ).all()
+    assert {statuses[i] for i in ids} == {"resolved"}
+    assert sorted(
+        r.ticket_id for r in resolved if json.loads(r.detail).get("major_incident") == number
+    ) == sorted(ids[1:])
+    for _ in range(2):
+        send_mail(engine, settings)
+    notices = mails_at_sink(sink, "案件已解決")
+    assert len(notices) == 30, (
+        "each linked requester with an address once (the incident's own: the tool's job)"
+    )

@@ -173,6 +173,10 @@ def test_the_command_convenes_and_refuses_clearly(
         triage(eng, load_context(eng, settings), NUMBER, priority="P1", by="fs")
         assert main(args) == 0
         assert capsys.readouterr().out == f"{NUMBER}: server: paged leo\n"
+        assert main(["page", "show", NUMBER, "--config", str(config)]) == 0
+        shown = capsys.readouterr().out
+        assert f"convened: sms to leo ({LEO}): created" in shown, shown
+        assert "round 1 step 1: sms to chen" in shown and "step 0" not in shown
         assert main([*args[:3], "--team", "network", "--config", str(config)]) == 2
         assert "no team named 'network'" in capsys.readouterr().err
     finally:

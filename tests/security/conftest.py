@@ -1,6 +1,6 @@
 """The security tests' desk: a store (SQLite and PostgreSQL) with a routing rule that files
-"資安" mail as a security incident, the security team, the chain per level, a P1 policy paging
-the QRC's on-call, and helpers that file a mail report and read what was queued."""
+"資安" mail as a security incident, the security team and its on-call, the chain per level, a
+P1 policy paging the QRC's on-call, and helpers that file a mail report and read what was queued."""
 
 from __future__ import annotations
 
@@ -24,13 +24,17 @@ TAIPEI = dt.timezone(dt.timedelta(hours=8))
 FRIDAY_17 = dt.datetime(2026, 12, 4, 17, 0, tzinfo=TAIPEI)  # a Friday, after working hours
 SOC = "soc@example.com"
 SOC_LEAD = "soc-lead@example.com"
-CHIEF = "+886922000001"  # the QRC's on-call: 組長 paged for level 4
+CHIEF = "+886922000001"  # the QRC's on-call (組長)
+SOC_ON_CALL = "+886922000009"  # the security team's on-call: paged for level 4
 SECTIONS: dict[str, Any] = {
     "outbound_mail": {"from_address": "helpdesk@example.com"},
-    "teams": {"security": {"email": SOC, "lead_email": SOC_LEAD}},
+    "teams": {"security": {"email": SOC, "lead_email": SOC_LEAD, "oncall": "soc_duty"}},
     "routing": {"rules": [{"name": "infosec", "keywords": ["資安"], "category": "security_incident"}]},
-    "people": {"chief": {"phone": CHIEF, "email": "chief@example.com"}},
-    "oncall": {"qrc_duty": {"people": ["chief"]}},
+    "people": {
+        "chief": {"phone": CHIEF, "email": "chief@example.com"},
+        "huang": {"phone": SOC_ON_CALL, "email": "huang@example.com"},
+    },
+    "oncall": {"qrc_duty": {"people": ["chief"]}, "soc_duty": {"people": ["huang"]}},
     "paging": {"policies": {"P1": {"repeat": 1, "steps": [{"targets": [{"oncall": "qrc_duty"}]}]}}},
     "security": {
         "levels": {

@@ -1,6 +1,7 @@
 """The level and the clocks of a security incident: levels 1-4 and the seed's A-D set the
 damage-control deadline on 24x7 time (across a weekend); the one-hour notification clock warns
-and breaches once each, and stops when the authority was notified; a level or an awareness time
+and breaches once each, and stops when the authority was notified; the damage-control clock
+stops at the form's repaired time; a level or an awareness time
 written by another tool is noticed by the pass."""
 
 from __future__ import annotations
@@ -8,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from intaked.security.actions import set_aware, set_level, set_notified
+from intaked.security.form import set_field
 from intaked.security.levels import parse_level
 from intaked.security.tracker import check_security
-from intaked.store.models import ticket_table
+from intaked.store.models import security_form_table, ticket_table
 from tests.security.conftest import FRIDAY_17, SOC, SOC_LEAD, TAIPEI, Desk
 
 HOUR = dt.timedelta(hours=1)
@@ -102,6 +104,31 @@ def test_the_damage_control_clock_breaches_unless_resolved(desk: Desk) -> None:
     check_security(desk.engine, desk.settings, FRIDAY_17 + dt.timedelta(hours=37))
     assert [e["detail"]["target"] for e in desk.events(number, "security_breach")] == ["contain"]
     assert desk.ticket(number)["security_contain_breached_at"] == FRIDAY_17 + dt.timedelta(hours=36)
+
+
+@pytest.mark.parametrize("by_tool", [False, True], ids=["command", "tool"])
+def test_the_form_s_repaired_time_stops_the_damage_control_clock(desk: Desk, by_tool: bool) -> None:
+    number = desk.report()
+    set_level(desk.engine, desk.settings, number, 4, by="chen", now=FRIDAY_17)
+    set_notified(
+        desk.engine, desk.settings, number, FRIDAY_17 + HOUR / 2, by="chen", now=FRIDAY_17 + HOUR / 2
+    )
+    repaired = FRIDAY_17 + dt.timedelta(hours=20)
+    if by_tool:  # another tool writes the form's row
+        ticket_id = desk.ticket(number)["id"]
+        with desk.engine.begin() as conn:
+            conn.execute(
+                insert(security_form_table).values(
+                    ticket_id=ticket_id, repaired_at=repaired, updated_at=repaired
+                )
+            )
+    else:
+        set_field(desk.engine, number, "repaired_at", repaired.isoformat(), by="chen", now=repaired)
+    check_security(desk.engine, desk.settings, FRIDAY_17 + dt.timedelta(hours=30))  # the warning's time
+    check_security(desk.engine, desk.settings, FRIDAY_17 + dt.timedelta(hours=37))  # the deadline's
+    assert desk.events(number, "security_warning") == desk.events(number, "security_breach") == []
+    row = desk.ticket(number)
+    assert row["security_contain_breached_at"] is None and row["security_next_check_at"] is None
 
 
 def test_a_level_written_by_another_tool_is_noticed(desk: Desk) -> None:

@@ -45,7 +45,7 @@ def page_twiml(facts: PageFacts, voice: VoiceSettings, action_url: str, *, repea
     spelled = spell_digits(facts.number)
     state_zh = "未確認的" if facts.unconfirmed else ""
     state_en = "unconfirmed " if facts.unconfirmed else ""
-    bridge_zh, bridge_en = _bridge_menu(parse_war_room(facts.war_room))
+    bridge_zh, bridge_en = _bridge_menu(parse_war_room(facts.war_room), acknowledges=True)
     zh = (
         f"資訊緊急事件，{state_zh}優先等級 {' '.join(facts.priority)}。"
         f"工單號碼 {spelled}。{facts.subject}。報案人 {facts.requester}。"
@@ -55,18 +55,7 @@ def page_twiml(facts: PageFacts, voice: VoiceSettings, action_url: str, *, repea
         f"IT emergency, {state_en}priority {' '.join(facts.priority)}. Ticket {spelled}. "
         f"Press 1 to acknowledge, {bridge_en}9 to escalate now, star to repeat."
     )
-    response = VoiceResponse()
-    gather = response.gather(
-        input="dtmf",
-        num_digits=1,
-        timeout=voice.gather_seconds,
-        action=action_url,
-        method="POST",
-        finish_on_key="",
-    )
-    say_both(gather, voice, zh, en)
-    response.redirect(repeat_url, method="POST")
-    return str(response.to_xml())
+    return _menu(voice, zh, en, action_url, repeat_url)
 
 
 def convene_twiml(
@@ -75,8 +64,7 @@ def convene_twiml(
     """TwiML for a convene call: the incident's summary, then 1 to join (acknowledge), 2 to join
     and dial the war-room bridge, * to repeat."""
     spelled = spell_digits(facts.number)
-    bridge_zh, bridge_en = _bridge_menu(parse_war_room(facts.war_room))
-    bridge_zh, bridge_en = bridge_zh.replace("確認並", ""), bridge_en.replace("acknowledge and ", "")
+    bridge_zh, bridge_en = _bridge_menu(parse_war_room(facts.war_room), acknowledges=False)
     zh = (
         f"重大事件召集 {team} 團隊，優先等級 {' '.join(facts.priority)}。工單號碼 {spelled}。"
         f"{facts.subject}。加入處理請按 1，{bridge_zh}重聽請按星號。"
@@ -85,6 +73,12 @@ def convene_twiml(
         f"Major incident: the {team} team is convened, priority {' '.join(facts.priority)}. "
         f"Ticket {spelled}. Press 1 to join, {bridge_en}star to repeat."
     )
+    return _menu(voice, zh, en, action_url, repeat_url)
+
+
+def _menu(voice: VoiceSettings, zh: str, en: str, action_url: str, repeat_url: str) -> str:
+    """A call's menu: ``zh`` then ``en`` said while one key is awaited (posted to
+    ``action_url``); no key: ``repeat_url`` says it again."""
     response = VoiceResponse()
     gather = response.gather(
         input="dtmf",
@@ -99,13 +93,16 @@ def convene_twiml(
     return str(response.to_xml())
 
 
-def _bridge_menu(bridge: WarRoom | None) -> tuple[str, str]:
-    """The war-room part of a page call's menu, in Chinese and English ("" without a bridge)."""
+def _bridge_menu(bridge: WarRoom | None, *, acknowledges: bool) -> tuple[str, str]:
+    """The war-room part of a call's menu, in Chinese and English ("" without a bridge); on a
+    page call pressing 2 ``acknowledges`` the page too, on a convene call it only joins."""
     if bridge is None:
         return "", ""
     if bridge.url:
         return "作戰會議室連結已用簡訊傳送，", "the war room link was sent by SMS, "
-    return "確認並加入作戰會議請按 2，", "2 to acknowledge and join the bridge, "
+    if acknowledges:
+        return "確認並加入作戰會議請按 2，", "2 to acknowledge and join the bridge, "
+    return "加入作戰會議請按 2，", "2 to join the bridge, "
 
 
 def dial_bridge_twiml(voice: VoiceSettings, zh: str, en: str, bridge: WarRoom) -> str:

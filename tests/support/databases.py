@@ -50,7 +50,7 @@ def pg_database_url(name: str) -> str:
     ``&application_name=...`` to name their connections)."""
     url = make_url(pg_base_url()).set(database=name)
     if not url.query:
-        url = url.update_query_dict({"connect_timeout": "10"})
+        url = url.update_query_dict({"sslmode": "prefer"})  # libpq's default: changes nothing
     return url.render_as_string(hide_password=False)
 
 

@@ -32,7 +32,7 @@ from bench.load import Envelope, Sent, envelope, send_all  # noqa: E402
 from bench.smtp_intake import mixed_messages  # noqa: E402
 from intaked.store.migrate import upgrade  # noqa: E402
 from intaked.store.models import InboundItem  # noqa: E402
-from tests.support.databases import pg_schema, pg_unavailable_reason  # noqa: E402
+from tests.support.databases import pg_database, pg_unavailable_reason  # noqa: E402
 
 
 def node_config(url: str, port: int) -> str:
@@ -84,7 +84,7 @@ def wait_filed(engine: Engine, count: int) -> None:
 
 
 def run_cluster(nodes: int, envelopes: list[Envelope], senders: int) -> dict[str, float]:
-    with pg_schema() as url:
+    with pg_database() as url:
         engine = create_engine(url)
         upgrade(engine)
         ports = [free_port() for _ in range(nodes)]

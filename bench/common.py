@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.databases import pg_schema, pg_unavailable_reason
+from tests.support.databases import pg_database, pg_unavailable_reason
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def fresh_database(name: str, tmp: str, label: str) -> Iterator[str | None]:
         print(f"postgresql: skipped: {reason}")
         yield None
         return
-    with pg_schema() as url:
+    with pg_database() as url:
         yield url
 
 

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tests.support.databases import pg_schema, pg_unavailable_reason
+from tests.support.databases import (
+    pg_database,
+    pg_migrated_database,
+    pg_unavailable_reason,
+    sqlite_migrated_copy,
+)
 from tests.support.smtpsink import SmtpSink
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -36,14 +41,29 @@ def _logging_as_it_was() -> Iterator[None]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: SQLite always, PostgreSQL when the server is reachable."""
+    """A fresh database at the schema's head (a copy of a template migrated once per test
+    process, tests/support/databases.py): SQLite always, PostgreSQL when the server is
+    reachable. ``upgrade()`` on it, or a daemon starting on it, finds nothing to do."""
+    if request.param == "sqlite":
+        yield sqlite_migrated_copy(tmp_path / "intaked.db")
+        return
+    reason = pg_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with pg_migrated_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database (no schema at all): for the tests of the migrations themselves."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'intaked.db'}"
         return
     reason = pg_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    with pg_schema() as url:
+    with pg_database() as url:
         yield url
 
 
@@ -57,7 +77,7 @@ def pg_url() -> Iterator[str]:
     reason = pg_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    with pg_schema() as url:
+    with pg_database() as url:
         yield url
 
 

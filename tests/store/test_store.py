@@ -33,6 +33,12 @@ from intaked.store.numbering import next_ticket_number, ticket_period
 from tests.support.workers import free_port
 
 
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """The migrations' own tests start from an empty database."""
+    return empty_db_url
+
+
 def test_migrations_build_exactly_the_models(db_url: str) -> None:
     engine = make_engine(db_url)
     assert upgrade(engine) == (None, head_revision())

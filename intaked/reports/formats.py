@@ -163,8 +163,20 @@ def as_text(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: A text cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value``, with a text that a spreadsheet would run as a formula (a handler or team name
+    another tool wrote, say ``=HYPERLINK(...)``) led by an apostrophe, so it is shown as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_cells(row: dict[str, Any], priorities: Sequence[str]) -> Iterator[Any]:
-    yield row["group"]
+    yield spreadsheet_safe(row["group"])
     yield from ("" if row[key] is None else row[key] for key, _, _, _ in COLUMNS)
     yield from (row["satisfaction_distribution"][str(score)] for score in range(1, 6))
     for priority in priorities:

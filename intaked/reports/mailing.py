@@ -126,13 +126,14 @@ def build_mime(
     settings: Settings,
     recipient: str,
     rendered: dict[str, str],
-    chart: bytes,
+    chart: bytes | None,
     *,
     chart_cid: str,
     message_id: str,
     now: dt.datetime,
 ) -> bytes:
-    """The RFC 5322 bytes (CRLF) of the report mail: text, and HTML related to its chart."""
+    """The RFC 5322 bytes (CRLF) of the report mail: text, and HTML related to its chart (none
+    when the chart could not be drawn)."""
     sender = settings.outbound_mail.sender
     msg = EmailMessage(policy=SMTP if recipient.isascii() else SMTPUTF8)
     msg["From"] = Address(sender.display_name or DEFAULT_DISPLAY_NAME, addr_spec=sender.addr_spec)
@@ -144,6 +145,8 @@ def build_mime(
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(rendered["text"], charset="utf-8", cte="base64")
     msg.add_alternative(rendered["html"], subtype="html", charset="utf-8", cte="base64")
+    if chart is None:
+        return msg.as_bytes()
     html = next(part for part in msg.iter_parts() if part.get_content_type() == "text/html")
     html.add_related(
         chart,
@@ -159,7 +162,7 @@ def build_mime(
 def report_mail(
     settings: Settings,
     report: dict[str, Any],
-    chart: bytes,
+    chart: bytes | None,
     *,
     kind: str,
     label: str,
@@ -167,9 +170,10 @@ def report_mail(
     key: str,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """The outbox row of ``report`` (with its ``chart`` PNG) to ``recipient``, under ``key``."""
+    """The outbox row of ``report`` (with its ``chart`` PNG, if one could be drawn) to
+    ``recipient``, under ``key``."""
     message_id = new_message_id(settings.outbound_mail.from_address, f"report-{kind}")
-    chart_cid = f"{CHART_CID_PREFIX}.{message_id}"
+    chart_cid = f"{CHART_CID_PREFIX}.{message_id}" if chart is not None else ""
     rendered = render_report(report, kind=kind, label=label, chart_cid=chart_cid)
     raw = build_mime(
         settings, recipient, rendered, chart, chart_cid=chart_cid, message_id=message_id, now=now

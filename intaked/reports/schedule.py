@@ -17,7 +17,9 @@ transaction. Two nodes looking at once may both build it; the unique key keeps o
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -105,6 +107,17 @@ def _missing(engine: Engine, period: Period, recipients: list[str]) -> list[str]
     return [recipient for recipient in recipients if keys[recipient] not in queued]
 
 
+def _chart(render: Callable[..., bytes], report: dict[str, Any], kind: str, label: str) -> bytes | None:
+    """The report's bar chart; None (the mail goes without it, its figures are all in the
+    tables) when it cannot be drawn: a missing font or a broken matplotlib must not hold the
+    report back."""
+    try:
+        return render(report["rows"], title=label)
+    except Exception:  # anything matplotlib may raise
+        log.exception("report_chart_failed", report=kind, period=label)
+        return None
+
+
 def queue_due_reports(engine: Engine, settings: Settings, now: dt.datetime) -> int:
     """Queue the due reports that are not queued yet (blocking); how many mails were queued."""
     from intaked.reports.chart import render_png  # matplotlib, loaded only once a report is due
@@ -116,7 +129,7 @@ def queue_due_reports(engine: Engine, settings: Settings, now: dt.datetime) -> i
         if not missing:
             continue
         report = build_report(engine, settings, period.first_day, period.last_day, cfg.by)
-        chart = render_png(report["rows"], title=period.label)
+        chart = _chart(render_png, report, kind, period.label)
         rows = [
             report_mail(
                 settings,

@@ -1,15 +1,20 @@
 """When the scheduled reports are due (intaked/reports/schedule.py) and queuing them: the latest
-period whose send time has passed, once per recipient whatever the number of looks."""
+period whose send time has passed, once per recipient whatever the number of looks; without
+its chart when the chart cannot be drawn."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import email
+import email.policy
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from intaked.reports.schedule import latest_period, queue_due_reports
 from intaked.store.models import outbox_table
@@ -97,3 +102,28 @@ def test_each_report_queued_once_per_recipient(desk: Desk) -> None:
     w49 = json.loads(reports(desk)[3]["payload"])
     assert "2026-W49" in w49["subject"] and "2026-11-30" in w49["text"]
     assert "本期新增 / New: 1" in w49["text"]  # the ticket of 1 December
+
+
+def test_a_chart_that_cannot_be_drawn_leaves_the_report_without_it(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault injected into matplotlib's drawing: the report is still queued, with every figure
+    in its tables, no image and no reference to one; the log says why."""
+
+    def broken(*_: Any, **__: Any) -> bytes:
+        raise RuntimeError("no usable font")
+
+    monkeypatch.setattr("intaked.reports.chart.render_png", broken)
+    desk.report(created=taipei(2026, 12, 1, 10, 0))
+    with capture_logs() as logs:
+        assert queue_due_reports(desk.engine, desk.settings, taipei(2026, 12, 7, 8, 0)) == 3
+    payload = json.loads(reports(desk)[0]["payload"])
+    mail = email.message_from_bytes(base64.b64decode(payload["mime"]), policy=email.policy.default)
+    assert [part.get_content_type() for part in mail.walk()] == [
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+    ]
+    assert "cid:" not in payload["html"] and "本期新增 / New: 1" in payload["text"]
+    failed = [e for e in logs if e["event"] == "report_chart_failed"]
+    assert len(failed) == 2 and failed[0]["log_level"] == "error", "once per report (weekly, monthly)"

@@ -1,7 +1,8 @@
 """Satisfaction surveys by SMS for hotline callers from a mobile number: the survey goes to the
 fake phone provider through the Twilio dispatcher with its code; the caller's SMS reply with the
 code, signed as Twilio signs it, scores the ticket; a forged one is refused (403) and changes
-nothing; a reply without a score gets one clarifying SMS; page acknowledgements still work."""
+nothing; a reply without a score gets one clarifying SMS; page acknowledgements still work; with
+Twilio down the survey waits in the outbox and goes once."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from intaked.config import Settings
 from intaked.paging.outcomes import attempt_updated
-from intaked.ports.phone import SMS_INCOMING_PATH
+from intaked.ports.phone import SMS_INCOMING_PATH, TemporaryFailure
 from intaked.sla.sweeper import sweep
-from intaked.store.models import message_table, survey_table, ticket_event_table, ticket_table
+from intaked.store.models import message_table, outbox_table, survey_table, ticket_event_table, ticket_table
 from intaked.twilio.dispatcher import TwilioSender
 from intaked.twilio.rate import TokenBucket
 from intaked.twilio.routes import PAGING, build_routes
@@ -158,3 +159,29 @@ def test_a_page_acknowledgement_by_sms_still_acknowledges(
     sweep(engine, NOW, settings=settings)
     assert post(hooks, "SM" + "f" * 32, f"1 {page(engine, page_id).reply_code}") == 200
     assert page(engine, page_id).state == "acknowledged"
+
+
+def test_a_survey_sms_while_twilio_is_down_goes_once_when_it_is_back(
+    engine: Engine, settings: Settings
+) -> None:
+    """Twilio answers 503 (a fault injected at the fake provider): the survey waits in the
+    outbox, the ticket stays closed with one survey, and it reaches the caller once later."""
+    ticket_id = phone_ticket(engine, "IT-202612-00011", CALLER)
+    sweep(engine, NOW, settings=settings)
+    provider = FakePhoneProvider()
+    provider.fail_next("send_sms", TemporaryFailure("create message: HTTP 503", status=503))
+    sender = TwilioSender(engine, settings, provider, TokenBucket(1000.0, 1000.0), on_attempt=attempt_updated)
+    with pytest.raises(TemporaryFailure):
+        sender.dispatch_once("sms")
+    assert provider.sms == []
+    row = one(engine, outbox_table, purpose="survey")
+    assert row["state"] == "pending" and "503" in row["last_error"]
+    assert one(engine, ticket_table, id=ticket_id)["status"] == "closed"
+    with engine.begin() as conn:  # the retry's time has come
+        conn.execute(update(outbox_table).where(outbox_table.c.id == row["id"]).values(next_attempt_at=NOW))
+    send_sms(engine, settings, provider)
+    send_sms(engine, settings, provider)
+    (sms,) = provider.sms
+    assert sms.to == CALLER and "IT-202612-00011" in sms.body
+    assert one(engine, outbox_table, purpose="survey")["state"] == "sent"
+    assert one(engine, survey_table, ticket_id=ticket_id)["channel"] == "sms"

@@ -6,28 +6,18 @@ what they refuse (the message, exit code 2, nothing written)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from intaked.cli import main
-from intaked.intake.capture import RawItem, insert_items
-from intaked.intake.processor import process_once
-from intaked.store.engine import make_engine
-from intaked.store.migrate import upgrade
-from intaked.store.models import outbox_table, security_form_table, ticket_table
+from intaked.store.models import outbox_table, security_form_table
 from tests.security.conftest import FRIDAY_17
-from tests.support.daemon import make_settings
+from tests.support.cli_store import OneTicketStore
 
 CONFIG = """
-[database]
-url = "{url}"
-[logging]
-level = "warning"
-[outbound_mail]
-from_address = "helpdesk@example.com"
 [teams.security]
 email = "soc@example.com"
 [security.levels.4]
@@ -53,47 +43,24 @@ FIELDS = {
 }
 
 
-@dataclass(frozen=True)
-class Done:
-    returncode: int
-    stdout: str
-    stderr: str
+class Store(OneTicketStore):
+    """A SQLite store with one mailed report (Friday 4 Dec 2026 17:00 in Taipei); ``run`` is
+    ``intaked security ...``."""
 
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(
+            tmp_path, config=CONFIG, subject="網站遭篡改", body="首頁出現不明文字", created_at=FRIDAY_17
+        )
 
-class Store:
-    """A SQLite store with one mailed report (Friday 4 Dec 2026 17:00 in Taipei)."""
-
-    def __init__(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-        self.url = f"sqlite:///{tmp_path}/intaked.db"
-        self.config = tmp_path / "intaked.toml"
-        self.config.write_text(CONFIG.format(url=self.url))
-        engine = make_engine(self.url)
-        upgrade(engine)
-        raw = (
-            "From: Lin <lin@example.com>\r\nTo: helpdesk@example.com\r\nSubject: 網站遭篡改\r\n"
-            "Message-ID: <cli-s1@example.com>\r\n\r\n首頁出現不明文字\r\n"
-        ).encode()
-        insert_items(engine, [RawItem("smtp", raw, envelope_from="lin@example.com")])
-        process_once(engine, make_settings(self.url))
-        with engine.begin() as conn:
-            conn.execute(update(ticket_table).values(created_at=FRIDAY_17))
-            self.number = str(conn.execute(select(ticket_table.c.number)).scalar_one())
-        self.engine = engine
-
-    def run(self, *args: str) -> Done:
-        self.capsys.readouterr()
-        try:
-            code = main(["security", *args, "--config", str(self.config)])
-        except SystemExit as exc:  # argparse refusing an argument
-            code = int(exc.code or 0)
-        out, err = self.capsys.readouterr()
-        return Done(code, out, err)
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return super().run("security", *args)
 
 
 @pytest.fixture
-def store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Store:
-    return Store(tmp_path, capsys)
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(tmp_path)
+    yield store
+    store.close()
 
 
 def test_level_a_makes_it_a_level_4_incident_and_prints_the_clocks(store: Store) -> None:

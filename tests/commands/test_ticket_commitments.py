@@ -4,101 +4,42 @@ message and the exit code), and the ticket left unchanged by a refusal."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from intaked.cli import main
-from intaked.intake.capture import RawItem, insert_items
-from intaked.intake.processor import process_once
-from intaked.store.engine import make_engine
-from intaked.store.migrate import upgrade
-from intaked.store.models import outbox_table, ticket_table
+from intaked.store.models import ticket_table
 from tests.sla.test_tracker import XMAS_EVE
-from tests.support.daemon import make_settings
+from tests.support.cli_store import OneTicketStore
 
-CONFIG = """
-[database]
-url = "{url}"
-[logging]
-level = "warning"
-[outbound_mail]
-from_address = "helpdesk@example.com"
+TEAMS = """
 [teams.network]
 email = "net@example.com"
 lead_email = "net-lead@example.com"
 """
 
 
-def intaked(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the command as ``python -m intaked`` would, in this process (a start-up per command
-    costs seconds on a slow machine): its exit code and what it printed."""
-    out, err = io.StringIO(), io.StringIO()
-    argv = [*args, "--config", str(config)]
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse refusing an argument
-            code = int(exc.code or 0)
-    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
-
-
-class Store:
+class Store(OneTicketStore):
     """A SQLite store with one ticket from a mail (filed 24 Dec 2026 16:00 in Taipei)."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.url = f"sqlite:///{tmp_path}/intaked.db"
-        self.config = tmp_path / "intaked.toml"
-        self.config.write_text(CONFIG.format(url=self.url))
-        engine = make_engine(self.url)
-        upgrade(engine)
-        raw = (
-            "From: Lin <lin@example.com>\r\nTo: helpdesk@example.com\r\nSubject: 印表機卡紙\r\n"
-            "Message-ID: <cli-c1@example.com>\r\n\r\n三樓\r\n"
-        ).encode()
-        insert_items(engine, [RawItem("smtp", raw, envelope_from="lin@example.com")])
-        process_once(engine, make_settings(self.url))
-        with engine.begin() as conn:
-            conn.execute(update(ticket_table).values(created_at=XMAS_EVE))
-            self.number = str(conn.execute(select(ticket_table.c.number)).scalar_one())
-        engine.dispose()
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return intaked(self.config, *args)
-
-    def ticket(self) -> dict[str, Any]:
-        engine = make_engine(self.url)
-        try:
-            with engine.connect() as conn:
-                return dict(conn.execute(select(ticket_table)).mappings().one())
-        finally:
-            engine.dispose()
-
-    def outbox(self, purpose: str) -> list[dict[str, Any]]:
-        engine = make_engine(self.url)
-        try:
-            with engine.connect() as conn:
-                query = select(outbox_table).where(outbox_table.c.purpose == purpose)
-                return [dict(row) for row in conn.execute(query).mappings()]
-        finally:
-            engine.dispose()
+        super().__init__(tmp_path, config=TEAMS, subject="印表機卡紙", body="三樓", created_at=XMAS_EVE)
 
     def close_it(self) -> None:
-        engine = make_engine(self.url)
-        with engine.begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(update(ticket_table).values(status="closed"))
-        engine.dispose()
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path)
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(tmp_path)
+    yield store
+    store.close()
 
 
 def refused(result: subprocess.CompletedProcess[str], code: int, message: str) -> None:

@@ -24,7 +24,7 @@ from intaked.store.engine import engine_for
 from tests.metrics.scrape import scrape, value
 from tests.support.daemon import make_settings
 from tests.support.dovecot import free_port
-from tests.support.processes import DaemonProcess
+from tests.support.processes import DaemonProcess, stop_between_writes
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
 
@@ -135,7 +135,7 @@ def test_ready_after_the_listener_status_with_figures_and_stopping_on_sigterm(
         daemon.wait_back_office_ready()
         wait_until(lambda: "0 items queued, 0 quarantined, 0 outbox pending" in latest_status(notify))
         intake = daemon.child("intake")
-        os.kill(intake, signal.SIGSTOP)
+        stop_between_writes(intake, sqlite_url)
         try:
             send(port, 3)
             wait_until(lambda: "3 items queued" in latest_status(notify), what="3 items queued")

@@ -19,6 +19,7 @@ from intaked.health import AlarmMonitor
 from intaked.outbound.mailer import SmtpMailer
 from intaked.store.models import alarm_table, worker_table
 from tests.support.daemon import DaemonThread, make_settings
+from tests.support.processes import stop_between_writes
 from tests.support.smtpsink import SmtpSink
 from tests.support.waiting import wait_until
 
@@ -77,7 +78,7 @@ def test_a_stalled_ledger_is_told_once_and_its_recovery_once(daemon: DaemonThrea
     assert daemon.daemon.back_office is not None
     intake = daemon.daemon.back_office.pid
     assert intake is not None
-    os.kill(intake, signal.SIGSTOP)
+    stop_between_writes(intake, daemon.settings.database.url)
     try:
         send(daemon, 2)  # the front takes it; nobody files it
         mails = wait_until(lambda: alarm_mails(sink), timeout=60, what="the alarm mail")

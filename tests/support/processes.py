@@ -6,10 +6,12 @@ do in the ledger and the outbox."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import smtplib
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, make_url, select, text
 
 from intaked.store.models import inbound_item_table, outbox_table, ticket_table
 from tests.support.waiting import wait_until
@@ -204,3 +206,39 @@ def backlog(engine: Engine) -> tuple[int, int, int]:
             .where(outbox_table.c.state.in_(["pending", "sending"]))
         ).scalar_one()
     return int(tickets), int(waiting), int(unsent)
+
+
+def _sqlite_writer_free(database: str) -> bool:
+    """Nobody holds intaked's writer queue lock (``<database>-writer``) or SQLite's write lock."""
+    fd = os.open(f"{database}-writer", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    with contextlib.closing(sqlite3.connect(database, timeout=0)) as probe:
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # "database is locked"
+            return False
+        probe.rollback()
+    return True
+
+
+def stop_between_writes(pid: int, url: str, tries: int = 100) -> None:
+    """SIGSTOP ``pid`` at a moment it is not inside a write to the SQLite store at ``url``: a
+    process frozen mid-transaction would keep every other writer out for as long as it is
+    stopped, which is not what a test of "the back office stopped" means (a real hang is
+    the watchdog's business). On PostgreSQL a stopped writer blocks only its own rows: stopped
+    at once."""
+    database = make_url(url).database if url.startswith("sqlite") else None
+    for _ in range(tries):
+        os.kill(pid, signal.SIGSTOP)
+        if database is None or _sqlite_writer_free(database):
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} was inside a write each of {tries} times it was stopped")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from intaked.config.addresses import DEFAULT_DISPLAY_NAME, SenderAddress, parse_sender
 
@@ -47,8 +47,12 @@ def one_line(value: str | None, limit: int = 500) -> str:
 
 @lru_cache(maxsize=8)
 def _environment(directory: str) -> Environment:
+    """Templates from the operator's ``acknowledgements.templates_dir`` first, intaked's own for
+    any it does not hold: a directory with the one template an operator changed keeps working
+    when a release adds notices."""
+    own = FileSystemLoader(str(BUILTIN_TEMPLATES))
     return Environment(
-        loader=FileSystemLoader(directory or str(BUILTIN_TEMPLATES)),
+        loader=ChoiceLoader([FileSystemLoader(directory), own]) if directory else own,
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         undefined=StrictUndefined,
         keep_trailing_newline=True,

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from intaked.commands.templates import NOTICES
 from intaked.intake.capture import RawItem, insert_items
 from intaked.intake.processor import process_once
 from intaked.store.engine import make_engine
@@ -307,6 +308,16 @@ def test_templates_preview_and_outbox_list(intake: Intake, db_url: str, tmp_path
     assert "IT 服務台已收到您的回報" in out and "<strong>" in out
     assert main(["templates", "preview", "ack", "--ticket", "IT-000000-00000", "--config", str(config)]) == 1
     capsys.readouterr()
+    for notice in NOTICES:  # every notice renders for the ticket, the event's values as examples
+        assert main(["templates", "preview", notice, "--ticket", ticket.number, "--config", str(config)]) == 0
+        shown = capsys.readouterr().out
+        assert "Subject: " in shown and ticket.number in shown, notice
+    custom = tmp_path / "mine"
+    custom.mkdir()
+    (custom / "resolved.txt.j2").write_text("{{ ticket.number }} {{ no_such_value }}\n", encoding="utf-8")
+    config.write_text(f'[database]\nurl = "{db_url}"\n[acknowledgements]\ntemplates_dir = "{custom}"\n')
+    assert main(["templates", "preview", "resolved", "--ticket", ticket.number, "--config", str(config)]) == 2
+    assert "'no_such_value' is undefined" in capsys.readouterr().err
     assert main(["outbox", "list", "--config", str(config)]) == 0
     listing = capsys.readouterr().out
     assert "pending" in listing and "ack" in listing and "lin@example.com" in listing

@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 
 from intaked.config import Settings
-from intaked.security.mails import team_notice, ticket_event
+from intaked.security.mails import team_notice
 from intaked.security.tracker import CATEGORY, bring_up_to_date
+from intaked.sla.tracker import event
 from intaked.store.dialect import locked
 from intaked.store.models import ticket_event_table, ticket_table
 from intaked.store.types import utcnow
@@ -51,7 +52,7 @@ def _write(
     before = {key: row[key] for key in values}
     conn.execute(update(_t).where(_t.c.id == row["id"]).values(**values, updated_at=now))
     detail = {"before": before, "after": values}
-    conn.execute(ticket_event_table.insert(), [ticket_event(row["id"], kind, now, detail, actor=by)])
+    conn.execute(ticket_event_table.insert(), [event(row["id"], kind, detail, now, by)])
     current = conn.execute(select(_t).where(_t.c.id == row["id"])).mappings().one()
     bring_up_to_date(conn, settings, current, now)
     return conn.execute(select(_t).where(_t.c.id == row["id"])).mappings().one()

@@ -23,7 +23,8 @@ from sqlalchemy import Connection, select
 from intaked.config import Settings
 from intaked.paging.pages import cancel_page, start_page
 from intaked.security.levels import LEVEL_NAMES, letter_of
-from intaked.security.mails import local, mail, recipients, ticket_event
+from intaked.security.mails import local, mail, recipients
+from intaked.sla.tracker import event
 from intaked.store.models import ticket_event_table
 
 PURPOSE = "security_chain"
@@ -72,7 +73,7 @@ def run_chain(
         )
         detail["page_id"] = page_id
     log.info("security_chain", ticket=number, level=level, mailed=len(addresses), page=config.page)
-    return mails, [ticket_event(row["id"], "security_chain", now, detail)]
+    return mails, [event(row["id"], "security_chain", detail, now)]
 
 
 LOWERED_PURPOSE = "security_lowered"
@@ -118,4 +119,4 @@ def run_lowering(
         reason = f"security incident lowered to level {level}"
         detail["page_cancelled"] = cancel_page(conn, row["id"], reason=reason, actor="intaked", now=now)
     log.info("security_level_lowered", ticket=number, old=old, level=level, told=len(addresses))
-    return mails, [ticket_event(row["id"], "security_level_lowered", now, detail)]
+    return mails, [event(row["id"], "security_level_lowered", detail, now)]

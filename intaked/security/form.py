@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 
 from intaked.security.actions import NoSuchTicket
-from intaked.security.mails import ticket_event
+from intaked.sla.tracker import event
 from intaked.store.dialect import insert_or_merge
 from intaked.store.models import security_form_table, ticket_event_table, ticket_table
 from intaked.store.tables.security import TEXT_LIMIT
@@ -110,9 +110,7 @@ def set_field(
             .values({name: value, "updated_at": now, "updated_by": by})
         )
         detail = {"field": name, "before": before, "after": value}
-        conn.execute(
-            ticket_event_table.insert(), [ticket_event(ticket_id, "security_form_set", now, detail, by)]
-        )
+        conn.execute(ticket_event_table.insert(), [event(ticket_id, "security_form_set", detail, now, by)])
 
 
 def _ensure_row(conn: Connection, ticket_id: int, now: dt.datetime) -> None:

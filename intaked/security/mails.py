@@ -1,12 +1,12 @@
 """The mails of security incidents: the notice to the security team of a new incident, the
 warnings and breaches of its clocks, and the internal reporting chain's mails. Each is an outbox
 row under an idempotency key, so a pass run twice queues nothing twice; and each comes with its
-``ticket_events`` row (this package sits below ``tickets/`` and builds its own)."""
+``ticket_events`` row (built by ``intaked.sla.tracker.event``: this package sits below
+``tickets/``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,25 +16,10 @@ from intaked.config import Settings
 from intaked.outbound.compose import new_message_id
 from intaked.outbound.notices import notice_mail
 from intaked.outbound.outbox import enqueue
+from intaked.sla.tracker import event
 from intaked.store.models import ticket_event_table
 
 TEAM_PURPOSE = "security_team"
-ACTOR = "intaked"
-
-
-def ticket_event(
-    ticket_id: int, kind: str, now: dt.datetime, detail: Mapping[str, Any], actor: str = ACTOR
-) -> dict[str, Any]:
-    """A ``ticket_events`` row."""
-    return {
-        "ticket_id": ticket_id,
-        "at": now,
-        "actor": actor,
-        "kind": kind,
-        "before": None,
-        "after": None,
-        "detail": json.dumps(detail, ensure_ascii=False, default=str),
-    }
 
 
 def mail(
@@ -98,9 +83,7 @@ def team_notice(
     new = enqueue(conn, [row], now)
     if new:
         detail = {"to": address, "team": settings.security.team}
-        conn.execute(
-            ticket_event_table.insert(), [ticket_event(ticket_id, "security_team_notified", now, detail)]
-        )
+        conn.execute(ticket_event_table.insert(), [event(ticket_id, "security_team_notified", detail, now)])
     return new
 
 

@@ -23,7 +23,8 @@ from intaked.config import Settings
 from intaked.outbound.outbox import enqueue
 from intaked.security.chain import run_chain, run_lowering
 from intaked.security.clocks import Clock, aware_at, clocks, next_check
-from intaked.security.mails import local, mail, ticket_event
+from intaked.security.mails import local, mail
+from intaked.sla.tracker import event
 from intaked.store.dialect import locked
 from intaked.store.models import security_form_table, ticket_event_table, ticket_table
 from intaked.store.types import utcnow
@@ -95,7 +96,7 @@ def bring_up_to_date(conn: Connection, settings: Settings, row: Mapping[Any, Any
             "notify_due_at": notify.due_at.isoformat() if notify.due_at else None,
             "contain_due_at": contain.due_at.isoformat() if contain.due_at else None,
         }
-        events.append(ticket_event(row["id"], "security_clocks_set", now, detail))
+        events.append(event(row["id"], "security_clocks_set", detail, now))
     level, seen = row["security_level"], row["security_seen_level"]
     if level is not None and level > (row["security_chain_level"] or 0):
         values["security_chain_level"] = level
@@ -135,7 +136,7 @@ def _enforce(
             continue
         values[column] = now if what == "warning" else clock.due_at
         detail = {"target": clock.target, "due_at": clock.due_at.isoformat()}
-        events.append(ticket_event(row["id"], f"security_{what}", now, detail))
+        events.append(event(row["id"], f"security_{what}", detail, now))
         mails.extend(_notices(settings, row, clock, what))
         emit = log.warning if what == "breach" else log.info
         emit(f"security_{what}", ticket=row["number"], target=clock.target, due_at=clock.due_at.isoformat())

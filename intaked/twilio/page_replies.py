@@ -135,8 +135,9 @@ class PageCall:
             return self._escalate(attempt, bound)
         return redirect_twiml(self.base_url + page_call_path(self.attempt_id))
 
-    def _acknowledge(self, attempt: Any, bound: Any) -> str:
-        result = acknowledge(
+    def _acknowledge_page(self, attempt: Any) -> AckResult:
+        """Acknowledge the attempt's page as its person, by this call."""
+        return acknowledge(
             self.conn,
             self.settings,
             attempt["page_id"],
@@ -145,6 +146,9 @@ class PageCall:
             now=self.now,
             attempt_id=self.attempt_id,
         )
+
+    def _acknowledge(self, attempt: Any, bound: Any) -> str:
+        result = self._acknowledge_page(attempt)
         if result.acknowledged:
             bound.info("page_ack_by_keypress")
             return say_twiml(
@@ -162,15 +166,7 @@ class PageCall:
         bridge = parse_war_room(str(json.loads(page or "{}").get("war_room") or ""))
         if bridge is None or not bridge.number:
             return redirect_twiml(self.base_url + page_call_path(self.attempt_id))
-        result = acknowledge(
-            self.conn,
-            self.settings,
-            attempt["page_id"],
-            by=attempt["person"],
-            channel="call",
-            now=self.now,
-            attempt_id=self.attempt_id,
-        )
+        result = self._acknowledge_page(attempt)
         if result.acknowledged:
             bound.info("page_ack_by_keypress", bridge=True)
             zh, en = "已確認，你是事件指揮官。正在接通作戰會議。", "Acknowledged. Joining the bridge."

@@ -29,15 +29,10 @@ CHEN, LIN, WANG = "+886911111111", "+886922222222", "+886933333333"
 NUMBER = "IT-202611-00042"
 
 
-def paging_settings(
-    db_url: str,
-    twilio_api_url: str,
-    *,
-    step_after: str,
-    paging: dict[str, Any] | None = None,
-    **sections: Any,
-) -> Settings:
-    paging = paging or {}
+def phone_daemon_settings(db_url: str, twilio_api_url: str, **sections: Any) -> Settings:
+    """A daemon (back office in process, no SMTP listener) that talks to the fake phone network
+    through ``twilio_api_url`` and takes its webhooks, its outbox polled every 50 ms; ``sections``
+    add the rest (people, on-call, paging)."""
     return make_settings(
         db_url,
         **sections,
@@ -54,6 +49,22 @@ def paging_settings(
         webhooks={"listen": "127.0.0.1:0", "public_url": PUBLIC_URL},
         outbox={"poll_seconds": 0.05, "retry_base_seconds": 0.05, "retry_max_seconds": 0.2},
         outbound_mail={"from_address": "helpdesk@example.com", "host": "127.0.0.1", "port": 1},
+    )
+
+
+def paging_settings(
+    db_url: str,
+    twilio_api_url: str,
+    *,
+    step_after: str,
+    paging: dict[str, Any] | None = None,
+    **sections: Any,
+) -> Settings:
+    paging = paging or {}
+    return phone_daemon_settings(
+        db_url,
+        twilio_api_url,
+        **sections,
         people={"chen": {"phone": CHEN}, "lin": {"phone": LIN}, "wang": {"phone": WANG}},
         oncall={"qrc_duty": {"people": ["chen"]}, "qrc_backup": {"people": ["lin"]}},
         paging={

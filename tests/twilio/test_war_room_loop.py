@@ -16,11 +16,19 @@ from intaked.config import Settings
 from intaked.sla.context import load_context
 from intaked.store.models import outbox_table, ticket_event_table
 from intaked.tickets.lifecycle import triage
-from tests.support.daemon import DaemonThread, make_settings
+from tests.support.daemon import DaemonThread
 from tests.support.phone import FakePhoneNetwork, Script
 from tests.support.waiting import wait_until
-from tests.twilio.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
-from tests.twilio.test_paging_loop import NUMBER, db, new_ticket, page_row, running, start
+from tests.twilio.conftest import FROM_NUMBER, PUBLIC_URL
+from tests.twilio.test_paging_loop import (
+    NUMBER,
+    db,
+    new_ticket,
+    page_row,
+    phone_daemon_settings,
+    running,
+    start,
+)
 
 __all__ = ["db", "running"]
 
@@ -52,21 +60,9 @@ steps = [{{ targets = [{{ oncall = "db_oncall" }}], channels = ["sms"] }}]
 
 
 def war_room_settings(db_url: str, twilio_api_url: str) -> Settings:
-    return make_settings(
+    return phone_daemon_settings(
         db_url,
-        daemon={"back_office": "inline"},
-        smtp_intake={"enabled": False},
-        twilio={
-            "account_sid": ACCOUNT_SID,
-            "auth_token": AUTH_TOKEN,
-            "from_number": FROM_NUMBER,
-            "api_base_url": twilio_api_url,
-            "timeout_seconds": 5.0,
-            "calls_per_second": 50.0,
-        },
-        webhooks={"listen": "127.0.0.1:0", "public_url": PUBLIC_URL},
-        outbox={"poll_seconds": 0.05, "retry_base_seconds": 0.05, "retry_max_seconds": 0.2},
-        outbound_mail={"from_address": "helpdesk@example.com", "host": "127.0.0.1", "port": 1},
+        twilio_api_url,
         people={"chen": {"phone": CHEN}, "leo": {"phone": LEO}, "priya": {"phone": PRIYA}},
         oncall={
             "qrc_duty": {"people": ["chen"]},

@@ -40,7 +40,7 @@ def use_back_office(mode: str) -> None:
 
 @contextmanager
 def fresh_database(name: str, tmp: str, label: str) -> Iterator[str | None]:
-    """A fresh empty database: a SQLite file in ``tmp``, or a new PostgreSQL schema; None (with a
+    """A fresh empty database: a SQLite file in ``tmp``, or a new PostgreSQL database; None (with a
     printed reason) when PostgreSQL is unreachable."""
     if name == "sqlite":
         yield f"sqlite:///{Path(tmp) / label}.db"

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select, update
 from intaked.config import Settings
 from intaked.incidents.updates import send_update
 from intaked.paging.grouping import GROUPED_PURPOSE
-from intaked.store.models import outbox_table, page_table, ticket_table
+from intaked.store.models import outbox_table, page_table, ticket_event_table, ticket_table
 from intaked.store.types import utcnow
 from tests.hotline.conftest import CHEN, HOTLINE, hotline_settings
 from tests.hotline.test_emergency_limits import EMERGENCY, send_everything
@@ -34,15 +34,16 @@ OTHER = CallerScript(press="2", voicemail_seconds=5)
 
 @pytest.fixture
 def settings(tmp_path: Path, twilio_api_url: str, request: pytest.FixtureRequest) -> Settings:
-    """Trusted internal mail, the production-down rule; ``group_hotline_emergencies`` as the
-    test's indirect parameter says (on by default)."""
+    """Trusted internal mail, the production-down rule; the test's indirect parameter (a dict of
+    sections) adds to it."""
+    overrides: dict[str, dict[str, Any]] = getattr(request, "param", {})
     return hotline_settings(
         tmp_path,
         twilio_api_url,
         routing={"rules": RULES},
         trust={"internal_domains": [DOMAIN], "authserv_id": OUR_MTA},
         twilio={"timeout_seconds": 5.0},
-        paging={"group_hotline_emergencies": getattr(request, "param", True)},
+        **overrides,
     )
 
 
@@ -119,7 +120,12 @@ def test_an_emergency_call_after_the_window_pages_anew(
     assert [p["ticket_id"] for p in rows(engine, page_table)] == [t["id"] for t in tickets]
 
 
-@pytest.mark.parametrize("settings", [False], indirect=True, ids=["grouping of calls off"])
+@pytest.mark.parametrize(
+    "settings",
+    [{"paging": {"group_hotline_emergencies": False}}],
+    indirect=True,
+    ids=["grouping of calls off"],
+)
 def test_with_grouping_of_calls_off_an_emergency_call_pages_anew(
     hotline: RunningWebhooks, engine: Engine, phone: FakePhoneNetwork, settings: Settings
 ) -> None:
@@ -127,3 +133,25 @@ def test_with_grouping_of_calls_off_an_emergency_call_pages_anew(
     phone.place_call(CALLERS[0], HOTLINE, EMERGENCY)
     tickets = rows(engine, ticket_table)
     assert [p["ticket_id"] for p in rows(engine, page_table)] == [t["id"] for t in tickets]
+
+
+@pytest.mark.parametrize(
+    "settings", [{"hotline": {"max_unconfirmed_emergency_pages": 1}}], indirect=True, ids=["cap 1"]
+)
+def test_past_the_emergency_cap_a_call_still_joins_the_major_incident(
+    hotline: RunningWebhooks, engine: Engine, phone: FakePhoneNetwork, settings: Settings
+) -> None:
+    """The outage's grouping comes before the hotline's cap: with one unconfirmed emergency page
+    running already (the cap), a call during the mailed outage is linked to the outage, not
+    added to that other emergency."""
+    phone.place_call(CALLERS[0], HOTLINE, EMERGENCY)  # an emergency of its own: the cap is reached
+    ingest_all(engine, settings, [mail(0)])  # the line stops: a page of its own
+    phone.place_call(CALLERS[1], HOTLINE, EMERGENCY)
+    first_call, outage, second_call = rows(engine, ticket_table)
+    assert [p["ticket_id"] for p in rows(engine, page_table)] == [first_call["id"], outage["id"]]
+    assert second_call["major_incident_id"] == outage["id"]
+    with engine.connect() as conn:
+        joined = conn.execute(
+            select(ticket_event_table.c.kind).where(ticket_event_table.c.ticket_id == second_call["id"])
+        ).scalars()
+        assert "emergency_joined" not in list(joined)

@@ -125,8 +125,12 @@ def test_the_bridge_is_paged_joined_and_the_teams_convened(
     if sms_row["state"] == "sent":
         assert next(r.get("Body") for r in phone.creates("Messages") if r.get("To") == CHEN) == page_sms
     assert page_sms.startswith(f"[P1] {NUMBER}") and page_sms.endswith("會議 +886223456789,,1234#")
-    dialled = [c.body for c in phone.callbacks if "<Dial>" in c.body]
-    assert dialled and '<Number sendDigits="ww1234#">+886223456789</Number>' in dialled[0]
+    # The page is acknowledged (committed) before the webhook's answer, the <Dial>, reaches the
+    # fake network: wait for the answer.
+    dialled = wait_until(
+        lambda: [c.body for c in phone.callbacks if "<Dial>" in c.body], timeout=30, what="the <Dial> answer"
+    )
+    assert '<Number sendDigits="ww1234#">+886223456789</Number>' in dialled[0]
 
     config = tmp_path / "intaked.toml"
     config.write_text(CONFIG.format(url=settings.database.url, leo=LEO, priya=PRIYA), encoding="utf-8")
